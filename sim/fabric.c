@@ -874,14 +874,6 @@ void fabric_stop(struct fabric *fab)
 
 void fabric_fini(struct fabric *fab)
 {
-	while (!list_empty(&fab->events)) {
-		struct event *ev =
-			list_entry(fab->events.next, struct event, link);
-
-		list_del(&ev->link);
-		free(ev->adv);
-		free(ev);
-	}
 	for (unsigned int i = 0; i < fab->ncables; i++)
 		for (int k = 0; k < 2; k++)
 			free(fab->cables[i].end[k].adv);
@@ -897,6 +889,16 @@ void fabric_fini(struct fabric *fab)
 							     link));
 			service_rmdir(fab, svc);
 		}
+	}
+	while (!list_empty(&fab->events)) {
+		struct event *ev =
+			list_entry(fab->events.next, struct event, link);
+
+		list_del(&ev->link);
+		if (ev->stream)
+			stream_put(ev->stream);
+		free(ev->adv);
+		free(ev);
 	}
 	free(fab->cables);
 	free(fab->hosts);
