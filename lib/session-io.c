@@ -548,10 +548,11 @@ static void io_read(struct tbs_session *s)
 	pthread_mutex_lock(&s->lock);
 	if (n > 0) {
 		s->rxlen += (size_t)n;
+		s->eio_run = 0;
 		rx_process(s, tbs_session_now_ms());
 	} else if (n == 0) {
 		on_eof(s, 0);
-	} else if (errno == EIO) {
+	} else if (errno == EIO && ++s->eio_run < EIO_MAX_RUN) {
 		s->st.bad_records++; /* a frame with a CRC error was dropped */
 	} else {
 		on_eof(s, errno == ECONNRESET ? 0 : -errno);
