@@ -81,7 +81,8 @@ struct tbs_session {
 	enum session_state state;
 	bool stop;
 	int err;
-	char msg[256];
+	char msg[256]; /* written once, then published through error */
+	const char *error; /* "" until the session failed, then msg */
 	struct tbs_session_stats st;
 	bool sending, receiving; /* guards against concurrent misuse */
 

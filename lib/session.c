@@ -37,6 +37,7 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
 	va_end(ap);
+	s->error = s->msg;
 	pthread_cond_broadcast(&s->cv);
 }
 
@@ -233,6 +234,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	if (s->o.id_len)
 		memcpy(s->id, s->o.id, s->o.id_len);
 	s->o.id = NULL;
+	s->error = "";
 	s->nonce = make_nonce(s);
 	r = alloc_buffers(s);
 	if (r)
@@ -636,7 +638,12 @@ out:
 
 const char *tbs_session_error(struct tbs_session *s)
 {
-	return s->msg;
+	const char *e;
+
+	pthread_mutex_lock(&s->lock);
+	e = s->error;
+	pthread_mutex_unlock(&s->lock);
+	return e;
 }
 
 int tbs_session_peer_id(struct tbs_session *s, void *buf, size_t len)

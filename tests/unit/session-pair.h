@@ -193,11 +193,11 @@ static inline void pair_run(struct relay *r, struct end *a, struct end *b,
 	pthread_create(&b->thread, NULL, end_main, b);
 	pthread_join(a->thread, NULL);
 	pthread_join(b->thread, NULL);
+	tbs_session_free(a->s);
+	tbs_session_free(b->s);
 	relay_stop(r);
 	end_show("a", a);
 	end_show("b", b);
-	tbs_session_free(a->s);
-	tbs_session_free(b->s);
 }
 
 static inline void pair_watchdog(int seconds)
