@@ -579,13 +579,21 @@ int tbs_session_confirm(struct tbs_session *s)
 	return r;
 }
 
-/* Waits until the peer's stream is confirmed and BYE exchanged; lock held. */
+/*
+ * Waits until the peer's stream is confirmed and BYE exchanged; lock held.
+ * As for END, the time-out counts from the last data that arrived.
+ */
 static int wait_peer_done(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
 	int64_t bye_deadline = -1, until;
+	uint64_t got = s->rx_off;
 
 	while (s->state == ST_OPEN) {
+		if (s->rx_off != got) {
+			got = s->rx_off;
+			deadline = deadline_in(s->o.confirm_ms);
+		}
 		if (s->rx_end && s->rx_head) {
 			tbs_session_fail(s, -EBUSY,
 					 "closing with %llu bytes from the peer not read",
@@ -605,7 +613,7 @@ static int wait_peer_done(struct tbs_session *s)
 		if (bye_deadline >= 0)
 			return 0; /* everything confirmed; the BYE got lost */
 		tbs_session_fail(s, -ETIMEDOUT,
-				 "peer did not end its stream within %d s of closing (%llu bytes received)",
+				 "peer did not end its stream: nothing for %d s after closing (%llu bytes received)",
 				 s->o.confirm_ms / 1000,
 				 (unsigned long long)s->rx_off);
 	}
