@@ -531,10 +531,17 @@ static void on_eof(struct tbs_session *s, int err)
 				 "peer closed before confirming (%llu bytes sent, %llu acknowledged)",
 				 (unsigned long long)s->tx_off,
 				 (unsigned long long)s->tx_acked);
+	} else if (!s->rx_end) {
+		tbs_session_fail(s, -ECONNRESET,
+				 "peer closed the stream at offset %llu before ending it (%llu of %llu bytes sent were acknowledged)",
+				 (unsigned long long)s->rx_off,
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->tx_off);
 	} else {
 		tbs_session_fail(s, -ECONNRESET,
-				 "peer closed the stream at offset %llu before ending it",
-				 (unsigned long long)s->rx_off);
+				 "peer closed the stream while this side was sending (%llu of %llu bytes acknowledged)",
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->tx_off);
 	}
 }
 
