@@ -96,7 +96,7 @@ static inline void end_recv(struct end *e)
 		for (i = 0; i < n; i++)
 			if (buf[i] != gen_byte(e->peer->seed, e->received + i))
 				e->rx_ok = false;
-		e->received += (uint64_t)n;
+		__atomic_add_fetch(&e->received, (uint64_t)n, __ATOMIC_RELAXED);
 		if (e->slow)
 			usleep(2000);
 	}
