@@ -198,6 +198,39 @@ static void test_never_confirmed(void)
 	   "unconfirmed: and says why");
 }
 
+/* The receiver's disk is full: it aborts, the sender says why. */
+static void test_peer_aborts(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 8 * MiB, .seed = 27 };
+	struct end b = { .seed = 28 };
+	uint8_t buf[65536];
+	ssize_t n = 0;
+
+	relay_init(&r);
+	end_setup(&a, r.a, r.aw, &b);
+	end_setup(&b, r.b, r.bw, &a);
+	relay_start(&r);
+	pthread_create(&a.thread, NULL, end_main, &a);
+	b.start_r = tbs_session_start(b.s);
+	while (!b.start_r && b.received < MiB &&
+	       (n = tbs_session_recv(b.s, NULL, buf, sizeof(buf), 10000)) > 0)
+		b.received += (uint64_t)n;
+	is_int(tbs_session_abort(b.s, -ENOSPC, "disk full writing backup.img"),
+	       0, "abort: the receiver aborts");
+	is_int(tbs_session_recv(b.s, NULL, buf, sizeof(buf), 0), -ENOSPC,
+	       "abort: its own calls fail with its error");
+	pthread_join(a.thread, NULL);
+	tbs_session_free(a.s);
+	tbs_session_free(b.s);
+	relay_stop(&r);
+	end_show("a", &a);
+	ok(a.send_r == -ENOSPC || a.finish_r == -ENOSPC,
+	   "abort: the sender fails with the receiver's errno");
+	ok(!strcmp(a.err, "peer aborted: disk full writing backup.img"),
+	   "abort: and gives the receiver's message");
+}
+
 static void test_vanished(void)
 {
 	struct relay r;
@@ -234,6 +267,7 @@ int main(int argc, char **argv)
 	test_eof();
 	test_unrepairable();
 	test_never_confirmed();
+	test_peer_aborts();
 	test_vanished();
 	return tap_done();
 }
