@@ -159,7 +159,8 @@ static void test_eof(void)
 	r.ba.eof_at = 1000000;
 	pair_run(&r, &a, &b, 0);
 	ok(end_honest(&a) && end_honest(&b), "early EOF: no false success");
-	ok(a.recv_r < 0 && b.recv_r < 0, "early EOF: both receivers fail");
+	ok(end_rx_failed(&a) && end_rx_failed(&b),
+	   "early EOF: both receivers fail");
 	ok(strstr(b.err, "offset") || strstr(b.err, "closed"),
 	   "early EOF: message says what happened");
 }
@@ -178,7 +179,7 @@ static void test_unrepairable(void)
 	ok(a.send_r < 0 || a.finish_r < 0, "lasting corruption: sender fails");
 	ok(strstr(a.err, "could not be repaired after 3 retries") != NULL,
 	   "sender's message names the offset and the retries");
-	ok(b.recv_r < 0, "lasting corruption: receiver fails too");
+	ok(end_rx_failed(&b), "lasting corruption: receiver fails too");
 }
 
 static void test_never_confirmed(void)
