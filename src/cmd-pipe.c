@@ -61,7 +61,7 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 	while ((c = getopt_long(argc, argv, "rp:t:kh", opts, NULL)) != -1) {
 		if (c == 'h') {
 			pipe_usage(stdout);
-			return 1;
+			return -1;
 		} else if (c == 'r') {
 			a->raw = true;
 		} else if (c == 'S') {
@@ -114,7 +114,7 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 	tbs_up_opts_init(&a.opts);
 	ret = pipe_parse(argc, argv, &a);
 	if (ret)
-		return ret > 0 ? EXIT_OK : ret;
+		return ret < 0 ? EXIT_OK : ret;
 	signal(SIGPIPE, SIG_IGN);
 	created = tbs_stream_up(cli->root, a.peer, a.name, &a.opts, &st, &e);
 	if (created < 0)

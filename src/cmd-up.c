@@ -65,7 +65,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 	while ((c = getopt_long(argc, argv, "p:t:jh", opts, NULL)) != -1) {
 		if (c == 'h') {
 			up_usage(stdout);
-			return 1;
+			return -1;
 		} else if (c == 'p') {
 			a->peer = optarg;
 		} else if (c == 'j') {
@@ -114,7 +114,7 @@ int cmd_up(const struct cli *cli, int argc, char **argv)
 	tbs_up_opts_init(&a.opts);
 	ret = up_parse(argc, argv, &a);
 	if (ret)
-		return ret > 0 ? EXIT_OK : ret;
+		return ret < 0 ? EXIT_OK : ret;
 	ret = tbs_stream_up(cli->root, a.peer, a.name, &a.opts, &st, &e);
 	if (ret < 0)
 		return cli_fail(&e);
