@@ -91,6 +91,10 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 		return cli_usage_error(
 			"pipe", "--send-only and --receive-only need --raw");
 	a->name = optind < argc ? argv[optind] : "pipe";
+	if (!a->name[0] || strlen(a->name) > TBS_NAME_MAX ||
+	    strchr(a->name, '/'))
+		return cli_usage_error(
+			"pipe", "a stream NAME has 1 to 8 bytes, no '/'");
 	return 0;
 }
 

@@ -85,6 +85,10 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 	if (optind + 1 != argc)
 		return cli_usage_error("up", "give exactly one stream NAME");
 	a->name = argv[optind];
+	if (!a->name[0] || strlen(a->name) > TBS_NAME_MAX ||
+	    strchr(a->name, '/'))
+		return cli_usage_error(
+			"up", "a stream NAME has 1 to 8 bytes, no '/'");
 	return 0;
 }
 
