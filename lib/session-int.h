@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal header, not installed: the state of one session, shared between
+ * the application-facing calls (session.c) and the I/O thread (session-io.c).
+ *
+ * Locking: everything below "protected by lock" is read and written with
+ * s->lock held.  The I/O thread alone touches the read buffer, the control
+ * queue and the write in progress, and alone queues records; application
+ * threads set flags and wake it through the eventfd.
+ */
+#ifndef TBS_SESSION_INT_H
+#define TBS_SESSION_INT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <xxhash.h>
+
+#include "tbstream.h"
+#include "wire.h"
+
+#define HELLO_MAX_TIMED 6 /* HELLOs sent before the peer answered */
+#define HELLO_FIRST_MS 250 /* then 500, 1000, 2000, 4000 */
+#define TICK_MS 10
+#define CTL_CAP 16384
+#define MIN_WINDOW (2 * TBS_WIRE_MAX_PAYLOAD)
+
+enum session_state {
+	ST_NEW,
+	ST_HANDSHAKE,
+	ST_OPEN,
+	ST_DONE,
+	ST_FAILED,
+};
+
+struct txrec {
+	struct txrec *next;
+	uint64_t off;
+	uint64_t pcsum;
+	uint32_t len;
+	uint16_t app;
+	uint8_t data[];
+};
+
+struct rxrec {
+	struct rxrec *next;
+	uint32_t len;
+	uint32_t pos;
+	uint16_t app;
+	uint8_t data[];
+};
+
+enum write_kind { WR_NONE, WR_CTL, WR_DATA };
+
+struct tbs_session {
+	int rfd, wfd, evfd;
+	int rfl, wfl; /* original file status flags */
+	struct tbs_session_opts o;
+	uint8_t id[TBS_WIRE_MAX_ID];
+	uint64_t nonce;
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	/* protected by lock */
+	enum session_state state;
+	bool stop;
+	int err;
+	char msg[256];
+	struct tbs_session_stats st;
+	bool sending, receiving; /* guards against concurrent misuse */
+
+	struct tbs_wire_hello peer;
+	bool peer_known, established;
+	uint32_t agreed;
+	int hellos; /* timed HELLOs sent */
+	int64_t start_ms, hello_next;
+
+	struct txrec *tx_head, *tx_tail, *tx_cur;
+	uint64_t tx_off; /* next offset to assign */
+	uint64_t tx_acked; /* peer has everything below */
+	uint64_t tx_sent; /* end of what was written at least once */
+	uint64_t tx_flight; /* end of what is in flight since the last rewind */
+	uint64_t tx_limit; /* peer's credit */
+	uint64_t tx_buffered; /* payload bytes held in the list */
+	uint32_t epoch;
+	uint64_t retry_off;
+	int retries;
+	int64_t progress_ms;
+	XXH3_state_t *tx_hash;
+	bool tx_end_req, tx_end_acked;
+	uint64_t tx_end_hash;
+	int64_t end_next;
+
+	struct rxrec *rx_head, *rx_tail;
+	uint64_t rx_off; /* next expected offset */
+	uint64_t rx_freed; /* bytes taken out of the queue */
+	uint64_t rx_delivered; /* bytes copied to the application */
+	uint64_t rx_ack_sent, rx_limit_sent;
+	XXH3_state_t *rx_hash;
+	bool rx_end, rx_eof, rx_confirmed, closing;
+	uint64_t rx_end_total, rx_end_hash;
+	uint64_t nack_off;
+	uint32_t nack_epoch;
+	int64_t nack_ms, ack_due;
+	int64_t last_rx, last_tx;
+	bool endack_due, bye_sent, bye_rcvd, peer_gone;
+	/* end of protected by lock */
+
+	uint8_t *rxbuf;
+	size_t rxstart, rxlen, rxcap;
+	uint8_t ctl[CTL_CAP];
+	size_t ctl_len, ctl_pos;
+	enum write_kind wr;
+	size_t wr_pos, wr_total;
+	uint8_t wr_hdr[TBS_WIRE_HDR_LEN];
+	struct txrec *wr_rec;
+};
+
+int64_t tbs_session_now_ms(void);
+void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void tbs_session_wake(struct tbs_session *s);
+void *tbs_session_io_main(void *arg);
+bool tbs_session_rx_verified(struct tbs_session *s);
+
+#endif /* TBS_SESSION_INT_H */

@@ -1,0 +1,788 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The session's I/O thread: it alone reads and writes the descriptors, runs
+ * the handshake, the timers, acknowledgements and retransmission.  See
+ * docs/PROTOCOL.md for the rules it follows and session-int.h for locking.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "session-int.h"
+
+static void queue_ctl(struct tbs_session *s, uint8_t type, uint32_t aux,
+		      uint64_t off, const void *payload, uint32_t len)
+{
+	struct tbs_wire_hdr h = {
+		.type = type, .aux = aux, .off = off, .len = len,
+	};
+	size_t n;
+
+	if (s->ctl_pos == s->ctl_len)
+		s->ctl_pos = s->ctl_len = 0;
+	n = tbs_wire_encode(s->ctl + s->ctl_len, CTL_CAP - s->ctl_len, &h,
+			    payload);
+	/* a full queue drops the record: every control record is repeated */
+	s->ctl_len += n;
+}
+
+static void queue_u64(struct tbs_session *s, uint8_t type, uint32_t aux,
+		      uint64_t off, uint64_t v)
+{
+	uint8_t p[8];
+
+	tbs_wire_put64(p, v);
+	queue_ctl(s, type, aux, off, p, sizeof(p));
+}
+
+static void queue_hello(struct tbs_session *s, uint64_t peer_nonce)
+{
+	struct tbs_wire_hello h = {
+		.major = TBS_PROTO_MAJOR,
+		.minor = TBS_PROTO_MINOR,
+		.options = s->o.options,
+		.nonce = s->nonce,
+		.peer_nonce = peer_nonce,
+		.rx_window = s->o.window,
+		.max_payload = TBS_WIRE_MAX_PAYLOAD,
+		.role = (uint8_t)s->o.role,
+		.hflags = s->established ? TBS_HF_ESTABLISHED : 0,
+		.id_len = (uint8_t)s->o.id_len,
+	};
+	uint8_t p[TBS_WIRE_HELLO_LEN + TBS_WIRE_MAX_ID];
+	size_t n;
+
+	memcpy(h.id, s->id, s->o.id_len);
+	n = tbs_wire_hello_encode(p, sizeof(p), &h);
+	queue_ctl(s, TBS_REC_HELLO, 0, 0, p, (uint32_t)n);
+}
+
+static void queue_ack(struct tbs_session *s)
+{
+	uint64_t limit = s->rx_freed + s->o.window;
+
+	queue_u64(s, TBS_REC_ACK, 0, s->rx_off, limit);
+	s->rx_ack_sent = s->rx_off;
+	s->rx_limit_sent = limit;
+	s->ack_due = 0;
+}
+
+static void queue_nack(struct tbs_session *s, uint32_t epoch, int64_t now)
+{
+	if (s->nack_off == s->rx_off && s->nack_epoch == epoch &&
+	    now - s->nack_ms < s->o.rto_ms)
+		return;
+	queue_ctl(s, TBS_REC_NACK, epoch, s->rx_off, NULL, 0);
+	s->nack_off = s->rx_off;
+	s->nack_epoch = epoch;
+	s->nack_ms = now;
+	s->st.nacks_sent++;
+}
+
+static void queue_abort(struct tbs_session *s)
+{
+	size_t n = strnlen(s->msg, TBS_WIRE_MAX_MSG);
+
+	queue_ctl(s, TBS_REC_ABORT, (uint32_t)-s->err, 0, s->msg, (uint32_t)n);
+}
+
+static bool both_done(struct tbs_session *s)
+{
+	return s->tx_end_acked && s->rx_confirmed;
+}
+
+static void set_done_if_over(struct tbs_session *s)
+{
+	if (both_done(s) && s->bye_sent && s->bye_rcvd &&
+	    s->state == ST_OPEN) {
+		s->state = ST_DONE;
+		pthread_cond_broadcast(&s->cv);
+	}
+}
+
+/* ---- handshake ---- */
+
+static int check_peer(struct tbs_session *s, const struct tbs_wire_hello *h)
+{
+	static const char *const names[] = { "duplex", "senders", "receivers" };
+
+	if (h->role && h->role == s->o.role) {
+		tbs_session_fail(s, -EINVAL,
+				 "both sides are %s; one must send, the other receive",
+				 names[h->role < 3 ? h->role : 0]);
+		return -EINVAL;
+	}
+	if (h->max_payload < 4096 || h->rx_window < 4096) {
+		tbs_session_fail(s, -EPROTO,
+				 "peer announced an unusable record size %u or window %llu",
+				 h->max_payload,
+				 (unsigned long long)h->rx_window);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static void learn_peer(struct tbs_session *s, const struct tbs_wire_hello *h)
+{
+	s->peer = *h;
+	s->peer_known = true;
+	s->agreed = s->o.options & h->options;
+	s->tx_limit = h->rx_window;
+}
+
+static void on_hello(struct tbs_session *s, const uint8_t *p, uint32_t n)
+{
+	struct tbs_wire_hello h;
+	int r = tbs_wire_hello_decode(p, n, &h);
+
+	if (r == -EPROTONOSUPPORT) {
+		queue_hello(s, 0);
+		tbs_session_fail(s, r,
+				 "peer speaks session protocol %u.%u; this side supports %u.x only (update the older side)",
+				 h.major, h.minor, TBS_PROTO_MAJOR);
+		return;
+	}
+	if (r < 0 || h.nonce == s->nonce) {
+		if (r < 0)
+			tbs_session_fail(s, -EPROTO, "peer sent a malformed HELLO");
+		return;
+	}
+	if (s->peer_known && h.nonce != s->peer.nonce) {
+		tbs_session_fail(s, -ECONNRESET,
+				 "peer restarted its session (new HELLO after the handshake); start again");
+		return;
+	}
+	if (!s->peer_known) {
+		if (check_peer(s, &h))
+			return;
+		learn_peer(s, &h);
+	}
+	if (h.peer_nonce == s->nonce && !s->established) {
+		s->established = true;
+		s->state = ST_OPEN;
+		pthread_cond_broadcast(&s->cv);
+	}
+	if (!(h.hflags & TBS_HF_ESTABLISHED))
+		queue_hello(s, h.nonce);
+}
+
+/* ---- data direction: receiving ---- */
+
+static void on_data(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		    const uint8_t *p, int64_t now)
+{
+	struct rxrec *r;
+
+	if (h->off > s->rx_off) {
+		queue_nack(s, h->aux, now);
+		return;
+	}
+	if (h->off < s->rx_off || s->rx_end) {
+		if (!s->ack_due)
+			s->ack_due = now;
+		return;
+	}
+	if (h->off + h->len > s->rx_freed + s->o.window)
+		return; /* beyond the credit we gave: let it be resent */
+	r = malloc(sizeof(*r) + h->len);
+	if (!r) {
+		tbs_session_fail(s, -ENOMEM, "out of memory receiving at offset %llu",
+				 (unsigned long long)h->off);
+		return;
+	}
+	r->next = NULL;
+	r->len = h->len;
+	r->pos = 0;
+	r->app = h->app;
+	memcpy(r->data, p, h->len);
+	if (s->rx_tail)
+		s->rx_tail->next = r;
+	else
+		s->rx_head = r;
+	s->rx_tail = r;
+	s->rx_off += h->len;
+	s->st.bytes_received += h->len;
+	if (!s->ack_due)
+		s->ack_due = now + TICK_MS;
+	pthread_cond_broadcast(&s->cv);
+}
+
+static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		   const uint8_t *p, int64_t now)
+{
+	if (h->len < 8)
+		return;
+	if (h->off > s->rx_off) {
+		queue_nack(s, h->aux, now);
+		return;
+	}
+	if (h->off < s->rx_off) {
+		tbs_session_fail(s, -EPROTO,
+				 "peer ended its stream at offset %llu, but %llu bytes arrived",
+				 (unsigned long long)h->off,
+				 (unsigned long long)s->rx_off);
+		return;
+	}
+	if (!s->rx_end) {
+		s->rx_end = true;
+		s->rx_end_total = h->off;
+		s->rx_end_hash = tbs_wire_get64(p);
+		queue_ack(s);
+		pthread_cond_broadcast(&s->cv);
+	}
+	if (s->rx_confirmed)
+		s->endack_due = true;
+}
+
+/* ---- data direction: sending ---- */
+
+static void free_acked(struct tbs_session *s)
+{
+	struct txrec *r;
+
+	while ((r = s->tx_head) && r->off + r->len <= s->tx_acked &&
+	       r != s->wr_rec) {
+		s->tx_head = r->next;
+		if (!s->tx_head)
+			s->tx_tail = NULL;
+		if (s->tx_cur == r)
+			s->tx_cur = r->next;
+		s->tx_buffered -= r->len;
+		free(r);
+	}
+	pthread_cond_broadcast(&s->cv);
+}
+
+static void advance_acked(struct tbs_session *s, uint64_t off, int64_t now)
+{
+	if (off <= s->tx_acked || off > s->tx_sent)
+		return;
+	s->tx_acked = off;
+	s->st.bytes_acked = off;
+	s->progress_ms = now;
+	if (s->retry_off < off)
+		s->retries = 0;
+	free_acked(s);
+}
+
+static void rewind_to(struct tbs_session *s, uint64_t off, int64_t now)
+{
+	struct txrec *r;
+
+	for (r = s->tx_head; r && r->off != off; r = r->next)
+		;
+	if (!r && off != s->tx_off)
+		return;
+	if (off == s->retry_off) {
+		if (++s->retries > s->o.max_retries) {
+			tbs_session_fail(s, -EIO,
+					 "corruption at offset %llu could not be repaired after %d retries",
+					 (unsigned long long)off,
+					 s->retries - 1);
+			return;
+		}
+	} else {
+		s->retry_off = off;
+		s->retries = 1;
+	}
+	s->tx_cur = r;
+	s->tx_flight = off;
+	s->epoch++;
+	s->progress_ms = now;
+	s->end_next = 0;
+	s->st.retransmits++;
+}
+
+static void on_ack(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		   const uint8_t *p, int64_t now)
+{
+	uint64_t limit;
+
+	if (h->len < 8)
+		return;
+	limit = tbs_wire_get64(p);
+	advance_acked(s, h->off, now);
+	if (limit > s->tx_limit) {
+		s->tx_limit = limit;
+		pthread_cond_broadcast(&s->cv);
+	}
+}
+
+static void on_nack(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		    int64_t now)
+{
+	if (h->aux != s->epoch || h->off < s->tx_acked || h->off >= s->tx_sent)
+		return;
+	advance_acked(s, h->off, now);
+	rewind_to(s, h->off, now);
+}
+
+static void on_endack(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		      const uint8_t *p)
+{
+	if (h->len < 8 || !s->tx_end_req || s->tx_end_acked)
+		return;
+	if (h->off != s->tx_off || tbs_wire_get64(p) != s->tx_end_hash) {
+		tbs_session_fail(s, -EBADMSG,
+				 "peer confirmed %llu bytes with hash %016llx, but %llu bytes with hash %016llx were sent",
+				 (unsigned long long)h->off,
+				 (unsigned long long)tbs_wire_get64(p),
+				 (unsigned long long)s->tx_off,
+				 (unsigned long long)s->tx_end_hash);
+		return;
+	}
+	s->tx_end_acked = true;
+	pthread_cond_broadcast(&s->cv);
+}
+
+static void on_bye(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		   const uint8_t *p)
+{
+	on_endack(s, h, p);
+	s->bye_rcvd = true;
+	if (h->aux == 0 && s->bye_sent)
+		queue_u64(s, TBS_REC_BYE, 1, s->rx_end_total, s->rx_end_hash);
+	set_done_if_over(s);
+	pthread_cond_broadcast(&s->cv);
+}
+
+static void on_abort(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		     const uint8_t *p)
+{
+	int err = (int)h->aux;
+
+	if (err <= 0 || err > 4095)
+		err = ECONNABORTED;
+	s->peer_gone = true;
+	tbs_session_fail(s, -err, "peer aborted: %.*s", (int)h->len,
+			 (const char *)p);
+}
+
+/* ---- dispatch ---- */
+
+static void on_established_record(struct tbs_session *s,
+				  const struct tbs_wire_hdr *h,
+				  const uint8_t *p, int64_t now)
+{
+	switch (h->type) {
+	case TBS_REC_DATA:
+		on_data(s, h, p, now);
+		break;
+	case TBS_REC_ACK:
+		on_ack(s, h, p, now);
+		break;
+	case TBS_REC_NACK:
+		on_nack(s, h, now);
+		break;
+	case TBS_REC_END:
+		on_end(s, h, p, now);
+		break;
+	case TBS_REC_ENDACK:
+		on_endack(s, h, p);
+		break;
+	case TBS_REC_BYE:
+		on_bye(s, h, p);
+		break;
+	default:
+		if (!(h->flags & TBS_WF_OPTIONAL))
+			tbs_session_fail(s, -EPROTO,
+					 "peer sent record type %u, unknown to protocol %u.%u",
+					 h->type, TBS_PROTO_MAJOR,
+					 TBS_PROTO_MINOR);
+	}
+}
+
+static void on_record(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		      const uint8_t *p, int64_t now)
+{
+	s->st.records_received++;
+	s->last_rx = now;
+	if (h->type == TBS_REC_HELLO) {
+		on_hello(s, p, h->len);
+		return;
+	}
+	if (h->type == TBS_REC_ABORT) {
+		on_abort(s, h, p);
+		return;
+	}
+	if (!s->established && s->peer_known) {
+		/* the peer only sends these once it saw our nonce echoed */
+		s->established = true;
+		s->state = ST_OPEN;
+		pthread_cond_broadcast(&s->cv);
+	}
+	if (s->established)
+		on_established_record(s, h, p, now);
+}
+
+static void on_bad(struct tbs_session *s, const struct tbs_wire_hdr *h,
+		   int64_t now)
+{
+	s->st.bad_records++;
+	if (s->established && (h->type == TBS_REC_DATA || h->type == TBS_REC_END))
+		queue_nack(s, h->aux, now);
+}
+
+static void on_garbage(struct tbs_session *s, size_t n)
+{
+	s->st.garbage_bytes += n;
+	if (!s->peer_known && s->st.garbage_bytes >= 16384 &&
+	    !s->st.records_received)
+		tbs_session_fail(s, -EPROTO,
+				 "the peer is not speaking the tbstream session protocol: %llu bytes arrived without a valid record (is the other side sending raw data?)",
+				 (unsigned long long)s->st.garbage_bytes);
+}
+
+/* Decodes what the read buffer holds; called with the lock held. */
+static void rx_process(struct tbs_session *s, int64_t now)
+{
+	struct tbs_wire_scan sc;
+	int r;
+
+	while (s->state != ST_FAILED) {
+		r = tbs_wire_scan(s->rxbuf + s->rxstart, s->rxlen - s->rxstart,
+				  TBS_WIRE_MAX_PAYLOAD, &sc);
+		if (sc.skipped)
+			on_garbage(s, sc.skipped);
+		s->rxstart += sc.used;
+		if (r == TBS_WIRE_MORE)
+			break;
+		if (r == TBS_WIRE_RECORD)
+			on_record(s, &sc.hdr, sc.payload, now);
+		else
+			on_bad(s, &sc.hdr, now);
+	}
+	if (s->rxstart == s->rxlen) {
+		s->rxstart = s->rxlen = 0;
+	} else if (s->rxcap - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD) {
+		memmove(s->rxbuf, s->rxbuf + s->rxstart, s->rxlen - s->rxstart);
+		s->rxlen -= s->rxstart;
+		s->rxstart = 0;
+	}
+}
+
+/* ---- end of file and errors ---- */
+
+/*
+ * err is 0 for an end of file (the peer closed its end; an ABORT may still
+ * reach it through ours), else the errno of a failed read or write.
+ */
+static void on_eof(struct tbs_session *s, int err)
+{
+	if (err)
+		s->peer_gone = true;
+	if (both_done(s)) {
+		s->peer_gone = true;
+		s->bye_rcvd = true;
+		if (s->state == ST_OPEN) {
+			s->state = ST_DONE;
+			pthread_cond_broadcast(&s->cv);
+		}
+		return;
+	}
+	if (err == -ENXIO) {
+		tbs_session_fail(s, err,
+				 "the stream went away (cable unplugged or stream removed) at offset %llu sent, %llu received",
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->rx_off);
+	} else if (!s->established) {
+		tbs_session_fail(s, -ECONNRESET,
+				 "peer closed the stream before the handshake completed");
+	} else if (s->tx_end_req && !s->tx_end_acked) {
+		tbs_session_fail(s, -ECONNRESET,
+				 "peer closed before confirming (%llu bytes sent, %llu acknowledged)",
+				 (unsigned long long)s->tx_off,
+				 (unsigned long long)s->tx_acked);
+	} else {
+		tbs_session_fail(s, -ECONNRESET,
+				 "peer closed the stream at offset %llu before ending it",
+				 (unsigned long long)s->rx_off);
+	}
+}
+
+static void io_read(struct tbs_session *s)
+{
+	ssize_t n;
+
+	n = read(s->rfd, s->rxbuf + s->rxlen, s->rxcap - s->rxlen);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (n > 0) {
+		s->rxlen += (size_t)n;
+		rx_process(s, tbs_session_now_ms());
+	} else if (n == 0) {
+		on_eof(s, 0);
+	} else if (errno == EIO) {
+		s->st.bad_records++; /* a frame with a CRC error was dropped */
+	} else {
+		on_eof(s, -errno);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- writing ---- */
+
+static bool pick_data(struct tbs_session *s)
+{
+	struct txrec *r = s->tx_cur;
+	struct tbs_wire_hdr h;
+
+	while (r && r->off + r->len <= s->tx_acked)
+		r = r->next;
+	s->tx_cur = r;
+	if (!r || !s->established || r->off + r->len > s->tx_limit)
+		return false;
+	h = (struct tbs_wire_hdr){
+		.type = TBS_REC_DATA, .app = r->app, .len = r->len,
+		.aux = s->epoch, .off = r->off, .pcsum = r->pcsum,
+	};
+	tbs_wire_hdr_encode(s->wr_hdr, &h);
+	s->wr = WR_DATA;
+	s->wr_rec = r;
+	s->wr_pos = 0;
+	s->wr_total = TBS_WIRE_HDR_LEN + r->len;
+	s->tx_cur = r->next;
+	if (s->tx_flight <= s->tx_acked)
+		s->progress_ms = tbs_session_now_ms();
+	s->tx_flight = r->off + r->len;
+	if (s->tx_flight > s->tx_sent)
+		s->tx_sent = s->tx_flight;
+	s->st.records_sent++;
+	return true;
+}
+
+/* Chooses what to write next; lock held.  Returns false if nothing. */
+static bool pick_write(struct tbs_session *s)
+{
+	if (s->wr != WR_NONE)
+		return true;
+	if (s->ctl_pos < s->ctl_len) {
+		s->wr = WR_CTL;
+		return true;
+	}
+	if (s->state == ST_FAILED)
+		return false;
+	return pick_data(s);
+}
+
+static ssize_t write_data(struct tbs_session *s)
+{
+	struct iovec iov[2];
+	int n = 0;
+
+	if (s->wr_pos < TBS_WIRE_HDR_LEN) {
+		iov[n].iov_base = s->wr_hdr + s->wr_pos;
+		iov[n++].iov_len = TBS_WIRE_HDR_LEN - s->wr_pos;
+		iov[n].iov_base = s->wr_rec->data;
+		iov[n++].iov_len = s->wr_rec->len;
+	} else {
+		iov[n].iov_base = s->wr_rec->data + s->wr_pos - TBS_WIRE_HDR_LEN;
+		iov[n++].iov_len = s->wr_total - s->wr_pos;
+	}
+	return writev(s->wfd, iov, n);
+}
+
+static void wrote(struct tbs_session *s, size_t n)
+{
+	if (s->wr == WR_CTL) {
+		s->ctl_pos += n;
+		if (s->ctl_pos == s->ctl_len)
+			s->wr = WR_NONE;
+		return;
+	}
+	s->wr_pos += n;
+	if (s->wr_pos == s->wr_total) {
+		s->wr = WR_NONE;
+		s->wr_rec = NULL;
+		free_acked(s);
+	}
+}
+
+static void io_write(struct tbs_session *s)
+{
+	ssize_t n;
+
+	if (s->wr == WR_CTL)
+		n = write(s->wfd, s->ctl + s->ctl_pos, s->ctl_len - s->ctl_pos);
+	else
+		n = write_data(s);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (n > 0) {
+		s->last_tx = tbs_session_now_ms();
+		wrote(s, (size_t)n);
+	} else if (n < 0) {
+		s->wr = WR_NONE;
+		s->ctl_pos = s->ctl_len = 0;
+		s->peer_gone = true;
+		on_eof(s, errno == EPIPE ? 0 : -errno);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- timers ---- */
+
+static void handshake_timers(struct tbs_session *s, int64_t now)
+{
+	if (now - s->start_ms >= s->o.handshake_ms) {
+		tbs_session_fail(s, -ETIMEDOUT,
+				 s->peer_known ?
+				 "the peer answered but the handshake did not complete within %d s" :
+				 "no answer from the peer within %d s; is tbstream running on the other host?",
+				 s->o.handshake_ms / 1000);
+		return;
+	}
+	if (s->hellos < HELLO_MAX_TIMED && now >= s->hello_next) {
+		queue_hello(s, s->peer_known ? s->peer.nonce : 0);
+		s->hello_next = now + ((int64_t)HELLO_FIRST_MS << s->hellos);
+		s->hellos++;
+	}
+}
+
+static void tx_timers(struct tbs_session *s, int64_t now)
+{
+	if (s->tx_flight > s->tx_acked && s->wr != WR_DATA &&
+	    now - s->progress_ms >= s->o.rto_ms)
+		rewind_to(s, s->tx_acked, now);
+	if (s->tx_end_req && !s->tx_end_acked && s->tx_cur == NULL &&
+	    s->wr == WR_NONE && now >= s->end_next) {
+		queue_u64(s, TBS_REC_END, s->epoch, s->tx_off, s->tx_end_hash);
+		s->end_next = now + s->o.rto_ms;
+	}
+}
+
+static void rx_timers(struct tbs_session *s, int64_t now)
+{
+	uint64_t limit = s->rx_freed + s->o.window;
+
+	if (s->closing && !s->rx_confirmed && tbs_session_rx_verified(s)) {
+		s->rx_confirmed = true;
+		s->endack_due = true;
+	}
+	if (s->endack_due) {
+		queue_u64(s, TBS_REC_ENDACK, 0, s->rx_end_total,
+			  s->rx_end_hash);
+		s->endack_due = false;
+	}
+	if ((s->ack_due && now >= s->ack_due) ||
+	    s->rx_off - s->rx_ack_sent >= s->o.window / 4 ||
+	    limit - s->rx_limit_sent >= s->o.window / 4 ||
+	    now - s->last_tx >= s->o.idle_ms / 4)
+		queue_ack(s);
+}
+
+static void bye_timers(struct tbs_session *s)
+{
+	if (both_done(s) && !s->bye_sent) {
+		queue_u64(s, TBS_REC_BYE, s->bye_rcvd ? 1 : 0, s->rx_end_total,
+			  s->rx_end_hash);
+		s->bye_sent = true;
+		set_done_if_over(s);
+	}
+}
+
+static void timers(struct tbs_session *s, int64_t now)
+{
+	if (s->state == ST_HANDSHAKE) {
+		handshake_timers(s, now);
+		return;
+	}
+	if (s->state != ST_OPEN)
+		return;
+	if (now - s->last_rx >= s->o.idle_ms) {
+		tbs_session_fail(s, -ETIMEDOUT,
+				 "peer vanished at offset %llu: nothing received for %d s (%llu of %llu bytes sent were acknowledged, %llu received)",
+				 (unsigned long long)(s->tx_off > s->tx_acked ?
+						      s->tx_acked : s->rx_off),
+				 s->o.idle_ms / 1000,
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->tx_off,
+				 (unsigned long long)s->rx_off);
+		return;
+	}
+	tx_timers(s, now);
+	rx_timers(s, now);
+	bye_timers(s);
+}
+
+/* ---- the loop ---- */
+
+static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,
+		    int *rev, int *wev)
+{
+	struct pollfd p[3] = {
+		{ .fd = s->evfd, .events = POLLIN },
+		{ .fd = s->rfd, .events = want_read ? POLLIN : 0 },
+		{ .fd = s->wfd, .events = want_write ? POLLOUT : 0 },
+	};
+	int n = s->rfd == s->wfd ? 2 : 3;
+	uint64_t v;
+
+	if (n == 2 && want_write)
+		p[1].events |= POLLOUT;
+	if (poll(p, (nfds_t)n, TICK_MS) < 0)
+		return -errno;
+	if (p[0].revents & POLLIN && read(s->evfd, &v, sizeof(v)) < 0)
+		v = 0;
+	*rev = p[1].revents;
+	*wev = n == 2 ? p[1].revents : p[2].revents;
+	return 0;
+}
+
+static bool should_exit(struct tbs_session *s, int64_t *fail_ms, int64_t now)
+{
+	if (s->state == ST_FAILED) {
+		/* give an ABORT a moment to leave, then stop */
+		if (!*fail_ms)
+			*fail_ms = now;
+		return s->peer_gone ||
+		       (s->wr == WR_NONE && s->ctl_pos == s->ctl_len) ||
+		       now - *fail_ms > 200;
+	}
+	if (s->stop)
+		return true;
+	if (s->state == ST_DONE)
+		return s->peer_gone ||
+		       (s->wr == WR_NONE && s->ctl_pos == s->ctl_len);
+	return false;
+}
+
+void *tbs_session_io_main(void *arg)
+{
+	struct tbs_session *s = arg;
+	int64_t fail_ms = 0, now;
+	bool want_w, want_r;
+	int rev = 0, wev = 0;
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* EPIPE instead of SIGPIPE */
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		now = tbs_session_now_ms();
+		if (s->state == ST_FAILED && !s->peer_gone && !fail_ms &&
+		    s->peer_known)
+			queue_abort(s);
+		if (should_exit(s, &fail_ms, now)) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		timers(s, now);
+		want_w = pick_write(s);
+		want_r = s->state != ST_FAILED && s->rxlen < s->rxcap;
+		pthread_mutex_unlock(&s->lock);
+		if (poll_fds(s, want_w, want_r, &rev, &wev) < 0)
+			continue;
+		if (rev & (POLLIN | POLLHUP | POLLERR))
+			io_read(s);
+		if (want_w && wev & (POLLOUT | POLLERR))
+			io_write(s);
+	}
+	return NULL;
+}

@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The session protocol, application side: creating a session, the calls
+ * that send and receive records, ending each direction and closing.
+ * The protocol itself runs in the I/O thread (session-io.c); the wire format
+ * is in wire.c; docs/PROTOCOL.md is the specification.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session-int.h"
+
+int64_t tbs_session_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Records the first failure; lock held. */
+void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->state == ST_FAILED)
+		return;
+	s->state = ST_FAILED;
+	s->err = err;
+	va_start(ap, fmt);
+	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
+	va_end(ap);
+	pthread_cond_broadcast(&s->cv);
+}
+
+void tbs_session_wake(struct tbs_session *s)
+{
+	uint64_t one = 1;
+
+	if (write(s->evfd, &one, sizeof(one)) < 0)
+		return; /* the counter is saturated: a wake-up is pending */
+}
+
+/* Everything of the peer's stream was read and matched its END; lock held. */
+bool tbs_session_rx_verified(struct tbs_session *s)
+{
+	return s->rx_end && !s->rx_head &&
+	       s->rx_delivered == s->rx_end_total &&
+	       XXH3_64bits_digest(s->rx_hash) == s->rx_end_hash;
+}
+
+/* Waits on the condition until deadline (ms, < 0: none); lock held. */
+static int wait_until(struct tbs_session *s, int64_t deadline)
+{
+	struct timespec ts;
+
+	if (deadline < 0)
+		return -pthread_cond_wait(&s->cv, &s->lock);
+	if (tbs_session_now_ms() >= deadline)
+		return -ETIMEDOUT;
+	ts.tv_sec = deadline / 1000;
+	ts.tv_nsec = (deadline % 1000) * 1000000;
+	return -pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+}
+
+static int64_t deadline_in(int timeout_ms)
+{
+	return timeout_ms < 0 ? -1 : tbs_session_now_ms() + timeout_ms;
+}
+
+static int set_defaults(struct tbs_session_opts *o)
+{
+	if (o->role < TBS_ROLE_DUPLEX || o->role > TBS_ROLE_RECEIVER ||
+	    o->id_len > TBS_SESSION_MAX_ID || (o->id_len && !o->id))
+		return -EINVAL;
+	if (o->handshake_ms < 0 || o->idle_ms < 0 || o->rto_ms < 0 ||
+	    o->confirm_ms < 0 || o->max_retries < 0)
+		return -EINVAL;
+	if (!o->handshake_ms)
+		o->handshake_ms = 30000;
+	if (!o->idle_ms)
+		o->idle_ms = 10000;
+	if (!o->rto_ms)
+		o->rto_ms = 1000;
+	if (!o->confirm_ms)
+		o->confirm_ms = 60000;
+	if (!o->max_retries)
+		o->max_retries = 8;
+	if (!o->window)
+		o->window = 4u << 20;
+	if (o->window < MIN_WINDOW)
+		return -EINVAL;
+	return 0;
+}
+
+static uint64_t make_nonce(struct tbs_session *s)
+{
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+		v = (uint64_t)tbs_session_now_ms() ^ ((uint64_t)getpid() << 32) ^
+		    (uint64_t)(uintptr_t)s;
+	return v ? v : 1;
+}
+
+static int set_nonblock(int fd, int *saved)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -errno;
+	*saved = fl;
+	if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static int init_sync(struct tbs_session *s)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	r = pthread_condattr_init(&ca);
+	if (r)
+		return -r;
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	r = pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (r)
+		return -r;
+	r = pthread_mutex_init(&s->lock, NULL);
+	if (r) {
+		pthread_cond_destroy(&s->cv);
+		return -r;
+	}
+	return 0;
+}
+
+static int alloc_buffers(struct tbs_session *s)
+{
+	s->rxcap = 4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD);
+	s->rxbuf = malloc(s->rxcap);
+	s->tx_hash = XXH3_createState();
+	s->rx_hash = XXH3_createState();
+	if (!s->rxbuf || !s->tx_hash || !s->rx_hash)
+		return -ENOMEM;
+	XXH3_64bits_reset(s->tx_hash);
+	XXH3_64bits_reset(s->rx_hash);
+	return 0;
+}
+
+static void free_buffers(struct tbs_session *s)
+{
+	free(s->rxbuf);
+	XXH3_freeState(s->tx_hash);
+	XXH3_freeState(s->rx_hash);
+}
+
+static int init_fds(struct tbs_session *s, int rfd, int wfd)
+{
+	int r;
+
+	s->rfd = rfd;
+	s->wfd = wfd;
+	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->evfd < 0)
+		return -errno;
+	r = set_nonblock(rfd, &s->rfl);
+	if (!r)
+		r = set_nonblock(wfd, &s->wfl);
+	if (r)
+		close(s->evfd);
+	return r;
+}
+
+int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
+		    const struct tbs_session_opts *opts)
+{
+	struct tbs_session *s;
+	int r;
+
+	*sp = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (opts)
+		s->o = *opts;
+	r = set_defaults(&s->o);
+	if (r)
+		goto err_free;
+	memcpy(s->id, s->o.id, s->o.id_len);
+	s->o.id = NULL;
+	s->nonce = make_nonce(s);
+	r = alloc_buffers(s);
+	if (r)
+		goto err_buffers;
+	r = init_sync(s);
+	if (r)
+		goto err_buffers;
+	r = init_fds(s, rfd, wfd);
+	if (r)
+		goto err_sync;
+	*sp = s;
+	return 0;
+
+err_sync:
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cv);
+err_buffers:
+	free_buffers(s);
+err_free:
+	free(s);
+	return r;
+}
+
+static void stop_thread(struct tbs_session *s)
+{
+	if (!s->thread_started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_mutex_unlock(&s->lock);
+	tbs_session_wake(s);
+	pthread_join(s->thread, NULL);
+	s->thread_started = false;
+}
+
+void tbs_session_free(struct tbs_session *s)
+{
+	struct txrec *t;
+	struct rxrec *r;
+
+	if (!s)
+		return;
+	stop_thread(s);
+	while ((t = s->tx_head)) {
+		s->tx_head = t->next;
+		free(t);
+	}
+	while ((r = s->rx_head)) {
+		s->rx_head = r->next;
+		free(r);
+	}
+	fcntl(s->rfd, F_SETFL, s->rfl);
+	fcntl(s->wfd, F_SETFL, s->wfl);
+	close(s->evfd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cv);
+	free_buffers(s);
+	free(s);
+}
+
+int tbs_session_start(struct tbs_session *s)
+{
+	int64_t deadline;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->state != ST_NEW) {
+		pthread_mutex_unlock(&s->lock);
+		return -EALREADY;
+	}
+	s->state = ST_HANDSHAKE;
+	s->start_ms = s->last_rx = s->last_tx = tbs_session_now_ms();
+	s->hello_next = s->start_ms;
+	deadline = s->start_ms + s->o.handshake_ms + 1000;
+	r = -pthread_create(&s->thread, NULL, tbs_session_io_main, s);
+	if (r) {
+		tbs_session_fail(s, r, "could not start the session thread: %s",
+				 strerror(-r));
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
+	s->thread_started = true;
+	while (s->state == ST_HANDSHAKE && wait_until(s, deadline) != -ETIMEDOUT)
+		;
+	if (s->state == ST_HANDSHAKE)
+		tbs_session_fail(s, -ETIMEDOUT, "handshake did not complete");
+	r = s->state == ST_FAILED ? s->err : 0;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Why a call cannot go on, or 0; lock held. */
+static int session_gone(struct tbs_session *s)
+{
+	if (s->state == ST_FAILED)
+		return s->err;
+	if (s->state == ST_NEW || s->state == ST_HANDSHAKE)
+		return -ENOTCONN;
+	return 0;
+}
+
+static int reserve_window(struct tbs_session *s, size_t len, int timeout_ms)
+{
+	int64_t deadline = deadline_in(timeout_ms);
+	int r;
+
+	for (;;) {
+		r = session_gone(s);
+		if (r)
+			return r;
+		if (s->tx_end_req || s->state == ST_DONE)
+			return -EPIPE;
+		if (s->sending)
+			return -EBUSY;
+		if (!s->tx_buffered || s->tx_buffered + len <= s->o.window)
+			break;
+		if (wait_until(s, deadline) == -ETIMEDOUT)
+			return -EAGAIN;
+	}
+	s->tx_buffered += len;
+	s->sending = true;
+	return 0;
+}
+
+static void append_tx(struct tbs_session *s, struct txrec *t)
+{
+	t->next = NULL;
+	t->off = s->tx_off;
+	s->tx_off += t->len;
+	if (s->tx_tail)
+		s->tx_tail->next = t;
+	else
+		s->tx_head = t;
+	s->tx_tail = t;
+	if (!s->tx_cur)
+		s->tx_cur = t;
+	s->st.bytes_sent += t->len;
+}
+
+ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
+			 const void *buf, size_t len, int timeout_ms)
+{
+	struct txrec *t;
+	int r;
+
+	if (len > TBS_WIRE_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (!len)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	r = reserve_window(s, len, timeout_ms);
+	pthread_mutex_unlock(&s->lock);
+	if (r)
+		return r;
+	t = malloc(sizeof(*t) + len);
+	if (t) {
+		t->len = (uint32_t)len;
+		t->app = type;
+		memcpy(t->data, buf, len);
+		t->pcsum = tbs_wire_csum(t->data, len);
+		XXH3_64bits_update(s->tx_hash, t->data, len);
+	}
+	pthread_mutex_lock(&s->lock);
+	s->sending = false;
+	if (t)
+		append_tx(s, t);
+	else
+		s->tx_buffered -= len;
+	pthread_mutex_unlock(&s->lock);
+	tbs_session_wake(s);
+	return t ? (ssize_t)len : -ENOMEM;
+}
+
+/* The peer's stream ended and everything was read: check it; lock held. */
+static int rx_at_end(struct tbs_session *s)
+{
+	if (s->rx_eof)
+		return 0;
+	if (!tbs_session_rx_verified(s)) {
+		tbs_session_fail(s, -EBADMSG,
+				 "whole-stream hash mismatch: %llu bytes received, peer sent %llu; the data must not be used",
+				 (unsigned long long)s->rx_delivered,
+				 (unsigned long long)s->rx_end_total);
+		tbs_session_wake(s);
+		return -EBADMSG;
+	}
+	s->rx_eof = true;
+	return 0;
+}
+
+/* Waits for a record to read, or the end; lock held. 1: a record. */
+static int wait_rx(struct tbs_session *s, int timeout_ms)
+{
+	int64_t deadline = deadline_in(timeout_ms);
+	int r;
+
+	for (;;) {
+		r = session_gone(s);
+		if (r)
+			return r;
+		if (s->receiving)
+			return -EBUSY;
+		if (s->rx_head)
+			return 1;
+		if (s->rx_end)
+			return rx_at_end(s);
+		if (s->state == ST_DONE)
+			return 0;
+		if (wait_until(s, deadline) == -ETIMEDOUT)
+			return -EAGAIN;
+	}
+}
+
+static void consumed(struct tbs_session *s, struct rxrec *r, size_t n)
+{
+	r->pos += (uint32_t)n;
+	s->rx_delivered += n;
+	if (r->pos < r->len)
+		return;
+	s->rx_head = r->next;
+	if (!s->rx_head)
+		s->rx_tail = NULL;
+	s->rx_freed += r->len;
+	free(r);
+}
+
+ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
+			 size_t len, int timeout_ms)
+{
+	struct rxrec *r;
+	size_t n;
+	int ret;
+
+	if (!len)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	ret = wait_rx(s, timeout_ms);
+	if (ret <= 0) {
+		pthread_mutex_unlock(&s->lock);
+		return ret;
+	}
+	r = s->rx_head;
+	s->receiving = true;
+	pthread_mutex_unlock(&s->lock);
+
+	n = r->len - r->pos;
+	if (n > len)
+		n = len;
+	memcpy(buf, r->data + r->pos, n);
+	XXH3_64bits_update(s->rx_hash, r->data + r->pos, n);
+	if (type)
+		*type = r->app;
+
+	pthread_mutex_lock(&s->lock);
+	s->receiving = false;
+	consumed(s, r, n);
+	pthread_mutex_unlock(&s->lock);
+	tbs_session_wake(s);
+	return (ssize_t)n;
+}
+
+static int wait_end_acked(struct tbs_session *s)
+{
+	int64_t deadline = deadline_in(s->o.confirm_ms);
+
+	while (!s->tx_end_acked) {
+		if (s->state == ST_FAILED)
+			return s->err;
+		if (wait_until(s, deadline) == -ETIMEDOUT) {
+			tbs_session_fail(s, -ETIMEDOUT,
+					 "peer did not confirm the end of the stream within %d s (%llu bytes sent, %llu acknowledged)",
+					 s->o.confirm_ms / 1000,
+					 (unsigned long long)s->tx_off,
+					 (unsigned long long)s->tx_acked);
+			tbs_session_wake(s);
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
+int tbs_session_finish(struct tbs_session *s)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = session_gone(s);
+	if (!r && !s->tx_end_req) {
+		if (s->sending) {
+			r = -EBUSY;
+		} else {
+			s->tx_end_req = true;
+			s->tx_end_hash = XXH3_64bits_digest(s->tx_hash);
+			s->end_next = 0;
+		}
+	}
+	if (!r) {
+		tbs_session_wake(s);
+		r = wait_end_acked(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tbs_session_confirm(struct tbs_session *s)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = session_gone(s);
+	if (!r && !s->rx_eof)
+		r = -EINVAL;
+	if (!r && !s->rx_confirmed) {
+		s->rx_confirmed = true;
+		s->endack_due = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	tbs_session_wake(s);
+	return r;
+}
+
+/* Waits until the peer's stream is confirmed and BYE exchanged; lock held. */
+static int wait_peer_done(struct tbs_session *s)
+{
+	int64_t deadline = deadline_in(s->o.confirm_ms);
+	int64_t bye_deadline = -1;
+
+	while (s->state == ST_OPEN) {
+		if (s->rx_end && s->rx_head) {
+			tbs_session_fail(s, -EBUSY,
+					 "closing with %llu bytes from the peer not read",
+					 (unsigned long long)(s->rx_end_total -
+							      s->rx_delivered));
+			break;
+		}
+		if (s->rx_end && !s->rx_head && !tbs_session_rx_verified(s)) {
+			rx_at_end(s);
+			break;
+		}
+		if (s->bye_sent && bye_deadline < 0)
+			bye_deadline = deadline_in(2 * s->o.rto_ms);
+		if (wait_until(s, bye_deadline >= 0 ? bye_deadline : deadline) !=
+		    -ETIMEDOUT)
+			continue;
+		if (bye_deadline >= 0)
+			return 0; /* everything confirmed; the BYE got lost */
+		tbs_session_fail(s, -ETIMEDOUT,
+				 "peer did not end its stream within %d s of closing (%llu bytes received)",
+				 s->o.confirm_ms / 1000,
+				 (unsigned long long)s->rx_off);
+	}
+	return s->state == ST_FAILED ? s->err : 0;
+}
+
+int tbs_session_close(struct tbs_session *s)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = session_gone(s);
+	s->closing = true;
+	pthread_mutex_unlock(&s->lock);
+	if (r)
+		goto out;
+	tbs_session_wake(s);
+	r = tbs_session_finish(s);
+	if (r)
+		goto out;
+	pthread_mutex_lock(&s->lock);
+	r = wait_peer_done(s);
+	pthread_mutex_unlock(&s->lock);
+out:
+	if (r)
+		tbs_session_wake(s);
+	stop_thread(s);
+	return r;
+}
+
+const char *tbs_session_error(struct tbs_session *s)
+{
+	return s->msg;
+}
+
+int tbs_session_peer_id(struct tbs_session *s, void *buf, size_t len)
+{
+	int r = -ENOTCONN;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->peer_known) {
+		r = s->peer.id_len;
+		memcpy(buf, s->peer.id, len < (size_t)r ? len : (size_t)r);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+uint32_t tbs_session_options(struct tbs_session *s)
+{
+	uint32_t v;
+
+	pthread_mutex_lock(&s->lock);
+	v = s->established ? s->agreed : 0;
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+void tbs_session_get_stats(struct tbs_session *s, struct tbs_session_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = s->st;
+	pthread_mutex_unlock(&s->lock);
+}

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Session records: encoding, decoding and resynchronisation.
+ *
+ *   type    name    payload                      offset field
+ *   0x01    HELLO   tbs_wire_hello (40 + id)     0
+ *   0x02    DATA    application bytes            stream offset of byte 0
+ *   0x03    ACK     u64 credit limit             next expected offset
+ *   0x04    NACK    none                         next expected offset
+ *   0x05    END     u64 stream hash              total bytes sent
+ *   0x06    ENDACK  u64 stream hash              total bytes confirmed
+ *   0x07    BYE     u64 stream hash              total bytes confirmed
+ *   0x08    ABORT   message text (<= 200)        0
+ *
+ * The scanner never trusts a length before the header checksum matched, and
+ * never accepts a length above the caller's maximum.  After any mismatch it
+ * moves one byte past the suspected record start and looks for the magic
+ * again, so a record hidden behind garbage or behind a truncated record is
+ * still found.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "wire.h"
+
+uint64_t tbs_wire_csum(const void *p, size_t n)
+{
+	return XXH3_64bits(p, n);
+}
+
+void tbs_wire_put16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+void tbs_wire_put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+void tbs_wire_put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+uint16_t tbs_wire_get16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le16toh(v);
+}
+
+uint32_t tbs_wire_get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
+}
+
+uint64_t tbs_wire_get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+void tbs_wire_hdr_encode(uint8_t out[TBS_WIRE_HDR_LEN],
+			 const struct tbs_wire_hdr *h)
+{
+	out[0] = TBS_WIRE_MAGIC_0;
+	out[1] = TBS_WIRE_MAGIC_1;
+	out[2] = TBS_WIRE_MAGIC_2;
+	out[3] = TBS_WIRE_MAGIC_3;
+	out[4] = h->type;
+	out[5] = h->flags;
+	tbs_wire_put16(out + 6, h->app);
+	tbs_wire_put32(out + 8, h->len);
+	tbs_wire_put32(out + 12, h->aux);
+	tbs_wire_put64(out + 16, h->off);
+	tbs_wire_put64(out + 24, h->pcsum);
+	tbs_wire_put64(out + 32, tbs_wire_csum(out, 32));
+}
+
+static int is_magic(const uint8_t *p)
+{
+	return p[0] == TBS_WIRE_MAGIC_0 && p[1] == TBS_WIRE_MAGIC_1 &&
+	       p[2] == TBS_WIRE_MAGIC_2 && p[3] == TBS_WIRE_MAGIC_3;
+}
+
+/*
+ * Returns 0, -EBADMSG for a bad magic or header checksum, -EMSGSIZE for a
+ * length above max_payload (only reported once the checksum matched).
+ */
+int tbs_wire_hdr_decode(const uint8_t in[TBS_WIRE_HDR_LEN], size_t max_payload,
+			struct tbs_wire_hdr *h)
+{
+	if (!is_magic(in))
+		return -EBADMSG;
+	if (tbs_wire_get64(in + 32) != tbs_wire_csum(in, 32))
+		return -EBADMSG;
+	h->type = in[4];
+	h->flags = in[5];
+	h->app = tbs_wire_get16(in + 6);
+	h->len = tbs_wire_get32(in + 8);
+	h->aux = tbs_wire_get32(in + 12);
+	h->off = tbs_wire_get64(in + 16);
+	h->pcsum = tbs_wire_get64(in + 24);
+	if (h->len > max_payload)
+		return -EMSGSIZE;
+	return 0;
+}
+
+/*
+ * Writes header and payload into out; fills in h->pcsum.  Returns the record
+ * size, or 0 when it does not fit in cap.
+ */
+size_t tbs_wire_encode(uint8_t *out, size_t cap, struct tbs_wire_hdr *h,
+		       const void *payload)
+{
+	size_t n = TBS_WIRE_HDR_LEN + (size_t)h->len;
+
+	if (n > cap)
+		return 0;
+	h->pcsum = tbs_wire_csum(payload, h->len);
+	if (h->len)
+		memcpy(out + TBS_WIRE_HDR_LEN, payload, h->len);
+	tbs_wire_hdr_encode(out, h);
+	return n;
+}
+
+/* First position at or after from where the magic could start. */
+static size_t find_magic(const uint8_t *buf, size_t len, size_t from)
+{
+	while (from < len) {
+		const uint8_t *p = memchr(buf + from, TBS_WIRE_MAGIC_0,
+					  len - from);
+		size_t i;
+
+		if (!p)
+			return len;
+		i = (size_t)(p - buf);
+		if (len - i < 4 || is_magic(p))
+			return i;
+		from = i + 1;
+	}
+	return len;
+}
+
+static int scan_at(const uint8_t *buf, size_t len, size_t i,
+		   size_t max_payload, struct tbs_wire_scan *out)
+{
+	struct tbs_wire_hdr *h = &out->hdr;
+
+	if (len - i < TBS_WIRE_HDR_LEN)
+		return TBS_WIRE_MORE;
+	if (tbs_wire_hdr_decode(buf + i, max_payload, h))
+		return -1;
+	if (len - i - TBS_WIRE_HDR_LEN < h->len)
+		return TBS_WIRE_MORE;
+	if (tbs_wire_csum(buf + i + TBS_WIRE_HDR_LEN, h->len) != h->pcsum)
+		return TBS_WIRE_BAD_PAYLOAD;
+	out->payload = buf + i + TBS_WIRE_HDR_LEN;
+	return TBS_WIRE_RECORD;
+}
+
+/*
+ * Looks for the next record in buf.  Returns an enum tbs_wire_result; out->used
+ * says how many bytes the caller may drop (for MORE: the garbage before a
+ * possible record start; for BAD_PAYLOAD: up to one byte past the bad
+ * record's start, so that its payload is searched for records too).
+ */
+int tbs_wire_scan(const uint8_t *buf, size_t len, size_t max_payload,
+		  struct tbs_wire_scan *out)
+{
+	size_t i = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		i = find_magic(buf, len, i);
+		if (i == len) {
+			out->used = out->skipped = len;
+			return TBS_WIRE_MORE;
+		}
+		r = scan_at(buf, len, i, max_payload, out);
+		if (r == TBS_WIRE_MORE) {
+			out->used = out->skipped = i;
+			return r;
+		}
+		if (r == TBS_WIRE_RECORD) {
+			out->skipped = i;
+			out->used = i + TBS_WIRE_HDR_LEN + out->hdr.len;
+			return r;
+		}
+		if (r == TBS_WIRE_BAD_PAYLOAD) {
+			out->skipped = i + 1;
+			out->used = i + 1;
+			return r;
+		}
+		i++;
+	}
+}
+
+size_t tbs_wire_hello_encode(uint8_t *out, size_t cap,
+			     const struct tbs_wire_hello *h)
+{
+	size_t n = TBS_WIRE_HELLO_LEN + h->id_len;
+
+	if (n > cap || h->id_len > TBS_WIRE_MAX_ID)
+		return 0;
+	memset(out, 0, TBS_WIRE_HELLO_LEN);
+	tbs_wire_put16(out + 0, h->major);
+	tbs_wire_put16(out + 2, h->minor);
+	tbs_wire_put32(out + 4, h->options);
+	tbs_wire_put64(out + 8, h->nonce);
+	tbs_wire_put64(out + 16, h->peer_nonce);
+	tbs_wire_put64(out + 24, h->rx_window);
+	tbs_wire_put32(out + 32, h->max_payload);
+	out[36] = h->role;
+	out[37] = h->hflags;
+	out[38] = h->id_len;
+	memcpy(out + TBS_WIRE_HELLO_LEN, h->id, h->id_len);
+	return n;
+}
+
+/*
+ * Returns 0, -EPROTONOSUPPORT for another major version (major and minor are
+ * filled in), -EBADMSG for a malformed HELLO.  Bytes after the identity are
+ * ignored: later minor versions may append fields.
+ */
+int tbs_wire_hello_decode(const uint8_t *p, size_t n, struct tbs_wire_hello *h)
+{
+	memset(h, 0, sizeof(*h));
+	if (n < 4)
+		return -EBADMSG;
+	h->major = tbs_wire_get16(p);
+	h->minor = tbs_wire_get16(p + 2);
+	if (h->major != TBS_PROTO_MAJOR)
+		return -EPROTONOSUPPORT;
+	if (n < TBS_WIRE_HELLO_LEN)
+		return -EBADMSG;
+	h->options = tbs_wire_get32(p + 4);
+	h->nonce = tbs_wire_get64(p + 8);
+	h->peer_nonce = tbs_wire_get64(p + 16);
+	h->rx_window = tbs_wire_get64(p + 24);
+	h->max_payload = tbs_wire_get32(p + 32);
+	h->role = p[36];
+	h->hflags = p[37];
+	h->id_len = p[38];
+	if (h->id_len > TBS_WIRE_MAX_ID ||
+	    n < TBS_WIRE_HELLO_LEN + (size_t)h->id_len)
+		return -EBADMSG;
+	memcpy(h->id, p + TBS_WIRE_HELLO_LEN, h->id_len);
+	return 0;
+}

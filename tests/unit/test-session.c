@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Session tests over a relay that injects the device's faults.  Verdicts
+ * depend only on what arrived and what each end reported, never on timing.
+ */
+#include "session-pair.h"
+#include "../tap.h"
+
+#define MiB (1024 * 1024)
+
+static void test_one_way(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 8 * MiB, .seed = 1 };
+	struct end b = { .seed = 2 };
+	static const char id[] = "backup-2026";
+	char got[64] = "";
+	int n;
+
+	a.o.id = id;
+	a.o.id_len = sizeof(id) - 1;
+	a.o.options = 0x3;
+	b.o.options = 0x6;
+	relay_init(&r);
+	end_setup(&a, r.a, &b);
+	end_setup(&b, r.b, &a);
+	relay_start(&r);
+	pthread_create(&a.thread, NULL, end_main, &a);
+	b.no_close = true;
+	pthread_create(&b.thread, NULL, end_main, &b);
+	pthread_join(b.thread, NULL);
+	n = tbs_session_peer_id(b.s, got, sizeof(got));
+	is_int(n, (int)sizeof(id) - 1, "receiver learns the transfer identity");
+	ok(!memcmp(got, id, sizeof(id) - 1), "identity is byte-exact");
+	is_int(tbs_session_options(b.s), 0x2, "options are the intersection");
+	b.close_r = tbs_session_close(b.s);
+	pthread_join(a.thread, NULL);
+	relay_stop(&r);
+	end_show("a", &a);
+	end_show("b", &b);
+	ok(end_clean(&a) && end_clean(&b), "8 MiB one way arrive byte-exact");
+	ok(!a.finish_before_peer_confirm,
+	   "sender's finish returns only after the receiver's confirm");
+	tbs_session_free(a.s);
+	tbs_session_free(b.s);
+}
+
+static void test_duplex(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 6 * MiB + 17, .seed = 3 };
+	struct end b = { .send_len = 5 * MiB + 3, .seed = 4 };
+
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(end_clean(&a) && end_clean(&b),
+	   "both directions at once arrive byte-exact");
+}
+
+static void test_empty(void)
+{
+	struct relay r;
+	struct end a = { .seed = 5 };
+	struct end b = { .seed = 6 };
+
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(end_clean(&a) && end_clean(&b), "empty streams end cleanly");
+}
+
+static void test_late_peer(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 1 * MiB, .seed = 7 };
+	struct end b = { .send_len = 1 * MiB, .seed = 8 };
+
+	relay_init(&r);
+	r.ab.closed_until_open = true;
+	/* two HELLOs of a are lost before b opens */
+	pair_run(&r, &a, &b, 200);
+	ok(r.ab.dropped > 0, "early frames were lost");
+	ok(end_clean(&a) && end_clean(&b),
+	   "handshake survives frames lost before the peer opened");
+}
+
+static void test_faults(const char *what, void (*set)(struct relay *))
+{
+	struct relay r;
+	struct end a = { .send_len = 4 * MiB, .seed = 9 };
+	struct end b = { .send_len = 3 * MiB, .seed = 10 };
+
+	relay_init(&r);
+	set(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(end_clean(&a) && end_clean(&b), "%s: recovered, byte-exact", what);
+	ok(a.st.retransmits + b.st.retransmits > 0, "%s: by retransmission",
+	   what);
+}
+
+static void set_flip(struct relay *r)
+{
+	r->ab.flip_at[0] = 100000;
+	r->ab.flip_at[1] = 2000000;
+	r->ba.flip_at[0] = 777777;
+	r->ab.flip_at[2] = 60; /* a HELLO */
+}
+
+static void set_drop(struct relay *r)
+{
+	r->ab.drop_frame_at[0] = 300000;
+	r->ab.drop_frame_at[1] = 300000 + 4096 * 3;
+	r->ba.drop_frame_at[0] = 1500000;
+}
+
+static void set_short(struct relay *r)
+{
+	r->ab.short_writes = r->ba.short_writes = true;
+	r->ab.flip_at[0] = 1234567;
+	r->ba.drop_frame_at[0] = 654321;
+}
+
+static void test_eof(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 4 * MiB, .seed = 11 };
+	struct end b = { .send_len = 4 * MiB, .seed = 12 };
+
+	relay_init(&r);
+	r.ab.eof_at = 1000000;
+	r.ba.eof_at = 1000000;
+	pair_run(&r, &a, &b, 0);
+	ok(end_honest(&a) && end_honest(&b), "early EOF: no false success");
+	ok(a.recv_r < 0 && b.recv_r < 0, "early EOF: both receivers fail");
+	ok(strstr(b.err, "offset") || strstr(b.err, "closed"),
+	   "early EOF: message says what happened");
+}
+
+static void test_unrepairable(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 4 * MiB, .seed = 13 };
+	struct end b = { .seed = 14 };
+
+	a.o.max_retries = 3;
+	relay_init(&r);
+	r.ab.corrupt_from = 1000000;
+	pair_run(&r, &a, &b, 0);
+	ok(end_honest(&a) && end_honest(&b), "lasting corruption: no false success");
+	ok(a.send_r < 0 || a.finish_r < 0, "lasting corruption: sender fails");
+	ok(strstr(a.err, "could not be repaired after 3 retries") != NULL,
+	   "sender's message names the offset and the retries");
+	ok(b.recv_r < 0, "lasting corruption: receiver fails too");
+}
+
+static void test_vanished(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 2 * MiB, .seed = 15 };
+	struct end b = { .seed = 16 };
+
+	a.o.idle_ms = 1000;
+	b.o.idle_ms = 1000;
+	relay_init(&r);
+	r.ab.freeze_at = 1000000;
+	r.ba.freeze_at = 20000;
+	pair_run(&r, &a, &b, 0);
+	ok(end_honest(&a) && end_honest(&b), "vanished peer: no false success");
+	ok(strstr(a.err, "peer vanished at offset") != NULL,
+	   "vanished peer: sender says so with the offset");
+}
+
+int main(int argc, char **argv)
+{
+	pair_watchdog(100);
+	if (argc > 1 && !strcmp(argv[1], "eof")) {
+		test_eof();
+		return tap_done();
+	}
+	test_one_way();
+	test_duplex();
+	test_empty();
+	test_late_peer();
+	test_faults("flipped bits", set_flip);
+	test_faults("dropped frames", set_drop);
+	test_faults("short writes", set_short);
+	test_eof();
+	test_unrepairable();
+	test_vanished();
+	return tap_done();
+}

@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: MIT
+#include "../../lib/wire.h"
+#include "../tap.h"
+int main(void)
+{
+	return tap_done();
+}
