@@ -1,11 +1,173 @@
 // SPDX-License-Identifier: MIT
 /*
- * tbstream pipe (verified): the session protocol both ways at once.
+ * tbstream pipe (verified): the session protocol both ways at once.  A
+ * thread sends standard input and then waits for the peer's confirmation;
+ * the main thread writes what the peer sends and confirms it once it is
+ * written.  Exits 0 only when both directions were confirmed.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "pipe.h"
+
+#define CHUNK (256 * 1024)
+
+struct sender {
+	struct tbs_session *s;
+	unsigned long long bytes;
+	int err; /* negative errno, 0 */
+	bool stdin_err;
+};
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len) {
+		n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void *send_run(void *arg)
+{
+	struct sender *snd = arg;
+	char *buf = malloc(CHUNK);
+	ssize_t n;
+
+	snd->err = buf ? 0 : -ENOMEM;
+	while (!snd->err) {
+		n = read(0, buf, CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snd->err = -errno;
+			snd->stdin_err = true;
+		} else if (n == 0) {
+			snd->err = tbs_session_finish(snd->s);
+			break;
+		} else {
+			n = tbs_session_send(snd->s, 0, buf, n, -1);
+			if (n < 0)
+				snd->err = n;
+			else
+				snd->bytes += n;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Writes the peer's data to standard output; 0 once confirmed. */
+static int receive(struct tbs_session *s, unsigned long long *bytes,
+		   bool *stdout_err)
+{
+	char *buf = malloc(CHUNK);
+	ssize_t n;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		n = tbs_session_recv(s, NULL, buf, CHUNK, -1);
+		if (n <= 0)
+			break;
+		ret = write_all(1, buf, n);
+		if (ret) {
+			*stdout_err = true;
+			break;
+		}
+		*bytes += n;
+	}
+	free(buf);
+	if (ret)
+		return ret;
+	if (n < 0)
+		return n;
+	if (fsync(1) && errno != EINVAL && errno != EROFS) {
+		*stdout_err = true;
+		return -errno;
+	}
+	return tbs_session_confirm(s);
+}
+
+static int session_fail(struct tbs_session *s, const char *what, int err)
+{
+	const char *msg = tbs_session_error(s);
+
+	cli_msg("%s: %s", what, msg && msg[0] ? msg : strerror(-err));
+	return cli_exit_status(err);
+}
+
+/*
+ * Runs both directions; *@joined tells whether the sending thread ended
+ * (it may still block on standard input after a failure).
+ */
+static int run(struct tbs_session *s, bool *joined)
+{
+	struct sender snd = { .s = s };
+	unsigned long long got = 0;
+	bool out_err = false;
+	pthread_t t;
+	int ret;
+
+	ret = tbs_session_start(s);
+	if (ret)
+		return session_fail(s, "no session with the peer", ret);
+	*joined = false;
+	if (pthread_create(&t, NULL, send_run, &snd)) {
+		cli_msg("could not start a thread");
+		return EXIT_FAIL;
+	}
+	ret = receive(s, &got, &out_err);
+	if (ret) {
+		*joined = false;
+		if (out_err)
+			cli_msg("standard output: %s after %llu bytes",
+				strerror(-ret), got);
+		else
+			session_fail(s, "receiving", ret);
+		return ret == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_FAIL;
+	}
+	pthread_join(t, NULL);
+	*joined = true;
+	if (snd.err && snd.stdin_err) {
+		cli_msg("standard input: %s", strerror(-snd.err));
+		return EXIT_FAIL;
+	}
+	if (snd.err)
+		return session_fail(s, "sending", snd.err);
+	ret = tbs_session_close(s);
+	if (ret)
+		return session_fail(s, "closing", ret);
+	return EXIT_OK;
+}
 
 int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 {
-	cli_msg("the verified pipe is not available in this build: use --raw");
-	return EXIT_FAIL;
+	struct tbs_session_opts opts = { .role = TBS_ROLE_DUPLEX };
+	struct tbs_session *s;
+	bool joined = true;
+	int ret;
+
+	opts.handshake_ms = a->opts.timeout_ms;
+	ret = tbs_session_new(&s, ep->rfd, ep->wfd, &opts);
+	if (ret) {
+		cli_msg("could not start a session: %s", strerror(-ret));
+		return EXIT_FAIL;
+	}
+	ret = run(s, &joined);
+	/* A sender still running uses the session until the process exits. */
+	if (joined)
+		tbs_session_free(s);
+	return ret;
 }
