@@ -66,7 +66,7 @@ same() {
 status() {
 	local want=$1 desc=$2 got
 	shift 2
-	"$@" 2>"$TMP/status.err"
+	"$@" >"$TMP/status.out" 2>"$TMP/status.err"
 	got=$?
 	if [ "$got" -eq "$want" ]; then
 		ok "$desc"

@@ -27,11 +27,20 @@ check "host1 took down the stream it brought up" \
 	test "$empty1" = "$(cfg "$H1")"
 ts "$H2" down pipe
 
-# host2 receives with cat; host1 sends with pipe --raw --send-only.
+# up_both NAME: the stream NAME up on both hosts.
+up_both() {
+	ts "$H1" up "$1" >/dev/null &
+	ts "$H2" up "$1" >/dev/null
+	wait $!
+}
+
+# host2 receives with cat; host1 sends with pipe --raw --send-only.  Raw
+# bytes need the receiver open first.
+check "stream up on both hosts" up_both back
 dev2=$(ts "$H2" up back)
 t cat "$dev2" >"$TMP/got2" &
 c2=$!
-sleep 0.5
+check "cat has the device open" wait_open "$H2" back
 status 0 "pipe --raw --send-only sends standard input" \
 	ts "$H1" pipe back --raw --send-only <"$TMP/data"
 wait $c2
@@ -39,6 +48,7 @@ same "$TMP/data" "$TMP/got2" "cat on host2 received it exactly"
 ts "$H2" down back
 
 # Unplug in the middle: the pipe fails and says so.
+check "stream up on both hosts" up_both cut
 t "$TBSTREAM" --sysroot "$H2" pipe cut --raw --receive-only \
 	>"$TMP/got3" 2>/dev/null &
 r=$!

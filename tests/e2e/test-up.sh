@@ -49,7 +49,7 @@ dev=$(attr "$H1" a1 index)
 check "device path is the one index names" \
 	test "$(ts "$H1" up a1)" = "$H1/dev/tbstream$dev"
 before=$(cfg "$H1")
-check "up again succeeds" ts "$H1" up a1
+check "up again succeeds" ts "$H1" up a1 -j >/dev/null
 check "and changes nothing" test "$before" = "$(cfg "$H1")"
 ts "$H1" up a1 --json >"$TMP/j" 2>/dev/null
 check "up --json says it was not created" python3 -c '
