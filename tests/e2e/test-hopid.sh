@@ -4,9 +4,10 @@
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
-TMP=$(mktemp -d /tmp/tbs-e2e.XXXXXX)
 
 sim_start --max-hopid 10
+TMP=$SIM_DIR/work
+mkdir "$TMP"
 roles
 for s in s1 s2; do
 	ts "$FOLLOW" up $s --timeout 10 >/dev/null 2>&1 &
@@ -21,5 +22,4 @@ status 5 "s4: no HopID left, exit 5" ts "$ALLOC" up s4 --timeout 5
 has_msg "and says so" "no free HopID"
 check "s4 was not left behind" test ! -e \
 	"$(ls -d "$ALLOC"/sys/kernel/config/thunderbolt/stream/*/)s4"
-rm -rf "$TMP"
 done_testing

@@ -4,9 +4,10 @@
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
-TMP=$(mktemp -d /tmp/tbs-e2e.XXXXXX)
 
 sim_start
+TMP=$SIM_DIR/work
+mkdir "$TMP"
 head -c 3000000 /dev/urandom >"$TMP/data"
 empty1=$(cfg "$H1") empty2=$(cfg "$H2")
 
@@ -67,5 +68,4 @@ check "and says the cable was unplugged" grep -q unplugged "$TMP/cut.err"
 wait $r
 echo plug >"$MNT/control"
 echo "rate 0" >"$MNT/control"
-rm -rf "$TMP"
 done_testing

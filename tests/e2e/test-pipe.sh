@@ -7,9 +7,10 @@
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
-TMP=$(mktemp -d /tmp/tbs-e2e.XXXXXX)
 
 sim_start --adv-delay 200
+TMP=$SIM_DIR/work
+mkdir "$TMP"
 roles
 empty1=$(cfg "$H1") empty2=$(cfg "$H2")
 head -c 4000000 /dev/urandom >"$TMP/d1"
@@ -127,5 +128,4 @@ status 4 "follower alone: exit 4" ts "$FOLLOW" pipe lone --timeout 3 \
 has_msg "and says to start it on the other host" "other host"
 check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
 check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
-rm -rf "$TMP"
 done_testing

@@ -5,9 +5,10 @@
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
-TMP=$(mktemp -d /tmp/tbs-e2e.XXXXXX)
 
 sim_start --adv-delay 300 --node-delay 100
+TMP=$SIM_DIR/work
+mkdir "$TMP"
 roles
 empty1=$(cfg "$H1") empty2=$(cfg "$H2")
 
@@ -98,5 +99,4 @@ check "and leaves ConfigFS as it was" \
 		|| echo "$empty2")"
 
 status 2 "name longer than 8 bytes refused" ts "$H1" up ninechars
-rm -rf "$TMP"
 done_testing

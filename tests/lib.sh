@@ -1,0 +1,120 @@
+# Shell test library: TAP output, time limits, and a tbsim fixture.
+#
+# Source it from a test run by meson (which sets TOP_SRCDIR, TOP_BUILDDIR,
+# TBSIM, TBSTREAM, SYSIO).  Every command that can block goes through t(),
+# which kills it after $T seconds.  sim_start mounts a fresh simulator in
+# a temporary directory; it is unmounted on every exit path: normal exit,
+# failure, signal, and (through tbsim --watch-pid) even SIGKILL of the test.
+
+T=${T:-20}
+tap_n=0
+tap_failed=0
+SIM_DIR=
+MNT=
+
+ok() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n - $*"
+}
+
+not_ok() {
+	tap_n=$((tap_n + 1))
+	tap_failed=$((tap_failed + 1))
+	echo "not ok $tap_n - $*"
+}
+
+# check DESC CMD...: one test case, passing when CMD succeeds
+check() {
+	desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# check_fails DESC CMD...: passing when CMD fails
+check_fails() {
+	desc=$1
+	shift
+	if "$@"; then not_ok "$desc"; else ok "$desc"; fi
+}
+
+# is DESC GOT WANT
+is() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1"
+		echo "#   got '$2', want '$3'"
+	fi
+}
+
+skip() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n # SKIP $*"
+}
+
+diag() {
+	echo "# $*"
+}
+
+done_testing() {
+	echo "1..$tap_n"
+	[ "$tap_failed" -eq 0 ]
+}
+
+bail() {
+	echo "Bail out! $*"
+	exit 1
+}
+
+# t CMD...: run CMD with a time limit of $T seconds
+t() {
+	timeout -k 3 "$T" "$@"
+}
+
+sim_cleanup() {
+	if [ -n "$MNT" ] && mountpoint -q "$MNT" 2>/dev/null; then
+		timeout -k 2 15 "$TBSIM" --stop "$MNT" >/dev/null 2>&1 ||
+			umount -l "$MNT" 2>/dev/null ||
+			fusermount3 -u -z "$MNT" 2>/dev/null
+	fi
+	[ -n "$SIM_DIR" ] && rm -rf "$SIM_DIR"
+	SIM_DIR=
+	MNT=
+}
+
+# sim_start [tbsim options]: mount a simulator; sets MNT, H1, H2, CTL
+sim_start() {
+	[ -e /dev/fuse ] || { skip "no /dev/fuse"; done_testing; exit 0; }
+	sim_cleanup
+	SIM_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tbsim-test.XXXXXX")
+	MNT=$SIM_DIR/mnt
+	mkdir "$MNT"
+	trap sim_cleanup EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	timeout -k 2 20 "$TBSIM" --watch-pid $$ --lifetime 1800 "$@" "$MNT" ||
+		bail "tbsim did not start"
+	H1=$MNT/host1
+	H2=$MNT/host2
+	CTL=$MNT/control
+	C1=$H1/sys/kernel/config/thunderbolt/stream
+	C2=$H2/sys/kernel/config/thunderbolt/stream
+}
+
+# sim_stat HOST NAME FIELD: a counter of a stream from the control file
+sim_stat() {
+	sed -n "s/^stream host=$1 .* name=$2 .*\<$3=\([^ ]*\).*/\1/p" "$CTL"
+}
+
+# wait_for SECONDS CMD...: poll until CMD succeeds
+wait_for() {
+	_limit=$(($1 * 10))
+	shift
+	while [ "$_limit" -gt 0 ]; do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+		_limit=$((_limit - 1))
+	done
+	return 1
+}
