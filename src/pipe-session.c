@@ -6,6 +6,7 @@
  * written.  Exits 0 only when both directions were confirmed.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@
 
 #include "pipe.h"
 
-#define CHUNK (256 * 1024)
+#define CHUNK TBS_SESSION_MAX_RECORD
 
 struct sender {
 	struct tbs_session *s;
@@ -38,6 +39,30 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Reads up to @len bytes: waits for the first, then takes what arrives
+ * within a millisecond, so that records are large without holding back
+ * interactive input.
+ */
+static ssize_t read_full(int fd, char *buf, size_t len)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len && (!got || poll(&pfd, 1, 1) > 0)) {
+		n = read(fd, buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return got ? (ssize_t)got : -errno;
+		if (n == 0)
+			break;
+		got += n;
+	}
+	return got;
+}
+
 static void *send_run(void *arg)
 {
 	struct sender *snd = arg;
@@ -46,11 +71,9 @@ static void *send_run(void *arg)
 
 	snd->err = buf ? 0 : -ENOMEM;
 	while (!snd->err) {
-		n = read(0, buf, CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = read_full(0, buf, CHUNK);
 		if (n < 0) {
-			snd->err = -errno;
+			snd->err = n;
 			snd->stdin_err = true;
 		} else if (n == 0) {
 			snd->err = tbs_session_finish(snd->s);
