@@ -18,7 +18,7 @@ TOP_SRCDIR=$top
 size_mib=${1:-512}
 
 now() { date +%s.%N; }
-mbps() { echo "scale=1; $1 / 1048576 / ($3 - $2)" | bc; }
+mbps() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1048576 / (e - s) }'; }
 
 # raw BYTES: dd from host2's device to host1's, MiB/s.
 raw() {
@@ -51,7 +51,7 @@ run() {
 	r=$(raw "$2")
 	p=$(piped "$2")
 	printf '%-28s %8s MiB/s %8s MiB/s %7s\n' "$1" "$r" "$p" \
-		"$(echo "scale=3; $p / $r" | bc)"
+		"$(awk -v p="$p" -v r="$r" 'BEGIN { printf "%.3f", p / r }')"
 	RAW=$r PIPE=$p
 }
 
