@@ -144,6 +144,7 @@ static void on_hello(struct tbs_session *s, const uint8_t *p, uint32_t n)
 		tbs_session_fail(s, r,
 				 "peer speaks session protocol %u.%u; this side supports %u.x only (update the older side)",
 				 h.major, h.minor, TBS_PROTO_MAJOR);
+		queue_abort(s); /* the peer is not known: the loop would not */
 		return;
 	}
 	if (r < 0 || h.nonce == s->nonce) {
