@@ -424,7 +424,8 @@ static void on_bad(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		   int64_t now)
 {
 	s->st.bad_records++;
-	if (s->established && (h->type == TBS_REC_DATA || h->type == TBS_REC_END))
+	if (s->established &&
+	    (h->type == TBS_REC_DATA || h->type == TBS_REC_END))
 		queue_nack(s, h->aux, now);
 }
 
@@ -459,7 +460,8 @@ static void rx_process(struct tbs_session *s, int64_t now)
 	}
 	if (s->rxstart == s->rxlen) {
 		s->rxstart = s->rxlen = 0;
-	} else if (s->rxcap - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD) {
+	} else if (s->rxcap - s->rxlen <
+		   TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD) {
 		memmove(s->rxbuf, s->rxbuf + s->rxstart, s->rxlen - s->rxstart);
 		s->rxlen -= s->rxstart;
 		s->rxstart = 0;
@@ -582,7 +584,9 @@ static ssize_t write_data(struct tbs_session *s)
 		iov[n].iov_base = s->wr_rec->data;
 		iov[n++].iov_len = s->wr_rec->len;
 	} else {
-		iov[n].iov_base = s->wr_rec->data + s->wr_pos - TBS_WIRE_HDR_LEN;
+		size_t done = s->wr_pos - TBS_WIRE_HDR_LEN;
+
+		iov[n].iov_base = s->wr_rec->data + done;
 		iov[n++].iov_len = s->wr_total - s->wr_pos;
 	}
 	return writev(s->wfd, iov, n);

@@ -105,8 +105,8 @@ static uint64_t make_nonce(struct tbs_session *s)
 	uint64_t v = 0;
 
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
-		v = (uint64_t)tbs_session_now_ms() ^ ((uint64_t)getpid() << 32) ^
-		    (uint64_t)(uintptr_t)s;
+		v = (uint64_t)tbs_session_now_ms() ^
+		    ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
 	return v ? v : 1;
 }
 
@@ -195,7 +195,8 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	r = set_defaults(&s->o);
 	if (r)
 		goto err_free;
-	memcpy(s->id, s->o.id, s->o.id_len);
+	if (s->o.id_len)
+		memcpy(s->id, s->o.id, s->o.id_len);
 	s->o.id = NULL;
 	s->nonce = make_nonce(s);
 	r = alloc_buffers(s);
@@ -279,7 +280,8 @@ int tbs_session_start(struct tbs_session *s)
 		return r;
 	}
 	s->thread_started = true;
-	while (s->state == ST_HANDSHAKE && wait_until(s, deadline) != -ETIMEDOUT)
+	while (s->state == ST_HANDSHAKE &&
+	       wait_until(s, deadline) != -ETIMEDOUT)
 		;
 	if (s->state == ST_HANDSHAKE)
 		tbs_session_fail(s, -ETIMEDOUT, "handshake did not complete");
@@ -522,7 +524,7 @@ int tbs_session_confirm(struct tbs_session *s)
 static int wait_peer_done(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
-	int64_t bye_deadline = -1;
+	int64_t bye_deadline = -1, until;
 
 	while (s->state == ST_OPEN) {
 		if (s->rx_end && s->rx_head) {
@@ -538,8 +540,8 @@ static int wait_peer_done(struct tbs_session *s)
 		}
 		if (s->bye_sent && bye_deadline < 0)
 			bye_deadline = deadline_in(2 * s->o.rto_ms);
-		if (wait_until(s, bye_deadline >= 0 ? bye_deadline : deadline) !=
-		    -ETIMEDOUT)
+		until = bye_deadline >= 0 ? bye_deadline : deadline;
+		if (wait_until(s, until) != -ETIMEDOUT)
 			continue;
 		if (bye_deadline >= 0)
 			return 0; /* everything confirmed; the BYE got lost */
@@ -587,7 +589,10 @@ int tbs_session_peer_id(struct tbs_session *s, void *buf, size_t len)
 	pthread_mutex_lock(&s->lock);
 	if (s->peer_known) {
 		r = s->peer.id_len;
-		memcpy(buf, s->peer.id, len < (size_t)r ? len : (size_t)r);
+		if (len > (size_t)r)
+			len = (size_t)r;
+		if (len)
+			memcpy(buf, s->peer.id, len);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;

@@ -25,7 +25,7 @@ struct end {
 	uint64_t received;
 	bool rx_ok; /* every received byte and type was as generated */
 	bool finish_before_peer_confirm;
-	volatile bool confirmed;
+	_Atomic bool confirmed;
 	char err[256];
 	struct tbs_session_stats st;
 	struct end *peer;

@@ -26,18 +26,18 @@
 struct relay_dir {
 	/* faults, set before relay_start() */
 	bool closed_until_open; /* drop frames while !peer_open */
-	uint64_t drop_frame_at[RELAY_MAX_FAULTS]; /* drop the frame holding it */
+	uint64_t drop_frame_at[RELAY_MAX_FAULTS]; /* lose the frame with it */
 	uint64_t flip_at[RELAY_MAX_FAULTS]; /* flip one bit of that byte */
 	uint64_t corrupt_from; /* flip a bit in every frame after this */
 	uint64_t eof_at; /* cut the direction after this many bytes */
 	bool short_writes; /* write in pieces of 1..997 bytes */
-	uint64_t freeze_at; /* stop forwarding after this (a vanished peer) */
-	volatile bool freeze;
+	_Atomic uint64_t freeze_at; /* stop forwarding after it: peer gone */
+	_Atomic bool freeze;
 
 	/* state */
 	int in, out;
-	volatile bool peer_open;
-	volatile uint64_t bytes, dropped;
+	_Atomic bool peer_open;
+	_Atomic uint64_t bytes, dropped;
 	pthread_t thread;
 	unsigned int seed;
 };

@@ -206,6 +206,84 @@ static void test_later_minor(void)
 	one_done(&o);
 }
 
+static void *hostile_sender(void *arg)
+{
+	struct one *o = arg;
+	static uint8_t buf[100000];
+	int i;
+
+	for (i = 0; i < 20; i++)
+		if (tbs_session_send(o->s, 1, buf, sizeof(buf), 2000) < 0)
+			break;
+	tbs_session_finish(o->s);
+	return NULL;
+}
+
+static uint64_t hostile_offset(uint64_t *st)
+{
+	static const uint64_t some[] = { 0, 1, 4096, 100000, 1 << 20,
+					 UINT64_MAX, UINT64_MAX - 7 };
+
+	*st = *st * 6364136223846793005ull + 1442695040888963407ull;
+	if (*st >> 63)
+		return some[(*st >> 40) % 7];
+	return (*st >> 20) % 2000000;
+}
+
+/*
+ * A peer that completes the handshake and then sends well-formed records
+ * with arbitrary types, offsets, epochs and lengths while data flows the
+ * other way.  The session may fail, but must neither crash nor hang.
+ */
+static void test_hostile_peer(void)
+{
+	static const uint8_t types[] = { 2, 2, 2, 3, 3, 4, 4, 6, 7, 0x40 };
+	static uint8_t drain[1 << 16];
+	struct tbs_wire_hello mine = { 0 };
+	struct tbs_wire_hdr h[1];
+	struct one o;
+	pthread_t tx;
+	uint64_t st = 99;
+	uint8_t p[64];
+	int i, fl, failed = 0;
+	uint8_t type;
+
+	one_init(&o, 5000);
+	read_records(o.peer, 2000, h, 1, &mine, NULL);
+	send_hello(o.peer, 1, 0, mine.nonce, 0);
+	pthread_join(o.thread, NULL);
+	is_int(o.r, 0, "hostile peer: handshake completes");
+	pthread_create(&tx, NULL, hostile_sender, &o);
+	fl = fcntl(o.peer, F_GETFL);
+	fcntl(o.peer, F_SETFL, fl | O_NONBLOCK);
+	for (i = 0; i < 3000; i++) {
+		struct tbs_wire_hdr r = { 0 };
+		uint8_t rec[TBS_WIRE_HDR_LEN + sizeof(p)];
+		size_t n;
+
+		while (read(o.peer, drain, sizeof(drain)) > 0)
+			;
+		type = types[hostile_offset(&st) % sizeof(types)];
+		if (i > 2900) /* END and ABORT end the session: last */
+			type = (uint8_t)(TBS_REC_END + i % 4);
+		r.type = type;
+		r.flags = type == 0x40 ? TBS_WF_OPTIONAL : 0;
+		r.off = hostile_offset(&st);
+		r.aux = (uint32_t)(hostile_offset(&st) % 4);
+		r.len = (uint32_t)(hostile_offset(&st) % sizeof(p));
+		memset(p, (int)i, sizeof(p));
+		n = tbs_wire_encode(rec, sizeof(rec), &r, p);
+		if (write(o.peer, rec, n) < 0 && errno != EAGAIN)
+			break;
+	}
+	pthread_join(tx, NULL);
+	failed = tbs_session_recv(o.s, NULL, drain, sizeof(drain), 0) < 0;
+	printf("# hostile peer: %s\n", tbs_session_error(o.s));
+	ok(!failed || tbs_session_error(o.s)[0],
+	   "hostile peer: survived, any failure is explained");
+	one_done(&o);
+}
+
 static void test_roles(void)
 {
 	struct relay r;
@@ -229,6 +307,7 @@ int main(void)
 	test_closed_early();
 	test_later_minor();
 	test_roles();
+	test_hostile_peer();
 	test_hello_limit();
 	return tap_done();
 }
