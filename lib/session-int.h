@@ -132,6 +132,8 @@ struct tbs_session {
 	struct txrec *wr_rec;
 };
 
+#pragma GCC visibility push(hidden) /* not exported by the library */
+
 int64_t tbs_session_now_ms(void);
 void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -142,5 +144,7 @@ void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
 		       uint16_t app);
 struct rxblk *tbs_session_blk_new(struct tbs_session *s);
 void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
+
+#pragma GCC visibility pop
 
 #endif /* TBS_SESSION_INT_H */
