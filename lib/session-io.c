@@ -752,7 +752,8 @@ static bool rx_room(struct tbs_session *s)
 		rx_next_block(s);
 	if (s->rxlen == RX_BLOCK)
 		return false;
-	return (uint64_t)s->rx_blocks * RX_BLOCK <= 2 * s->o.window + 2 * RX_BLOCK;
+	return (uint64_t)s->rx_blocks * RX_BLOCK <=
+	       2 * s->o.window + 2 * RX_BLOCK;
 }
 
 static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,

@@ -378,6 +378,7 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 			 const void *buf, size_t len, int timeout_ms)
 {
 	struct txrec *t;
+	bool idle;
 	int r;
 
 	if (len > TBS_WIRE_MAX_PAYLOAD)
@@ -399,12 +400,14 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 	}
 	pthread_mutex_lock(&s->lock);
 	s->sending = false;
+	idle = !s->tx_cur; /* else the I/O thread gets to it by itself */
 	if (t)
 		append_tx(s, t);
 	else
 		s->tx_buffered -= len;
 	pthread_mutex_unlock(&s->lock);
-	tbs_session_wake(s);
+	if (idle)
+		tbs_session_wake(s);
 	return t ? (ssize_t)len : -ENOMEM;
 }
 
@@ -467,6 +470,7 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 			 size_t len, int timeout_ms)
 {
 	struct rxrec *r;
+	bool wake;
 	size_t n;
 	int ret;
 
@@ -492,8 +496,11 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 	pthread_mutex_lock(&s->lock);
 	s->receiving = false;
 	consumed(s, r, n);
+	/* the I/O thread raises the peer's credit by a quarter window */
+	wake = s->rx_freed + s->o.window - s->rx_limit_sent >= s->o.window / 4;
 	pthread_mutex_unlock(&s->lock);
-	tbs_session_wake(s);
+	if (wake)
+		tbs_session_wake(s);
 	return (ssize_t)n;
 }
 
