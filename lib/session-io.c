@@ -515,6 +515,12 @@ static void on_eof(struct tbs_session *s, int err)
 				 "the stream went away (cable unplugged or stream removed) at offset %llu sent, %llu received",
 				 (unsigned long long)s->tx_acked,
 				 (unsigned long long)s->rx_off);
+	} else if (err) {
+		tbs_session_fail(s, err,
+				 "reading or writing the stream failed: %s (at offset %llu sent, %llu received)",
+				 strerror(-err),
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->rx_off);
 	} else if (!s->established) {
 		tbs_session_fail(s, -ECONNRESET,
 				 "peer closed the stream before the handshake completed");
@@ -546,7 +552,7 @@ static void io_read(struct tbs_session *s)
 	} else if (errno == EIO) {
 		s->st.bad_records++; /* a frame with a CRC error was dropped */
 	} else {
-		on_eof(s, -errno);
+		on_eof(s, errno == ECONNRESET ? 0 : -errno);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -649,7 +655,7 @@ static void io_write(struct tbs_session *s)
 		s->wr = WR_NONE;
 		s->ctl_pos = s->ctl_len = 0;
 		s->peer_gone = true;
-		on_eof(s, errno == EPIPE ? 0 : -errno);
+		on_eof(s, errno == EPIPE || errno == ECONNRESET ? 0 : -errno);
 	}
 	pthread_mutex_unlock(&s->lock);
 }

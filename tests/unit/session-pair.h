@@ -20,6 +20,7 @@ struct end {
 	uint64_t send_len; /* bytes to send; 0: none */
 	uint32_t seed;
 	bool no_close; /* stop after the transfer, do not close */
+	bool slow; /* pause after each record received */
 
 	int new_r, start_r, send_r, finish_r, recv_r, confirm_r, close_r;
 	uint64_t received;
@@ -95,6 +96,8 @@ static inline void end_recv(struct end *e)
 			if (buf[i] != gen_byte(e->peer->seed, e->received + i))
 				e->rx_ok = false;
 		e->received += (uint64_t)n;
+		if (e->slow)
+			usleep(2000);
 	}
 	free(buf);
 	e->recv_r = (int)n;
@@ -123,7 +126,8 @@ static inline void *end_main(void *arg)
 	return NULL;
 }
 
-static inline void end_setup(struct end *e, int fd, struct end *peer)
+static inline void end_setup(struct end *e, int fd, int wfd,
+			     struct end *peer)
 {
 	e->fd = fd;
 	e->peer = peer;
@@ -138,7 +142,7 @@ static inline void end_setup(struct end *e, int fd, struct end *peer)
 		e->o.rto_ms = 200;
 	if (!e->o.confirm_ms)
 		e->o.confirm_ms = 10000;
-	e->new_r = tbs_session_new(&e->s, fd, fd, &e->o);
+	e->new_r = tbs_session_new(&e->s, fd, wfd, &e->o);
 }
 
 /* Everything an end reported success for must be exactly right. */
@@ -175,8 +179,8 @@ static inline void pair_run(struct relay *r, struct end *a, struct end *b,
 {
 	int i;
 
-	end_setup(a, r->a, b);
-	end_setup(b, r->b, a);
+	end_setup(a, r->a, r->aw, b);
+	end_setup(b, r->b, r->bw, a);
 	if (b_after_bytes)
 		r->ab.peer_open = false;
 	relay_start(r);
