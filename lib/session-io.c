@@ -178,6 +178,8 @@ static void on_data(struct tbs_session *s, const struct tbs_wire_hdr *h,
 {
 	struct rxrec *r;
 
+	if (!h->len)
+		return; /* not allowed: it would read as the end of the stream */
 	if (h->off > s->rx_off) {
 		queue_nack(s, h->aux, now);
 		return;
@@ -653,6 +655,7 @@ static void io_write(struct tbs_session *s)
 		wrote(s, (size_t)n);
 	} else if (n < 0) {
 		s->wr = WR_NONE;
+		s->wr_rec = NULL;
 		s->ctl_pos = s->ctl_len = 0;
 		s->peer_gone = true;
 		on_eof(s, errno == EPIPE || errno == ECONNRESET ? 0 : -errno);
@@ -704,6 +707,8 @@ static void rx_timers(struct tbs_session *s, int64_t now)
 			  s->rx_end_hash);
 		s->endack_due = false;
 	}
+	if (s->ctl_pos < s->ctl_len)
+		return; /* not while the last ones wait: the next is fresher */
 	if ((s->ack_due && now >= s->ack_due) ||
 	    s->rx_off - s->rx_ack_sent >= s->o.window / 4 ||
 	    limit - s->rx_limit_sent >= s->o.window / 4 ||

@@ -349,6 +349,8 @@ static int reserve_window(struct tbs_session *s, size_t len, int timeout_ms)
 			return -EPIPE;
 		if (s->sending)
 			return -EBUSY;
+		if (len > s->peer.max_payload)
+			return -EMSGSIZE;
 		if (!s->tx_buffered || s->tx_buffered + len <= s->o.window)
 			break;
 		if (wait_until(s, deadline) == -ETIMEDOUT)
