@@ -506,16 +506,27 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 	return (ssize_t)n;
 }
 
+/*
+ * Waits for ENDACK; lock held.  The confirm time-out counts from the last
+ * sign of progress (data acknowledged, or consumed by the peer's
+ * application), so a slow consumer of a long stream is not cut off.
+ */
 static int wait_end_acked(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
+	uint64_t acked = s->tx_acked, limit = s->tx_limit;
 
 	while (!s->tx_end_acked) {
 		if (s->state == ST_FAILED)
 			return s->err;
+		if (s->tx_acked != acked || s->tx_limit != limit) {
+			acked = s->tx_acked;
+			limit = s->tx_limit;
+			deadline = deadline_in(s->o.confirm_ms);
+		}
 		if (wait_until(s, deadline) == -ETIMEDOUT) {
 			tbs_session_fail(s, -ETIMEDOUT,
-					 "peer did not confirm the end of the stream within %d s (%llu bytes sent, %llu acknowledged)",
+					 "peer did not confirm the end of the stream: no progress for %d s (%llu bytes sent, %llu acknowledged)",
 					 s->o.confirm_ms / 1000,
 					 (unsigned long long)s->tx_off,
 					 (unsigned long long)s->tx_acked);

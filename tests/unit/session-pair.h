@@ -21,6 +21,7 @@ struct end {
 	uint32_t seed;
 	bool no_close; /* stop after the transfer, do not close */
 	bool slow; /* pause after each record received */
+	bool no_confirm; /* never confirm the peer's stream */
 
 	int new_r, start_r, send_r, finish_r, recv_r, confirm_r, close_r;
 	uint64_t received;
@@ -101,7 +102,7 @@ static inline void end_recv(struct end *e)
 	}
 	free(buf);
 	e->recv_r = (int)n;
-	if (n == 0) {
+	if (n == 0 && !e->no_confirm) {
 		usleep(50000); /* "make the data durable" */
 		e->confirmed = true;
 		e->confirm_r = tbs_session_confirm(e->s);

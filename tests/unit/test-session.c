@@ -181,6 +181,23 @@ static void test_unrepairable(void)
 	ok(b.recv_r < 0, "lasting corruption: receiver fails too");
 }
 
+static void test_never_confirmed(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 1 * MiB, .seed = 25 };
+	struct end b = { .seed = 26, .no_confirm = true, .no_close = true };
+
+	a.o.confirm_ms = 1500;
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(b.recv_r == 0 && b.received == 1 * MiB,
+	   "unconfirmed: the receiver got everything");
+	is_int(a.finish_r, -ETIMEDOUT,
+	       "unconfirmed: the sender does not report success");
+	ok(strstr(a.err, "did not confirm") != NULL,
+	   "unconfirmed: and says why");
+}
+
 static void test_vanished(void)
 {
 	struct relay r;
@@ -216,6 +233,7 @@ int main(int argc, char **argv)
 	test_faults("short writes", set_short);
 	test_eof();
 	test_unrepairable();
+	test_never_confirmed();
 	test_vanished();
 	return tap_done();
 }
