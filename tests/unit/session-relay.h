@@ -26,29 +26,32 @@
 struct relay_dir {
 	/* faults, set before relay_start() */
 	bool closed_until_open; /* drop frames while !peer_open */
-	uint64_t drop_frame_at[RELAY_MAX_FAULTS]; /* drop the frame holding it */
+	uint64_t drop_frame_at[RELAY_MAX_FAULTS]; /* lose the frame with it */
 	uint64_t flip_at[RELAY_MAX_FAULTS]; /* flip one bit of that byte */
 	uint64_t corrupt_from; /* flip a bit in every frame after this */
 	uint64_t eof_at; /* cut the direction after this many bytes */
 	bool short_writes; /* write in pieces of 1..997 bytes */
-	uint64_t freeze_at; /* stop forwarding after this (a vanished peer) */
-	volatile bool freeze;
+	_Atomic uint64_t freeze_at; /* stop forwarding after it: peer gone */
+	_Atomic bool freeze;
 
 	/* state */
 	int in, out;
-	volatile bool peer_open;
-	volatile uint64_t bytes, dropped;
+	bool pipe; /* out is a pipe: close it to signal the end */
+	_Atomic bool peer_open;
+	_Atomic uint64_t bytes, dropped;
 	pthread_t thread;
 	unsigned int seed;
 };
 
 struct relay {
-	int a, b; /* the two session ends */
+	int a, b; /* the two session ends (read side) */
+	int aw, bw; /* their write sides: the same sockets, or pipes */
 	int ra, rb; /* the relay's sockets */
+	bool pipes;
 	struct relay_dir ab, ba;
 };
 
-static bool relay_hit(const uint64_t *at, uint64_t from, size_t n)
+static inline bool relay_hit(const uint64_t *at, uint64_t from, size_t n)
 {
 	int i;
 
@@ -58,7 +61,7 @@ static bool relay_hit(const uint64_t *at, uint64_t from, size_t n)
 	return false;
 }
 
-static void relay_flip(struct relay_dir *d, uint8_t *buf, size_t n)
+static inline void relay_flip(struct relay_dir *d, uint8_t *buf, size_t n)
 {
 	int i;
 
@@ -70,7 +73,7 @@ static void relay_flip(struct relay_dir *d, uint8_t *buf, size_t n)
 		buf[rand_r(&d->seed) % n] ^= 0x01;
 }
 
-static int relay_write(struct relay_dir *d, const uint8_t *p, size_t n)
+static inline int relay_write(struct relay_dir *d, const uint8_t *p, size_t n)
 {
 	while (n) {
 		size_t k = n;
@@ -91,7 +94,7 @@ static int relay_write(struct relay_dir *d, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static void *relay_main(void *arg)
+static inline void *relay_main(void *arg)
 {
 	struct relay_dir *d = arg;
 	uint8_t buf[RELAY_FRAME];
@@ -114,11 +117,14 @@ static void *relay_main(void *arg)
 		}
 		d->bytes += (uint64_t)n;
 	}
-	shutdown(d->out, SHUT_WR);
+	if (d->pipe)
+		close(d->out);
+	else
+		shutdown(d->out, SHUT_WR);
 	return NULL;
 }
 
-static void relay_init(struct relay *r)
+static inline void relay_init(struct relay *r)
 {
 	int sa[2], sb[2];
 
@@ -126,9 +132,9 @@ static void relay_init(struct relay *r)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sa) ||
 	    socketpair(AF_UNIX, SOCK_STREAM, 0, sb))
 		abort();
-	r->a = sa[0];
+	r->a = r->aw = sa[0];
 	r->ra = sa[1];
-	r->b = sb[0];
+	r->b = r->bw = sb[0];
 	r->rb = sb[1];
 	r->ab.in = r->ra;
 	r->ab.out = r->rb;
@@ -139,17 +145,52 @@ static void relay_init(struct relay *r)
 	r->ba.seed = 2;
 }
 
-static void relay_start(struct relay *r)
+/* The same with four pipes: each end reads and writes different fds. */
+static inline void relay_init_pipes(struct relay *r)
+{
+	int p[4][2], i;
+
+	memset(r, 0, sizeof(*r));
+	for (i = 0; i < 4; i++)
+		if (pipe(p[i]))
+			abort();
+	r->pipes = true;
+	r->aw = p[0][1];
+	r->ab.in = p[0][0];
+	r->ab.out = p[1][1];
+	r->b = p[1][0];
+	r->bw = p[2][1];
+	r->ba.in = p[2][0];
+	r->ba.out = p[3][1];
+	r->a = p[3][0];
+	r->ab.pipe = r->ba.pipe = true;
+	r->ab.peer_open = r->ba.peer_open = true;
+	r->ab.seed = 1;
+	r->ba.seed = 2;
+}
+
+static inline void relay_start(struct relay *r)
 {
 	pthread_create(&r->ab.thread, NULL, relay_main, &r->ab);
 	pthread_create(&r->ba.thread, NULL, relay_main, &r->ba);
 }
 
 /* Closes the session ends first so that the relay threads see the end. */
-static void relay_stop(struct relay *r)
+static inline void relay_stop(struct relay *r)
 {
 	r->ab.freeze_at = r->ba.freeze_at = 0;
 	r->ab.freeze = r->ba.freeze = false;
+	if (r->pipes) {
+		close(r->aw);
+		close(r->bw);
+		close(r->a);
+		close(r->b);
+		pthread_join(r->ab.thread, NULL);
+		pthread_join(r->ba.thread, NULL);
+		close(r->ab.in);
+		close(r->ba.in);
+		return;
+	}
 	shutdown(r->a, SHUT_RDWR);
 	shutdown(r->b, SHUT_RDWR);
 	pthread_join(r->ab.thread, NULL);
