@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "pipe.h"
@@ -100,18 +101,31 @@ static void pump_loop(struct pump *p, char *buf)
 	}
 }
 
+static void buf_unmap(void *buf)
+{
+	munmap(buf, BUF_SIZE);
+}
+
+/*
+ * The buffer is a private mapping, not heap memory: with a heap buffer,
+ * under MALLOC_PERTURB_ and with the other direction's thread freeing its
+ * own buffer, full 1 MiB reads from the simulated device came out with the
+ * byte 7 before their end changed (ORed with 0x50); ASan's allocator and a
+ * mapping do not show it.  The cause is not known yet.
+ */
 static void *pump_run(void *arg)
 {
 	struct pump *p = arg;
 	char *buf;
 
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-	buf = malloc(BUF_SIZE);
-	if (!buf) {
+	buf = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
 		pump_finish(p, ENOMEM, false);
 		return NULL;
 	}
-	pthread_cleanup_push(free, buf);
+	pthread_cleanup_push(buf_unmap, buf);
 	pump_loop(p, buf);
 	pthread_cleanup_pop(1);
 	return NULL;
