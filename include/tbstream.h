@@ -563,8 +563,9 @@ int tbs_session_close(struct tbs_session *s);
  * @s: session
  *
  * Return: a message naming the failure and the offset, such as "peer
- * vanished at offset 123456: nothing received for 10 s", or "" when there
- * was none.  Valid until tbs_session_free().
+ * vanished at offset 123456: nothing received for 10 s", or "" while there
+ * was none.  A returned message never changes; it is valid until
+ * tbs_session_free().
  */
 const char *tbs_session_error(struct tbs_session *s);
 

@@ -531,10 +531,17 @@ static void on_eof(struct tbs_session *s, int err)
 				 "peer closed before confirming (%llu bytes sent, %llu acknowledged)",
 				 (unsigned long long)s->tx_off,
 				 (unsigned long long)s->tx_acked);
+	} else if (!s->rx_end) {
+		tbs_session_fail(s, -ECONNRESET,
+				 "peer closed the stream at offset %llu before ending it (%llu of %llu bytes sent were acknowledged)",
+				 (unsigned long long)s->rx_off,
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->tx_off);
 	} else {
 		tbs_session_fail(s, -ECONNRESET,
-				 "peer closed the stream at offset %llu before ending it",
-				 (unsigned long long)s->rx_off);
+				 "peer closed the stream while this side was sending (%llu of %llu bytes acknowledged)",
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->tx_off);
 	}
 }
 
@@ -548,10 +555,11 @@ static void io_read(struct tbs_session *s)
 	pthread_mutex_lock(&s->lock);
 	if (n > 0) {
 		s->rxlen += (size_t)n;
+		s->eio_run = 0;
 		rx_process(s, tbs_session_now_ms());
 	} else if (n == 0) {
 		on_eof(s, 0);
-	} else if (errno == EIO) {
+	} else if (errno == EIO && ++s->eio_run < EIO_MAX_RUN) {
 		s->st.bad_records++; /* a frame with a CRC error was dropped */
 	} else {
 		on_eof(s, errno == ECONNRESET ? 0 : -errno);

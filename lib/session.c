@@ -37,6 +37,7 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
 	va_end(ap);
+	s->error = s->msg;
 	pthread_cond_broadcast(&s->cv);
 }
 
@@ -233,6 +234,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	if (s->o.id_len)
 		memcpy(s->id, s->o.id, s->o.id_len);
 	s->o.id = NULL;
+	s->error = "";
 	s->nonce = make_nonce(s);
 	r = alloc_buffers(s);
 	if (r)
@@ -577,13 +579,21 @@ int tbs_session_confirm(struct tbs_session *s)
 	return r;
 }
 
-/* Waits until the peer's stream is confirmed and BYE exchanged; lock held. */
+/*
+ * Waits until the peer's stream is confirmed and BYE exchanged; lock held.
+ * As for END, the time-out counts from the last data that arrived.
+ */
 static int wait_peer_done(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
 	int64_t bye_deadline = -1, until;
+	uint64_t got = s->rx_off;
 
 	while (s->state == ST_OPEN) {
+		if (s->rx_off != got) {
+			got = s->rx_off;
+			deadline = deadline_in(s->o.confirm_ms);
+		}
 		if (s->rx_end && s->rx_head) {
 			tbs_session_fail(s, -EBUSY,
 					 "closing with %llu bytes from the peer not read",
@@ -603,7 +613,7 @@ static int wait_peer_done(struct tbs_session *s)
 		if (bye_deadline >= 0)
 			return 0; /* everything confirmed; the BYE got lost */
 		tbs_session_fail(s, -ETIMEDOUT,
-				 "peer did not end its stream within %d s of closing (%llu bytes received)",
+				 "peer did not end its stream: nothing for %d s after closing (%llu bytes received)",
 				 s->o.confirm_ms / 1000,
 				 (unsigned long long)s->rx_off);
 	}
@@ -636,7 +646,12 @@ out:
 
 const char *tbs_session_error(struct tbs_session *s)
 {
-	return s->msg;
+	const char *e;
+
+	pthread_mutex_lock(&s->lock);
+	e = s->error;
+	pthread_mutex_unlock(&s->lock);
+	return e;
 }
 
 int tbs_session_peer_id(struct tbs_session *s, void *buf, size_t len)

@@ -96,7 +96,7 @@ static inline void end_recv(struct end *e)
 		for (i = 0; i < n; i++)
 			if (buf[i] != gen_byte(e->peer->seed, e->received + i))
 				e->rx_ok = false;
-		e->received += (uint64_t)n;
+		__atomic_add_fetch(&e->received, (uint64_t)n, __ATOMIC_RELAXED);
 		if (e->slow)
 			usleep(2000);
 	}
@@ -193,11 +193,11 @@ static inline void pair_run(struct relay *r, struct end *a, struct end *b,
 	pthread_create(&b->thread, NULL, end_main, b);
 	pthread_join(a->thread, NULL);
 	pthread_join(b->thread, NULL);
+	tbs_session_free(a->s);
+	tbs_session_free(b->s);
 	relay_stop(r);
 	end_show("a", a);
 	end_show("b", b);
-	tbs_session_free(a->s);
-	tbs_session_free(b->s);
 }
 
 static inline void pair_watchdog(int seconds)

@@ -35,14 +35,14 @@ static void test_one_way(void)
 	is_int(tbs_session_options(b.s), 0x2, "options are the intersection");
 	b.close_r = tbs_session_close(b.s);
 	pthread_join(a.thread, NULL);
+	tbs_session_free(a.s);
+	tbs_session_free(b.s);
 	relay_stop(&r);
 	end_show("a", &a);
 	end_show("b", &b);
 	ok(end_clean(&a) && end_clean(&b), "8 MiB one way arrive byte-exact");
 	ok(!a.finish_before_peer_confirm,
 	   "sender's finish returns only after the receiver's confirm");
-	tbs_session_free(a.s);
-	tbs_session_free(b.s);
 }
 
 static void test_duplex(void)
