@@ -135,7 +135,10 @@ static int pump_report(const struct pump *p)
 {
 	const char *where = p->in_err ? p->in_name : p->out_name;
 
-	if (p->err == ENXIO)
+	if (p->err == EPIPE && !p->in_err && p->out != 1)
+		cli_msg("%s: the peer closed its end after %llu bytes", where,
+			p->bytes);
+	else if (p->err == ENXIO)
 		cli_msg("%s: the cable was unplugged or the stream removed "
 			"(%s) after %llu bytes",
 			where, strerror(p->err), p->bytes);
