@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,6 +64,18 @@ static ssize_t read_full(int fd, char *buf, size_t len)
 	return got;
 }
 
+/* Tells the peer why this side gives up, so that it can say so too. */
+static void abort_local(struct tbs_session *s, int err, const char *what,
+			unsigned long long bytes)
+{
+	char msg[200];
+
+	snprintf(msg, sizeof(msg),
+		 "%s failed on the other host: %s after %llu bytes", what,
+		 strerror(-err), bytes);
+	tbs_session_abort(s, err, msg);
+}
+
 static void send_loop(struct sender *snd, char *buf)
 {
 	ssize_t n;
@@ -72,6 +85,7 @@ static void send_loop(struct sender *snd, char *buf)
 		if (n < 0) {
 			snd->err = n;
 			snd->stdin_err = true;
+			abort_local(snd->s, n, "reading standard input", 0);
 		} else if (n == 0) {
 			snd->err = tbs_session_finish(snd->s);
 			break;
@@ -189,9 +203,13 @@ static int run(struct tbs_session *s)
 	}
 	ret = receive(s, &got, &out_err);
 	if (ret) {
+		if (out_err)
+			abort_local(s, ret, "writing standard output", got);
 		/* The sender may wait for input that no longer matters. */
 		pthread_cancel(t);
 		pthread_join(t, NULL);
+		if (snd.stdin_err)
+			return send_result(s, &snd);
 		return recv_fail(s, ret, out_err, got);
 	}
 	pthread_join(t, NULL);

@@ -77,6 +77,17 @@ wait $r
 check "the receiver exits 0" test $? -eq 0
 same "$TMP/d1" "$TMP/o2" "the receiver got the bytes exactly"
 
+# The receiver cannot write its output: both sides fail and say why.
+ts "$H2" pipe full </dev/null >/dev/full 2>"$TMP/e2" &
+r=$!
+status 1 "the sender fails when the receiver's output is full" \
+	ts "$H1" pipe full <"$TMP/d1"
+has_msg "and says what happened on the other host" \
+	"No space left on device.*other host|other host.*No space left"
+wait $r
+check "the receiver fails too" test $? -eq 1
+check "and says its output is full" grep -q "No space left" "$TMP/e2"
+
 # Faults that the protocol repairs or reports.
 for f in "corrupt host2 3" "corrupt host1 5" "drop host2 2" "drop host1 4" \
 	"stall host2 1500"; do
