@@ -135,6 +135,23 @@ for h in "$H1" "$H2"; do
 	"$TBSTREAM" --sysroot "$h" down --all --force >/dev/null 2>&1
 done
 
+# Interrupted: the stream the command set up is taken down again.
+# Standard input stays open (20 s) so that neither pipe ends by itself.
+"$TBSTREAM" --sysroot "$H1" pipe sig < <(exec sleep 20 2>/dev/null) >/dev/null 2>"$TMP/e1" &
+p=$!
+"$TBSTREAM" --sysroot "$H2" pipe sig < <(exec sleep 20 2>/dev/null) >/dev/null 2>/dev/null &
+q=$!
+check "pipe sig is open" wait_open "$H1" sig
+kill -INT $p
+wait $p
+st=$?
+kill -TERM $q
+wait $q
+check "SIGINT ends the pipe with status 130" test $st -eq 130
+check "and it says so" grep -q "interrupted" "$TMP/e1"
+check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
+check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+
 # A peer that never comes, on either role.
 status 4 "allocator alone: exit 4" ts "$ALLOC" pipe lone --timeout 3 \
 	</dev/null
