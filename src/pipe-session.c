@@ -155,7 +155,8 @@ static int session_fail(struct tbs_session *s, const char *what, int err)
 	const char *msg = tbs_session_error(s);
 
 	cli_msg("%s: %s", what, msg && msg[0] ? msg : strerror(-err));
-	return cli_exit_status(err);
+	/* The errno may be the peer's (its disk full): not ours to map. */
+	return err == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_FAIL;
 }
 
 static int recv_fail(struct tbs_session *s, int err, bool out_err,
