@@ -4,9 +4,9 @@
  * direction.  Interoperates with dd or cat on the other host; no integrity
  * and no delivery confirmation beyond what the device gives.
  *
- * A thread can be cancelled only while it blocks in read() or write(), so
- * that the command can end while the other direction still waits (on
- * standard input, or on a peer that never closes).
+ * Every read and write goes through pipe_io(), so that the command can end
+ * while the other direction still waits (on standard input, or on a peer
+ * that never closes): it fires the stop pipe and joins both threads.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,28 +35,16 @@ struct pump {
 struct raw {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	struct pipe_stop stop;
 	struct pump rx, tx;
 };
 
-ssize_t pipe_cancellable_io(int fd, void *buf, size_t len, bool writing)
-{
-	ssize_t n;
-	int old, e;
-
-	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
-	n = writing ? write(fd, buf, len) : read(fd, buf, len);
-	e = errno;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-	errno = e;
-	return n;
-}
-
-static int write_all(int fd, char *buf, size_t len)
+static int write_all(const struct pipe_stop *st, int fd, char *buf, size_t len)
 {
 	ssize_t n;
 
 	while (len) {
-		n = pipe_cancellable_io(fd, buf, len, true);
+		n = pipe_io(st, fd, buf, len, true);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -85,25 +73,24 @@ static void pump_loop(struct pump *p, char *buf)
 	int err;
 
 	for (;;) {
-		n = pipe_cancellable_io(p->in, buf, BUF_SIZE, false);
+		n = pipe_io(&p->raw->stop, p->in, buf, BUF_SIZE, false);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ECANCELED)
+			return;
 		if (n <= 0) {
 			pump_finish(p, n < 0 ? errno : 0, true);
 			return;
 		}
-		err = write_all(p->out, buf, n);
+		err = write_all(&p->raw->stop, p->out, buf, n);
+		if (err == ECANCELED)
+			return;
 		if (err) {
 			pump_finish(p, err, false);
 			return;
 		}
 		p->bytes += n;
 	}
-}
-
-static void buf_unmap(void *buf)
-{
-	munmap(buf, BUF_SIZE);
 }
 
 /*
@@ -117,16 +104,14 @@ static void *pump_run(void *arg)
 	struct pump *p = arg;
 	char *buf;
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	buf = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED) {
 		pump_finish(p, ENOMEM, false);
 		return NULL;
 	}
-	pthread_cleanup_push(buf_unmap, buf);
 	pump_loop(p, buf);
-	pthread_cleanup_pop(1);
+	munmap(buf, BUF_SIZE);
 	return NULL;
 }
 
@@ -177,13 +162,10 @@ static int pump_start(struct pump *p)
 	return p->started ? 0 : -1;
 }
 
-/* Ends a thread that may still block in read() or write(). */
-static void pump_stop(struct pump *p)
+static void pump_join(struct pump *p)
 {
-	if (!p->started)
-		return;
-	pthread_cancel(p->thread);
-	pthread_join(p->thread, NULL);
+	if (p->started)
+		pthread_join(p->thread, NULL);
 }
 
 int pipe_raw(const struct pipe_args *a, struct tbs_endpoint *ep)
@@ -203,6 +185,10 @@ int pipe_raw(const struct pipe_args *a, struct tbs_endpoint *ep)
 	int status = EXIT_FAIL;
 
 	r.tx.raw = r.rx.raw = &r;
+	if (pipe_stop_init(&r.stop)) {
+		cli_msg("could not create a pipe: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
 	if ((!a->recv_only && pump_start(&r.tx)) ||
 	    (!a->send_only && pump_start(&r.rx))) {
 		cli_msg("could not start a thread");
@@ -213,7 +199,10 @@ int pipe_raw(const struct pipe_args *a, struct tbs_endpoint *ep)
 	status = raw_result(&r, a);
 	pthread_mutex_unlock(&r.lock);
 out:
-	pump_stop(&r.tx);
-	pump_stop(&r.rx);
+	/* A direction may still wait for input that no longer matters. */
+	pipe_stop_fire(&r.stop);
+	pump_join(&r.tx);
+	pump_join(&r.rx);
+	pipe_stop_fini(&r.stop);
 	return status;
 }

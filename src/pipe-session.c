@@ -21,6 +21,7 @@
 
 struct sender {
 	struct tbs_session *s;
+	struct pipe_stop stop;
 	unsigned long long bytes;
 	int err; /* negative errno, 0 */
 	bool stdin_err;
@@ -47,14 +48,15 @@ static int write_all(int fd, const char *buf, size_t len)
  * within a millisecond, so that records are large without holding back
  * interactive input.
  */
-static ssize_t read_full(int fd, char *buf, size_t len)
+static ssize_t read_full(const struct pipe_stop *st, int fd, char *buf,
+			 size_t len)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	size_t got = 0;
 	ssize_t n;
 
 	while (got < len && (!got || poll(&pfd, 1, 1) > 0)) {
-		n = pipe_cancellable_io(fd, buf + got, len - got, false);
+		n = pipe_io(st, fd, buf + got, len - got, false);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -83,7 +85,9 @@ static void send_loop(struct sender *snd, char *buf)
 	ssize_t n;
 
 	while (!snd->err) {
-		n = read_full(0, buf, CHUNK);
+		n = read_full(&snd->stop, 0, buf, CHUNK);
+		if (n == -ECANCELED)
+			break;
 		if (n < 0) {
 			snd->err = n;
 			snd->stdin_err = true;
@@ -102,21 +106,19 @@ static void send_loop(struct sender *snd, char *buf)
 	}
 }
 
-/* Cancellable only while it waits for standard input. */
+/* Ends early when the stop pipe fires while it waits for input. */
 static void *send_run(void *arg)
 {
 	struct sender *snd = arg;
 	char *buf;
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	buf = malloc(CHUNK);
 	if (!buf) {
 		snd->err = -ENOMEM;
 		return NULL;
 	}
-	pthread_cleanup_push(free, buf);
 	send_loop(snd, buf);
-	pthread_cleanup_pop(1);
+	free(buf);
 	return NULL;
 }
 
@@ -215,7 +217,8 @@ static int run(struct tbs_session *s, bool quiet)
 	ret = tbs_session_start(s);
 	if (ret)
 		return session_fail(s, "no session with the peer", ret);
-	if (pthread_create(&t, NULL, send_run, &snd)) {
+	if (pipe_stop_init(&snd.stop) ||
+	    pthread_create(&t, NULL, send_run, &snd)) {
 		cli_msg("could not start a thread");
 		return EXIT_FAIL;
 	}
@@ -226,13 +229,15 @@ static int run(struct tbs_session *s, bool quiet)
 		if (out_err)
 			abort_local(s, ret, "writing standard output", got);
 		/* The sender may wait for input that no longer matters. */
-		pthread_cancel(t);
+		pipe_stop_fire(&snd.stop);
 		pthread_join(t, NULL);
+		pipe_stop_fini(&snd.stop);
 		if (snd.stdin_err)
 			return send_result(s, &snd);
 		return recv_fail(s, ret, out_err, got);
 	}
 	pthread_join(t, NULL);
+	pipe_stop_fini(&snd.stop);
 	show(&pr, &snd, got);
 	progress_end(&pr);
 	return send_result(s, &snd);

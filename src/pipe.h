@@ -36,11 +36,21 @@ int pipe_guard_start(struct pipe_guard *g, const char *root);
 void pipe_guard_arm(struct pipe_guard *g, const struct tbs_stream *st);
 void pipe_guard_disarm(struct pipe_guard *g);
 
+/* A pipe that tells the threads of a command to stop waiting. */
+struct pipe_stop {
+	int fds[2];
+};
+
+int pipe_stop_init(struct pipe_stop *st);
+void pipe_stop_fire(struct pipe_stop *st);
+void pipe_stop_fini(struct pipe_stop *st);
+
 /*
- * read() (or write() when @writing) at which the calling thread, which
- * otherwise runs with cancellation disabled, may be cancelled.
+ * read() (or write() when @writing) once @fd is ready; -1 with errno
+ * ECANCELED once @st was fired.
  */
-ssize_t pipe_cancellable_io(int fd, void *buf, size_t len, bool writing);
+ssize_t pipe_io(const struct pipe_stop *st, int fd, void *buf, size_t len,
+		bool writing);
 
 int pipe_raw(const struct pipe_args *a, struct tbs_endpoint *ep);
 int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep);
