@@ -21,6 +21,369 @@ extern "C" {
  */
 const char *tbs_version(void);
 
+/* --- streams --- */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/** Longest message a &struct tbs_error holds, with its terminating NUL. */
+#define TBS_MSG_MAX 512
+/** Longest stream name: it is published as an XDomain property key. */
+#define TBS_NAME_MAX 8
+
+/**
+ * struct tbs_error - why a call failed, for a person to read
+ * @code: the negative errno the call returned
+ * @msg:  what failed and what to do, e.g. "could not write '-1' to
+ *        '/sys/.../in_hopid': Device or resource busy"
+ *
+ * Every call that takes a @err fills it on failure; @err may be NULL.
+ */
+struct tbs_error {
+	int code;
+	char msg[TBS_MSG_MAX];
+};
+
+/**
+ * struct tbs_peer - another host that offers the stream service
+ * @unique_id:   the remote host's UUID: the key that names the peer
+ * @device_name: name the remote host announces ("" when absent)
+ * @vendor_name: vendor the remote host announces ("" when absent)
+ * @xdomain:     its sysfs name now, "D-R" (changes with the route)
+ * @service:     its stream service now, "D-R.I": the ConfigFS directory
+ * @domain:      domain number D
+ * @route:       route R
+ * @rx_speed:    link speed as sysfs gives it ("40.0 Gb/s"), "" if unknown
+ * @tx_speed:    same, transmit
+ * @rx_lanes:    lanes, 0 if unknown
+ * @tx_lanes:    lanes, 0 if unknown
+ * @network:     the peer also offers IP over Thunderbolt
+ */
+struct tbs_peer {
+	char unique_id[64];
+	char device_name[64];
+	char vendor_name[64];
+	char xdomain[32];
+	char service[40];
+	unsigned int domain;
+	unsigned long long route;
+	char rx_speed[24];
+	char tx_speed[24];
+	int rx_lanes;
+	int tx_lanes;
+	bool network;
+};
+
+/**
+ * tbs_host_uid() - this host's own unique id in a domain
+ * @root:   system root ("/" on a real machine)
+ * @domain: domain number
+ * @buf:    receives the UUID
+ * @len:    size of @buf
+ * @err:    receives the reason of a failure, may be NULL
+ *
+ * Return: 0, or -ENODEV when the domain has no host router.
+ */
+int tbs_host_uid(const char *root, unsigned int domain, char *buf, size_t len,
+		 struct tbs_error *err);
+
+/**
+ * tbs_peers_list() - the hosts connected now that offer the stream service
+ * @root:  system root
+ * @peers: receives an array to free with tbs_peers_free(), NULL if none
+ * @err:   receives the reason of a failure, may be NULL
+ *
+ * Return: the number of peers (0 when there is none), -ENODEV when there
+ * is no Thunderbolt bus, or another negative errno.
+ */
+int tbs_peers_list(const char *root, struct tbs_peer **peers,
+		   struct tbs_error *err);
+
+/**
+ * tbs_peers_free() - free what tbs_peers_list() returned
+ * @peers: the array, may be NULL
+ */
+void tbs_peers_free(struct tbs_peer *peers);
+
+/**
+ * tbs_peer_find() - the one peer a user means
+ * @root: system root
+ * @spec: unique id, device name, route ("0-503" or "503"), or NULL for
+ *        "the only peer"
+ * @peer: receives the peer
+ * @err:  receives the reason of a failure, may be NULL
+ *
+ * Return: 0; -ENODEV when no peer (or none matching) is connected, with a
+ * message that says whether the bus, the driver or the cable is missing;
+ * -ENOTUNIQ when @spec is NULL and several peers are connected.
+ */
+int tbs_peer_find(const char *root, const char *spec, struct tbs_peer *peer,
+		  struct tbs_error *err);
+
+/**
+ * struct tbs_stream - a stream as configured in ConfigFS
+ * @name:       stream name
+ * @service:    ConfigFS service directory ("0-503.0")
+ * @peer_uid:   unique id of the peer behind @service, "" when not connected
+ * @index:      X of /dev/tbstreamX, -1 if unknown
+ * @device:     the device path under the root, "" if @index is unknown
+ * @in_hopid:   receive HopID, 0 when unset
+ * @out_hopid:  transmit HopID, 0 when unset
+ * @ring_size:  DMA ring entries
+ * @throttling: interrupt throttling, ns
+ * @connected:  the peer behind @service is connected now
+ * @holder:     a process that has the device open, 0 if none
+ * @holders:    how many processes have the device open
+ * @holder_comm: command name of @holder
+ */
+struct tbs_stream {
+	char name[TBS_NAME_MAX + 1];
+	char service[40];
+	char peer_uid[64];
+	int index;
+	char device[4096];
+	int in_hopid;
+	int out_hopid;
+	int ring_size;
+	int throttling;
+	bool connected;
+	pid_t holder;
+	int holders;
+	char holder_comm[32];
+};
+
+/**
+ * tbs_streams_list() - every stream configured, connected peer or not
+ * @root:    system root
+ * @streams: receives an array to free with tbs_streams_free()
+ * @err:     receives the reason of a failure, may be NULL
+ *
+ * Return: the number of streams, or -ENOENT (with a message) when the
+ * stream driver's ConfigFS directory is missing.
+ */
+int tbs_streams_list(const char *root, struct tbs_stream **streams,
+		     struct tbs_error *err);
+
+/**
+ * tbs_streams_free() - free what tbs_streams_list() returned
+ * @streams: the array, may be NULL
+ */
+void tbs_streams_free(struct tbs_stream *streams);
+
+/**
+ * tbs_stream_get() - read one stream's configuration and holders
+ * @root:    system root
+ * @service: ConfigFS service directory ("0-503.0")
+ * @name:    stream name
+ * @st:      receives the stream
+ * @err:     receives the reason of a failure, may be NULL
+ *
+ * Return: 0, or -ENOENT when the stream does not exist.
+ */
+int tbs_stream_get(const char *root, const char *service, const char *name,
+		   struct tbs_stream *st, struct tbs_error *err);
+
+/**
+ * tbs_stream_create() - create a stream directory (and its service's)
+ * @root:    system root
+ * @service: ConfigFS service directory ("0-503.0")
+ * @name:    stream name, at most %TBS_NAME_MAX bytes
+ * @err:     receives the reason of a failure, may be NULL
+ *
+ * Return: 0, -EEXIST when it exists already, or another negative errno.
+ */
+int tbs_stream_create(const char *root, const char *service, const char *name,
+		      struct tbs_error *err);
+
+/**
+ * tbs_stream_remove() - remove a stream, and its service directory if empty
+ * @root:    system root
+ * @service: ConfigFS service directory
+ * @name:    stream name
+ * @err:     receives the reason of a failure, may be NULL
+ *
+ * Does not look for holders; see tbs_stream_down().
+ *
+ * Return: 0, or a negative errno.
+ */
+int tbs_stream_remove(const char *root, const char *service, const char *name,
+		      struct tbs_error *err);
+
+/** enum tbs_attr - the writable attributes of a stream */
+enum tbs_attr {
+	TBS_ATTR_IN_HOPID,
+	TBS_ATTR_OUT_HOPID,
+	TBS_ATTR_RING_SIZE,
+	TBS_ATTR_THROTTLING,
+};
+
+/**
+ * tbs_stream_set() - write one attribute of a stream
+ * @root:    system root
+ * @service: ConfigFS service directory
+ * @name:    stream name
+ * @attr:    which attribute
+ * @value:   the value (-1 allocates a HopID, 0 releases it)
+ * @err:     receives the reason of a failure, may be NULL
+ *
+ * Set ring size and throttling before the HopIDs and before any open.
+ *
+ * Return: 0; -EBUSY while the device is open or the HopID is taken;
+ * -EINVAL when the value is out of range.
+ */
+int tbs_stream_set(const char *root, const char *service, const char *name,
+		   enum tbs_attr attr, long value, struct tbs_error *err);
+
+/**
+ * tbs_stream_holders() - the processes that have a device open
+ * @root:    system root
+ * @st:      the stream (its @device is used)
+ * @pids:    receives up to @max process ids
+ * @max:     size of @pids
+ * @exclude: a process id to leave out (0: none)
+ *
+ * Scans /proc/PID/fd of every process this user may see.
+ *
+ * Return: the number of holders found (may exceed @max).
+ */
+int tbs_stream_holders(const char *root, const struct tbs_stream *st,
+		       pid_t *pids, size_t max, pid_t exclude);
+
+/**
+ * struct tbs_up_opts - how tbs_stream_up() sets a stream up
+ * @timeout_ms: how long to wait for the peer, its advertisement and the
+ *              device node; 0 means 30 s
+ * @ring_size:  DMA ring entries, 0 for the driver's default
+ * @throttling: interrupt throttling in ns, -1 for the driver's default
+ */
+struct tbs_up_opts {
+	int timeout_ms;
+	int ring_size;
+	int throttling;
+};
+
+/**
+ * tbs_up_opts_init() - default options
+ * @opts: filled with defaults
+ */
+void tbs_up_opts_init(struct tbs_up_opts *opts);
+
+/**
+ * tbs_up_opts_profile() - apply a named profile
+ * @opts:    options to change
+ * @profile: "latency" (small ring, no throttling) or "throughput"
+ *           (large ring, default throttling)
+ *
+ * Return: 0, or -EINVAL for an unknown profile.
+ */
+int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
+
+/**
+ * tbs_stream_up() - make stream @name usable towards a peer
+ * @root:     system root
+ * @peer_uid: the peer's unique id (or any @spec of tbs_peer_find()), NULL
+ *            for the only peer
+ * @name:     stream name
+ * @opts:     options, NULL for defaults
+ * @st:       receives the stream once usable
+ * @err:      receives the reason of a failure, may be NULL
+ *
+ * Both hosts call this with the same name, in either order, up to the
+ * time-out apart.  The host whose unique id sorts lower allocates the
+ * HopIDs (from 9 upwards; 8 is kept for IP over Thunderbolt and taken only
+ * when nothing else is free); the other creates its stream again until it
+ * has taken the HopIDs from the peer's advertisement.  Returns once the
+ * device node exists.  On a stream that already has its HopIDs it changes
+ * nothing.
+ *
+ * Waits up to the time-out for a peer to be connected.  The allocating
+ * host cannot tell whether the peer ever runs the same command: only the
+ * follower times out, and an open or a session on top finds out for the
+ * allocator.
+ *
+ * Return: 1 when this call created the stream, 0 when it existed already;
+ * -ENODEV no peer or no driver, -ENOTUNIQ several peers and no @peer_uid,
+ * -ENOSPC no free HopID, -ETIMEDOUT the peer did not advertise the stream
+ * (or the device node did not appear) in time, or another negative errno.
+ */
+int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
+		  const struct tbs_up_opts *opts, struct tbs_stream *st,
+		  struct tbs_error *err);
+
+/**
+ * tbs_stream_find() - find a configured stream by peer and name
+ * @root:     system root
+ * @peer_uid: the peer's unique id, or NULL for any peer
+ * @name:     stream name
+ * @st:       receives the stream
+ * @err:      receives the reason of a failure, may be NULL
+ *
+ * Return: 0; -ENOENT when no such stream exists; -ENOTUNIQ when @peer_uid
+ * is NULL and streams of that name exist towards several peers.
+ */
+int tbs_stream_find(const char *root, const char *peer_uid, const char *name,
+		    struct tbs_stream *st, struct tbs_error *err);
+
+/**
+ * tbs_stream_down() - remove a stream unless a process holds it
+ * @root:  system root
+ * @st:    the stream (from tbs_stream_find())
+ * @force: remove it even while held (readers see end of file)
+ * @err:   receives the reason of a failure, may be NULL
+ *
+ * Removes the service directory as well once it is empty.
+ *
+ * Return: 0, or -EBUSY naming the holding process.
+ */
+int tbs_stream_down(const char *root, const struct tbs_stream *st, bool force,
+		    struct tbs_error *err);
+
+/** Open the endpoint's descriptors non-blocking. */
+#define TBS_EP_NONBLOCK 0x1
+
+/**
+ * struct tbs_endpoint - an open stream device, used by this process alone
+ * @rfd:  descriptor to read from
+ * @wfd:  descriptor to write to (a second open of the same device, so the
+ *        two directions can block independently)
+ * @path: the device path
+ */
+struct tbs_endpoint {
+	int rfd;
+	int wfd;
+	char path[4096];
+};
+
+/**
+ * tbs_endpoint_open() - open a configured stream for exclusive use
+ * @root:       system root
+ * @st:         the stream (from tbs_stream_up() or tbs_stream_find())
+ * @timeout_ms: how long to wait for the node and the peer's connection
+ * @flags:      %TBS_EP_NONBLOCK or 0
+ * @ep:         receives the descriptors
+ * @err:        receives the reason of a failure, may be NULL
+ *
+ * Never blocks longer than @timeout_ms: the device is probed with
+ * O_NONBLOCK until it attaches.  Takes an exclusive flock on the device and
+ * checks that no other process has it open (a second reader would steal
+ * frames).
+ *
+ * Return: 0; -ETIMEDOUT the peer was not connected in time; -EBUSY another
+ * process has the device; -ENOMEM no free DMA ring; -EINVAL HopIDs unset.
+ */
+int tbs_endpoint_open(const char *root, const struct tbs_stream *st,
+		      int timeout_ms, int flags, struct tbs_endpoint *ep,
+		      struct tbs_error *err);
+
+/**
+ * tbs_endpoint_close() - close both descriptors (the peer sees end of file)
+ * @ep: the endpoint; its descriptors become -1
+ */
+void tbs_endpoint_close(struct tbs_endpoint *ep);
+
+/* --- end streams --- */
+
 /* --- session --- */
 /*
  * The session protocol (docs/PROTOCOL.md) over a pair of file descriptors

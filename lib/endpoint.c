@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Endpoint: open a configured stream's device with a time-out (never a
+ * blocking open, which waits forever for a peer that does not come), for
+ * this process alone (a second reader would steal frames).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define POLL_MS 50
+
+static int open_error(const struct tbs_stream *st, int e, int timeout_ms,
+		      struct tbs_error *err)
+{
+	switch (e) {
+	case ENOENT:
+		return tbsi_err(err, -ETIMEDOUT,
+				"the device node '%s' of stream '%s' did not "
+				"appear within %d ms",
+				st->device, st->name, timeout_ms);
+	case ENXIO:
+		return tbsi_err(err, -ETIMEDOUT,
+				"stream '%s' (%s) is not attached to a "
+				"connected peer after %d ms: "
+				"check the cable and that the other host has "
+				"the stream up",
+				st->name, st->device, timeout_ms);
+	case EINVAL:
+		return tbsi_err(err, -EINVAL,
+				"stream '%s' (%s) has no HopIDs: run 'tbstream "
+				"up %s' on both hosts",
+				st->name, st->device, st->name);
+	case ENOMEM:
+		return tbsi_err(
+			err, -ENOMEM,
+			"no free DMA ring to open '%s': close other streams "
+			"('tbstream list' shows which are open) or IP over "
+			"Thunderbolt",
+			st->device);
+	default:
+		return tbsi_err(err, -e, "could not open '%s': %s", st->device,
+				strerror(e));
+	}
+}
+
+/* Opens without blocking, retrying while the node or the peer is missing. */
+static int open_probe(const struct tbs_stream *st, int timeout_ms,
+		      struct tbs_error *err)
+{
+	int64_t deadline = tbsi_now_ms() + timeout_ms;
+	int fd, e;
+
+	for (;;) {
+		fd = open(st->device, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		e = errno;
+		if ((e != ENOENT && e != ENXIO) || tbsi_now_ms() >= deadline)
+			return open_error(st, e, timeout_ms, err);
+		tbsi_sleep_ms(POLL_MS);
+	}
+}
+
+static int busy(const struct tbs_stream *st, pid_t pid, struct tbs_error *err)
+{
+	char path[64], comm[32] = "?";
+
+	if (pid <= 0)
+		return tbsi_err(err, -EBUSY,
+				"stream '%s' (%s) is locked by another process",
+				st->name, st->device);
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	tbsi_read_str(path, comm, sizeof(comm));
+	return tbsi_err(err, -EBUSY,
+			"stream '%s' (%s) is in use by process %d (%s): "
+			"a second reader would steal its data",
+			st->name, st->device, (int)pid, comm);
+}
+
+/* Takes the lock and checks that nobody else has the device open. */
+static int claim(const char *root, const struct tbs_stream *st, int fd,
+		 struct tbs_error *err)
+{
+	pid_t pid = 0;
+
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		if (errno != EWOULDBLOCK)
+			return tbsi_err(err, -errno, "could not lock '%s': %s",
+					st->device, strerror(errno));
+		tbs_stream_holders(root, st, &pid, 1, getpid());
+		return busy(st, pid, err);
+	}
+	if (tbs_stream_holders(root, st, &pid, 1, getpid()) > 0)
+		return busy(st, pid, err);
+	return 0;
+}
+
+static int set_blocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+int tbs_endpoint_open(const char *root, const struct tbs_stream *st,
+		      int timeout_ms, int flags, struct tbs_endpoint *ep,
+		      struct tbs_error *err)
+{
+	int ret;
+
+	ep->rfd = ep->wfd = -1;
+	snprintf(ep->path, sizeof(ep->path), "%s", st->device);
+	if (!st->device[0])
+		return tbsi_err(err, -ENODEV, "stream '%s' has no device",
+				st->name);
+	ep->rfd = open_probe(st, timeout_ms, err);
+	if (ep->rfd < 0)
+		return ep->rfd;
+	ret = claim(root, st, ep->rfd, err);
+	if (ret)
+		goto err_close;
+	ep->wfd = open(st->device, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (ep->wfd < 0) {
+		ret = open_error(st, errno, timeout_ms, err);
+		goto err_close;
+	}
+	if (flags & TBS_EP_NONBLOCK)
+		return 0;
+	ret = set_blocking(ep->rfd);
+	if (!ret)
+		ret = set_blocking(ep->wfd);
+	if (!ret)
+		return 0;
+	tbsi_err(err, ret, "could not make '%s' blocking: %s", st->device,
+		 strerror(-ret));
+err_close:
+	tbs_endpoint_close(ep);
+	return ret;
+}
+
+void tbs_endpoint_close(struct tbs_endpoint *ep)
+{
+	if (ep->wfd >= 0)
+		close(ep->wfd);
+	if (ep->rfd >= 0)
+		close(ep->rfd);
+	ep->rfd = ep->wfd = -1;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal helpers of libtbstream: paths under the system root, attribute
+ * files, error messages, clocks.  Not part of the public API; every name
+ * here has the tbsi_ prefix.
+ */
+#ifndef TBS_INTERNAL_H
+#define TBS_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tbstream.h"
+
+#define TBSI_DEVICES "sys/bus/thunderbolt/devices"
+#define TBSI_CONFIGFS "sys/kernel/config/thunderbolt/stream"
+#define TBSI_CONFIGFS_PARENT "sys/kernel/config/thunderbolt"
+
+/* A path under the root; "/" and "" both mean the real root. */
+__attribute__((format(printf, 4, 5))) int
+tbsi_path(char *buf, size_t len, const char *root, const char *fmt, ...);
+
+/* Reads a one-line attribute, trailing newline and blanks removed. */
+int tbsi_read_str(const char *path, char *buf, size_t len);
+int tbsi_read_int(const char *path, long *val);
+/* Writes an attribute; on failure sets @err to name the value and path. */
+int tbsi_write_attr(const char *path, const char *val, struct tbs_error *err);
+
+__attribute__((format(printf, 3, 4))) int
+tbsi_err(struct tbs_error *err, int code, const char *fmt, ...);
+
+bool tbsi_exists(const char *path);
+bool tbsi_is_dir(const char *path);
+int64_t tbsi_now_ms(void);
+void tbsi_sleep_ms(int ms);
+
+/* Parses "D-R" (XDomain) or "D-R.I" (service); @index NULL for XDomain. */
+int tbsi_parse_router(const char *s, unsigned int *domain, uint64_t *route,
+		      unsigned int *index);
+bool tbsi_valid_name(const char *name);
+
+#endif

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Topology: the peers this host sees in sysfs.  A peer is an XDomain
+ * ("D-R", R != 0) with a service ("D-R.I") whose key is "stream"; the
+ * service is found by its key, never assumed to be number 0.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+static void read_attr(const char *root, const char *dev, const char *attr,
+		      char *buf, size_t len)
+{
+	char path[PATH_MAX];
+
+	buf[0] = '\0';
+	if (tbsi_path(path, sizeof(path), root, TBSI_DEVICES "/%s/%s", dev,
+		      attr) ||
+	    tbsi_read_str(path, buf, len))
+		buf[0] = '\0';
+}
+
+int tbs_host_uid(const char *root, unsigned int domain, char *buf, size_t len,
+		 struct tbs_error *err)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	ret = tbsi_path(path, sizeof(path), root,
+			TBSI_DEVICES "/%u-0/unique_id", domain);
+	if (!ret)
+		ret = tbsi_read_str(path, buf, len);
+	if (ret || !buf[0])
+		return tbsi_err(
+			err, -ENODEV,
+			"could not read this host's unique id from '%s': %s",
+			path, strerror(ret ? -ret : ENODATA));
+	return 0;
+}
+
+/* Finds or adds the peer for XDomain @xd in @arr of @n entries. */
+static struct tbs_peer *peer_slot(struct tbs_peer **arr, int *n, const char *xd)
+{
+	struct tbs_peer *p;
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (!strcmp((*arr)[i].xdomain, xd))
+			return &(*arr)[i];
+	p = realloc(*arr, (*n + 1) * sizeof(**arr));
+	if (!p)
+		return NULL;
+	*arr = p;
+	p = &p[(*n)++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->xdomain, sizeof(p->xdomain), "%s", xd);
+	return p;
+}
+
+static void peer_fill(const char *root, struct tbs_peer *p)
+{
+	char buf[32];
+
+	read_attr(root, p->xdomain, "unique_id", p->unique_id,
+		  sizeof(p->unique_id));
+	read_attr(root, p->xdomain, "device_name", p->device_name,
+		  sizeof(p->device_name));
+	read_attr(root, p->xdomain, "vendor_name", p->vendor_name,
+		  sizeof(p->vendor_name));
+	read_attr(root, p->xdomain, "rx_speed", p->rx_speed,
+		  sizeof(p->rx_speed));
+	read_attr(root, p->xdomain, "tx_speed", p->tx_speed,
+		  sizeof(p->tx_speed));
+	read_attr(root, p->xdomain, "rx_lanes", buf, sizeof(buf));
+	p->rx_lanes = (int)strtol(buf, NULL, 10);
+	read_attr(root, p->xdomain, "tx_lanes", buf, sizeof(buf));
+	p->tx_lanes = (int)strtol(buf, NULL, 10);
+}
+
+/* Looks at one service entry "D-R.I" and records what it offers. */
+static int scan_service(const char *root, const char *ent,
+			struct tbs_peer **arr, int *n)
+{
+	unsigned int domain, index;
+	uint64_t route;
+	char key[64], xd[32];
+	struct tbs_peer *p;
+
+	if (tbsi_parse_router(ent, &domain, &route, &index) || !route)
+		return 0;
+	read_attr(root, ent, "key", key, sizeof(key));
+	if (strcmp(key, "stream") && strcmp(key, "network"))
+		return 0;
+	snprintf(xd, sizeof(xd), "%u-%llx", domain, (unsigned long long)route);
+	p = peer_slot(arr, n, xd);
+	if (!p)
+		return -ENOMEM;
+	p->domain = domain;
+	p->route = route;
+	if (!strcmp(key, "network"))
+		p->network = true;
+	else if (!p->service[0])
+		snprintf(p->service, sizeof(p->service), "%.39s", ent);
+	return 0;
+}
+
+/* Drops entries that offer only "network"; fills in the others. */
+static int peers_finish(const char *root, struct tbs_peer *arr, int n)
+{
+	int i, m = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!arr[i].service[0])
+			continue;
+		arr[m] = arr[i];
+		peer_fill(root, &arr[m]);
+		m++;
+	}
+	return m;
+}
+
+static int peer_cmp(const void *a, const void *b)
+{
+	const struct tbs_peer *x = a, *y = b;
+
+	if (x->domain != y->domain)
+		return x->domain < y->domain ? -1 : 1;
+	if (x->route != y->route)
+		return x->route < y->route ? -1 : 1;
+	return 0;
+}
+
+int tbs_peers_list(const char *root, struct tbs_peer **peers,
+		   struct tbs_error *err)
+{
+	struct tbs_peer *arr = NULL;
+	char path[PATH_MAX];
+	struct dirent *de;
+	int n = 0, ret = 0;
+	DIR *dir;
+
+	*peers = NULL;
+	tbsi_path(path, sizeof(path), root, TBSI_DEVICES);
+	dir = opendir(path);
+	if (!dir)
+		return tbsi_err(
+			err, -ENODEV,
+			"no Thunderbolt/USB4 bus: could not open '%s': %s",
+			path, strerror(errno));
+	while (!ret && (de = readdir(dir)))
+		ret = scan_service(root, de->d_name, &arr, &n);
+	closedir(dir);
+	if (ret) {
+		free(arr);
+		return tbsi_err(err, ret, "out of memory");
+	}
+	n = peers_finish(root, arr, n);
+	if (!n) {
+		free(arr);
+		return 0;
+	}
+	qsort(arr, n, sizeof(*arr), peer_cmp);
+	*peers = arr;
+	return n;
+}
+
+void tbs_peers_free(struct tbs_peer *peers)
+{
+	free(peers);
+}
+
+static bool peer_matches(const struct tbs_peer *p, const char *spec)
+{
+	char *end;
+	unsigned long long r;
+
+	if (!strcasecmp(p->unique_id, spec) || !strcmp(p->xdomain, spec) ||
+	    !strcmp(p->service, spec) ||
+	    (p->device_name[0] && !strcmp(p->device_name, spec)))
+		return true;
+	r = strtoull(spec, &end, 16);
+	return end != spec && !*end && r == p->route;
+}
+
+/* Explains why there is no peer: bus, driver, or cable. */
+static int no_peer(const char *root, const char *spec, struct tbs_error *err)
+{
+	char path[PATH_MAX];
+
+	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS);
+	if (!tbsi_is_dir(path))
+		return tbsi_err(
+			err, -ENODEV,
+			"the stream driver is not loaded ('%s' is missing): "
+			"load it with 'modprobe thunderbolt_stream' on both "
+			"hosts",
+			path);
+	if (spec)
+		return tbsi_err(
+			err, -ENODEV,
+			"no connected peer matches '%s' (see 'tbstream list')",
+			spec);
+	return tbsi_err(
+		err, -ENODEV,
+		"no peer: no host offering the stream service is connected; "
+		"check the cable and that thunderbolt_stream is loaded on the "
+		"other host");
+}
+
+int tbs_peer_find(const char *root, const char *spec, struct tbs_peer *peer,
+		  struct tbs_error *err)
+{
+	struct tbs_peer *arr;
+	int n, i, found = -1;
+
+	n = tbs_peers_list(root, &arr, err);
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (spec && !peer_matches(&arr[i], spec))
+			continue;
+		if (found >= 0) {
+			tbs_peers_free(arr);
+			return tbsi_err(
+				err, -ENOTUNIQ,
+				"several peers are connected%s%s%s: choose one "
+				"with --peer (see 'tbstream list')",
+				spec ? " matching '" : "", spec ? spec : "",
+				spec ? "'" : "");
+		}
+		found = i;
+	}
+	if (found >= 0)
+		*peer = arr[found];
+	tbs_peers_free(arr);
+	return found >= 0 ? 0 : no_peer(root, spec, err);
+}

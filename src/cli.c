@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Shared helpers of the tbstream subcommands.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_exit_status(int err)
+{
+	switch (-err) {
+	case 0:
+		return EXIT_OK;
+	case ENODEV:
+	case ENOENT:
+		return EXIT_MISSING;
+	case ETIMEDOUT:
+		return EXIT_TIMEOUT;
+	case EBUSY:
+	case ENOSPC:
+	case ENOMEM:
+		return EXIT_BUSY;
+	case ENOTUNIQ:
+		return EXIT_USAGE;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+void cli_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("tbstream: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_fail(const struct tbs_error *e)
+{
+	cli_msg("%s", e->msg[0] ? e->msg : strerror(-e->code));
+	return cli_exit_status(e->code);
+}
+
+int cli_usage_error(const char *cmd, const char *what)
+{
+	cli_msg("%s: %s (see 'tbstream %s --help')", cmd, what, cmd);
+	return EXIT_USAGE;
+}
+
+long cli_parse_num(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0)
+		return -1;
+	return v;
+}
+
+void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}

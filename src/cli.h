@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the subcommands of tbstream share: the global options, exit
+ * statuses, messages and JSON output.  Uses only the public API.
+ */
+#ifndef TBS_CLI_H
+#define TBS_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tbstream.h"
+
+/* Exit statuses, documented in tbstream(1). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1, /* the operation failed */
+	EXIT_USAGE = 2, /* bad command line, or a choice is needed */
+	EXIT_MISSING = 3, /* no peer, no driver, no such stream */
+	EXIT_TIMEOUT = 4, /* the peer did not answer in time */
+	EXIT_BUSY = 5, /* in use, or no free HopID / DMA ring */
+};
+
+struct cli {
+	const char *root;
+};
+
+struct cli_cmd {
+	const char *name;
+	int (*run)(const struct cli *cli, int argc, char **argv);
+	const char *summary;
+};
+
+int cmd_list(const struct cli *cli, int argc, char **argv);
+int cmd_up(const struct cli *cli, int argc, char **argv);
+int cmd_down(const struct cli *cli, int argc, char **argv);
+int cmd_pipe(const struct cli *cli, int argc, char **argv);
+
+/* Prints "tbstream: <msg>" on stderr and gives the exit status for @e. */
+int cli_fail(const struct tbs_error *e);
+__attribute__((format(printf, 1, 2))) void cli_msg(const char *fmt, ...);
+int cli_exit_status(int err);
+int cli_usage_error(const char *cmd, const char *what);
+/* Parses a non-negative integer; returns -1 when @s is not one. */
+long cli_parse_num(const char *s);
+
+void json_str(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tbstream list: the peers and the streams configured towards them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+
+struct view {
+	struct tbs_peer *peers;
+	int npeers;
+	struct tbs_stream *streams;
+	int nstreams;
+	char host_uid[64];
+	const char *driver_msg; /* why there are no streams, or NULL */
+	struct tbs_error serr;
+};
+
+static void list_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: tbstream list [--json]\n"
+		"\n"
+		"Shows each peer (another host offering the stream service) "
+		"with\n"
+		"its unique id, name, route and link, and the streams "
+		"configured\n"
+		"towards it: device, HopIDs, ring size, throttling, and which\n"
+		"process has it open.\n"
+		"\n"
+		"  -j, --json  machine-readable output\n"
+		"  -h, --help  show this help\n");
+}
+
+static bool stream_of(const struct tbs_stream *s, const struct tbs_peer *p)
+{
+	return s->connected && !strcmp(s->service, p->service);
+}
+
+static void human_stream(const struct tbs_stream *s)
+{
+	printf("    Stream %s: %s  in %d out %d  ring %d  throttling %d ns",
+	       s->name, s->device[0] ? s->device : "(no device)", s->in_hopid,
+	       s->out_hopid, s->ring_size, s->throttling);
+	if (s->holders > 0)
+		printf("  open by %d (%s)%s", (int)s->holder, s->holder_comm,
+		       s->holders > 1 ? " and others" : "");
+	if (s->in_hopid <= 0 || s->out_hopid <= 0)
+		printf("  [no HopIDs]");
+	printf("\n");
+}
+
+static void human_peer(const struct view *v, const struct tbs_peer *p)
+{
+	int i;
+
+	printf("Domain %u Route %llx: %s%s%s\n", p->domain, p->route,
+	       p->vendor_name, p->vendor_name[0] ? " " : "",
+	       p->device_name[0] ? p->device_name : "(unnamed host)");
+	printf("    Unique id: %s\n    Service: %s%s\n", p->unique_id,
+	       p->service, p->network ? " (also IP over Thunderbolt)" : "");
+	if (p->rx_speed[0] || p->tx_speed[0])
+		printf("    Link: rx %s x%d, tx %s x%d\n", p->rx_speed,
+		       p->rx_lanes, p->tx_speed, p->tx_lanes);
+	for (i = 0; i < v->nstreams; i++)
+		if (stream_of(&v->streams[i], p))
+			human_stream(&v->streams[i]);
+}
+
+static void human(const struct view *v)
+{
+	bool header = false;
+	int i;
+
+	if (v->host_uid[0])
+		printf("This host: %s\n", v->host_uid);
+	if (!v->npeers)
+		printf("No peer offers the stream service.\n");
+	for (i = 0; i < v->npeers; i++)
+		human_peer(v, &v->peers[i]);
+	for (i = 0; i < v->nstreams; i++) {
+		if (v->streams[i].connected)
+			continue;
+		if (!header)
+			printf("Not connected:\n");
+		header = true;
+		printf("  Service %s:\n", v->streams[i].service);
+		human_stream(&v->streams[i]);
+	}
+	if (v->driver_msg)
+		printf("No streams: %s\n", v->driver_msg);
+}
+
+static void json_kv(const char *k, const char *v, bool comma)
+{
+	printf("\"%s\":", k);
+	json_str(stdout, v);
+	if (comma)
+		putchar(',');
+}
+
+static void json_stream(const struct tbs_stream *s)
+{
+	printf("{");
+	json_kv("name", s->name, true);
+	json_kv("service", s->service, true);
+	json_kv("peer_unique_id", s->peer_uid, true);
+	printf("\"connected\":%s,\"index\":%d,",
+	       s->connected ? "true" : "false", s->index);
+	json_kv("device", s->device, true);
+	printf("\"in_hopid\":%d,\"out_hopid\":%d,\"ring_size\":%d,"
+	       "\"throttling\":%d,\"open\":%s,\"holder_pid\":%d,",
+	       s->in_hopid, s->out_hopid, s->ring_size, s->throttling,
+	       s->holders > 0 ? "true" : "false", (int)s->holder);
+	json_kv("holder_command", s->holder_comm, false);
+	printf("}");
+}
+
+static void json_peer(const struct view *v, const struct tbs_peer *p)
+{
+	bool first = true;
+	int i;
+
+	printf("{");
+	json_kv("unique_id", p->unique_id, true);
+	json_kv("device_name", p->device_name, true);
+	json_kv("vendor_name", p->vendor_name, true);
+	json_kv("xdomain", p->xdomain, true);
+	json_kv("service", p->service, true);
+	printf("\"domain\":%u,\"route\":\"%llx\",", p->domain, p->route);
+	json_kv("rx_speed", p->rx_speed, true);
+	json_kv("tx_speed", p->tx_speed, true);
+	printf("\"rx_lanes\":%d,\"tx_lanes\":%d,\"network\":%s,\"streams\":[",
+	       p->rx_lanes, p->tx_lanes, p->network ? "true" : "false");
+	for (i = 0; i < v->nstreams; i++) {
+		if (!stream_of(&v->streams[i], p))
+			continue;
+		printf("%s", first ? "" : ",");
+		json_stream(&v->streams[i]);
+		first = false;
+	}
+	printf("]}");
+}
+
+static void json(const struct view *v)
+{
+	bool first = true;
+	int i;
+
+	printf("{");
+	json_kv("host_unique_id", v->host_uid, true);
+	printf("\"peers\":[");
+	for (i = 0; i < v->npeers; i++) {
+		printf("%s", i ? "," : "");
+		json_peer(v, &v->peers[i]);
+	}
+	printf("],\"not_connected\":[");
+	for (i = 0; i < v->nstreams; i++) {
+		if (v->streams[i].connected)
+			continue;
+		printf("%s", first ? "" : ",");
+		json_stream(&v->streams[i]);
+		first = false;
+	}
+	printf("]}\n");
+}
+
+static int load(const struct cli *cli, struct view *v, struct tbs_error *e)
+{
+	unsigned int domain = 0;
+
+	v->npeers = tbs_peers_list(cli->root, &v->peers, e);
+	if (v->npeers < 0)
+		return v->npeers;
+	if (v->npeers)
+		domain = v->peers[0].domain;
+	if (tbs_host_uid(cli->root, domain, v->host_uid, sizeof(v->host_uid),
+			 NULL))
+		v->host_uid[0] = '\0';
+	v->nstreams = tbs_streams_list(cli->root, &v->streams, &v->serr);
+	if (v->nstreams < 0) {
+		v->nstreams = 0;
+		v->driver_msg = v->serr.msg;
+	}
+	return 0;
+}
+
+int cmd_list(const struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct view v = { 0 };
+	struct tbs_error e = { 0 };
+	bool as_json = false;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		if (c == 'j') {
+			as_json = true;
+		} else if (c == 'h') {
+			list_usage(stdout);
+			return EXIT_OK;
+		} else {
+			return cli_usage_error("list", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("list", "unexpected argument");
+	ret = load(cli, &v, &e);
+	if (ret)
+		return cli_fail(&e);
+	if (as_json)
+		json(&v);
+	else
+		human(&v);
+	tbs_peers_free(v.peers);
+	tbs_streams_free(v.streams);
+	return EXIT_OK;
+}

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tbstream pipe: standard input to the peer, the peer's data to standard
+ * output, both at once.  Brings the stream up when needed and down again
+ * afterwards if it brought it up.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pipe.h"
+
+static void pipe_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: tbstream pipe [NAME] [OPTIONS]\n"
+		"\n"
+		"Sends standard input to the peer and writes what the peer "
+		"sends\n"
+		"to standard output, both at once (NAME defaults to 'pipe').  "
+		"Run\n"
+		"it on both hosts, in either order.  Without --raw the data "
+		"is\n"
+		"checked and the command exits 0 only when the peer confirmed\n"
+		"every byte.\n"
+		"\n"
+		"  -r, --raw                 plain bytes, for dd or cat on the "
+		"other\n"
+		"                            host: receives until that host "
+		"closes\n"
+		"      --send-only           (raw) do not read; close when "
+		"standard\n"
+		"                            input ends\n"
+		"      --receive-only        (raw) do not read standard input\n"
+		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
+		"connected\n"
+		"  -t, --timeout S           how long to wait for the peer "
+		"(default 30)\n"
+		"      --profile P           latency or throughput\n"
+		"  -k, --keep                leave the stream up afterwards\n"
+		"  -v, --verbose             print the session's counters at "
+		"the end\n"
+		"  -h, --help                show this help\n");
+}
+
+static int pipe_parse(int argc, char **argv, struct pipe_args *a)
+{
+	static const struct option opts[] = {
+		{ "raw", no_argument, NULL, 'r' },
+		{ "send-only", no_argument, NULL, 'S' },
+		{ "receive-only", no_argument, NULL, 'R' },
+		{ "peer", required_argument, NULL, 'p' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "profile", required_argument, NULL, 'P' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	long t;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "rp:t:kvqh", opts, NULL)) != -1) {
+		if (c == 'h') {
+			pipe_usage(stdout);
+			return -1;
+		} else if (c == 'r') {
+			a->raw = true;
+		} else if (c == 'S') {
+			a->send_only = true;
+		} else if (c == 'R') {
+			a->recv_only = true;
+		} else if (c == 'p') {
+			a->peer = optarg;
+		} else if (c == 'k') {
+			a->keep = true;
+		} else if (c == 'v') {
+			a->verbose = true;
+		} else if (c == 'q') {
+			a->quiet = true;
+		} else if (c == 't' && (t = cli_parse_num(optarg)) > 0 &&
+			   t <= 86400) {
+			a->opts.timeout_ms = t * 1000;
+		} else if (c == 'P' && !tbs_up_opts_profile(&a->opts, optarg)) {
+			continue;
+		} else {
+			return cli_usage_error("pipe", "bad option or value");
+		}
+	}
+	if (optind + 1 < argc)
+		return cli_usage_error("pipe", "at most one stream NAME");
+	if (a->send_only && a->recv_only)
+		return cli_usage_error(
+			"pipe",
+			"--send-only and --receive-only exclude each other");
+	if ((a->send_only || a->recv_only) && !a->raw)
+		return cli_usage_error(
+			"pipe", "--send-only and --receive-only need --raw");
+	a->name = optind < argc ? argv[optind] : "pipe";
+	if (!a->name[0] || strlen(a->name) > TBS_NAME_MAX ||
+	    strchr(a->name, '/'))
+		return cli_usage_error(
+			"pipe", "a stream NAME has 1 to 8 bytes, no '/'");
+	return 0;
+}
+
+/* Takes the stream down again if this command brought it up. */
+static void pipe_down(const struct cli *cli, const struct tbs_stream *st)
+{
+	struct tbs_error e = { 0 };
+
+	if (tbs_stream_down(cli->root, st, false, &e))
+		cli_fail(&e);
+}
+
+int cmd_pipe(const struct cli *cli, int argc, char **argv)
+{
+	struct pipe_args a = { 0 };
+	struct tbs_error e = { 0 };
+	static struct pipe_guard guard; /* its thread may outlive this frame */
+	struct tbs_endpoint ep;
+	struct tbs_stream st;
+	int ret, created;
+
+	tbs_up_opts_init(&a.opts);
+	ret = pipe_parse(argc, argv, &a);
+	if (ret)
+		return ret < 0 ? EXIT_OK : ret;
+	signal(SIGPIPE, SIG_IGN);
+	if (pipe_guard_start(&guard, cli->root)) {
+		cli_msg("could not set up signal handling");
+		return EXIT_FAIL;
+	}
+	created = tbs_stream_up(cli->root, a.peer, a.name, &a.opts, &st, &e);
+	if (created < 0)
+		return cli_fail(&e);
+	if (created && !a.keep)
+		pipe_guard_arm(&guard, &st);
+	ret = tbs_endpoint_open(cli->root, &st, a.opts.timeout_ms, 0, &ep, &e);
+	if (ret) {
+		ret = cli_fail(&e);
+		goto out_down;
+	}
+	ret = a.raw ? pipe_raw(&a, &ep) : pipe_session(&a, &ep);
+	tbs_endpoint_close(&ep);
+out_down:
+	pipe_guard_disarm(&guard);
+	if (created && !a.keep)
+		pipe_down(cli, &st);
+	return ret;
+}

@@ -1,0 +1,101 @@
+#!/bin/bash
+# The tbstream command on fake system roots (plain files, no simulator):
+# help, usage errors, exit statuses, and list's output.
+set -u
+: "${TBSTREAM:?TBSTREAM must name the tbstream binary}"
+
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+# status EXPECTED DESC CMD...: the command exits with EXPECTED
+status() {
+	local want=$1 desc=$2 got
+	shift 2
+	timeout 20 "$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then
+		ok "$desc"
+	else
+		not_ok "$desc (exit $got, expected $want)"
+		sed 's/^/#   /' "$tmp/err"
+	fi
+}
+grep_ok() { if grep -q -- "$2" "$3"; then ok "$1"; else not_ok "$1"; sed 's/^/#   /' "$3"; fi; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+put() { mkdir -p "$(dirname "$1")"; echo "$2" >"$1"; }
+
+ts=$TBSTREAM
+for c in "" list up down pipe; do
+	status 0 "help of '${c:-tbstream}'" $ts $c --help
+	grep_ok "help of '${c:-tbstream}' has a usage line" Usage "$tmp/out"
+done
+status 0 "--version" $ts --version
+status 2 "no command is a usage error" $ts
+status 2 "unknown command is a usage error" $ts frobnicate
+status 2 "unknown option is a usage error" $ts list --frob
+status 2 "up without NAME" $ts up
+status 2 "up with a bad time-out" $ts up x --timeout soon
+status 2 "up with an unknown profile" $ts up x --profile fast
+status 2 "send-only without raw" $ts pipe --send-only
+
+root=$tmp/empty
+mkdir -p "$root"
+status 3 "list without a bus: exit 3" $ts --sysroot "$root" list
+grep_ok "says there is no bus" "no Thunderbolt/USB4 bus" "$tmp/err"
+
+root=$tmp/nodriver
+mkdir -p "$root/sys/bus/thunderbolt/devices"
+status 3 "up without the driver: exit 3" $ts --sysroot "$root" up x
+grep_ok "says to load the driver" "modprobe thunderbolt_stream" "$tmp/err"
+status 0 "list without the driver still lists" $ts --sysroot "$root" list
+grep_ok "and says why there are no streams" "not loaded" "$tmp/out"
+
+root=$tmp/alone
+mkdir -p "$root/sys/bus/thunderbolt/devices" \
+	"$root/sys/kernel/config/thunderbolt/stream"
+put "$root/sys/bus/thunderbolt/devices/0-0/unique_id" aaaa
+status 3 "up without a peer: exit 3 after the time-out" \
+	$ts --sysroot "$root" up x --timeout 1
+grep_ok "says there is no peer" "no peer" "$tmp/err"
+status 3 "down of a stream that does not exist: exit 3" \
+	$ts --sysroot "$root" down x
+grep_ok "names the stream" "'x'" "$tmp/err"
+
+# A fake root with one peer (stream at service .1) and one stream.
+root=$tmp/one
+d=$root/sys/bus/thunderbolt/devices
+c=$root/sys/kernel/config/thunderbolt/stream
+put "$d/0-0/unique_id" aaaa
+put "$d/0-1/unique_id" bbbb
+put "$d/0-1/device_name" 'peer "b"'
+put "$d/0-1.0/key" network
+put "$d/0-1.1/key" stream
+for a in index:3 in_hopid:9 out_hopid:9 ring_size:256 throttling:8192; do
+	put "$c/0-1.1/s/${a%%:*}" "${a#*:}"
+done
+status 0 "list" $ts --sysroot "$root" list
+grep_ok "list shows the peer" "Route 1" "$tmp/out"
+grep_ok "list shows the stream" "Stream s: $root/dev/tbstream3" "$tmp/out"
+status 0 "list --json" $ts --sysroot "$root" list --json
+if python3 - "$tmp/out" "$root" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+p = j["peers"][0]
+s = p["streams"][0]
+assert j["host_unique_id"] == "aaaa"
+assert p["unique_id"] == "bbbb" and p["device_name"] == 'peer "b"'
+assert p["service"] == "0-1.1" and p["network"] is True
+assert s["name"] == "s" and s["index"] == 3 and s["in_hopid"] == 9
+assert s["device"] == sys.argv[2] + "/dev/tbstream3" and s["open"] is False
+assert j["not_connected"] == []
+PY
+then ok "list --json is valid and complete"; else not_ok "list --json is valid and complete"; fi
+TBSTREAM_SYSROOT=$root status 0 "TBSTREAM_SYSROOT is honoured" $ts list
+grep_ok "the same peer through the environment" "Route 1" "$tmp/out"
+status 3 "--peer that matches nothing: exit 3" \
+	$ts --sysroot "$root" up s --peer nope --timeout 1
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

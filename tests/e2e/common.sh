@@ -1,0 +1,87 @@
+# Helpers for the tbstream end-to-end tests, sourced after tests/lib.sh.
+# shellcheck shell=bash
+
+# ts HOST ARGS...: tbstream on HOST ($H1 or $H2), under a time limit.
+ts() {
+	local host=$1
+	shift
+	t "$TBSTREAM" --sysroot "$host" "$@"
+}
+
+uid_of() {
+	cat "$1/sys/bus/thunderbolt/devices/0-0/unique_id"
+}
+
+# Sets $ALLOC and $FOLLOW to the host that allocates and the one that
+# follows (the lower unique id allocates).
+roles() {
+	if [[ $(uid_of "$H1" | tr A-F a-f) < $(uid_of "$H2" | tr A-F a-f) ]]
+	then
+		ALLOC=$H1 FOLLOW=$H2
+	else
+		ALLOC=$H2 FOLLOW=$H1
+	fi
+}
+
+# cfg HOST: the ConfigFS tree of HOST with the contents of its attributes.
+cfg() {
+	local root=$1/sys/kernel/config/thunderbolt/stream f
+	(cd "$root" && find . | sort | while read -r f; do
+		if [ -f "$f" ]; then echo "$f=$(cat "$f")"; else echo "$f"; fi
+	done)
+}
+
+# attr HOST NAME ATTR: one attribute of stream NAME on HOST.
+attr() {
+	cat "$1"/sys/kernel/config/thunderbolt/stream/*/"$2/$3"
+}
+
+# wait_open HOST NAME: until some process has stream NAME open (10 s).
+wait_open() {
+	local i
+	for i in $(seq 100); do
+		"$TBSTREAM" --sysroot "$1" list --json 2>/dev/null |
+			python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+ss = [s for p in j["peers"] for s in p["streams"]]
+sys.exit(0 if any(s["name"] == sys.argv[1] and s["open"] for s in ss)
+	 else 1)' "$2" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# same FILE1 FILE2 DESC: ok when the files are byte for byte equal.
+same() {
+	if cmp -s "$1" "$2"; then
+		ok "$3"
+	else
+		not_ok "$3 ($(stat -c %s "$1" 2>/dev/null || echo none) vs" \
+			"$(stat -c %s "$2" 2>/dev/null || echo none) bytes)"
+		cmp -l "$1" "$2" 2>&1 | head -5 | sed 's/^/#   /'
+	fi
+}
+
+# status WANT DESC CMD...: ok when CMD exits with WANT; shows its stderr.
+status() {
+	local want=$1 desc=$2 got
+	shift 2
+	"$@" >"$TMP/status.out" 2>"$TMP/status.err"
+	got=$?
+	if [ "$got" -eq "$want" ]; then
+		ok "$desc"
+	else
+		not_ok "$desc (exit $got, expected $want)"
+	fi
+	sed 's/^/# /' "$TMP/status.err"
+}
+
+# has_msg DESC PATTERN: ok when the last status' stderr matches PATTERN.
+has_msg() {
+	if grep -Eq -- "$2" "$TMP/status.err"; then
+		ok "$1"
+	else
+		not_ok "$1"
+	fi
+}
