@@ -196,7 +196,7 @@ static int partial(struct rx *rx, int pfd, const char *name,
 	r = !re->resume || fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
 	    (uint64_t)sb.st_size < done;
 	if (!r)
-		r = tree_hash_fd(re->resume, fd, done, rx->buf, TREE_REC_MAX);
+		r = tree_hash_fd(re->resume, fd, done, rx->hbuf, TREE_REC_MAX);
 	close(fd);
 	if (r) {
 		tree_hash_free(re->resume);
@@ -220,7 +220,7 @@ static int hash_existing(struct rx *rx, int pfd, const char *name,
 	if (!h || fd < 0) {
 		r = fd < 0 ? -errno : -ENOMEM;
 	} else {
-		r = tree_hash_fd(h, fd, size, rx->buf, TREE_REC_MAX);
+		r = tree_hash_fd(h, fd, size, rx->hbuf, TREE_REC_MAX);
 		*hash = tree_hash_digest(h);
 	}
 	if (fd >= 0)
@@ -546,6 +546,15 @@ int rx_commit(struct rx *rx)
 	return 0;
 }
 
+static bool same_inode(int afd, const char *a, int bfd, const char *b)
+{
+	struct stat sa, sb;
+
+	return !fstatat(afd, a, &sa, AT_SYMLINK_NOFOLLOW) &&
+	       !fstatat(bfd, b, &sb, AT_SYMLINK_NOFOLLOW) &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static void hardlink(struct rx *rx, struct rx_entry *re)
 {
 	struct rx_entry *t = &rx->ents[re->link];
@@ -563,7 +572,9 @@ static void hardlink(struct rx *rx, struct rx_entry *re)
 		return;
 	}
 	pfd = parent_or_refuse(rx, re, name);
-	if (pfd >= 0) {
+	if (pfd >= 0 && same_inode(tfd, tname, pfd, name)) {
+		re->state = RS_DONE;
+	} else if (pfd >= 0) {
 		rx_tmp_name(name, "part", tmp, sizeof(tmp));
 		unlinkat(pfd, tmp, 0);
 		if (linkat(tfd, tname, pfd, tmp, 0))

@@ -618,8 +618,9 @@ static int rx_init(struct rx *rx, struct tbs_session *s, const char *dir,
 	rx->is_root = geteuid() == 0;
 	rx->out = malloc(TREE_REC_MAX);
 	rx->buf = malloc(TREE_REC_MAX);
+	rx->hbuf = malloc(TREE_REC_MAX);
 	rx->cur.hash = tree_hash_new();
-	if (!rx->out || !rx->buf || !rx->cur.hash)
+	if (!rx->out || !rx->buf || !rx->hbuf || !rx->cur.hash)
 		return tbsi_err(err, -ENOMEM, "out of memory");
 	return open_dir(rx, dir);
 }
@@ -644,6 +645,7 @@ static void rx_free(struct rx *rx)
 	free(rx->pend);
 	free(rx->out);
 	free(rx->buf);
+	free(rx->hbuf);
 }
 
 int tbs_tree_recv(struct tbs_session *s, const char *dir,

@@ -68,7 +68,8 @@ struct rx {
 
 	uint8_t *out;
 	size_t out_len;
-	uint8_t *buf;
+	uint8_t *buf; /* the record being parsed */
+	uint8_t *hbuf; /* for hashing files already there */
 	char fatal[TBS_MSG_MAX];
 };
 

@@ -168,7 +168,8 @@ static int session_run(struct xfer *x, struct tbs_endpoint *ep, int role,
 			snprintf(x->error, sizeof(x->error), "%s",
 				 e.msg[0] ? e.msg : strerror(-r));
 	}
-	if (!r && tbs_session_close(s)) {
+	/* -EIO: some entries failed, but the transfer ended in order */
+	if ((!r || r == -EIO) && tbs_session_close(s) && !r) {
 		r = -ECONNRESET;
 		snprintf(x->error, sizeof(x->error), "closing: %s",
 			 tbs_session_error(s));
@@ -250,7 +251,7 @@ static void send_usage(FILE *out)
 		"it again\n"
 		"after an interruption to continue.\n"
 		"\n" XFER_COMMON_HELP "      --specials            also send "
-				      "device nodes and FIFOs\n");
+		"device nodes and FIFOs\n");
 }
 
 static int send_engine(struct xfer *x, struct tbs_session *s,
