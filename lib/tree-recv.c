@@ -551,8 +551,6 @@ static int finish(struct rx *rx)
 /* Tells the sender why the transfer ends, waits until it heard it. */
 static int give_up(struct rx *rx)
 {
-	notify(rx, rx->fatal);
-	rx->out_len = 0;
 	if (!put_fail(rx, TREE_NONE, EPROTO, rx->fatal) && !flush(rx))
 		tbs_session_finish(rx->s);
 	return tbsi_err(rx->err, -EPROTO, "%s", rx->fatal);
