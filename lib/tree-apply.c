@@ -25,8 +25,9 @@
 #include "tree-recv.h"
 
 #define RESUME_MIN (8u << 20) /* files from this size keep a journal */
-#define CKPT_MS 1000
-#define CKPT_BYTES (256ull << 20)
+#define CKPT_MS 5000
+#define CKPT_BYTES (1ull << 30)
+#define WRITEBACK (8u << 20) /* start writing back every 8 MiB */
 
 void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
 	     size_t len)
@@ -390,6 +391,17 @@ int rx_special(struct rx *rx, struct rx_entry *re)
 
 /* ---- regular files ---- */
 
+/* A new, empty temporary file; one left by an earlier run goes first. */
+static int create_tmp(int pfd, const char *tmp)
+{
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(pfd, tmp, flags, 0600);
+
+	if (fd < 0 && errno == EEXIST && !unlinkat(pfd, tmp, 0))
+		fd = openat(pfd, tmp, flags, 0600);
+	return fd;
+}
+
 /* Opens the temporary file for data from @from; -errno (refused). */
 int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 {
@@ -406,17 +418,29 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 			fd = -1;
 		}
 	} else {
-		drop_state(pfd, name);
-		unlinkat(pfd, tmp, 0);
-		fd = openat(pfd, tmp,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-				    O_CLOEXEC,
-			    0600);
+		if (re->size >= RESUME_MIN)
+			drop_state(pfd, name);
+		fd = create_tmp(pfd, tmp);
 	}
 	if (fd < 0)
 		return rx_refuse(rx, re, "cannot create a file beside it: %s",
 				 strerror(errno));
 	return fd;
+}
+
+/*
+ * Starts the write-back of what was written since the last call, so that
+ * the disk works while data still arrives and the final fsync is short.
+ */
+void rx_writeback(struct rx *rx)
+{
+	struct rx_file *f = &rx->cur;
+
+	if (f->fd < 0 || f->pos - f->wb_pos < WRITEBACK)
+		return;
+	sync_file_range(f->fd, (off_t)f->wb_pos, (off_t)(f->pos - f->wb_pos),
+			SYNC_FILE_RANGE_WRITE);
+	f->wb_pos = f->pos;
 }
 
 /* Makes the bytes written so far durable and notes how many they are. */
@@ -445,7 +469,11 @@ static int set_meta(struct rx *rx, int fd, const struct rx_entry *re)
 	struct timespec ts[2] = { { re->atime_s, re->atime_ns },
 				  { re->mtime_s, re->mtime_ns } };
 
-	if (rx->is_root && fchown(fd, re->uid, re->gid))
+	struct stat sb;
+
+	if (rx->is_root &&
+	    (fstat(fd, &sb) || sb.st_uid != re->uid || sb.st_gid != re->gid) &&
+	    fchown(fd, re->uid, re->gid))
 		return -errno;
 	if (fchmod(fd, re->mode & 07777) || futimens(fd, ts))
 		return -errno;

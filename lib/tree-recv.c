@@ -22,9 +22,9 @@
 #define DEF_MAX_ENTRIES (16u << 20)
 #define DEF_MAX_FILE_SIZE (1ull << 50)
 #define ARENA_MAX (1ull << 30)
-#define COMMIT_FILES 512
-#define COMMIT_BYTES (64ull << 20)
-#define COMMIT_MS 1000
+#define COMMIT_FILES 8192
+#define COMMIT_BYTES (256ull << 20)
+#define COMMIT_MS 2000
 #define IDLE_POLL_MS 300
 
 int rx_put(struct rx *rx, uint8_t type, const void *body, size_t len)
@@ -341,6 +341,7 @@ static int on_data(struct rx *rx, const struct tree_msg *m)
 		r = rx_refuse(rx, re, "writing: %s", strerror(-r));
 		return r == -EPERM ? 0 : r;
 	}
+	rx_writeback(rx);
 	rx_checkpoint(rx, re, false);
 	return 0;
 }

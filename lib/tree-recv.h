@@ -37,6 +37,7 @@ struct rx_file {
 	int fd; /* -1: discarding */
 	uint64_t pos;
 	uint64_t ckpt_pos;
+	uint64_t wb_pos; /* write-back started up to here */
 	int64_t ckpt_ms;
 	struct tree_hash *hash;
 };
@@ -86,6 +87,7 @@ int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
 int rx_special(struct rx *rx, struct rx_entry *re);
 int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from);
 void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force);
+void rx_writeback(struct rx *rx);
 int rx_finish_file(struct rx *rx, struct rx_entry *re);
 void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
 int rx_commit(struct rx *rx);

@@ -68,12 +68,14 @@ check "the verified part was not sent again" \
 	test "$resumed" -gt 0 -a $((resumed + sent)) -eq 24000000
 check "no temporary file is left" test -z "$(find "$TMP/da" -name '.tbs-*')"
 
-# 2. Many small files, cut in the middle.
+# 2. Many small files, cut in the middle (after the receiver's first
+# commit, which comes at the latest 2 s after a file was written).
 mkdir -p "$TMP/b/many" "$TMP/db"
 for i in $(seq 1 1200); do
 	head -c 8000 /dev/urandom >"$TMP/b/many/f$i"
 done
-run_pair "$TMP/b/many" "$TMP/db" 1.5
+echo "rate 2000000" >"$CTL"
+run_pair "$TMP/b/many" "$TMP/db" 3.5
 check "unplugged in the middle of many small files: send fails" \
 	test $RS -ne 0
 before=$(find "$TMP/db/many" -name 'f*' | wc -l)
