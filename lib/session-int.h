@@ -23,6 +23,7 @@
 #define HELLO_FIRST_MS 250 /* then 500, 1000, 2000, 4000 */
 #define TICK_MS 10
 #define CTL_CAP 16384
+#define EIO_MAX_RUN 64 /* reads failing with EIO in a row: not a bad frame */
 #define MIN_WINDOW (2 * TBS_WIRE_MAX_PAYLOAD)
 #define RX_BLOCK (4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD))
 
@@ -80,7 +81,8 @@ struct tbs_session {
 	enum session_state state;
 	bool stop;
 	int err;
-	char msg[256];
+	char msg[256]; /* written once, then published through error */
+	const char *error; /* "" until the session failed, then msg */
 	struct tbs_session_stats st;
 	bool sending, receiving; /* guards against concurrent misuse */
 
@@ -123,6 +125,7 @@ struct tbs_session {
 
 	struct rxblk *blk; /* being read into; protected by lock: refs */
 	size_t rxstart, rxlen; /* undecoded bytes of blk */
+	unsigned int eio_run;
 	unsigned int rx_blocks; /* blocks alive; protected by lock */
 	uint8_t ctl[CTL_CAP];
 	size_t ctl_len, ctl_pos;

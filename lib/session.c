@@ -37,6 +37,7 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
 	va_end(ap);
+	s->error = s->msg;
 	pthread_cond_broadcast(&s->cv);
 }
 
@@ -233,6 +234,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	if (s->o.id_len)
 		memcpy(s->id, s->o.id, s->o.id_len);
 	s->o.id = NULL;
+	s->error = "";
 	s->nonce = make_nonce(s);
 	r = alloc_buffers(s);
 	if (r)
@@ -349,6 +351,8 @@ static int reserve_window(struct tbs_session *s, size_t len, int timeout_ms)
 			return -EPIPE;
 		if (s->sending)
 			return -EBUSY;
+		if (len > s->peer.max_payload)
+			return -EMSGSIZE;
 		if (!s->tx_buffered || s->tx_buffered + len <= s->o.window)
 			break;
 		if (wait_until(s, deadline) == -ETIMEDOUT)
@@ -504,16 +508,27 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 	return (ssize_t)n;
 }
 
+/*
+ * Waits for ENDACK; lock held.  The confirm time-out counts from the last
+ * sign of progress (data acknowledged, or consumed by the peer's
+ * application), so a slow consumer of a long stream is not cut off.
+ */
 static int wait_end_acked(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
+	uint64_t acked = s->tx_acked, limit = s->tx_limit;
 
 	while (!s->tx_end_acked) {
 		if (s->state == ST_FAILED)
 			return s->err;
+		if (s->tx_acked != acked || s->tx_limit != limit) {
+			acked = s->tx_acked;
+			limit = s->tx_limit;
+			deadline = deadline_in(s->o.confirm_ms);
+		}
 		if (wait_until(s, deadline) == -ETIMEDOUT) {
 			tbs_session_fail(s, -ETIMEDOUT,
-					 "peer did not confirm the end of the stream within %d s (%llu bytes sent, %llu acknowledged)",
+					 "peer did not confirm the end of the stream: no progress for %d s (%llu bytes sent, %llu acknowledged)",
 					 s->o.confirm_ms / 1000,
 					 (unsigned long long)s->tx_off,
 					 (unsigned long long)s->tx_acked);
@@ -564,13 +579,21 @@ int tbs_session_confirm(struct tbs_session *s)
 	return r;
 }
 
-/* Waits until the peer's stream is confirmed and BYE exchanged; lock held. */
+/*
+ * Waits until the peer's stream is confirmed and BYE exchanged; lock held.
+ * As for END, the time-out counts from the last data that arrived.
+ */
 static int wait_peer_done(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
 	int64_t bye_deadline = -1, until;
+	uint64_t got = s->rx_off;
 
 	while (s->state == ST_OPEN) {
+		if (s->rx_off != got) {
+			got = s->rx_off;
+			deadline = deadline_in(s->o.confirm_ms);
+		}
 		if (s->rx_end && s->rx_head) {
 			tbs_session_fail(s, -EBUSY,
 					 "closing with %llu bytes from the peer not read",
@@ -590,7 +613,7 @@ static int wait_peer_done(struct tbs_session *s)
 		if (bye_deadline >= 0)
 			return 0; /* everything confirmed; the BYE got lost */
 		tbs_session_fail(s, -ETIMEDOUT,
-				 "peer did not end its stream within %d s of closing (%llu bytes received)",
+				 "peer did not end its stream: nothing for %d s after closing (%llu bytes received)",
 				 s->o.confirm_ms / 1000,
 				 (unsigned long long)s->rx_off);
 	}
@@ -621,9 +644,25 @@ out:
 	return r;
 }
 
+int tbs_session_abort(struct tbs_session *s, int err, const char *msg)
+{
+	if (err >= 0 || err < -4095)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	tbs_session_fail(s, err, "%s", msg);
+	pthread_mutex_unlock(&s->lock);
+	stop_thread(s); /* the thread sends the ABORT before it stops */
+	return 0;
+}
+
 const char *tbs_session_error(struct tbs_session *s)
 {
-	return s->msg;
+	const char *e;
+
+	pthread_mutex_lock(&s->lock);
+	e = s->error;
+	pthread_mutex_unlock(&s->lock);
+	return e;
 }
 
 int tbs_session_peer_id(struct tbs_session *s, void *buf, size_t len)

@@ -111,6 +111,7 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 {
 	struct pipe_args a = { 0 };
 	struct tbs_error e = { 0 };
+	static struct pipe_guard guard; /* its thread may outlive this frame */
 	struct tbs_endpoint ep;
 	struct tbs_stream st;
 	int ret, created;
@@ -120,9 +121,15 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
 	signal(SIGPIPE, SIG_IGN);
+	if (pipe_guard_start(&guard, cli->root)) {
+		cli_msg("could not set up signal handling");
+		return EXIT_FAIL;
+	}
 	created = tbs_stream_up(cli->root, a.peer, a.name, &a.opts, &st, &e);
 	if (created < 0)
 		return cli_fail(&e);
+	if (created && !a.keep)
+		pipe_guard_arm(&guard, &st);
 	ret = tbs_endpoint_open(cli->root, &st, a.opts.timeout_ms, 0, &ep, &e);
 	if (ret) {
 		ret = cli_fail(&e);
@@ -131,6 +138,7 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 	ret = a.raw ? pipe_raw(&a, &ep) : pipe_session(&a, &ep);
 	tbs_endpoint_close(&ep);
 out_down:
+	pipe_guard_disarm(&guard);
 	if (created && !a.keep)
 		pipe_down(cli, &st);
 	return ret;

@@ -64,13 +64,29 @@ check "both ways at once, host2 first 2 s ahead: exact data" exact
 duplex "$ALLOC" "$FOLLOW" 0 p3
 check "allocator and follower at the same moment: exact data" exact
 
-# One way: the other side's standard input is empty.
-ts "$H2" pipe one </dev/null >"$TMP/o2" 2>"$TMP/e2" &
+# One way: the other side's standard input is empty.  The receiver is
+# the allocator, so that it opens its end without waiting for the sender.
+ts "$ALLOC" pipe one </dev/null >"$TMP/o2" 2>"$TMP/e2" &
 r=$!
-status 0 "one way: the sender exits 0" ts "$H1" pipe one <"$TMP/d1"
+check "the receiver has the stream open" wait_open "$ALLOC" one
+status 5 "a second pipe on the same stream is refused" \
+	ts "$ALLOC" pipe one --timeout 2 </dev/null
+has_msg "and names the process that has it" "in use by process [0-9]+"
+status 0 "one way: the sender exits 0" ts "$FOLLOW" pipe one <"$TMP/d1"
 wait $r
 check "the receiver exits 0" test $? -eq 0
 same "$TMP/d1" "$TMP/o2" "the receiver got the bytes exactly"
+
+# The receiver cannot write its output: both sides fail and say why.
+ts "$H2" pipe full </dev/null >/dev/full 2>"$TMP/e2" &
+r=$!
+status 1 "the sender fails when the receiver's output is full" \
+	ts "$H1" pipe full <"$TMP/d1"
+has_msg "and says what happened on the other host" \
+	"No space left on device.*other host|other host.*No space left"
+wait $r
+check "the receiver fails too" test $? -eq 1
+check "and says its output is full" grep -q "No space left" "$TMP/e2"
 
 # Faults that the protocol repairs or reports.
 for f in "corrupt host2 3" "corrupt host1 5" "drop host2 2" "drop host1 4" \
@@ -118,6 +134,23 @@ echo "rate 0" >"$CTL"
 for h in "$H1" "$H2"; do
 	"$TBSTREAM" --sysroot "$h" down --all --force >/dev/null 2>&1
 done
+
+# Interrupted: the stream the command set up is taken down again.
+# Standard input stays open (20 s) so that neither pipe ends by itself.
+"$TBSTREAM" --sysroot "$H1" pipe sig < <(exec sleep 20 2>/dev/null) >/dev/null 2>"$TMP/e1" &
+p=$!
+"$TBSTREAM" --sysroot "$H2" pipe sig < <(exec sleep 20 2>/dev/null) >/dev/null 2>/dev/null &
+q=$!
+check "pipe sig is open" wait_open "$H1" sig
+kill -INT $p
+wait $p
+st=$?
+kill -TERM $q
+wait $q
+check "SIGINT ends the pipe with status 130" test $st -eq 130
+check "and it says so" grep -q "interrupted" "$TMP/e1"
+check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
+check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
 
 # A peer that never comes, on either role.
 status 4 "allocator alone: exit 4" ts "$ALLOC" pipe lone --timeout 3 \

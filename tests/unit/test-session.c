@@ -22,8 +22,8 @@ static void test_one_way(void)
 	a.o.options = 0x3;
 	b.o.options = 0x6;
 	relay_init(&r);
-	end_setup(&a, r.a, &b);
-	end_setup(&b, r.b, &a);
+	end_setup(&a, r.a, r.aw, &b);
+	end_setup(&b, r.b, r.bw, &a);
 	relay_start(&r);
 	pthread_create(&a.thread, NULL, end_main, &a);
 	b.no_close = true;
@@ -35,14 +35,14 @@ static void test_one_way(void)
 	is_int(tbs_session_options(b.s), 0x2, "options are the intersection");
 	b.close_r = tbs_session_close(b.s);
 	pthread_join(a.thread, NULL);
+	tbs_session_free(a.s);
+	tbs_session_free(b.s);
 	relay_stop(&r);
 	end_show("a", &a);
 	end_show("b", &b);
 	ok(end_clean(&a) && end_clean(&b), "8 MiB one way arrive byte-exact");
 	ok(!a.finish_before_peer_confirm,
 	   "sender's finish returns only after the receiver's confirm");
-	tbs_session_free(a.s);
-	tbs_session_free(b.s);
 }
 
 static void test_duplex(void)
@@ -55,6 +55,35 @@ static void test_duplex(void)
 	pair_run(&r, &a, &b, 0);
 	ok(end_clean(&a) && end_clean(&b),
 	   "both directions at once arrive byte-exact");
+}
+
+static void test_pipes(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 3 * MiB, .seed = 21 };
+	struct end b = { .send_len = 2 * MiB, .seed = 22 };
+
+	relay_init_pipes(&r);
+	r.ab.flip_at[0] = 500000;
+	r.ba.drop_frame_at[0] = 300000;
+	pair_run(&r, &a, &b, 0);
+	ok(end_clean(&a) && end_clean(&b),
+	   "separate read and write descriptors (pipes), with faults");
+}
+
+/* A receiver that reads slowly: the sender waits for credit, no loss. */
+static void test_slow_reader(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 3 * MiB, .seed = 23 };
+	struct end b = { .seed = 24, .slow = true };
+
+	a.o.window = 512 * 1024;
+	b.o.window = 512 * 1024;
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(end_clean(&a) && end_clean(&b),
+	   "a slow reader with a small window gets everything");
 }
 
 static void test_empty(void)
@@ -130,7 +159,8 @@ static void test_eof(void)
 	r.ba.eof_at = 1000000;
 	pair_run(&r, &a, &b, 0);
 	ok(end_honest(&a) && end_honest(&b), "early EOF: no false success");
-	ok(a.recv_r < 0 && b.recv_r < 0, "early EOF: both receivers fail");
+	ok(end_rx_failed(&a) && end_rx_failed(&b),
+	   "early EOF: both receivers fail");
 	ok(strstr(b.err, "offset") || strstr(b.err, "closed"),
 	   "early EOF: message says what happened");
 }
@@ -149,7 +179,57 @@ static void test_unrepairable(void)
 	ok(a.send_r < 0 || a.finish_r < 0, "lasting corruption: sender fails");
 	ok(strstr(a.err, "could not be repaired after 3 retries") != NULL,
 	   "sender's message names the offset and the retries");
-	ok(b.recv_r < 0, "lasting corruption: receiver fails too");
+	ok(end_rx_failed(&b), "lasting corruption: receiver fails too");
+}
+
+static void test_never_confirmed(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 1 * MiB, .seed = 25 };
+	struct end b = { .seed = 26, .no_confirm = true, .no_close = true };
+
+	a.o.confirm_ms = 1500;
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(b.recv_r == 0 && b.received == 1 * MiB,
+	   "unconfirmed: the receiver got everything");
+	is_int(a.finish_r, -ETIMEDOUT,
+	       "unconfirmed: the sender does not report success");
+	ok(strstr(a.err, "did not confirm") != NULL,
+	   "unconfirmed: and says why");
+}
+
+/* The receiver's disk is full: it aborts, the sender says why. */
+static void test_peer_aborts(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 8 * MiB, .seed = 27 };
+	struct end b = { .seed = 28 };
+	uint8_t buf[65536];
+	ssize_t n = 0;
+
+	relay_init(&r);
+	end_setup(&a, r.a, r.aw, &b);
+	end_setup(&b, r.b, r.bw, &a);
+	relay_start(&r);
+	pthread_create(&a.thread, NULL, end_main, &a);
+	b.start_r = tbs_session_start(b.s);
+	while (!b.start_r && b.received < MiB &&
+	       (n = tbs_session_recv(b.s, NULL, buf, sizeof(buf), 10000)) > 0)
+		b.received += (uint64_t)n;
+	is_int(tbs_session_abort(b.s, -ENOSPC, "disk full writing backup.img"),
+	       0, "abort: the receiver aborts");
+	is_int(tbs_session_recv(b.s, NULL, buf, sizeof(buf), 0), -ENOSPC,
+	       "abort: its own calls fail with its error");
+	pthread_join(a.thread, NULL);
+	tbs_session_free(a.s);
+	tbs_session_free(b.s);
+	relay_stop(&r);
+	end_show("a", &a);
+	ok(a.send_r == -ENOSPC || a.finish_r == -ENOSPC,
+	   "abort: the sender fails with the receiver's errno");
+	ok(!strcmp(a.err, "peer aborted: disk full writing backup.img"),
+	   "abort: and gives the receiver's message");
 }
 
 static void test_vanished(void)
@@ -178,6 +258,8 @@ int main(int argc, char **argv)
 	}
 	test_one_way();
 	test_duplex();
+	test_pipes();
+	test_slow_reader();
 	test_empty();
 	test_late_peer();
 	test_faults("flipped bits", set_flip);
@@ -185,6 +267,8 @@ int main(int argc, char **argv)
 	test_faults("short writes", set_short);
 	test_eof();
 	test_unrepairable();
+	test_never_confirmed();
+	test_peer_aborts();
 	test_vanished();
 	return tap_done();
 }
