@@ -68,6 +68,57 @@ static int walk_to(struct rx *rx, const uint8_t *key, size_t len)
 }
 
 /*
+ * Directories this transfer created (hashes of their paths): nothing can
+ * be in them but what this transfer put there, so a file in one needs no
+ * look for an earlier copy.  A collision of hashes would only cost that
+ * look: renames never replace without permission.
+ */
+static bool fresh_has(const struct rx *rx, uint64_t h)
+{
+	size_t i, mask = rx->fresh_cap - 1;
+
+	if (!rx->fresh_cap)
+		return false;
+	h = h ? h : 1;
+	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
+		if (rx->fresh[i] == h)
+			return true;
+	return false;
+}
+
+static void fresh_add(struct rx *rx, uint64_t h)
+{
+	size_t i, cap, mask;
+	uint64_t *n;
+
+	if (rx->nfresh * 2 >= rx->fresh_cap) {
+		cap = rx->fresh_cap ? rx->fresh_cap * 2 : 256;
+		n = calloc(cap, sizeof(*n));
+		if (!n)
+			return;
+		for (i = 0; i < rx->fresh_cap; i++) {
+			size_t j = rx->fresh[i] & (cap - 1);
+
+			if (!rx->fresh[i])
+				continue;
+			while (n[j])
+				j = (j + 1) & (cap - 1);
+			n[j] = rx->fresh[i];
+		}
+		free(rx->fresh);
+		rx->fresh = n;
+		rx->fresh_cap = cap;
+	}
+	h = h ? h : 1;
+	mask = rx->fresh_cap - 1;
+	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
+		if (rx->fresh[i] == h)
+			return;
+	rx->fresh[i] = h;
+	rx->nfresh++;
+}
+
+/*
  * The parent directory of @re (borrowed: valid until the next call) and
  * its last component in @name.  Negative errno: ENOENT a parent is
  * missing, ENOTDIR or ELOOP a parent is not a directory or is a link.
@@ -96,6 +147,7 @@ int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
 	rx->pfd = fd;
 	memcpy(rx->pkey, e.comps, last);
 	rx->pkey_len = last;
+	rx->pfresh = last && fresh_has(rx, XXH3_64bits(e.comps, last));
 	return fd;
 }
 
@@ -273,6 +325,8 @@ int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off, uint64_t *hash)
 	if (re->size > rx->o.max_file_size)
 		return rx_refuse(rx, re, "larger than the limit of %llu bytes",
 				 (unsigned long long)rx->o.max_file_size);
+	if (rx->pfresh)
+		return TW_FULL;
 	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
 		return decide_existing(rx, re, pfd, name, &sb, hash);
 	if (errno != ENOENT)
@@ -290,8 +344,10 @@ int rx_mkdir(struct rx *rx, struct rx_entry *re)
 
 	if (pfd < 0)
 		return pfd;
-	if (!mkdirat(pfd, name, 0700))
+	if (!mkdirat(pfd, name, 0700)) {
+		fresh_add(rx, XXH3_64bits(rx->arena + re->path, re->path_len));
 		return 0;
+	}
 	if (errno != EEXIST)
 		return rx_refuse(rx, re, "%s", strerror(errno));
 	if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
@@ -464,11 +520,11 @@ void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force)
 		f->ckpt_pos = f->pos;
 }
 
+/* Owner (as root, when it differs), mode and times. */
 static int set_meta(struct rx *rx, int fd, const struct rx_entry *re)
 {
 	struct timespec ts[2] = { { re->atime_s, re->atime_ns },
 				  { re->mtime_s, re->mtime_ns } };
-
 	struct stat sb;
 
 	if (rx->is_root &&
@@ -486,8 +542,8 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 	struct rx_file *f = &rx->cur;
 	int r = 0;
 
-	if (ftruncate(f->fd, (off_t)re->size))
-		r = -errno;
+	if (f->pos < re->size && ftruncate(f->fd, (off_t)re->size))
+		r = -errno; /* a hole at its end */
 	if (!r)
 		r = set_meta(rx, f->fd, re);
 	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
@@ -533,7 +589,8 @@ static int rename_pending(struct rx *rx, struct rx_entry *re)
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	if (place(rx, re, pfd, tmp, name, re->wflags & TWF_REPLACE))
 		return -1;
-	drop_state(pfd, name);
+	if (re->size >= RESUME_MIN)
+		drop_state(pfd, name);
 	return 0;
 }
 

@@ -642,6 +642,7 @@ static void rx_free(struct rx *rx)
 	free(rx->ents);
 	free(rx->arena);
 	free(rx->pend);
+	free(rx->fresh);
 	free(rx->out);
 	free(rx->buf);
 	free(rx->hbuf);

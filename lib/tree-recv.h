@@ -60,6 +60,9 @@ struct rx {
 	int pfd; /* parent directory of the last entry looked up */
 	uint8_t pkey[TREE_PATH_MAX * 2];
 	size_t pkey_len;
+	bool pfresh; /* this transfer created it */
+	uint64_t *fresh; /* set of directories this transfer created */
+	size_t nfresh, fresh_cap;
 
 	struct rx_file cur;
 	uint32_t *pend;
