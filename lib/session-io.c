@@ -251,7 +251,7 @@ static void free_acked(struct tbs_session *s)
 	struct txrec *r;
 
 	while ((r = s->tx_head) && r->off + r->len <= s->tx_acked &&
-	       r != s->wr_rec) {
+	       r != s->wr_rec[0]) { /* the batch being written stays */
 		s->tx_head = r->next;
 		if (!s->tx_head)
 			s->tx_tail = NULL;
@@ -569,25 +569,29 @@ static void io_read(struct tbs_session *s)
 
 /* ---- writing ---- */
 
-static bool pick_data(struct tbs_session *s)
+/* Next record that may be sent, or NULL; lock held. */
+static struct txrec *next_data(struct tbs_session *s)
 {
 	struct txrec *r = s->tx_cur;
-	struct tbs_wire_hdr h;
 
 	while (r && r->off + r->len <= s->tx_acked)
 		r = r->next;
 	s->tx_cur = r;
 	if (!r || !s->established || r->off + r->len > s->tx_limit)
-		return false;
-	h = (struct tbs_wire_hdr){
+		return NULL;
+	return r;
+}
+
+static void add_to_batch(struct tbs_session *s, struct txrec *r)
+{
+	struct tbs_wire_hdr h = {
 		.type = TBS_REC_DATA, .app = r->app, .len = r->len,
 		.aux = s->epoch, .off = r->off, .pcsum = r->pcsum,
 	};
-	tbs_wire_hdr_encode(s->wr_hdr, &h);
-	s->wr = WR_DATA;
-	s->wr_rec = r;
-	s->wr_pos = 0;
-	s->wr_total = TBS_WIRE_HDR_LEN + r->len;
+
+	tbs_wire_hdr_encode(s->wr_hdr[s->wr_n], &h);
+	s->wr_rec[s->wr_n++] = r;
+	s->wr_total += TBS_WIRE_HDR_LEN + r->len;
 	s->tx_cur = r->next;
 	if (s->tx_flight <= s->tx_acked)
 		s->progress_ms = tbs_session_now_ms();
@@ -595,6 +599,23 @@ static bool pick_data(struct tbs_session *s)
 	if (s->tx_flight > s->tx_sent)
 		s->tx_sent = s->tx_flight;
 	s->st.records_sent++;
+}
+
+/* Gathers up to WR_BATCH records (WR_BATCH_BYTES) for one writev. */
+static bool pick_data(struct tbs_session *s)
+{
+	struct txrec *r;
+
+	s->wr_n = 0;
+	s->wr_pos = s->wr_total = 0;
+	while (s->wr_n < WR_BATCH && (r = next_data(s))) {
+		if (s->wr_n && s->wr_total + r->len > WR_BATCH_BYTES)
+			break;
+		add_to_batch(s, r);
+	}
+	if (!s->wr_n)
+		return false;
+	s->wr = WR_DATA;
 	return true;
 }
 
@@ -612,23 +633,42 @@ static bool pick_write(struct tbs_session *s)
 	return pick_data(s);
 }
 
+/* Writes what is left of the batch, from wr_pos on. */
 static ssize_t write_data(struct tbs_session *s)
 {
-	struct iovec iov[2];
-	int n = 0;
+	struct iovec iov[2 * WR_BATCH];
+	size_t skip = s->wr_pos, len;
+	int i, n = 0;
+	const uint8_t *p;
 
-	if (s->wr_pos < TBS_WIRE_HDR_LEN) {
-		iov[n].iov_base = s->wr_hdr + s->wr_pos;
-		iov[n++].iov_len = TBS_WIRE_HDR_LEN - s->wr_pos;
-		iov[n].iov_base = s->wr_rec->data;
-		iov[n++].iov_len = s->wr_rec->len;
-	} else {
-		size_t done = s->wr_pos - TBS_WIRE_HDR_LEN;
-
-		iov[n].iov_base = s->wr_rec->data + done;
-		iov[n++].iov_len = s->wr_total - s->wr_pos;
+	for (i = 0; i < s->wr_n; i++) {
+		p = s->wr_hdr[i];
+		len = TBS_WIRE_HDR_LEN;
+		if (skip >= len) {
+			skip -= len;
+		} else {
+			iov[n].iov_base = (void *)(p + skip);
+			iov[n++].iov_len = len - skip;
+			skip = 0;
+		}
+		p = s->wr_rec[i]->data;
+		len = s->wr_rec[i]->len;
+		if (skip >= len) {
+			skip -= len;
+		} else {
+			iov[n].iov_base = (void *)(p + skip);
+			iov[n++].iov_len = len - skip;
+			skip = 0;
+		}
 	}
 	return writev(s->wfd, iov, n);
+}
+
+static void batch_done(struct tbs_session *s)
+{
+	s->wr = WR_NONE;
+	s->wr_n = 0;
+	s->wr_rec[0] = NULL;
 }
 
 static void wrote(struct tbs_session *s, size_t n)
@@ -641,8 +681,7 @@ static void wrote(struct tbs_session *s, size_t n)
 	}
 	s->wr_pos += n;
 	if (s->wr_pos == s->wr_total) {
-		s->wr = WR_NONE;
-		s->wr_rec = NULL;
+		batch_done(s);
 		free_acked(s);
 	}
 }
@@ -662,8 +701,7 @@ static void io_write(struct tbs_session *s)
 		s->last_tx = tbs_session_now_ms();
 		wrote(s, (size_t)n);
 	} else if (n < 0) {
-		s->wr = WR_NONE;
-		s->wr_rec = NULL;
+		batch_done(s);
 		s->ctl_pos = s->ctl_len = 0;
 		s->peer_gone = true;
 		on_eof(s, errno == EPIPE || errno == ECONNRESET ? 0 : -errno);
