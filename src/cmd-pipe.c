@@ -39,6 +39,8 @@ static void pipe_usage(FILE *out)
 		"(default 30)\n"
 		"      --profile P           latency or throughput\n"
 		"  -k, --keep                leave the stream up afterwards\n"
+		"  -v, --verbose             print the session's counters at "
+		"the end\n"
 		"  -h, --help                show this help\n");
 }
 
@@ -52,13 +54,14 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "profile", required_argument, NULL, 'P' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	long t;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "rp:t:kh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rp:t:kvh", opts, NULL)) != -1) {
 		if (c == 'h') {
 			pipe_usage(stdout);
 			return -1;
@@ -72,6 +75,8 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 			a->peer = optarg;
 		} else if (c == 'k') {
 			a->keep = true;
+		} else if (c == 'v') {
+			a->verbose = true;
 		} else if (c == 't' && (t = cli_parse_num(optarg)) > 0 &&
 			   t <= 86400) {
 			a->opts.timeout_ms = t * 1000;

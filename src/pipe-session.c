@@ -217,6 +217,23 @@ static int run(struct tbs_session *s)
 	return send_result(s, &snd);
 }
 
+static void print_stats(struct tbs_session *s)
+{
+	struct tbs_session_stats st;
+
+	tbs_session_get_stats(s, &st);
+	cli_msg("sent %llu bytes (%llu acknowledged) in %llu records, "
+		"received %llu bytes; %llu retransmissions, %llu bad records, "
+		"%llu bytes skipped",
+		(unsigned long long)st.bytes_sent,
+		(unsigned long long)st.bytes_acked,
+		(unsigned long long)st.records_sent,
+		(unsigned long long)st.bytes_received,
+		(unsigned long long)st.retransmits,
+		(unsigned long long)st.bad_records,
+		(unsigned long long)st.garbage_bytes);
+}
+
 int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 {
 	struct tbs_session_opts opts = { .role = TBS_ROLE_DUPLEX };
@@ -230,6 +247,8 @@ int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 		return EXIT_FAIL;
 	}
 	ret = run(s);
+	if (a->verbose)
+		print_stats(s);
 	tbs_session_free(s);
 	return ret;
 }

@@ -18,6 +18,7 @@ struct pipe_args {
 	bool send_only;
 	bool recv_only;
 	bool keep;
+	bool verbose;
 	struct tbs_up_opts opts;
 };
 
