@@ -1,8 +1,9 @@
 #!/bin/bash
 # tbstream send / recv interrupted by an unplug, in the middle of a large
-# file and in the middle of many small files: the same two commands run
-# again complete the transfer, and their JSON summaries show that what
-# the receiver had confirmed (or verified on disk) was not sent again.
+# file and in the middle of many small files, and by a receiver killed in
+# the middle of a large file: the same two commands run again complete the
+# transfer, and their JSON summaries show that what the receiver had
+# confirmed (or verified on disk) was not sent again.
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
@@ -91,5 +92,31 @@ sent=$(json "$TMP/s.json" bytes_data)
 diag "second run: $present files found complete, $sent bytes sent"
 check "the files in place were not sent again" \
 	test "$present" -ge "$before" -a "$sent" -le $(((1200 - before) * 8000))
+# 3. The receiver killed (as by a crash) in the middle of a large file:
+# its journal, written every 5 s, lets the next run continue.
+echo "rate 4000000" >"$CTL"
+mkdir -p "$TMP/c/big" "$TMP/dc"
+head -c 40000000 /dev/urandom >"$TMP/c/big/file"
+"$TBSTREAM" --sysroot "$H2" recv -q "$TMP/dc" 2>/dev/null &
+k=$!
+sleep 0.5
+ts "$H1" send -q "$TMP/c/big" 2>"$TMP/s.err" &
+s=$!
+sleep 7
+kill -9 $k
+wait $k 2>/dev/null
+wait $s
+check "the receiver killed: send fails" test $? -ne 0
+sed 's/^/# send: /' "$TMP/s.err"
+check "a journal was left beside the partial file" \
+	test -n "$(find "$TMP/dc" -name '.tbs-*.state')"
+replug
+run_pair "$TMP/c/big" "$TMP/dc"
+is "the same commands again: send exits 0" "$RS" 0
+check "the file arrived exactly" cmp -s "$TMP/c/big/file" "$TMP/dc/big/file"
+resumed=$(json "$TMP/s.json" bytes_resumed)
+diag "second run: $resumed bytes kept from the killed run"
+check "the part the journal vouched for was not sent again" \
+	test "$resumed" -gt 0
 echo "rate 0" >"$CTL"
 done_testing
