@@ -578,10 +578,10 @@ static int run(struct rx *rx)
 		return give_up(rx);
 	if (r || !rx->st.failed)
 		return r;
-	return tbsi_err(
-		rx->err, -EIO,
-		"%llu entries were refused or failed (see the messages above)",
-		(unsigned long long)rx->st.failed);
+	return tbsi_err(rx->err, -EIO,
+			"%llu %s refused or failed (see the messages above)",
+			(unsigned long long)rx->st.failed,
+			rx->st.failed == 1 ? "entry was" : "entries were");
 }
 
 static int open_dir(struct rx *rx, const char *dir)

@@ -561,10 +561,10 @@ static int verdict(struct tx *tx)
 	tx->st.failed += failed;
 	if (!tx->st.failed)
 		return 0;
-	return tbsi_err(
-		tx->err, -EIO,
-		"%llu entries were not transferred (see the messages above)",
-		(unsigned long long)tx->st.failed);
+	return tbsi_err(tx->err, -EIO,
+			"%llu %s not transferred (see the messages above)",
+			(unsigned long long)tx->st.failed,
+			tx->st.failed == 1 ? "entry was" : "entries were");
 }
 
 /*

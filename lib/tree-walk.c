@@ -291,6 +291,37 @@ static int root_of(const char *arg, char *path, size_t *rel)
 	return 0;
 }
 
+static int cmp_roots(const void *a, const void *b)
+{
+	const struct tx_entry *x = *(const struct tx_entry *const *)a;
+	const struct tx_entry *y = *(const struct tx_entry *const *)b;
+
+	return strcmp(x->path + x->rel, y->path + y->rel);
+}
+
+/* Two paths that end in the same name would arrive at the same place. */
+static int unique_roots(struct tx *tx)
+{
+	struct tx_entry **v = malloc((tx->n + 1) * sizeof(*v));
+	size_t i, k = 0;
+	int r = 0;
+
+	if (!v)
+		return tbsi_err(tx->err, -ENOMEM, "out of memory");
+	for (i = 0; i < tx->n; i++)
+		if (!strchr(tx->ents[i].path + tx->ents[i].rel, '/'))
+			v[k++] = &tx->ents[i];
+	qsort(v, k, sizeof(*v), cmp_roots);
+	for (i = 1; !r && i < k; i++)
+		if (!cmp_roots(&v[i - 1], &v[i]))
+			r = tbsi_err(tx->err, -EINVAL,
+				     "'%s' and '%s' would both arrive as '%s'",
+				     v[i - 1]->path, v[i]->path,
+				     v[i]->path + v[i]->rel);
+	free(v);
+	return r;
+}
+
 int tx_walk(struct tx *tx, const char *const *paths, size_t n)
 {
 	char path[PATH_MAX];
@@ -315,5 +346,5 @@ int tx_walk(struct tx *tx, const char *const *paths, size_t n)
 			return tbsi_err(tx->err, r, "listing files: %s",
 					strerror(-r));
 	}
-	return 0;
+	return unique_roots(tx);
 }

@@ -134,6 +134,40 @@ check "each path arrived by its last component" \
 	test -f "$TMP/dst2/single" -a -f "$TMP/dst2/sub/deeper/f1"
 check "-q prints nothing on success" test ! -s "$TMP/s.err" -a ! -s "$TMP/r.err"
 
+# Two paths that would arrive at the same place.
+mkdir "$TMP/other"
+echo other >"$TMP/other/single"
+xfer send 0.5 "$TMP/single" "$TMP/other/single" -- "$TMP/dst2"
+is "two paths ending in the same name: send exits 1" "$RS" 1
+check "and says why" grep -q "would both arrive" "$TMP/s.err"
+check "the first one was not replaced" \
+	test "$(cat "$TMP/dst2/single")" = single
+
+# Special files: left out with a warning, or made by a root receiver
+# that asks for them.
+mkdir -p "$TMP/spec/s"
+mkfifo "$TMP/spec/s/fifo"
+echo data >"$TMP/spec/s/file"
+xfer send 0.5 "$TMP/spec/s" -- "$TMP/dst-spec"
+is "a FIFO without --specials: send exits 0" "$RS" 0
+check "with a warning naming it" grep -q "fifo.*--specials" "$TMP/s.err"
+check "the FIFO was left out, the file arrived" \
+	test ! -e "$TMP/dst-spec/s/fifo" -a -f "$TMP/dst-spec/s/file"
+if [ "$(id -u)" = 0 ]; then
+	rm -rf "$TMP/dst-spec"
+	xfer send 0.5 --specials "$TMP/spec/s" -- --specials "$TMP/dst-spec"
+	is "--specials on both sides, as root: send exits 0" "$RS" 0
+	check "the FIFO was made" test -p "$TMP/dst-spec/s/fifo"
+	rm -rf "$TMP/dst-spec"
+	xfer send 0.5 --specials "$TMP/spec/s" -- "$TMP/dst-spec"
+	is "a FIFO sent to a receiver without --specials: send exits 1" \
+		"$RS" 1
+	check "the receiver says how to accept it" \
+		grep -q "as root with --specials" "$TMP/r.err"
+else
+	skip "not root: FIFOs are made only by a root receiver"
+fi
+
 # Usage errors and a missing path fail before anything is set up.
 status 2 "send without a path: exit 2" ts "$H1" send
 status 2 "a bad stream name: exit 2" ts "$H1" send -s toolongname "$TMP/single"
