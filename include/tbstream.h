@@ -697,8 +697,9 @@ struct tbs_tree_opts {
  *
  * Return: 0 when the receiver confirmed every entry; -EIO when some
  * entries were refused or failed (the others were transferred), -ENOENT
- * when a path cannot be read, -EPROTO when the receiver gave up on the
- * transfer, or the session's error.
+ * when a path cannot be read, -EINVAL when two paths end in the same name,
+ * -EPROTO when the receiver gave up on the transfer, or the session's
+ * error.
  */
 int tbs_tree_send(struct tbs_session *s, const char *const *paths, size_t n,
 		  const struct tbs_tree_opts *opts, struct tbs_tree_stats *st,
