@@ -548,6 +548,10 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 		r = set_meta(rx, f->fd, re);
 	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
 		r = -errno;
+	else if (!r && f->pos > f->wb_pos) /* the batch's sync finds it done */
+		sync_file_range(f->fd, (off_t)f->wb_pos,
+				(off_t)(f->pos - f->wb_pos),
+				SYNC_FILE_RANGE_WRITE);
 	close(f->fd);
 	f->fd = -1;
 	if (r) {
