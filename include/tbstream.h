@@ -619,6 +619,110 @@ void tbs_session_get_stats(struct tbs_session *s,
 			   struct tbs_session_stats *st);
 /* --- end session --- */
 
+/* --- tree --- */
+/*
+ * The file-tree engine (docs/PROTOCOL.md, section "File trees"): files,
+ * directories, symbolic links, hard links, holes and metadata over a started
+ * session, each file checked by hash, written beside its target and renamed
+ * into place once durable, confirmed file by file, resumable.  One side
+ * calls tbs_tree_send(), the other tbs_tree_recv(); both return once every
+ * entry was confirmed or refused.  The caller then closes the session
+ * (tbs_session_close() after success, tbs_session_free() alone after a
+ * failure).
+ */
+
+/* tbs_tree_opts.flags */
+#define TBS_TREE_OVERWRITE 0x1 /* receiver: replace existing entries */
+#define TBS_TREE_UPDATE 0x2 /* receiver: replace only older files */
+#define TBS_TREE_SPECIALS 0x4 /* send, or create as root, device nodes
+			       * and FIFOs */
+
+/**
+ * struct tbs_tree_stats - what a transfer did, on either side
+ * @entries: entries in the transfer (files, directories, links, ...)
+ * @files: regular files (hard links not counted)
+ * @dirs: directories
+ * @symlinks: symbolic links
+ * @hardlinks: further names of a file already in the transfer
+ * @specials: device nodes and FIFOs
+ * @bytes_total: sum of the sizes of the regular files
+ * @bytes_data: file bytes that went over the cable in this run
+ * @bytes_done: bytes of the files confirmed or found complete
+ * @files_done: files confirmed durable by the receiver in this run
+ * @files_present: files found complete on the receiver, not sent again
+ * @files_resumed: files continued from a partial copy
+ * @bytes_resumed: bytes of those partial copies not sent again
+ * @failed: entries refused or not transferred
+ * @warnings: entries left out with a warning (sockets, specials)
+ */
+struct tbs_tree_stats {
+	uint64_t entries, files, dirs, symlinks, hardlinks, specials;
+	uint64_t bytes_total, bytes_data, bytes_done;
+	uint64_t files_done, files_present, files_resumed, bytes_resumed;
+	uint64_t failed, warnings;
+};
+
+/**
+ * struct tbs_tree_opts - how a transfer behaves; zero means the default
+ * @flags: TBS_TREE_* bits
+ * @max_entries: receiver: most entries accepted (default 16777216)
+ * @max_file_size: receiver: largest file accepted (default 2^50)
+ * @notify: called for every warning or refused entry with a message a
+ *	    person can act on (may be NULL: messages are dropped)
+ * @progress: called now and then with the counters (may be NULL)
+ * @arg: passed to @notify and @progress
+ *
+ * @notify and @progress are called from the calling thread or, on the
+ * sending side, from the engine's receiving thread; they must be
+ * thread-safe.
+ */
+struct tbs_tree_opts {
+	unsigned int flags;
+	uint64_t max_entries;
+	uint64_t max_file_size;
+	void (*notify)(void *arg, const char *msg);
+	void (*progress)(void *arg, const struct tbs_tree_stats *st);
+	void *arg;
+};
+
+/**
+ * tbs_tree_send() - send files and directory trees over a started session
+ * @s: session, started (tbs_session_start()) and used by nothing else
+ * @paths: what to send; each arrives under the receiver's directory by its
+ *	   last component, directories with everything beneath them
+ * @n: number of @paths
+ * @opts: options, or NULL
+ * @st: receives the counters (may be NULL)
+ * @err: receives the reason of a failure (may be NULL)
+ *
+ * Return: 0 when the receiver confirmed every entry; -EIO when some
+ * entries were refused or failed (the others were transferred), -ENOENT
+ * when a path cannot be read, -EINVAL when two paths end in the same name,
+ * -EPROTO when the receiver gave up on the transfer, or the session's
+ * error.
+ */
+int tbs_tree_send(struct tbs_session *s, const char *const *paths, size_t n,
+		  const struct tbs_tree_opts *opts, struct tbs_tree_stats *st,
+		  struct tbs_error *err);
+
+/**
+ * tbs_tree_recv() - receive what tbs_tree_send() sends into a directory
+ * @s: session, started and used by nothing else
+ * @dir: the directory to write into (created if missing); nothing is ever
+ *	 written outside it
+ * @opts: options, or NULL
+ * @st: receives the counters (may be NULL)
+ * @err: receives the reason of a failure (may be NULL)
+ *
+ * Return: 0 when every entry was written, verified and made durable;
+ * -EIO when some entries were refused or failed, -EPROTO when the sender
+ * broke the protocol (nothing more is written), or the session's error.
+ */
+int tbs_tree_recv(struct tbs_session *s, const char *dir,
+		  const struct tbs_tree_opts *opts, struct tbs_tree_stats *st,
+		  struct tbs_error *err);
+/* --- end tree --- */
+
 #ifdef __cplusplus
 }
 #endif

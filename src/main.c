@@ -14,6 +14,8 @@ static const struct cli_cmd commands[] = {
 	{ "up", cmd_up, "make a stream usable towards the peer" },
 	{ "down", cmd_down, "remove a stream" },
 	{ "pipe", cmd_pipe, "standard input to the peer, the peer's data out" },
+	{ "send", cmd_send, "send files and directories to the peer" },
+	{ "recv", cmd_recv, "receive files and directories from the peer" },
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,714 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The file-tree receiver's side of the file system.  Nothing from the wire
+ * is used as a path: every entry's parent is reached from the receiving
+ * directory one component at a time with openat(O_PATH | O_DIRECTORY |
+ * O_NOFOLLOW), so a symbolic link (one that came over the cable or one
+ * that was there) is never followed and ".." never occurs (the decoder
+ * refused it).  Everything is created under a temporary name in its own
+ * directory ("." + "tbs-" + hash of the name + ".part") and renamed into
+ * place once written, verified and durable.  A large file being written
+ * keeps a small journal beside it (".state": how many bytes are durable)
+ * so that an interrupted transfer continues where it stopped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "tree-recv.h"
+
+#define RESUME_MIN (8u << 20) /* files from this size keep a journal */
+#define CKPT_MS 5000
+#define CKPT_BYTES (1ull << 30)
+#define WRITEBACK (8u << 20) /* start writing back every 8 MiB */
+
+void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
+	     size_t len)
+{
+	struct tree_entry e = { .comps = rx->arena + re->path,
+				.comps_len = re->path_len };
+
+	if (tree_path_text(&e, buf, len) && len > 4)
+		memcpy(buf + len - 4, "...", 4);
+}
+
+void rx_tmp_name(const char *name, const char *ext, char *buf, size_t len)
+{
+	snprintf(buf, len, ".tbs-%016" PRIx64 ".%s",
+		 (uint64_t)XXH3_64bits(name, strlen(name)), ext);
+}
+
+static int walk_to(struct rx *rx, const uint8_t *key, size_t len)
+{
+	struct tree_entry e = { .comps = key, .comps_len = len };
+	struct tree_comp c;
+	char name[TREE_NAME_MAX + 1];
+	size_t pos = 0;
+	int fd = rx->root, nfd;
+
+	while (tree_comp_next(&e, &pos, &c)) {
+		memcpy(name, c.name, c.len);
+		name[c.len] = 0;
+		nfd = openat(fd, name,
+			     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd != rx->root)
+			close(fd);
+		if (nfd < 0)
+			return -errno;
+		fd = nfd;
+	}
+	return fd == rx->root ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
+}
+
+/*
+ * Directories this transfer created (hashes of their paths): nothing can
+ * be in them but what this transfer put there, so a file in one needs no
+ * look for an earlier copy.  A collision of hashes would only cost that
+ * look: renames never replace without permission.
+ */
+static bool fresh_has(const struct rx *rx, uint64_t h)
+{
+	size_t i, mask = rx->fresh_cap - 1;
+
+	if (!rx->fresh_cap)
+		return false;
+	h = h ? h : 1;
+	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
+		if (rx->fresh[i] == h)
+			return true;
+	return false;
+}
+
+static void fresh_add(struct rx *rx, uint64_t h)
+{
+	size_t i, cap, mask;
+	uint64_t *n;
+
+	if (rx->nfresh * 2 >= rx->fresh_cap) {
+		cap = rx->fresh_cap ? rx->fresh_cap * 2 : 256;
+		n = calloc(cap, sizeof(*n));
+		if (!n)
+			return;
+		for (i = 0; i < rx->fresh_cap; i++) {
+			size_t j = rx->fresh[i] & (cap - 1);
+
+			if (!rx->fresh[i])
+				continue;
+			while (n[j])
+				j = (j + 1) & (cap - 1);
+			n[j] = rx->fresh[i];
+		}
+		free(rx->fresh);
+		rx->fresh = n;
+		rx->fresh_cap = cap;
+	}
+	h = h ? h : 1;
+	mask = rx->fresh_cap - 1;
+	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
+		if (rx->fresh[i] == h)
+			return;
+	rx->fresh[i] = h;
+	rx->nfresh++;
+}
+
+/*
+ * The parent directory of @re (borrowed: valid until the next call) and
+ * its last component in @name.  Negative errno: ENOENT a parent is
+ * missing, ENOTDIR or ELOOP a parent is not a directory or is a link.
+ */
+int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
+{
+	struct tree_entry e = { .comps = rx->arena + re->path,
+				.comps_len = re->path_len };
+	struct tree_comp c = { 0 };
+	size_t pos = 0, last = 0;
+	int fd;
+
+	while (tree_comp_next(&e, &pos, &c))
+		if (pos < e.comps_len)
+			last = pos;
+	memcpy(name, c.name, c.len);
+	name[c.len] = 0;
+	if (rx->pfd >= 0 && rx->pkey_len == last &&
+	    !memcmp(rx->pkey, e.comps, last))
+		return rx->pfd;
+	fd = walk_to(rx, e.comps, last);
+	if (fd < 0)
+		return fd;
+	if (rx->pfd >= 0)
+		close(rx->pfd);
+	rx->pfd = fd;
+	memcpy(rx->pkey, e.comps, last);
+	rx->pkey_len = last;
+	rx->pfresh = last && fresh_has(rx, XXH3_64bits(e.comps, last));
+	return fd;
+}
+
+static int parent_or_refuse(struct rx *rx, struct rx_entry *re, char *name)
+{
+	int fd = rx_parent(rx, re, name);
+
+	if (fd == -ENOENT)
+		return rx_refuse(rx, re, "its directory was not received");
+	if (fd == -ENOTDIR || fd == -ELOOP)
+		return rx_refuse(
+			rx, re,
+			"a directory on its path is a symbolic link or not a "
+			"directory; nothing is written through it");
+	if (fd < 0)
+		return rx_refuse(rx, re, "%s", strerror(-fd));
+	return fd;
+}
+
+/* ---- the journal of a partial file ---- */
+
+static int read_state(int pfd, const char *name, struct rx_entry *re,
+		      uint64_t *verified)
+{
+	char sname[64], buf[200];
+	unsigned long long size, done;
+	long long mt;
+	unsigned int ns;
+	ssize_t n;
+	int fd;
+
+	rx_tmp_name(name, "state", sname, sizeof(sname));
+	fd = openat(pfd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EINVAL;
+	buf[n] = 0;
+	if (sscanf(buf,
+		   "tbstream partial 1 size %llu mtime %lld.%u verified %llu",
+		   &size, &mt, &ns, &done) != 4)
+		return -EINVAL;
+	if (size != re->size || mt != re->mtime_s || ns != re->mtime_ns ||
+	    !done || done > size)
+		return -ESTALE;
+	*verified = done;
+	return 0;
+}
+
+static int write_state(int pfd, const char *name, const struct rx_entry *re,
+		       uint64_t verified)
+{
+	char sname[64], buf[200];
+	int fd, n, r = 0;
+
+	rx_tmp_name(name, "state", sname, sizeof(sname));
+	n = snprintf(
+		buf, sizeof(buf),
+		"tbstream partial 1 size %llu mtime %lld.%09u verified %llu\n",
+		(unsigned long long)re->size, (long long)re->mtime_s,
+		re->mtime_ns, (unsigned long long)verified);
+	fd = openat(pfd, sname, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, buf, (size_t)n, 0) != n || ftruncate(fd, n) ||
+	    fdatasync(fd))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static void drop_state(int pfd, const char *name)
+{
+	char sname[64];
+
+	rx_tmp_name(name, "state", sname, sizeof(sname));
+	unlinkat(pfd, sname, 0);
+}
+
+/* A partial copy from an earlier run: its verified prefix, hashed. */
+static int partial(struct rx *rx, int pfd, const char *name,
+		   struct rx_entry *re, uint64_t *off, uint64_t *hash)
+{
+	char tname[64];
+	struct stat sb;
+	uint64_t done = 0;
+	int fd, r;
+
+	if (re->size < RESUME_MIN || read_state(pfd, name, re, &done))
+		return TW_FULL;
+	rx_tmp_name(name, "part", tname, sizeof(tname));
+	fd = openat(pfd, tname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return TW_FULL;
+	re->resume = tree_hash_new();
+	r = !re->resume || fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size < done;
+	if (!r)
+		r = tree_hash_fd(re->resume, fd, done, rx->hbuf, TREE_REC_MAX);
+	close(fd);
+	if (r) {
+		tree_hash_free(re->resume);
+		re->resume = NULL;
+		return TW_FULL;
+	}
+	*off = done;
+	*hash = tree_hash_digest(re->resume);
+	return TW_RESUME;
+}
+
+/* ---- deciding what to ask for ---- */
+
+static int hash_existing(struct rx *rx, int pfd, const char *name,
+			 uint64_t size, uint64_t *hash)
+{
+	struct tree_hash *h = tree_hash_new();
+	int fd, r;
+
+	fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (!h || fd < 0) {
+		r = fd < 0 ? -errno : -ENOMEM;
+	} else {
+		r = tree_hash_fd(h, fd, size, rx->hbuf, TREE_REC_MAX);
+		*hash = tree_hash_digest(h);
+	}
+	if (fd >= 0)
+		close(fd);
+	tree_hash_free(h);
+	return r;
+}
+
+static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
+			   const char *name, const struct stat *sb,
+			   uint64_t *hash)
+{
+	bool over = rx->o.flags & TBS_TREE_OVERWRITE;
+	bool upd = rx->o.flags & TBS_TREE_UPDATE;
+	bool newer = sb->st_mtim.tv_sec > re->mtime_s ||
+		     (sb->st_mtim.tv_sec == re->mtime_s &&
+		      (uint64_t)sb->st_mtim.tv_nsec >= re->mtime_ns);
+
+	if (S_ISDIR(sb->st_mode))
+		return rx_refuse(rx, re, "a directory of that name exists");
+	if (S_ISREG(sb->st_mode) && (uint64_t)sb->st_size == re->size &&
+	    sb->st_mtim.tv_sec == re->mtime_s &&
+	    (uint64_t)sb->st_mtim.tv_nsec == re->mtime_ns &&
+	    !hash_existing(rx, pfd, name, re->size, hash)) {
+		re->wflags = over ? TWF_REPLACE : 0;
+		return TW_VERIFY;
+	}
+	if (upd && newer)
+		return TW_KEEP;
+	if (!over && !upd)
+		return rx_refuse(
+			rx, re,
+			"exists and differs; not replaced (use --overwrite, or "
+			"--update for newer files only)");
+	re->wflags = TWF_REPLACE;
+	return TW_FULL;
+}
+
+/* What to ask the sender for, for regular file @re; negative: refused. */
+int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off, uint64_t *hash)
+{
+	char name[TREE_NAME_MAX + 1];
+	struct stat sb;
+	int pfd = parent_or_refuse(rx, re, name);
+
+	*off = *hash = 0;
+	if (pfd < 0)
+		return pfd;
+	if (re->size > rx->o.max_file_size)
+		return rx_refuse(rx, re, "larger than the limit of %llu bytes",
+				 (unsigned long long)rx->o.max_file_size);
+	if (rx->pfresh)
+		return TW_FULL;
+	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		return decide_existing(rx, re, pfd, name, &sb, hash);
+	if (errno != ENOENT)
+		return rx_refuse(rx, re, "%s", strerror(errno));
+	return partial(rx, pfd, name, re, off, hash);
+}
+
+/* ---- directories, links, special files ---- */
+
+int rx_mkdir(struct rx *rx, struct rx_entry *re)
+{
+	char name[TREE_NAME_MAX + 1];
+	struct stat sb;
+	int pfd = parent_or_refuse(rx, re, name);
+
+	if (pfd < 0)
+		return pfd;
+	if (!mkdirat(pfd, name, 0700)) {
+		fresh_add(rx, XXH3_64bits(rx->arena + re->path, re->path_len));
+		return 0;
+	}
+	if (errno != EEXIST)
+		return rx_refuse(rx, re, "%s", strerror(errno));
+	if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
+	    !S_ISDIR(sb.st_mode))
+		return rx_refuse(
+			rx, re, "exists and is not a directory (not replaced)");
+	return 0;
+}
+
+static void set_link_meta(struct rx *rx, int pfd, const char *name,
+			  const struct rx_entry *re)
+{
+	struct timespec ts[2] = { { re->atime_s, re->atime_ns },
+				  { re->mtime_s, re->mtime_ns } };
+
+	if (rx->is_root &&
+	    fchownat(pfd, name, re->uid, re->gid, AT_SYMLINK_NOFOLLOW))
+		return;
+	utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+/* Puts the object made under @tmp in place of @name, or refuses. */
+static int place(struct rx *rx, struct rx_entry *re, int pfd, const char *tmp,
+		 const char *name, bool replace)
+{
+	if (!renameat2(pfd, tmp, pfd, name, replace ? 0 : RENAME_NOREPLACE))
+		return 0;
+	unlinkat(pfd, tmp, 0);
+	if (errno == EEXIST)
+		return rx_refuse(rx, re,
+				 "exists; not replaced (use --overwrite)");
+	return rx_refuse(rx, re, "%s", strerror(errno));
+}
+
+static bool same_link(int pfd, const char *name, const uint8_t *target,
+		      size_t len)
+{
+	char buf[TREE_TARGET_MAX + 1];
+	ssize_t n = readlinkat(pfd, name, buf, sizeof(buf));
+
+	return n == (ssize_t)len && !memcmp(buf, target, len);
+}
+
+int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
+	       size_t len)
+{
+	char name[TREE_NAME_MAX + 1], tmp[64], t[TREE_TARGET_MAX + 1];
+	int pfd = parent_or_refuse(rx, re, name);
+	struct stat sb;
+
+	if (pfd < 0)
+		return pfd;
+	memcpy(t, target, len);
+	t[len] = 0;
+	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
+		if (S_ISLNK(sb.st_mode) && same_link(pfd, name, target, len)) {
+			set_link_meta(rx, pfd, name, re);
+			return 0;
+		}
+		if (S_ISDIR(sb.st_mode))
+			return rx_refuse(rx, re,
+					 "a directory of that name exists");
+	}
+	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	unlinkat(pfd, tmp, 0);
+	if (symlinkat(t, pfd, tmp))
+		return rx_refuse(rx, re, "%s", strerror(errno));
+	set_link_meta(rx, pfd, tmp, re);
+	return place(rx, re, pfd, tmp, name,
+		     rx->o.flags & (TBS_TREE_OVERWRITE | TBS_TREE_UPDATE));
+}
+
+int rx_special(struct rx *rx, struct rx_entry *re)
+{
+	char name[TREE_NAME_MAX + 1], tmp[64];
+	mode_t type = re->kind == TK_FIFO  ? S_IFIFO
+		      : re->kind == TK_CHR ? S_IFCHR
+					   : S_IFBLK;
+	int pfd;
+
+	if (!(rx->o.flags & TBS_TREE_SPECIALS) || !rx->is_root)
+		return rx_refuse(
+			rx, re,
+			"a device node or FIFO; not created (run the receiver "
+			"as root with --specials to create them)");
+	pfd = parent_or_refuse(rx, re, name);
+	if (pfd < 0)
+		return pfd;
+	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	unlinkat(pfd, tmp, 0);
+	if (mknodat(pfd, tmp, type | (re->mode & 07777), (dev_t)re->rdev))
+		return rx_refuse(rx, re, "%s", strerror(errno));
+	set_link_meta(rx, pfd, tmp, re);
+	fchmodat(pfd, tmp, re->mode & 07777, 0);
+	return place(rx, re, pfd, tmp, name, rx->o.flags & TBS_TREE_OVERWRITE);
+}
+
+/* ---- regular files ---- */
+
+/* A new, empty temporary file; one left by an earlier run goes first. */
+static int create_tmp(int pfd, const char *tmp)
+{
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(pfd, tmp, flags, 0600);
+
+	if (fd < 0 && errno == EEXIST && !unlinkat(pfd, tmp, 0))
+		fd = openat(pfd, tmp, flags, 0600);
+	return fd;
+}
+
+/* Opens the temporary file for data from @from; -errno (refused). */
+int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
+{
+	char name[TREE_NAME_MAX + 1], tmp[64];
+	int pfd = parent_or_refuse(rx, re, name), fd;
+
+	if (pfd < 0)
+		return pfd;
+	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	if (from) {
+		fd = openat(pfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && ftruncate(fd, (off_t)from)) {
+			close(fd);
+			fd = -1;
+		}
+	} else {
+		if (re->size >= RESUME_MIN)
+			drop_state(pfd, name);
+		fd = create_tmp(pfd, tmp);
+	}
+	if (fd < 0)
+		return rx_refuse(rx, re, "cannot create a file beside it: %s",
+				 strerror(errno));
+	return fd;
+}
+
+/*
+ * Starts the write-back of what was written since the last call, so that
+ * the disk works while data still arrives and the final fsync is short.
+ */
+void rx_writeback(struct rx *rx)
+{
+	struct rx_file *f = &rx->cur;
+
+	if (f->fd < 0 || f->pos - f->wb_pos < WRITEBACK)
+		return;
+	sync_file_range(f->fd, (off_t)f->wb_pos, (off_t)(f->pos - f->wb_pos),
+			SYNC_FILE_RANGE_WRITE);
+	f->wb_pos = f->pos;
+}
+
+/* Makes the bytes written so far durable and notes how many they are. */
+void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force)
+{
+	char name[TREE_NAME_MAX + 1];
+	struct rx_file *f = &rx->cur;
+	int64_t now = tbsi_now_ms();
+	int pfd;
+
+	if (re->size < RESUME_MIN || f->fd < 0 || f->pos == f->ckpt_pos)
+		return;
+	if (!force && now - f->ckpt_ms < CKPT_MS &&
+	    f->pos - f->ckpt_pos < CKPT_BYTES)
+		return;
+	f->ckpt_ms = now;
+	pfd = rx_parent(rx, re, name);
+	if (pfd < 0 || fdatasync(f->fd))
+		return;
+	if (!write_state(pfd, name, re, f->pos))
+		f->ckpt_pos = f->pos;
+}
+
+/* Owner (as root, when it differs), mode and times. */
+static int set_meta(struct rx *rx, int fd, const struct rx_entry *re)
+{
+	struct timespec ts[2] = { { re->atime_s, re->atime_ns },
+				  { re->mtime_s, re->mtime_ns } };
+	struct stat sb;
+
+	if (rx->is_root &&
+	    (fstat(fd, &sb) || sb.st_uid != re->uid || sb.st_gid != re->gid) &&
+	    fchown(fd, re->uid, re->gid))
+		return -errno;
+	if (fchmod(fd, re->mode & 07777) || futimens(fd, ts))
+		return -errno;
+	return 0;
+}
+
+/* The file is complete and its hash matched: metadata, then pending. */
+int rx_finish_file(struct rx *rx, struct rx_entry *re)
+{
+	struct rx_file *f = &rx->cur;
+	int r = 0;
+
+	if (f->pos < re->size && ftruncate(f->fd, (off_t)re->size))
+		r = -errno; /* a hole at its end */
+	if (!r)
+		r = set_meta(rx, f->fd, re);
+	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
+		r = -errno;
+	else if (!r && f->pos > f->wb_pos) /* the batch's sync finds it done */
+		sync_file_range(f->fd, (off_t)f->wb_pos,
+				(off_t)(f->pos - f->wb_pos),
+				SYNC_FILE_RANGE_WRITE);
+	close(f->fd);
+	f->fd = -1;
+	if (r) {
+		rx_drop_tmp(rx, re);
+		return rx_refuse(rx, re, "%s", strerror(-r));
+	}
+	return 0;
+}
+
+void rx_drop_tmp(struct rx *rx, struct rx_entry *re)
+{
+	char name[TREE_NAME_MAX + 1], tmp[64];
+	int pfd = rx_parent(rx, re, name);
+
+	if (pfd < 0)
+		return;
+	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	unlinkat(pfd, tmp, 0);
+	drop_state(pfd, name);
+}
+
+/* ---- commits: durable, then in place, then confirmed ---- */
+
+static int confirm(struct rx *rx, uint32_t idx)
+{
+	uint8_t b[4];
+
+	tree_put32(b, idx);
+	return rx_put(rx, TM_CONFIRM, b, 4);
+}
+
+static int rename_pending(struct rx *rx, struct rx_entry *re)
+{
+	char name[TREE_NAME_MAX + 1], tmp[64];
+	int pfd = parent_or_refuse(rx, re, name);
+
+	if (pfd < 0)
+		return pfd;
+	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	if (place(rx, re, pfd, tmp, name, re->wflags & TWF_REPLACE))
+		return -1;
+	if (re->size >= RESUME_MIN)
+		drop_state(pfd, name);
+	return 0;
+}
+
+/*
+ * Every pending file: synced (one syncfs for the batch), renamed into
+ * place, the renames synced, then confirmed to the sender.
+ */
+int rx_commit(struct rx *rx)
+{
+	size_t i;
+	int r = 0;
+
+	if (!rx->npend)
+		return 0;
+	if (syncfs(rx->syncfd))
+		r = -errno;
+	for (i = 0; !r && i < rx->npend; i++)
+		if (rename_pending(rx, &rx->ents[rx->pend[i]]))
+			rx->ents[rx->pend[i]].state = RS_FAILED;
+	if (!r && syncfs(rx->syncfd))
+		r = -errno;
+	for (i = 0; !r && i < rx->npend; i++) {
+		struct rx_entry *re = &rx->ents[rx->pend[i]];
+
+		if (re->state != RS_PENDING)
+			continue;
+		re->state = RS_DONE;
+		rx->st.files_done++;
+		rx->st.bytes_done += re->size;
+		r = confirm(rx, rx->pend[i]);
+	}
+	rx->npend = 0;
+	rx->pend_bytes = 0;
+	if (r)
+		return tbsi_err(rx->err, r,
+				"could not make the files durable: %s",
+				strerror(-r));
+	return 0;
+}
+
+static bool same_inode(int afd, const char *a, int bfd, const char *b)
+{
+	struct stat sa, sb;
+
+	return !fstatat(afd, a, &sa, AT_SYMLINK_NOFOLLOW) &&
+	       !fstatat(bfd, b, &sb, AT_SYMLINK_NOFOLLOW) &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static void hardlink(struct rx *rx, struct rx_entry *re)
+{
+	struct rx_entry *t = &rx->ents[re->link];
+	char tname[TREE_NAME_MAX + 1], name[TREE_NAME_MAX + 1], tmp[64];
+	int tfd, pfd;
+
+	if (t->kind != TK_FILE || t->state != RS_DONE) {
+		rx_refuse(rx, re, "the file it is a link to was not received");
+		return;
+	}
+	tfd = rx_parent(rx, t, tname);
+	tfd = tfd < 0 ? tfd : fcntl(tfd, F_DUPFD_CLOEXEC, 0);
+	if (tfd < 0) {
+		rx_refuse(rx, re, "the file it is a link to is gone");
+		return;
+	}
+	pfd = parent_or_refuse(rx, re, name);
+	if (pfd >= 0 && same_inode(tfd, tname, pfd, name)) {
+		re->state = RS_DONE;
+	} else if (pfd >= 0) {
+		rx_tmp_name(name, "part", tmp, sizeof(tmp));
+		unlinkat(pfd, tmp, 0);
+		if (linkat(tfd, tname, pfd, tmp, 0))
+			rx_refuse(rx, re, "%s", strerror(errno));
+		else if (!place(rx, re, pfd, tmp, name,
+				rx->o.flags & TBS_TREE_OVERWRITE))
+			re->state = RS_DONE;
+	}
+	close(tfd);
+}
+
+static void dir_meta(struct rx *rx, struct rx_entry *re)
+{
+	char name[TREE_NAME_MAX + 1];
+	int pfd = rx_parent(rx, re, name), fd;
+
+	if (pfd < 0)
+		return;
+	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || set_meta(rx, fd, re))
+		rx_refuse(rx, re, "cannot set its mode or times: %s",
+			  strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* After DONE: links to the files, then directories' metadata, deepest
+ * first, and a last sync. */
+int rx_finalize(struct rx *rx)
+{
+	size_t i;
+	int r = rx_commit(rx);
+
+	if (r)
+		return r;
+	for (i = 0; i < rx->n; i++)
+		if (rx->ents[i].kind == TK_HARDLINK &&
+		    rx->ents[i].state != RS_FAILED)
+			hardlink(rx, &rx->ents[i]);
+	for (i = rx->n; i-- > 0;)
+		if (rx->ents[i].kind == TK_DIR &&
+		    rx->ents[i].state != RS_FAILED)
+			dir_meta(rx, &rx->ents[i]);
+	if (syncfs(rx->syncfd))
+		return tbsi_err(rx->err, -errno, "could not sync: %s",
+				strerror(errno));
+	return 0;
+}

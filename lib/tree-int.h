@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal header, not installed: the file-tree engine's messages and the
+ * helpers its sender and receiver share.  docs/PROTOCOL.md ("File trees")
+ * is the specification; this header mirrors it.
+ *
+ * Every session record of application type TBS_TREE_APP carries one or
+ * more messages, each an 8-byte header and a body; a message never spans
+ * two records.
+ *
+ *   msg header: u8 type, u8 flags (0), u16 reserved (0), u32 body length
+ *
+ *   sender -> receiver
+ *   0x01 START     24  u32 version, u32 flags, u64 entries, u64 bytes
+ *   0x02 ENTRY   68+  fixed part below, path components, link target
+ *   0x03 LISTED     8  u64 entries (end of the list of entries)
+ *   0x04 FILE      16  u32 index, u32 0, u64 first offset sent
+ *   0x05 DATA     16+  u32 index, u32 0, u64 offset, bytes
+ *   0x06 FILE_END  24  u32 index, u32 0, u64 size, u64 XXH3 of the file
+ *   0x07 SKIP      8+  u32 index, u32 reason, message
+ *   0x08 DONE       8  u64 entries
+ *
+ *   receiver -> sender
+ *   0x41 WANT      24  u32 index, u8 action, u8 flags, u16 0, u64 offset,
+ *                      u64 hash
+ *   0x42 CONFIRM    4  u32 index
+ *   0x43 FAIL      8+  u32 index (ALL: the whole transfer), i32 errno,
+ *                      message
+ *   0x44 FINISH    16  u64 entries applied, u64 entries failed
+ */
+#ifndef TBS_TREE_INT_H
+#define TBS_TREE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TBS_TREE_APP 0x7472 /* session application type, "tr" */
+#define TREE_VERSION 1
+#define TREE_REC_MAX (256 * 1024) /* one session record */
+#define TREE_MSG_HDR 8
+#define TREE_ENTRY_FIXED 68
+#define TREE_DATA_HDR 16
+#define TREE_NAME_MAX 255 /* bytes of one path component */
+#define TREE_PATH_MAX 4096 /* bytes of a whole path, separators included */
+#define TREE_DEPTH_MAX 256 /* components of a path */
+#define TREE_TARGET_MAX 4095 /* bytes of a symbolic link's target */
+#define TREE_TEXT_MAX 1024 /* bytes of a message text */
+#define TREE_NONE 0xffffffffu /* no index: no hard link, whole transfer */
+
+enum tree_msg_type {
+	TM_START = 0x01,
+	TM_ENTRY = 0x02,
+	TM_LISTED = 0x03,
+	TM_FILE = 0x04,
+	TM_DATA = 0x05,
+	TM_FILE_END = 0x06,
+	TM_SKIP = 0x07,
+	TM_DONE = 0x08,
+	TM_WANT = 0x41,
+	TM_CONFIRM = 0x42,
+	TM_FAIL = 0x43,
+	TM_FINISH = 0x44,
+};
+
+enum tree_kind {
+	TK_FILE = 1,
+	TK_DIR = 2,
+	TK_SYMLINK = 3,
+	TK_HARDLINK = 4, /* another name of entry @link */
+	TK_FIFO = 5,
+	TK_CHR = 6,
+	TK_BLK = 7,
+};
+
+enum tree_want {
+	TW_FULL = 1, /* send the whole file */
+	TW_RESUME = 2, /* a prefix of @offset bytes with hash @hash is there */
+	TW_VERIFY = 3, /* a complete copy with hash @hash is there */
+	TW_KEEP = 4, /* the receiver keeps its newer copy */
+	TW_REFUSE = 5, /* refused (a FAIL message says why) */
+};
+
+#define TWF_REPLACE 0x1 /* WANT: the receiver may replace its copy */
+
+enum tree_skip {
+	TS_SAME = 1, /* VERIFY matched: nothing to send */
+	TS_DIFFERS = 2, /* VERIFY did not match, replacing is not allowed */
+	TS_ERROR = 3, /* the sender could not read the file */
+	TS_KEPT = 4, /* answer to KEEP or REFUSE */
+};
+
+/* One path component: pointers into the message, never NUL-terminated. */
+struct tree_comp {
+	const uint8_t *name;
+	uint16_t len;
+};
+
+struct tree_entry {
+	uint32_t index;
+	uint8_t kind;
+	uint16_t ncomp;
+	uint32_t mode, uid, gid;
+	uint32_t link;
+	uint64_t size;
+	int64_t mtime_s, atime_s;
+	uint32_t mtime_ns, atime_ns;
+	uint64_t rdev;
+	uint16_t target_len;
+	const uint8_t *comps; /* ncomp x (u16 length, bytes) */
+	size_t comps_len;
+	const uint8_t *target;
+};
+
+/* A decoded message; the pointers point into the record. */
+struct tree_msg {
+	uint8_t type;
+	uint32_t index;
+	uint32_t u32; /* START version, WANT action, SKIP reason, FAIL errno */
+	uint32_t flags; /* START flags, WANT flags */
+	uint64_t a, b; /* offsets, sizes, hashes, counts */
+	const uint8_t *data; /* DATA bytes, SKIP/FAIL text */
+	size_t len;
+	struct tree_entry e; /* ENTRY */
+};
+
+static inline void tree_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void tree_put32(uint8_t *p, uint32_t v)
+{
+	tree_put16(p, (uint16_t)v);
+	tree_put16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline void tree_put64(uint8_t *p, uint64_t v)
+{
+	tree_put32(p, (uint32_t)v);
+	tree_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint16_t tree_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t tree_get32(const uint8_t *p)
+{
+	return tree_get16(p) | (uint32_t)tree_get16(p + 2) << 16;
+}
+
+static inline uint64_t tree_get64(const uint8_t *p)
+{
+	return tree_get32(p) | (uint64_t)tree_get32(p + 4) << 32;
+}
+
+/* tree-wire.c: the codec.  Decoders never trust a length. */
+typedef int (*tree_msg_fn)(void *arg, const struct tree_msg *m);
+int tree_parse_record(const uint8_t *buf, size_t len, tree_msg_fn fn, void *arg,
+		      char *why, size_t why_len);
+int tree_decode(uint8_t type, const uint8_t *p, size_t len, struct tree_msg *m,
+		char *why, size_t why_len);
+int tree_comp_next(const struct tree_entry *e, size_t *pos,
+		   struct tree_comp *c);
+const char *tree_name_problem(const uint8_t *name, size_t len);
+size_t tree_entry_encode(uint8_t *out, size_t cap, const struct tree_entry *e,
+			 const char *const *names, const uint16_t *lens,
+			 const char *target);
+size_t tree_msg_put(uint8_t *out, size_t cap, uint8_t type, const void *body,
+		    size_t len);
+int tree_path_text(const struct tree_entry *e, char *buf, size_t len);
+
+/* The hash of a file's content: XXH3-64 of its bytes, holes as zeros. */
+struct tree_hash;
+struct tree_hash *tree_hash_new(void);
+void tree_hash_free(struct tree_hash *h);
+void tree_hash_reset(struct tree_hash *h);
+void tree_hash_update(struct tree_hash *h, const void *buf, size_t len);
+void tree_hash_zeros(struct tree_hash *h, uint64_t len);
+uint64_t tree_hash_digest(struct tree_hash *h);
+/* Hashes the first @len bytes of @fd into @h (reset first). */
+int tree_hash_fd(struct tree_hash *h, int fd, uint64_t len, void *buf,
+		 size_t buf_len);
+
+#endif

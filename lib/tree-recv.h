@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal header, not installed: the file-tree receiver's state, shared by
+ * the protocol side (tree-recv.c) and the file-system side (tree-apply.c).
+ */
+#ifndef TBS_TREE_RECV_H
+#define TBS_TREE_RECV_H
+
+#include <sys/types.h>
+
+#include "internal.h"
+#include "tree-int.h"
+
+enum rx_state {
+	RS_NEW = 0,
+	RS_WANTED, /* a WANT went out; data may come */
+	RS_PENDING, /* written and verified, waiting for the next commit */
+	RS_DONE, /* in place and durable (or present already) */
+	RS_FAILED,
+};
+
+struct rx_entry {
+	uint8_t kind, state, want, wflags;
+	uint16_t ncomp;
+	uint32_t mode, uid, gid, link;
+	uint32_t mtime_ns, atime_ns;
+	int64_t mtime_s, atime_s;
+	uint64_t size, rdev, woff;
+	size_t path; /* offset of its components in rx->arena */
+	size_t path_len;
+	struct tree_hash *resume; /* hash of the partial copy's prefix */
+};
+
+struct rx_file {
+	bool active;
+	uint32_t index;
+	int fd; /* -1: discarding */
+	uint64_t pos;
+	uint64_t ckpt_pos;
+	uint64_t wb_pos; /* write-back started up to here */
+	int64_t ckpt_ms;
+	struct tree_hash *hash;
+};
+
+struct rx {
+	struct tbs_session *s;
+	struct tbs_tree_opts o;
+	struct tbs_tree_stats st;
+	struct tbs_error *err;
+	bool is_root;
+	int root; /* O_PATH descriptor of the directory */
+	int syncfd; /* readable descriptor of it, for syncfs */
+
+	struct rx_entry *ents;
+	size_t n, cap;
+	uint8_t *arena;
+	size_t arena_len, arena_cap;
+	bool started, listed, done;
+
+	int pfd; /* parent directory of the last entry looked up */
+	uint8_t pkey[TREE_PATH_MAX * 2];
+	size_t pkey_len;
+	bool pfresh; /* this transfer created it */
+	uint64_t *fresh; /* set of directories this transfer created */
+	size_t nfresh, fresh_cap;
+
+	struct rx_file cur;
+	uint32_t *pend;
+	size_t npend, pend_cap;
+	uint64_t pend_bytes;
+	int64_t pend_ms;
+
+	uint8_t *out;
+	size_t out_len;
+	uint8_t *buf; /* the record being parsed */
+	uint8_t *hbuf; /* for hashing files already there */
+	char fatal[TBS_MSG_MAX];
+};
+
+/* tree-apply.c */
+int rx_parent(struct rx *rx, const struct rx_entry *re, char *name);
+void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
+	     size_t len);
+void rx_tmp_name(const char *name, const char *ext, char *buf, size_t len);
+int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off,
+	      uint64_t *hash);
+int rx_mkdir(struct rx *rx, struct rx_entry *re);
+int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
+	       size_t len);
+int rx_special(struct rx *rx, struct rx_entry *re);
+int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from);
+void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force);
+void rx_writeback(struct rx *rx);
+int rx_finish_file(struct rx *rx, struct rx_entry *re);
+void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
+int rx_commit(struct rx *rx);
+int rx_finalize(struct rx *rx);
+
+/* tree-recv.c */
+__attribute__((format(printf, 3, 4))) int
+rx_refuse(struct rx *rx, struct rx_entry *re, const char *fmt, ...);
+int rx_put(struct rx *rx, uint8_t type, const void *body, size_t len);
+
+#endif

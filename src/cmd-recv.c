@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tbstream recv: writes what tbstream send sends on the peer into a
+ * directory, checked, durable and never outside that directory.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "send.h"
+
+static void recv_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: tbstream recv [OPTIONS] [DIR]\n"
+		"\n"
+		"Receives what 'tbstream send' sends on the peer into DIR "
+		"(default:\n"
+		"the current directory; created if missing).  Every file is "
+		"written\n"
+		"beside its target, checked by hash, made durable and then "
+		"renamed\n"
+		"into place.  Nothing is written outside DIR.  Existing files "
+		"are\n"
+		"kept unless --overwrite or --update is given; files already "
+		"there\n"
+		"and identical are not sent again.\n"
+		"\n" XFER_COMMON_HELP
+		"      --overwrite           replace existing files and links\n"
+		"      --update              replace files older than the "
+		"sender's\n"
+		"      --specials            create device nodes and FIFOs (as "
+		"root)\n");
+}
+
+static int recv_engine(struct xfer *x, struct tbs_session *s,
+		       struct tbs_error *e)
+{
+	return tbs_tree_recv(s, x->npaths ? x->paths[0] : ".", &x->tree, &x->st,
+			     e);
+}
+
+static int recv_parse(struct xfer *x, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		XFER_LONGOPTS,
+		{ "overwrite", no_argument, NULL, 'O' },
+		{ "update", no_argument, NULL, 'U' },
+		{ 0 },
+	};
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, XFER_SHORTOPTS, opts, NULL)) !=
+	       -1) {
+		if (c == 'h') {
+			recv_usage(stdout);
+			return -1;
+		}
+		if (c == 'O' || c == 'U') {
+			x->tree.flags |=
+				c == 'O' ? TBS_TREE_OVERWRITE : TBS_TREE_UPDATE;
+			continue;
+		}
+		r = xfer_opt(x, c, optarg);
+		if (r <= 0)
+			return cli_usage_error("recv", "bad option or value");
+	}
+	if (optind + 1 < argc)
+		return cli_usage_error("recv", "at most one DIR");
+	x->paths = argv + optind;
+	x->npaths = argc - optind;
+	return 0;
+}
+
+int cmd_recv(const struct cli *cli, int argc, char **argv)
+{
+	struct xfer x;
+	int r;
+
+	xfer_init(&x, "recv");
+	r = recv_parse(&x, argc, argv);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	if (!x.name[0] || strlen(x.name) > TBS_NAME_MAX || strchr(x.name, '/'))
+		return cli_usage_error(
+			"recv", "a stream NAME has 1 to 8 bytes, no '/'");
+	return xfer_run(cli, &x, TBS_ROLE_RECEIVER, recv_engine);
+}

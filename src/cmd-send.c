@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tbstream send: files and directory trees to the peer, where tbstream
+ * recv writes them.  Also what send and recv share: bringing the stream up
+ * and down, the session, progress, messages and the JSON summary.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "send.h"
+
+void xfer_init(struct xfer *x, const char *cmd)
+{
+	memset(x, 0, sizeof(*x));
+	x->cmd = cmd;
+	x->name = "files";
+	tbs_up_opts_init(&x->up);
+	pthread_mutex_init(&x->lock, NULL);
+}
+
+int xfer_opt(struct xfer *x, int c, const char *arg)
+{
+	long t;
+
+	switch (c) {
+	case 's':
+		x->name = arg;
+		return 1;
+	case 'p':
+		x->peer = arg;
+		return 1;
+	case 't':
+		t = cli_parse_num(arg);
+		if (t <= 0 || t > 86400)
+			return -1;
+		x->up.timeout_ms = (int)t * 1000;
+		return 1;
+	case 'q':
+		x->quiet = true;
+		return 1;
+	case 'j':
+		x->json = true;
+		return 1;
+	case 'k':
+		x->keep = true;
+		return 1;
+	case 'P':
+		return tbs_up_opts_profile(&x->up, arg) ? -1 : 1;
+	case 'S':
+		x->tree.flags |= TBS_TREE_SPECIALS;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* ---- progress and messages (called from the engine's threads) ---- */
+
+static void on_notify(void *arg, const char *msg)
+{
+	struct xfer *x = arg;
+
+	pthread_mutex_lock(&x->lock);
+	if (!x->quiet) {
+		if (x->prog.drawn)
+			fputs("\r\033[K", stderr);
+		cli_msg("%s", msg);
+	}
+	pthread_mutex_unlock(&x->lock);
+}
+
+static void on_progress(void *arg, const struct tbs_tree_stats *st)
+{
+	struct xfer *x = arg;
+
+	pthread_mutex_lock(&x->lock);
+	x->st = *st;
+	progress_set_total(&x->prog, st->bytes_total, st->files);
+	progress_update(&x->prog, st->bytes_data + st->bytes_resumed,
+			st->files_done + st->files_present);
+	pthread_mutex_unlock(&x->lock);
+}
+
+/* ---- the summary ---- */
+
+static void json_num(const char *key, unsigned long long v, bool comma)
+{
+	printf("%s\"%s\":%llu", comma ? "," : "", key, v);
+}
+
+static void summary_json(const struct xfer *x, int status)
+{
+	const struct tbs_tree_stats *st = &x->st;
+	double s = (double)progress_elapsed_ms(&x->prog) / 1000.0;
+
+	printf("{\"command\":");
+	json_str(stdout, x->cmd);
+	printf(",\"stream\":");
+	json_str(stdout, x->name);
+	printf(",\"ok\":%s", status ? "false" : "true");
+	json_num("exit_status", (unsigned long long)status, true);
+	json_num("entries", st->entries, true);
+	json_num("files", st->files, true);
+	json_num("dirs", st->dirs, true);
+	json_num("symlinks", st->symlinks, true);
+	json_num("hardlinks", st->hardlinks, true);
+	json_num("specials", st->specials, true);
+	json_num("bytes_total", st->bytes_total, true);
+	json_num("bytes_data", st->bytes_data, true);
+	json_num("bytes_done", st->bytes_done, true);
+	json_num("files_done", st->files_done, true);
+	json_num("files_present", st->files_present, true);
+	json_num("files_resumed", st->files_resumed, true);
+	json_num("bytes_resumed", st->bytes_resumed, true);
+	json_num("failed", st->failed, true);
+	json_num("warnings", st->warnings, true);
+	printf(",\"seconds\":%.3f,\"error\":", s);
+	json_str(stdout, x->error);
+	printf("}\n");
+}
+
+static void summary_text(const struct xfer *x)
+{
+	const struct tbs_tree_stats *st = &x->st;
+	char b[32], r[32];
+
+	if (x->quiet || !x->prog.enabled)
+		return;
+	format_bytes(b, sizeof(b), (double)st->bytes_data);
+	format_bytes(r, sizeof(r), progress_rate(&x->prog));
+	fprintf(stderr,
+		"%s: %llu files (%llu already there, %llu resumed), %s over "
+		"the cable at %s/s\n",
+		x->cmd, (unsigned long long)st->files,
+		(unsigned long long)st->files_present,
+		(unsigned long long)st->files_resumed, b, r);
+}
+
+/* ---- the stream and the session ---- */
+
+static int session_run(struct xfer *x, struct tbs_endpoint *ep, int role,
+		       int (*engine)(struct xfer *x, struct tbs_session *s,
+				     struct tbs_error *e))
+{
+	struct tbs_session_opts so = { .role = role };
+	struct tbs_error e = { 0 };
+	struct tbs_session *s;
+	int r;
+
+	so.handshake_ms = x->up.timeout_ms;
+	r = tbs_session_new(&s, ep->rfd, ep->wfd, &so);
+	if (r) {
+		snprintf(x->error, sizeof(x->error),
+			 "could not start a session: %s", strerror(-r));
+		return r;
+	}
+	r = tbs_session_start(s);
+	if (r)
+		snprintf(x->error, sizeof(x->error),
+			 "no session with the peer: %s", tbs_session_error(s));
+	if (!r) {
+		r = engine(x, s, &e);
+		if (r)
+			snprintf(x->error, sizeof(x->error), "%s",
+				 e.msg[0] ? e.msg : strerror(-r));
+	}
+	/* -EIO: some entries failed, but the transfer ended in order */
+	if ((!r || r == -EIO) && tbs_session_close(s) && !r) {
+		r = -ECONNRESET;
+		snprintf(x->error, sizeof(x->error), "closing: %s",
+			 tbs_session_error(s));
+	}
+	tbs_session_free(s);
+	return r;
+}
+
+static int status_of(int r)
+{
+	if (r == -ETIMEDOUT)
+		return EXIT_TIMEOUT;
+	if (r == -EIO || r == -EPROTO || r == -ENOENT || r == -ECONNRESET)
+		return EXIT_FAIL;
+	return cli_exit_status(r);
+}
+
+static int finish(struct xfer *x, int r)
+{
+	int status = status_of(r);
+
+	progress_end(&x->prog);
+	if (r)
+		cli_msg("%s: %s", x->cmd, x->error);
+	else
+		summary_text(x);
+	if (x->json)
+		summary_json(x, status);
+	return status;
+}
+
+int xfer_run(const struct cli *cli, struct xfer *x, int role,
+	     int (*engine)(struct xfer *x, struct tbs_session *s,
+			   struct tbs_error *e))
+{
+	struct tbs_error e = { 0 };
+	struct tbs_endpoint ep;
+	struct tbs_stream st;
+	int r, created;
+
+	signal(SIGPIPE, SIG_IGN);
+	x->tree.notify = on_notify;
+	x->tree.progress = on_progress;
+	x->tree.arg = x;
+	progress_init(&x->prog,
+		      role == TBS_ROLE_SENDER ? "sending" : "receiving",
+		      x->quiet);
+	created = tbs_stream_up(cli->root, x->peer, x->name, &x->up, &st, &e);
+	if (created < 0) {
+		snprintf(x->error, sizeof(x->error), "%s", e.msg);
+		return finish(x, created);
+	}
+	r = tbs_endpoint_open(cli->root, &st, x->up.timeout_ms, 0, &ep, &e);
+	if (r) {
+		snprintf(x->error, sizeof(x->error), "%s", e.msg);
+	} else {
+		r = session_run(x, &ep, role, engine);
+		tbs_endpoint_close(&ep);
+	}
+	if (created && !x->keep && tbs_stream_down(cli->root, &st, false, &e))
+		cli_fail(&e);
+	return finish(x, r);
+}
+
+/* ---- tbstream send ---- */
+
+static void send_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: tbstream send [OPTIONS] PATH...\n"
+		"\n"
+		"Sends files and directories (with everything beneath them) "
+		"to the\n"
+		"peer, where 'tbstream recv' writes each PATH into its "
+		"directory by\n"
+		"its last component.  Start both in either order.  Exits 0 "
+		"only when\n"
+		"the receiver confirmed every file durable and verified; run "
+		"it again\n"
+		"after an interruption to continue.\n"
+		"\n" XFER_COMMON_HELP "      --specials            also send "
+		"device nodes and FIFOs\n");
+}
+
+static int send_engine(struct xfer *x, struct tbs_session *s,
+		       struct tbs_error *e)
+{
+	return tbs_tree_send(s, (const char *const *)x->paths,
+			     (size_t)x->npaths, &x->tree, &x->st, e);
+}
+
+static int send_parse(struct xfer *x, int argc, char **argv)
+{
+	static const struct option opts[] = { XFER_LONGOPTS, { 0 } };
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, XFER_SHORTOPTS, opts, NULL)) !=
+	       -1) {
+		if (c == 'h') {
+			send_usage(stdout);
+			return -1;
+		}
+		r = xfer_opt(x, c, optarg);
+		if (r <= 0)
+			return cli_usage_error("send", "bad option or value");
+	}
+	if (optind >= argc)
+		return cli_usage_error("send", "nothing to send: give a PATH");
+	x->paths = argv + optind;
+	x->npaths = argc - optind;
+	return 0;
+}
+
+static int check_paths(const struct xfer *x)
+{
+	struct stat sb;
+	int i;
+
+	for (i = 0; i < x->npaths; i++) {
+		if (lstat(x->paths[i], &sb)) {
+			cli_msg("send: cannot send '%s': %s", x->paths[i],
+				strerror(errno));
+			return EXIT_FAIL;
+		}
+	}
+	return 0;
+}
+
+int cmd_send(const struct cli *cli, int argc, char **argv)
+{
+	struct xfer x;
+	int r;
+
+	xfer_init(&x, "send");
+	r = send_parse(&x, argc, argv);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	if (!x.name[0] || strlen(x.name) > TBS_NAME_MAX || strchr(x.name, '/'))
+		return cli_usage_error(
+			"send", "a stream NAME has 1 to 8 bytes, no '/'");
+	r = check_paths(&x);
+	if (r)
+		return r;
+	return xfer_run(cli, &x, TBS_ROLE_SENDER, send_engine);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tbstream send / recv: what the two commands share (cmd-send.c has the
+ * shared part: options, stream set-up, session, progress, summary).
+ */
+#ifndef TBS_SEND_H
+#define TBS_SEND_H
+
+#include <getopt.h>
+#include <pthread.h>
+
+#include "cli.h"
+#include "progress.h"
+
+struct xfer {
+	const char *cmd; /* "send" or "recv" */
+	const char *name; /* stream */
+	const char *peer;
+	bool json, quiet, keep;
+	struct tbs_up_opts up;
+	struct tbs_tree_opts tree;
+	/* send: the paths; recv: the directory */
+	char **paths;
+	int npaths;
+
+	struct progress prog;
+	pthread_mutex_t lock;
+	struct tbs_tree_stats st;
+	char error[TBS_MSG_MAX + 64];
+};
+
+#define XFER_SHORTOPTS "s:p:t:qjkh"
+/* The options both commands take (getopt_long entries). */
+#define XFER_LONGOPTS                                                          \
+	{ "stream", required_argument, NULL, 's' },                            \
+		{ "peer", required_argument, NULL, 'p' },                      \
+		{ "timeout", required_argument, NULL, 't' },                   \
+		{ "quiet", no_argument, NULL, 'q' },                           \
+		{ "json", no_argument, NULL, 'j' },                            \
+		{ "keep", no_argument, NULL, 'k' },                            \
+		{ "profile", required_argument, NULL, 'P' },                   \
+		{ "specials", no_argument, NULL, 'S' },                        \
+	{                                                                      \
+		"help", no_argument, NULL, 'h'                                 \
+	}
+
+#define XFER_COMMON_HELP                                                       \
+	"  -s, --stream NAME         the stream (default 'files'); the same "  \
+	"on\n"                                                                 \
+	"                            both hosts\n"                             \
+	"  -p, --peer ID|NAME|ROUTE  the peer, when several are connected\n"   \
+	"  -t, --timeout S           how long to wait for the peer (default "  \
+	"30)\n"                                                                \
+	"      --profile P           latency or throughput\n"                  \
+	"  -k, --keep                leave the stream up afterwards\n"         \
+	"  -q, --quiet               no progress line and no per-file "        \
+	"messages\n"                                                           \
+	"  -j, --json                a summary for scripts on standard "       \
+	"output\n"                                                             \
+	"  -h, --help                show this help\n"
+
+void xfer_init(struct xfer *x, const char *cmd);
+/* Handles option @c of both commands: 1 handled, 0 not one of them,
+ * -1 a bad value. */
+int xfer_opt(struct xfer *x, int c, const char *arg);
+/* Brings the stream up, runs @engine on a session, takes it down. */
+int xfer_run(const struct cli *cli, struct xfer *x, int role,
+	     int (*engine)(struct xfer *x, struct tbs_session *s,
+			   struct tbs_error *e));
+
+#endif
