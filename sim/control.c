@@ -219,11 +219,14 @@ static void status_stream(FILE *f, struct stream *s)
 		"out_hopid=%d ring_size=%d throttling=%d attached=%d open=%u "
 		"tx_frames=%" PRIu64 " tx_bytes=%" PRIu64 " rx_frames=%" PRIu64
 		" rx_bytes=%" PRIu64 " dropped=%" PRIu64 " corrupted=%" PRIu64
-		" unopened=%" PRIu64 "\n",
+		" unopened=%" PRIu64 " tx_queued=%u rx_queued=%u peer_closed=%d"
+		" eof=%d\n",
 		s->svc->host->name, s->svc->name, s->name, s->index,
 		s->in_hopid, s->out_hopid, s->ring_size, s->throttling,
 		s->attached, s->nopen, c->tx_frames, c->tx_bytes, c->rx_frames,
-		c->rx_bytes, c->dropped, c->corrupted, c->unopened);
+		c->rx_bytes, c->dropped, c->corrupted, c->unopened,
+		s->ep ? s->ep->tx.count : 0, s->ep ? s->ep->rx.count : 0,
+		s->ep ? s->ep->peer_closed : 0, s->ep ? s->ep->eof : 0);
 }
 
 static void status_cable(FILE *f, struct cable *c)

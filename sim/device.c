@@ -37,6 +37,14 @@ static void wait_on(struct fabric *fab, struct waiter *w, pthread_cond_t *c)
 	w->cond = NULL;
 }
 
+static void wait_until(struct fabric *fab, pthread_cond_t *c, uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000),
+			       .tv_nsec = (long)(ns % 1000000000) };
+
+	pthread_cond_timedwait(c, &fab->lock, &ts);
+}
+
 static void notify_handles(struct endpoint *ep)
 {
 	struct list_head *p;
@@ -359,9 +367,38 @@ static void endpoint_put(struct fabric *fab, struct endpoint *ep)
 	stream_put(s);
 }
 
+/*
+ * close(2) returns before the kernel's release reaches us (FUSE sends it
+ * in the background), whereas a real device's last close is done when
+ * close(2) returns.  An open that finds only handles whose files were
+ * closed (flushed) waits, briefly, for their release, so that it gets a
+ * fresh endpoint as it would on a real device, not the old one's sticky
+ * end of file.
+ */
+static bool ep_releasing(const struct endpoint *ep)
+{
+	struct list_head *p;
+
+	if (!ep || list_empty(&ep->handles))
+		return false;
+	list_for_each(p, &ep->handles)
+		if (!list_entry(p, struct handle, link)->flushed)
+			return false;
+	return true;
+}
+
+void dev_flush(struct fabric *fab, struct handle *h)
+{
+	h->flushed = true;
+}
+
 static int open_wait(struct fabric *fab, struct stream *s, bool nonblock,
 		     struct waiter *w)
 {
+	uint64_t deadline = now_ns() + 2000000000ULL;
+
+	while (ep_releasing(s->ep) && now_ns() < deadline && !w->interrupted)
+		wait_until(fab, &s->open_cond, deadline);
 	for (;;) {
 		if (fab->shutdown || s->removed)
 			return -ENODEV;
@@ -405,14 +442,6 @@ int dev_open(struct fabric *fab, struct stream *s, bool nonblock,
 	return 0;
 }
 
-static void wait_until(struct fabric *fab, pthread_cond_t *c, uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000),
-			       .tv_nsec = (long)(ns % 1000000000) };
-
-	pthread_cond_timedwait(c, &fab->lock, &ts);
-}
-
 /* The last close: CLOSE to the peer, then a bounded flush, then teardown. */
 static void endpoint_close(struct fabric *fab, struct endpoint *ep)
 {
@@ -450,6 +479,7 @@ void dev_release(struct fabric *fab, struct handle *h)
 	ep->stream->nopen--;
 	if (!ep->refs && ep->state == EP_LIVE)
 		endpoint_close(fab, ep);
+	pthread_cond_broadcast(&ep->stream->open_cond);
 	endpoint_put(fab, ep);
 }
 
@@ -530,6 +560,7 @@ ssize_t dev_read(struct fabric *fab, struct handle *h, size_t size,
 
 	*nframes = 0;
 	*tail_len = 0;
+	h->flushed = false;
 	ret = read_wait(fab, ep, nonblock, w);
 	if (ret <= 0)
 		return ret;
@@ -553,6 +584,7 @@ ssize_t dev_write_reserve(struct fabric *fab, struct handle *h, size_t size,
 	size_t need = (size + TB_FRAME_MAX - 1) / TB_FRAME_MAX;
 	unsigned int avail;
 
+	h->flushed = false;
 	for (;;) {
 		if (ep->state != EP_LIVE || fab->shutdown)
 			return -ENXIO;

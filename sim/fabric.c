@@ -874,17 +874,32 @@ void fabric_stop(struct fabric *fab)
 
 void fabric_fini(struct fabric *fab)
 {
+	for (unsigned int i = 0; i < fab->ncables; i++)
+		for (int k = 0; k < 2; k++)
+			free(fab->cables[i].end[k].adv);
+	for (unsigned int i = 0; i < fab->nhosts; i++) {
+		struct list_head *p, *n, *q, *m;
+
+		list_for_each_safe(p, n, &fab->hosts[i].services) {
+			struct service *svc =
+				list_entry(p, struct service, link);
+
+			list_for_each_safe(q, m, &svc->streams)
+				stream_rmdir(fab, list_entry(q, struct stream,
+							     link));
+			service_rmdir(fab, svc);
+		}
+	}
 	while (!list_empty(&fab->events)) {
 		struct event *ev =
 			list_entry(fab->events.next, struct event, link);
 
 		list_del(&ev->link);
+		if (ev->stream)
+			stream_put(ev->stream);
 		free(ev->adv);
 		free(ev);
 	}
-	for (unsigned int i = 0; i < fab->ncables; i++)
-		for (int k = 0; k < 2; k++)
-			free(fab->cables[i].end[k].adv);
 	free(fab->cables);
 	free(fab->hosts);
 	frames_fini(fab);

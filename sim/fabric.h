@@ -85,6 +85,7 @@ struct handle {
 	struct list_head link; /* in endpoint->handles */
 	struct endpoint *ep;
 	struct fuse_pollhandle *ph;
+	bool flushed; /* closed by its process, release not yet here */
 };
 
 struct counters {
@@ -239,6 +240,7 @@ int fabric_status(struct fabric *fab, char **buf, size_t *len);
 int dev_open(struct fabric *fab, struct stream *s, bool nonblock,
 	     struct waiter *w, struct handle **hp);
 void dev_release(struct fabric *fab, struct handle *h);
+void dev_flush(struct fabric *fab, struct handle *h);
 ssize_t dev_read(struct fabric *fab, struct handle *h, size_t size,
 		 bool nonblock, struct waiter *w, struct frame **frames,
 		 unsigned int *nframes, char *tail, size_t *tail_len);

@@ -397,7 +397,6 @@ static void open_dev(fuse_req_t req, struct fabric *fab, fuse_ino_t ino,
 	fi->fh = (uintptr_t)h | DEV_TAG;
 	fi->direct_io = 1;
 	fi->nonseekable = 1;
-	fi->noflush = 1;
 	if (fuse_reply_open(req, fi)) {
 		pthread_mutex_lock(&fab->lock);
 		dev_release(fab, h);
@@ -559,6 +558,19 @@ static void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	fuse_reply_poll(req, ev);
 }
 
+static void fs_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	struct fabric *fab = fab_of(req);
+
+	if (is_dev(fi)) {
+		pthread_mutex_lock(&fab->lock);
+		dev_flush(fab, dev_handle(fi));
+		pthread_mutex_unlock(&fab->lock);
+	}
+	fuse_reply_err(req, 0);
+}
+
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -596,6 +608,7 @@ const struct fuse_lowlevel_ops tbsim_ops = {
 	.read = fs_read,
 	.write = fs_write,
 	.poll = fs_poll,
+	.flush = fs_flush,
 	.release = fs_release,
 };
 

@@ -43,6 +43,7 @@ struct sim {
 	unsigned int lifetime_s;
 	int stop_fd; /* eventfd: "stop" in the control file */
 	volatile int loop_done;
+	volatile int unmounted;
 };
 
 static void usage(FILE *out)
@@ -320,6 +321,7 @@ static int stop_mounted(const char *mnt)
 
 static void unmount_now(struct sim *sim)
 {
+	sim->unmounted = 1;
 	if (umount2(sim->mountpoint, MNT_DETACH) == 0 || errno == EINVAL)
 		return;
 	/* not root: fusermount3 can do it for the user who mounted */
@@ -399,11 +401,14 @@ static struct fuse_session *session_new(struct sim *sim)
 	char *argv[] = { "tbsim", "-o", opts, "-d", NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(sim->debug ? 4 : 3, argv);
 
+	struct fuse_session *se;
+
 	snprintf(opts, sizeof(opts), "fsname=tbsim,subtype=tbsim,"
 		 "default_permissions%s%s", sim->fuse_opts ? "," : "",
 		 sim->fuse_opts ? sim->fuse_opts : "");
-	return fuse_session_new(&args, &tbsim_ops, sizeof(tbsim_ops),
-				&sim->fab);
+	se = fuse_session_new(&args, &tbsim_ops, sizeof(tbsim_ops), &sim->fab);
+	fuse_opt_free_args(&args);
+	return se;
 }
 
 static int serve(struct sim *sim)
@@ -472,7 +477,8 @@ int main(int argc, char **argv)
 	if (fuse_daemonize(sim.foreground))
 		return 1;
 	ret = serve(&sim);
-	fuse_session_unmount(sim.se);
+	if (!sim.unmounted)
+		fuse_session_unmount(sim.se);
 	fuse_session_destroy(sim.se);
 	fabric_fini(&sim.fab);
 	free(o.cable_spec);

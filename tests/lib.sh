@@ -118,3 +118,64 @@ wait_for() {
 	done
 	return 1
 }
+
+# sim_pair NAME [ATTR=VALUE...]: the stream NAME on both hosts of the
+# default fabric, host2 allocating and host1 taking the advertisement
+# (created again until it has arrived).  Sets S1, S2 (ConfigFS dirs) and
+# D1, D2 (devices).  ATTR=VALUE pairs are written on both sides before
+# any open (ring_size, throttling).
+sim_pair() {
+	_name=$1
+	shift
+	mkdir -p "$C2/0-1.0" "$C1/0-503.0"
+	S1=$C1/0-503.0/$_name
+	S2=$C2/0-1.0/$_name
+	mkdir "$S2" || return 1
+	for _kv in "$@"; do
+		echo "${_kv#*=}" >"$S2/${_kv%%=*}" || return 1
+	done
+	echo -1 >"$S2/in_hopid" && echo -1 >"$S2/out_hopid" || return 1
+	_i=0
+	while :; do
+		mkdir "$S1" || return 1
+		[ "$(cat "$S1/in_hopid")" != 0 ] && break
+		rmdir "$S1"
+		_i=$((_i + 1))
+		[ $_i -gt 100 ] && return 1
+		sleep 0.05
+	done
+	for _kv in "$@"; do
+		echo "${_kv#*=}" >"$S1/${_kv%%=*}" || return 1
+	done
+	D1=$H1/dev/tbstream$(cat "$S1/index")
+	D2=$H2/dev/tbstream$(cat "$S2/index")
+	wait_for 5 test -e "$D1" -a -e "$D2"
+}
+
+# sio PATH MODE OPS...: sysio under a time limit
+sio() {
+	t "$SYSIO" "$@"
+}
+
+# errno_of CMD...: run CMD, print the errno name its stderr reports
+errno_of() {
+	_msg=$("$@" 2>&1 >/dev/null) && { echo OK; return; }
+	case $_msg in
+	*"Invalid argument"*) echo EINVAL ;;
+	*"File name too long"*) echo ENAMETOOLONG ;;
+	*"Device or resource busy"*) echo EBUSY ;;
+	*"Directory not empty"*) echo ENOTEMPTY ;;
+	*"Permission denied"*) echo EACCES ;;
+	*"Operation not permitted"*) echo EPERM ;;
+	*"No space left"*) echo ENOSPC ;;
+	*"No such file"*) echo ENOENT ;;
+	*"File exists"*) echo EEXIST ;;
+	*) echo "other: $_msg" ;;
+	esac
+}
+
+# write_attr FILE VALUE: echo VALUE > FILE, as a user would (bash's echo
+# reports the errno of a failed write; dash's says "I/O error" for all)
+write_attr() {
+	bash -c 'echo "$1" > "$2"' bash "$2" "$1"
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sums the TAP results of every test program in a meson test log.
+"""Sums the TAP results of every test program in meson test logs.
 
 Every test program speaks TAP; each "ok"/"not ok" line is one test case.
 A program that failed or timed out without reporting a failing case counts
@@ -33,15 +33,17 @@ def count(entry):
     return passed, failed, skipped
 
 
-def main(path):
+def main(paths):
     totals = [0, 0, 0]
-    try:
-        with open(path) as f:
-            entries = [json.loads(l) for l in f if l.strip()]
-    except OSError as e:
-        print(f'summary: {e}', file=sys.stderr)
-        print('0 passed, 1 failed')
-        return 1
+    entries = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                entries += [json.loads(l) for l in f if l.strip()]
+        except OSError as e:
+            print(f'summary: {e}', file=sys.stderr)
+            print('0 passed, 1 failed')
+            return 1
     for e in entries:
         for i, n in enumerate(count(e)):
             totals[i] += n
@@ -50,4 +52,4 @@ def main(path):
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

@@ -16,6 +16,9 @@
  *	sleep:MS	pause
  *	block		set O_NONBLOCK off;  nonblock: set it on
  *	close		close(2): "close OK" or "close ENAME"
+ *	seek		lseek(2) to 0: "seek OK" or "seek ENAME"
+ *	ioctl		an ioctl(2) (TCGETS): "ioctl OK" or "ioctl ENAME"
+ *	mmap		mmap(2) of one page: "mmap OK" or "mmap ENAME"
  *
  * Exits 0 when every call was made (whatever it returned), 2 on misuse.
  */
@@ -25,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static const char *ename(int err)
@@ -108,8 +114,9 @@ static void set_nonblock(int fd, int on)
 static int run(int fd, const char *op)
 {
 	const char *colon = strchr(op, ':');
-	long arg = colon ? strtol(colon + 1, NULL, 10) : 0;
+	int arg = colon ? (int)strtol(colon + 1, NULL, 10) : 0;
 	size_t len = colon ? (size_t)(colon - op) : strlen(op);
+	struct termios tio;
 
 #define IS(word) (len == strlen(word) && !strncmp(op, word, len))
 	if (IS("read") || IS("readall"))
@@ -122,6 +129,17 @@ static int run(int fd, const char *op)
 		usleep((useconds_t)arg * 1000);
 	else if (IS("block") || IS("nonblock"))
 		set_nonblock(fd, IS("nonblock"));
+	else if (IS("seek"))
+		printf("seek %s\n",
+		       lseek(fd, 0, SEEK_SET) < 0 ? ename(errno) : "OK");
+	else if (IS("ioctl"))
+		printf("ioctl %s\n", ioctl(fd, TCGETS, &tio) ? ename(errno) :
+							       "OK");
+	else if (IS("mmap"))
+		printf("mmap %s\n", mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd,
+					  0) == MAP_FAILED ?
+					     ename(errno) :
+					     "OK");
 	else if (IS("close"))
 		printf("close %s\n", close(fd) ? ename(errno) : "OK");
 	else
