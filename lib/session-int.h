@@ -24,6 +24,7 @@
 #define TICK_MS 10
 #define CTL_CAP 16384
 #define MIN_WINDOW (2 * TBS_WIRE_MAX_PAYLOAD)
+#define RX_BLOCK (4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD))
 
 enum session_state {
 	ST_NEW,
@@ -42,12 +43,24 @@ struct txrec {
 	uint8_t data[];
 };
 
+/*
+ * Received bytes are read into blocks; a queued record points into its
+ * block instead of being copied out of it.  A block is freed when the I/O
+ * thread moved on to another one and every record in it was consumed.
+ */
+struct rxblk {
+	unsigned int refs; /* the I/O thread's, plus one per queued record */
+	uint8_t data[];
+};
+
 struct rxrec {
 	struct rxrec *next;
+	struct rxblk *blk;
+	const uint8_t *data;
+	uint64_t pcsum;
 	uint32_t len;
 	uint32_t pos;
 	uint16_t app;
-	uint8_t data[];
 };
 
 enum write_kind { WR_NONE, WR_CTL, WR_DATA };
@@ -108,8 +121,9 @@ struct tbs_session {
 	bool endack_due, bye_sent, bye_rcvd, peer_gone;
 	/* end of protected by lock */
 
-	uint8_t *rxbuf;
-	size_t rxstart, rxlen, rxcap;
+	struct rxblk *blk; /* being read into; protected by lock: refs */
+	size_t rxstart, rxlen; /* undecoded bytes of blk */
+	unsigned int rx_blocks; /* blocks alive; protected by lock */
 	uint8_t ctl[CTL_CAP];
 	size_t ctl_len, ctl_pos;
 	enum write_kind wr;
@@ -124,5 +138,9 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 void tbs_session_wake(struct tbs_session *s);
 void *tbs_session_io_main(void *arg);
 bool tbs_session_rx_verified(struct tbs_session *s);
+void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
+		       uint16_t app);
+struct rxblk *tbs_session_blk_new(struct tbs_session *s);
+void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
 
 #endif /* TBS_SESSION_INT_H */

@@ -144,6 +144,7 @@ static void on_hello(struct tbs_session *s, const uint8_t *p, uint32_t n)
 		tbs_session_fail(s, r,
 				 "peer speaks session protocol %u.%u; this side supports %u.x only (update the older side)",
 				 h.major, h.minor, TBS_PROTO_MAJOR);
+		queue_abort(s); /* the peer is not known: the loop would not */
 		return;
 	}
 	if (r < 0 || h.nonce == s->nonce) {
@@ -188,17 +189,20 @@ static void on_data(struct tbs_session *s, const struct tbs_wire_hdr *h,
 	}
 	if (h->off + h->len > s->rx_freed + s->o.window)
 		return; /* beyond the credit we gave: let it be resent */
-	r = malloc(sizeof(*r) + h->len);
+	r = malloc(sizeof(*r));
 	if (!r) {
 		tbs_session_fail(s, -ENOMEM, "out of memory receiving at offset %llu",
 				 (unsigned long long)h->off);
 		return;
 	}
 	r->next = NULL;
+	r->blk = s->blk;
+	s->blk->refs++;
+	r->data = p;
+	r->pcsum = h->pcsum;
 	r->len = h->len;
 	r->pos = 0;
 	r->app = h->app;
-	memcpy(r->data, p, h->len);
 	if (s->rx_tail)
 		s->rx_tail->next = r;
 	else
@@ -423,7 +427,8 @@ static void on_bad(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		   int64_t now)
 {
 	s->st.bad_records++;
-	if (s->established && (h->type == TBS_REC_DATA || h->type == TBS_REC_END))
+	if (s->established &&
+	    (h->type == TBS_REC_DATA || h->type == TBS_REC_END))
 		queue_nack(s, h->aux, now);
 }
 
@@ -437,6 +442,29 @@ static void on_garbage(struct tbs_session *s, size_t n)
 				 (unsigned long long)s->st.garbage_bytes);
 }
 
+/*
+ * Makes room for a whole record after the undecoded bytes: in place when no
+ * queued record points into the block, else in a new block.  Lock held.
+ */
+static void rx_next_block(struct tbs_session *s)
+{
+	size_t left = s->rxlen - s->rxstart;
+	struct rxblk *b;
+
+	if (s->blk->refs == 1) {
+		memmove(s->blk->data, s->blk->data + s->rxstart, left);
+	} else {
+		b = tbs_session_blk_new(s);
+		if (!b)
+			return; /* reading waits until records are consumed */
+		memcpy(b->data, s->blk->data + s->rxstart, left);
+		tbs_session_blk_put(s, s->blk);
+		s->blk = b;
+	}
+	s->rxstart = 0;
+	s->rxlen = left;
+}
+
 /* Decodes what the read buffer holds; called with the lock held. */
 static void rx_process(struct tbs_session *s, int64_t now)
 {
@@ -444,7 +472,8 @@ static void rx_process(struct tbs_session *s, int64_t now)
 	int r;
 
 	while (s->state != ST_FAILED) {
-		r = tbs_wire_scan(s->rxbuf + s->rxstart, s->rxlen - s->rxstart,
+		r = tbs_wire_scan(s->blk->data + s->rxstart,
+				  s->rxlen - s->rxstart,
 				  TBS_WIRE_MAX_PAYLOAD, &sc);
 		if (sc.skipped)
 			on_garbage(s, sc.skipped);
@@ -456,13 +485,10 @@ static void rx_process(struct tbs_session *s, int64_t now)
 		else
 			on_bad(s, &sc.hdr, now);
 	}
-	if (s->rxstart == s->rxlen) {
+	if (s->rxstart == s->rxlen && s->blk->refs == 1)
 		s->rxstart = s->rxlen = 0;
-	} else if (s->rxcap - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD) {
-		memmove(s->rxbuf, s->rxbuf + s->rxstart, s->rxlen - s->rxstart);
-		s->rxlen -= s->rxstart;
-		s->rxstart = 0;
-	}
+	else if (RX_BLOCK - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD)
+		rx_next_block(s);
 }
 
 /* ---- end of file and errors ---- */
@@ -508,7 +534,7 @@ static void io_read(struct tbs_session *s)
 {
 	ssize_t n;
 
-	n = read(s->rfd, s->rxbuf + s->rxlen, s->rxcap - s->rxlen);
+	n = read(s->rfd, s->blk->data + s->rxlen, RX_BLOCK - s->rxlen);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -581,7 +607,9 @@ static ssize_t write_data(struct tbs_session *s)
 		iov[n].iov_base = s->wr_rec->data;
 		iov[n++].iov_len = s->wr_rec->len;
 	} else {
-		iov[n].iov_base = s->wr_rec->data + s->wr_pos - TBS_WIRE_HDR_LEN;
+		size_t done = s->wr_pos - TBS_WIRE_HDR_LEN;
+
+		iov[n].iov_base = s->wr_rec->data + done;
 		iov[n++].iov_len = s->wr_total - s->wr_pos;
 	}
 	return writev(s->wfd, iov, n);
@@ -713,6 +741,20 @@ static void timers(struct tbs_session *s, int64_t now)
 
 /* ---- the loop ---- */
 
+/*
+ * Whether to read: there must be room in the block, and the blocks held by
+ * unread records stay within twice the receive window (a peer sending
+ * mostly garbage or duplicates cannot make us hold more).  Lock held.
+ */
+static bool rx_room(struct tbs_session *s)
+{
+	if (RX_BLOCK - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD)
+		rx_next_block(s);
+	if (s->rxlen == RX_BLOCK)
+		return false;
+	return (uint64_t)s->rx_blocks * RX_BLOCK <= 2 * s->o.window + 2 * RX_BLOCK;
+}
+
 static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,
 		    int *rev, int *wev)
 {
@@ -775,7 +817,7 @@ void *tbs_session_io_main(void *arg)
 		}
 		timers(s, now);
 		want_w = pick_write(s);
-		want_r = s->state != ST_FAILED && s->rxlen < s->rxcap;
+		want_r = s->state != ST_FAILED && rx_room(s);
 		pthread_mutex_unlock(&s->lock);
 		if (poll_fds(s, want_w, want_r, &rev, &wev) < 0)
 			continue;

@@ -56,6 +56,42 @@ bool tbs_session_rx_verified(struct tbs_session *s)
 	       XXH3_64bits_digest(s->rx_hash) == s->rx_end_hash;
 }
 
+/*
+ * The whole-stream hash: XXH3-64 over, for each record in order, its
+ * payload checksum, length and type (16 bytes).  The payload checksums
+ * cover every byte, so each byte is hashed once, not twice.
+ */
+void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
+		       uint16_t app)
+{
+	uint8_t d[16] = { 0 };
+
+	tbs_wire_put64(d, pcsum);
+	tbs_wire_put32(d + 8, len);
+	tbs_wire_put16(d + 12, app);
+	XXH3_64bits_update(st, d, sizeof(d));
+}
+
+struct rxblk *tbs_session_blk_new(struct tbs_session *s)
+{
+	struct rxblk *b = malloc(sizeof(*b) + RX_BLOCK);
+
+	if (b) {
+		b->refs = 1;
+		s->rx_blocks++;
+	}
+	return b;
+}
+
+/* Drops one reference; lock held. */
+void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b)
+{
+	if (--b->refs)
+		return;
+	s->rx_blocks--;
+	free(b);
+}
+
 /* Waits on the condition until deadline (ms, < 0: none); lock held. */
 static int wait_until(struct tbs_session *s, int64_t deadline)
 {
@@ -105,8 +141,8 @@ static uint64_t make_nonce(struct tbs_session *s)
 	uint64_t v = 0;
 
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
-		v = (uint64_t)tbs_session_now_ms() ^ ((uint64_t)getpid() << 32) ^
-		    (uint64_t)(uintptr_t)s;
+		v = (uint64_t)tbs_session_now_ms() ^
+		    ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
 	return v ? v : 1;
 }
 
@@ -145,11 +181,10 @@ static int init_sync(struct tbs_session *s)
 
 static int alloc_buffers(struct tbs_session *s)
 {
-	s->rxcap = 4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD);
-	s->rxbuf = malloc(s->rxcap);
+	s->blk = tbs_session_blk_new(s);
 	s->tx_hash = XXH3_createState();
 	s->rx_hash = XXH3_createState();
-	if (!s->rxbuf || !s->tx_hash || !s->rx_hash)
+	if (!s->blk || !s->tx_hash || !s->rx_hash)
 		return -ENOMEM;
 	XXH3_64bits_reset(s->tx_hash);
 	XXH3_64bits_reset(s->rx_hash);
@@ -158,7 +193,7 @@ static int alloc_buffers(struct tbs_session *s)
 
 static void free_buffers(struct tbs_session *s)
 {
-	free(s->rxbuf);
+	free(s->blk);
 	XXH3_freeState(s->tx_hash);
 	XXH3_freeState(s->rx_hash);
 }
@@ -195,7 +230,8 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	r = set_defaults(&s->o);
 	if (r)
 		goto err_free;
-	memcpy(s->id, s->o.id, s->o.id_len);
+	if (s->o.id_len)
+		memcpy(s->id, s->o.id, s->o.id_len);
 	s->o.id = NULL;
 	s->nonce = make_nonce(s);
 	r = alloc_buffers(s);
@@ -246,6 +282,7 @@ void tbs_session_free(struct tbs_session *s)
 	}
 	while ((r = s->rx_head)) {
 		s->rx_head = r->next;
+		tbs_session_blk_put(s, r->blk);
 		free(r);
 	}
 	fcntl(s->rfd, F_SETFL, s->rfl);
@@ -279,7 +316,8 @@ int tbs_session_start(struct tbs_session *s)
 		return r;
 	}
 	s->thread_started = true;
-	while (s->state == ST_HANDSHAKE && wait_until(s, deadline) != -ETIMEDOUT)
+	while (s->state == ST_HANDSHAKE &&
+	       wait_until(s, deadline) != -ETIMEDOUT)
 		;
 	if (s->state == ST_HANDSHAKE)
 		tbs_session_fail(s, -ETIMEDOUT, "handshake did not complete");
@@ -357,7 +395,7 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 		t->app = type;
 		memcpy(t->data, buf, len);
 		t->pcsum = tbs_wire_csum(t->data, len);
-		XXH3_64bits_update(s->tx_hash, t->data, len);
+		tbs_session_chain(s->tx_hash, t->pcsum, t->len, type);
 	}
 	pthread_mutex_lock(&s->lock);
 	s->sending = false;
@@ -416,10 +454,12 @@ static void consumed(struct tbs_session *s, struct rxrec *r, size_t n)
 	s->rx_delivered += n;
 	if (r->pos < r->len)
 		return;
+	tbs_session_chain(s->rx_hash, r->pcsum, r->len, r->app);
 	s->rx_head = r->next;
 	if (!s->rx_head)
 		s->rx_tail = NULL;
 	s->rx_freed += r->len;
+	tbs_session_blk_put(s, r->blk);
 	free(r);
 }
 
@@ -446,7 +486,6 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 	if (n > len)
 		n = len;
 	memcpy(buf, r->data + r->pos, n);
-	XXH3_64bits_update(s->rx_hash, r->data + r->pos, n);
 	if (type)
 		*type = r->app;
 
@@ -522,7 +561,7 @@ int tbs_session_confirm(struct tbs_session *s)
 static int wait_peer_done(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
-	int64_t bye_deadline = -1;
+	int64_t bye_deadline = -1, until;
 
 	while (s->state == ST_OPEN) {
 		if (s->rx_end && s->rx_head) {
@@ -538,8 +577,8 @@ static int wait_peer_done(struct tbs_session *s)
 		}
 		if (s->bye_sent && bye_deadline < 0)
 			bye_deadline = deadline_in(2 * s->o.rto_ms);
-		if (wait_until(s, bye_deadline >= 0 ? bye_deadline : deadline) !=
-		    -ETIMEDOUT)
+		until = bye_deadline >= 0 ? bye_deadline : deadline;
+		if (wait_until(s, until) != -ETIMEDOUT)
 			continue;
 		if (bye_deadline >= 0)
 			return 0; /* everything confirmed; the BYE got lost */
@@ -587,7 +626,10 @@ int tbs_session_peer_id(struct tbs_session *s, void *buf, size_t len)
 	pthread_mutex_lock(&s->lock);
 	if (s->peer_known) {
 		r = s->peer.id_len;
-		memcpy(buf, s->peer.id, len < (size_t)r ? len : (size_t)r);
+		if (len > (size_t)r)
+			len = (size_t)r;
+		if (len)
+			memcpy(buf, s->peer.id, len);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;

@@ -48,7 +48,8 @@ enum tbs_wire_type {
 };
 
 /* header flags */
-#define TBS_WF_OPTIONAL 0x01 /* a receiver that does not know the type skips it */
+/* a receiver that does not know the record's type skips it */
+#define TBS_WF_OPTIONAL 0x01
 
 /* HELLO flags */
 #define TBS_HF_ESTABLISHED 0x01 /* sender has seen its own nonce echoed */

@@ -25,14 +25,14 @@ struct end {
 	uint64_t received;
 	bool rx_ok; /* every received byte and type was as generated */
 	bool finish_before_peer_confirm;
-	volatile bool confirmed;
+	_Atomic bool confirmed;
 	char err[256];
 	struct tbs_session_stats st;
 	struct end *peer;
 	pthread_t thread;
 };
 
-static uint8_t gen_byte(uint32_t seed, uint64_t i)
+static inline uint8_t gen_byte(uint32_t seed, uint64_t i)
 {
 	uint64_t x = (i >> 3) * 0x9E3779B97F4A7C15ull + seed;
 
@@ -42,7 +42,7 @@ static uint8_t gen_byte(uint32_t seed, uint64_t i)
 	return (uint8_t)(x >> (8 * (i & 7)));
 }
 
-static size_t rec_size(uint32_t seed, uint64_t off)
+static inline size_t rec_size(uint32_t seed, uint64_t off)
 {
 	static const size_t sizes[] = { 1, 100, 4095, 4096, 70000,
 					TBS_SESSION_MAX_RECORD, 65536, 200000 };
@@ -50,7 +50,7 @@ static size_t rec_size(uint32_t seed, uint64_t off)
 	return sizes[(off / 7 + seed) % 8];
 }
 
-static void *end_send(void *arg)
+static inline void *end_send(void *arg)
 {
 	struct end *e = arg;
 	uint8_t *buf = malloc(TBS_SESSION_MAX_RECORD);
@@ -80,7 +80,7 @@ static void *end_send(void *arg)
 	return NULL;
 }
 
-static void end_recv(struct end *e)
+static inline void end_recv(struct end *e)
 {
 	uint8_t *buf = malloc(TBS_SESSION_MAX_RECORD);
 	uint16_t type;
@@ -105,7 +105,7 @@ static void end_recv(struct end *e)
 	}
 }
 
-static void *end_main(void *arg)
+static inline void *end_main(void *arg)
 {
 	struct end *e = arg;
 	pthread_t tx;
@@ -123,7 +123,7 @@ static void *end_main(void *arg)
 	return NULL;
 }
 
-static void end_setup(struct end *e, int fd, struct end *peer)
+static inline void end_setup(struct end *e, int fd, struct end *peer)
 {
 	e->fd = fd;
 	e->peer = peer;
@@ -142,7 +142,7 @@ static void end_setup(struct end *e, int fd, struct end *peer)
 }
 
 /* Everything an end reported success for must be exactly right. */
-static bool end_honest(const struct end *e)
+static inline bool end_honest(const struct end *e)
 {
 	if (e->recv_r == 0 && (!e->rx_ok || e->received != e->peer->send_len))
 		return false;
@@ -152,7 +152,7 @@ static bool end_honest(const struct end *e)
 	return true;
 }
 
-static bool end_clean(const struct end *e)
+static inline bool end_clean(const struct end *e)
 {
 	return !e->new_r && !e->start_r && !e->send_r && !e->finish_r &&
 	       !e->recv_r && !e->confirm_r && !e->close_r && e->rx_ok &&
@@ -160,7 +160,7 @@ static bool end_clean(const struct end *e)
 	       !e->finish_before_peer_confirm;
 }
 
-static void end_show(const char *name, const struct end *e)
+static inline void end_show(const char *name, const struct end *e)
 {
 	printf("#   %s: start %d send %d finish %d recv %d confirm %d close %d, %llu bytes in, %llu retransmits, %llu bad records, \"%s\"\n",
 	       name, e->start_r, e->send_r, e->finish_r, e->recv_r,
@@ -170,7 +170,7 @@ static void end_show(const char *name, const struct end *e)
 }
 
 /* Starts a; once b_delay_bytes went a->b (dropped or not), starts b. */
-static void pair_run(struct relay *r, struct end *a, struct end *b,
+static inline void pair_run(struct relay *r, struct end *a, struct end *b,
 		     uint64_t b_after_bytes)
 {
 	int i;
@@ -195,7 +195,7 @@ static void pair_run(struct relay *r, struct end *a, struct end *b,
 	tbs_session_free(b->s);
 }
 
-static void pair_watchdog(int seconds)
+static inline void pair_watchdog(int seconds)
 {
 	signal(SIGPIPE, SIG_IGN);
 	alarm((unsigned int)seconds);

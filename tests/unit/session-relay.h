@@ -26,18 +26,18 @@
 struct relay_dir {
 	/* faults, set before relay_start() */
 	bool closed_until_open; /* drop frames while !peer_open */
-	uint64_t drop_frame_at[RELAY_MAX_FAULTS]; /* drop the frame holding it */
+	uint64_t drop_frame_at[RELAY_MAX_FAULTS]; /* lose the frame with it */
 	uint64_t flip_at[RELAY_MAX_FAULTS]; /* flip one bit of that byte */
 	uint64_t corrupt_from; /* flip a bit in every frame after this */
 	uint64_t eof_at; /* cut the direction after this many bytes */
 	bool short_writes; /* write in pieces of 1..997 bytes */
-	uint64_t freeze_at; /* stop forwarding after this (a vanished peer) */
-	volatile bool freeze;
+	_Atomic uint64_t freeze_at; /* stop forwarding after it: peer gone */
+	_Atomic bool freeze;
 
 	/* state */
 	int in, out;
-	volatile bool peer_open;
-	volatile uint64_t bytes, dropped;
+	_Atomic bool peer_open;
+	_Atomic uint64_t bytes, dropped;
 	pthread_t thread;
 	unsigned int seed;
 };
@@ -48,7 +48,7 @@ struct relay {
 	struct relay_dir ab, ba;
 };
 
-static bool relay_hit(const uint64_t *at, uint64_t from, size_t n)
+static inline bool relay_hit(const uint64_t *at, uint64_t from, size_t n)
 {
 	int i;
 
@@ -58,7 +58,7 @@ static bool relay_hit(const uint64_t *at, uint64_t from, size_t n)
 	return false;
 }
 
-static void relay_flip(struct relay_dir *d, uint8_t *buf, size_t n)
+static inline void relay_flip(struct relay_dir *d, uint8_t *buf, size_t n)
 {
 	int i;
 
@@ -70,7 +70,7 @@ static void relay_flip(struct relay_dir *d, uint8_t *buf, size_t n)
 		buf[rand_r(&d->seed) % n] ^= 0x01;
 }
 
-static int relay_write(struct relay_dir *d, const uint8_t *p, size_t n)
+static inline int relay_write(struct relay_dir *d, const uint8_t *p, size_t n)
 {
 	while (n) {
 		size_t k = n;
@@ -91,7 +91,7 @@ static int relay_write(struct relay_dir *d, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static void *relay_main(void *arg)
+static inline void *relay_main(void *arg)
 {
 	struct relay_dir *d = arg;
 	uint8_t buf[RELAY_FRAME];
@@ -118,7 +118,7 @@ static void *relay_main(void *arg)
 	return NULL;
 }
 
-static void relay_init(struct relay *r)
+static inline void relay_init(struct relay *r)
 {
 	int sa[2], sb[2];
 
@@ -139,14 +139,14 @@ static void relay_init(struct relay *r)
 	r->ba.seed = 2;
 }
 
-static void relay_start(struct relay *r)
+static inline void relay_start(struct relay *r)
 {
 	pthread_create(&r->ab.thread, NULL, relay_main, &r->ab);
 	pthread_create(&r->ba.thread, NULL, relay_main, &r->ba);
 }
 
 /* Closes the session ends first so that the relay threads see the end. */
-static void relay_stop(struct relay *r)
+static inline void relay_stop(struct relay *r)
 {
 	r->ab.freeze_at = r->ba.freeze_at = 0;
 	r->ab.freeze = r->ba.freeze = false;

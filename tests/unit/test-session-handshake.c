@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Handshake tests against a scripted peer that writes records itself: the
+ * limit on unanswered HELLOs, version negotiation, a peer that speaks raw
+ * data, incompatible roles, record types from later versions.
+ */
+#include <fcntl.h>
+
+#include "../../lib/wire.h"
+#include "session-pair.h"
+#include "../tap.h"
+
+struct one {
+	struct tbs_session *s;
+	int fd, peer; /* the session's socket, the scripted peer's */
+	int r;
+	pthread_t thread;
+};
+
+static void *one_start(void *arg)
+{
+	struct one *o = arg;
+
+	o->r = tbs_session_start(o->s);
+	return NULL;
+}
+
+static void one_init(struct one *o, int handshake_ms)
+{
+	struct tbs_session_opts opts = {
+		.handshake_ms = handshake_ms, .idle_ms = 3000, .rto_ms = 200,
+	};
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		abort();
+	o->fd = sv[0];
+	o->peer = sv[1];
+	if (tbs_session_new(&o->s, o->fd, o->fd, &opts))
+		abort();
+	pthread_create(&o->thread, NULL, one_start, o);
+}
+
+static void one_done(struct one *o)
+{
+	tbs_session_free(o->s);
+	close(o->fd);
+	close(o->peer);
+}
+
+/* Reads records from the scripted peer's socket for up to ms. */
+static int read_records(int fd, int ms, struct tbs_wire_hdr *hdrs, int max,
+			struct tbs_wire_hello *hello, size_t *biggest)
+{
+	static uint8_t buf[1 << 16];
+	size_t len = 0;
+	int n = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct tbs_wire_scan sc;
+	ssize_t k;
+
+	while (n < max && poll(&p, 1, ms) == 1) {
+		k = read(fd, buf + len, sizeof(buf) - len);
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+		while (tbs_wire_scan(buf, len, TBS_WIRE_MAX_PAYLOAD, &sc) ==
+		       TBS_WIRE_RECORD) {
+			if (sc.hdr.type == TBS_REC_HELLO && hello)
+				tbs_wire_hello_decode(sc.payload, sc.hdr.len,
+						      hello);
+			if (biggest && sc.used > *biggest)
+				*biggest = sc.used;
+			if (n < max)
+				hdrs[n++] = sc.hdr;
+			memmove(buf, buf + sc.used, len - sc.used);
+			len -= sc.used;
+		}
+	}
+	return n;
+}
+
+static void send_record(int fd, uint8_t type, uint8_t flags, const void *p,
+			uint32_t len)
+{
+	static uint8_t buf[TBS_WIRE_HDR_LEN + 4096];
+	struct tbs_wire_hdr h = { .type = type, .flags = flags, .len = len };
+	size_t n = tbs_wire_encode(buf, sizeof(buf), &h, p);
+
+	if (write(fd, buf, n) != (ssize_t)n)
+		abort();
+}
+
+static void send_hello(int fd, uint16_t major, uint16_t minor,
+		       uint64_t peer_nonce, size_t extra)
+{
+	struct tbs_wire_hello h = {
+		.major = major, .minor = minor, .nonce = 0x5eed,
+		.peer_nonce = peer_nonce, .rx_window = 1 << 20,
+		.max_payload = TBS_WIRE_MAX_PAYLOAD,
+		.hflags = TBS_HF_ESTABLISHED,
+	};
+	uint8_t p[256];
+	size_t n = tbs_wire_hello_encode(p, sizeof(p), &h);
+
+	memset(p + n, 0x77, extra);
+	send_record(fd, TBS_REC_HELLO, 0, p, (uint32_t)(n + extra));
+}
+
+static void test_hello_limit(void)
+{
+	struct one o;
+	struct tbs_wire_hdr h[32];
+	size_t biggest = 0;
+	int n, i, hellos = 0;
+
+	one_init(&o, 9000);
+	n = read_records(o.peer, 10000, h, 32, NULL, &biggest);
+	pthread_join(o.thread, NULL);
+	for (i = 0; i < n; i++)
+		hellos += h[i].type == TBS_REC_HELLO;
+	printf("# %d records, %d HELLOs, largest %zu bytes: %s\n", n, hellos,
+	       biggest, tbs_session_error(o.s));
+	is_int(o.r, -ETIMEDOUT, "a peer that never answers: -ETIMEDOUT");
+	ok(hellos >= 1 && hellos <= 6 && n == hellos,
+	   "at most 6 HELLOs, nothing else, go towards a silent peer");
+	ok(biggest < 512, "each of them is small");
+	ok(strstr(tbs_session_error(o.s), "no answer from the peer") != NULL,
+	   "the message says the peer never answered");
+	one_done(&o);
+}
+
+static void test_major(void)
+{
+	struct one o;
+	struct tbs_wire_hdr h[16];
+	int n, i, aborts = 0;
+
+	one_init(&o, 5000);
+	send_hello(o.peer, 2, 0, 0, 0);
+	pthread_join(o.thread, NULL);
+	is_int(o.r, -EPROTONOSUPPORT, "major version 2: -EPROTONOSUPPORT");
+	printf("# %s\n", tbs_session_error(o.s));
+	ok(strstr(tbs_session_error(o.s), "protocol 2.0") != NULL,
+	   "the message names the peer's version");
+	n = read_records(o.peer, 300, h, 16, NULL, NULL);
+	for (i = 0; i < n; i++)
+		aborts += h[i].type == TBS_REC_ABORT;
+	ok(aborts == 1, "the peer is told why, with an ABORT");
+	one_done(&o);
+}
+
+static void test_raw_peer(void)
+{
+	struct one o;
+	char text[4096];
+	int i;
+
+	memset(text, 'x', sizeof(text));
+	one_init(&o, 5000);
+	for (i = 0; i < 8; i++)
+		if (write(o.peer, text, sizeof(text)) != sizeof(text))
+			break;
+	pthread_join(o.thread, NULL);
+	is_int(o.r, -EPROTO, "a peer sending raw data: -EPROTO");
+	printf("# %s\n", tbs_session_error(o.s));
+	ok(strstr(tbs_session_error(o.s), "not speaking") != NULL,
+	   "the message says the peer speaks something else");
+	one_done(&o);
+}
+
+static void test_closed_early(void)
+{
+	struct one o;
+
+	one_init(&o, 5000);
+	shutdown(o.peer, SHUT_WR);
+	pthread_join(o.thread, NULL);
+	is_int(o.r, -ECONNRESET, "peer closing before the handshake");
+	ok(strstr(tbs_session_error(o.s), "before the handshake") != NULL,
+	   "the message says so");
+	one_done(&o);
+}
+
+/* A later minor version, then record types this version does not know. */
+static void test_later_minor(void)
+{
+	struct one o;
+	struct tbs_wire_hello mine = { 0 };
+	struct tbs_wire_hdr h[8];
+	uint8_t buf[16];
+	ssize_t r;
+
+	one_init(&o, 5000);
+	read_records(o.peer, 2000, h, 1, &mine, NULL);
+	send_hello(o.peer, 1, 9, mine.nonce, 24);
+	pthread_join(o.thread, NULL);
+	is_int(o.r, 0, "a peer of version 1.9 with a longer HELLO is accepted");
+	send_record(o.peer, 0x40, TBS_WF_OPTIONAL, "new", 3);
+	send_record(o.peer, 0x41, 0, "new", 3);
+	r = tbs_session_recv(o.s, NULL, buf, sizeof(buf), 5000);
+	is_int(r, -EPROTO, "an unknown record type fails the session");
+	printf("# %s\n", tbs_session_error(o.s));
+	ok(strstr(tbs_session_error(o.s), "type 65") != NULL,
+	   "only the one without the optional flag, and it is named");
+	one_done(&o);
+}
+
+static void *hostile_sender(void *arg)
+{
+	struct one *o = arg;
+	static uint8_t buf[100000];
+	int i;
+
+	for (i = 0; i < 20; i++)
+		if (tbs_session_send(o->s, 1, buf, sizeof(buf), 2000) < 0)
+			break;
+	tbs_session_finish(o->s);
+	return NULL;
+}
+
+static uint64_t hostile_offset(uint64_t *st)
+{
+	static const uint64_t some[] = { 0, 1, 4096, 100000, 1 << 20,
+					 UINT64_MAX, UINT64_MAX - 7 };
+
+	*st = *st * 6364136223846793005ull + 1442695040888963407ull;
+	if (*st >> 63)
+		return some[(*st >> 40) % 7];
+	return (*st >> 20) % 2000000;
+}
+
+/*
+ * A peer that completes the handshake and then sends well-formed records
+ * with arbitrary types, offsets, epochs and lengths while data flows the
+ * other way.  The session may fail, but must neither crash nor hang.
+ */
+static void test_hostile_peer(void)
+{
+	static const uint8_t types[] = { 2, 2, 2, 3, 3, 4, 4, 6, 7, 0x40 };
+	static uint8_t drain[1 << 16];
+	struct tbs_wire_hello mine = { 0 };
+	struct tbs_wire_hdr h[1];
+	struct one o;
+	pthread_t tx;
+	uint64_t st = 99;
+	uint8_t p[64];
+	int i, fl, failed = 0;
+	uint8_t type;
+
+	one_init(&o, 5000);
+	read_records(o.peer, 2000, h, 1, &mine, NULL);
+	send_hello(o.peer, 1, 0, mine.nonce, 0);
+	pthread_join(o.thread, NULL);
+	is_int(o.r, 0, "hostile peer: handshake completes");
+	pthread_create(&tx, NULL, hostile_sender, &o);
+	fl = fcntl(o.peer, F_GETFL);
+	fcntl(o.peer, F_SETFL, fl | O_NONBLOCK);
+	for (i = 0; i < 3000; i++) {
+		struct tbs_wire_hdr r = { 0 };
+		uint8_t rec[TBS_WIRE_HDR_LEN + sizeof(p)];
+		size_t n;
+
+		while (read(o.peer, drain, sizeof(drain)) > 0)
+			;
+		type = types[hostile_offset(&st) % sizeof(types)];
+		if (i > 2900) /* END and ABORT end the session: last */
+			type = (uint8_t)(TBS_REC_END + i % 4);
+		r.type = type;
+		r.flags = type == 0x40 ? TBS_WF_OPTIONAL : 0;
+		r.off = hostile_offset(&st);
+		r.aux = (uint32_t)(hostile_offset(&st) % 4);
+		r.len = (uint32_t)(hostile_offset(&st) % sizeof(p));
+		memset(p, (int)i, sizeof(p));
+		n = tbs_wire_encode(rec, sizeof(rec), &r, p);
+		if (write(o.peer, rec, n) < 0 && errno != EAGAIN)
+			break;
+	}
+	pthread_join(tx, NULL);
+	failed = tbs_session_recv(o.s, NULL, drain, sizeof(drain), 0) < 0;
+	printf("# hostile peer: %s\n", tbs_session_error(o.s));
+	ok(!failed || tbs_session_error(o.s)[0],
+	   "hostile peer: survived, any failure is explained");
+	one_done(&o);
+}
+
+static void test_roles(void)
+{
+	struct relay r;
+	struct end a = { .seed = 1 }, b = { .seed = 2 };
+
+	a.o.role = TBS_ROLE_SENDER;
+	b.o.role = TBS_ROLE_SENDER;
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(a.start_r == -EINVAL && b.start_r == -EINVAL,
+	   "two senders refuse each other");
+	ok(strstr(a.err, "both sides are senders") != NULL,
+	   "the message says why");
+}
+
+int main(void)
+{
+	pair_watchdog(50);
+	test_major();
+	test_raw_peer();
+	test_closed_early();
+	test_later_minor();
+	test_roles();
+	test_hostile_peer();
+	test_hello_limit();
+	return tap_done();
+}
