@@ -35,6 +35,7 @@ int cmd_list(const struct cli *cli, int argc, char **argv);
 int cmd_up(const struct cli *cli, int argc, char **argv);
 int cmd_down(const struct cli *cli, int argc, char **argv);
 int cmd_pipe(const struct cli *cli, int argc, char **argv);
+int cmd_image(const struct cli *cli, int argc, char **argv);
 
 /* Prints "tbstream: <msg>" on stderr and gives the exit status for @e. */
 int cli_fail(const struct tbs_error *e);

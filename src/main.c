@@ -14,6 +14,7 @@ static const struct cli_cmd commands[] = {
 	{ "up", cmd_up, "make a stream usable towards the peer" },
 	{ "down", cmd_down, "remove a stream" },
 	{ "pipe", cmd_pipe, "standard input to the peer, the peer's data out" },
+	{ "image", cmd_image, "back up or restore a whole disk, verified" },
 };
 
 static void usage(FILE *out)
