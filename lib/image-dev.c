@@ -349,17 +349,24 @@ int tbsi_img_zero_range(int fd, bool is_dev, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* Stops at the first word that is not zero: data blocks cost nothing. */
 bool tbsi_img_is_zero(const uint8_t *p, size_t len)
 {
 	const uint64_t *w = (const uint64_t *)(const void *)p;
-	uint64_t acc = 0;
-	size_t i;
+	size_t i, j, words = len / 8;
+	uint64_t acc;
 
-	for (i = 0; i < len / 8; i++)
-		acc |= w[i];
-	for (i = len & ~(size_t)7; i < len; i++)
-		acc |= p[i];
-	return !acc;
+	for (i = 0; i < words; i += 32) {
+		acc = 0;
+		for (j = i; j < i + 32 && j < words; j++)
+			acc |= w[j];
+		if (acc)
+			return false;
+	}
+	for (i = words * 8; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
 }
 
 void tbsi_img_hash_zeros(XXH3_state_t *h, uint64_t len)

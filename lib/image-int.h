@@ -10,7 +10,7 @@
  *   0x4902 START   R>S  offset to resume at, XXH3-128 of [0, offset) (24)
  *   0x4903 BEGIN   S>R  offset the extents begin at (8)
  *   0x4904 EXTENT  S>R  offset, raw length, encoding, XXH3-64 of the raw
- *                       bytes (24), then the (compressed) bytes
+ *                       bytes if compressed (24), then the bytes
  *   0x4905 ZERO    S>R  offset, length of a run of zeros (16)
  *   0x4906 FINAL   S>R  XXH3-128 of the whole image (16)
  *   0x4907 CONFIRM R>S  offset below which the image is durable (8)

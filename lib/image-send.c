@@ -183,6 +183,8 @@ static uint8_t *encode(struct sender *x, struct img_extent *e, uint8_t *data)
 			      data, e->raw_len, x->o->compress);
 	if (ZSTD_isError(z) || z >= e->raw_len)
 		return data - IMG_EXTENT_HDR;
+	/* Raw bytes are covered by the record's checksum; these are not. */
+	e->sum = XXH3_64bits(data, e->raw_len);
 	e->enc = IMG_ENC_ZSTD;
 	e->data_len = z;
 	return x->zbuf;
@@ -203,7 +205,6 @@ static int send_extent(struct sender *x, uint64_t off, uint8_t *data,
 	ret = flush_zeros(x);
 	if (ret)
 		return ret;
-	e.sum = XXH3_64bits(data, len);
 	rec = encode(x, &e, data);
 	tbsi_img_put_extent_hdr(rec, &e);
 	ret = send_rec(x, IMG_EXTENT, rec, IMG_EXTENT_HDR + e.data_len);
