@@ -490,14 +490,16 @@ int tbs_session_start(struct tbs_session *s);
  * @s: started session
  * @type: application record type, passed through unchanged
  * @buf: payload
- * @len: payload length, at most TBS_SESSION_MAX_RECORD (0 is allowed)
+ * @len: payload length, 1 to TBS_SESSION_MAX_RECORD
  * @timeout_ms: how long to wait for room in the window; -1 waits as long as
  *		the peer is alive
  *
  * Copies the payload; returns when it is queued, not when it arrived.
  *
  * Return: @len; -EAGAIN when the window stayed full for @timeout_ms,
- * -EMSGSIZE, -EPIPE after tbs_session_finish(), or the session's error.
+ * -EINVAL for an empty record, -EMSGSIZE for one larger than either side
+ * accepts, -EPIPE after tbs_session_finish(), -EBUSY when another thread
+ * is sending, or the session's error.
  */
 ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 			 const void *buf, size_t len, int timeout_ms);
@@ -561,8 +563,9 @@ int tbs_session_close(struct tbs_session *s);
  * @s: session
  *
  * Return: a message naming the failure and the offset, such as "peer
- * vanished at offset 123456: nothing received for 10 s", or "" when there
- * was none.  Valid until tbs_session_free().
+ * vanished at offset 123456: nothing received for 10 s", or "" while there
+ * was none.  A returned message never changes; it is valid until
+ * tbs_session_free().
  */
 const char *tbs_session_error(struct tbs_session *s);
 

@@ -23,6 +23,7 @@
 #define HELLO_FIRST_MS 250 /* then 500, 1000, 2000, 4000 */
 #define TICK_MS 10
 #define CTL_CAP 16384
+#define EIO_MAX_RUN 64 /* reads failing with EIO in a row: not a bad frame */
 #define MIN_WINDOW (2 * TBS_WIRE_MAX_PAYLOAD)
 #define RX_BLOCK (4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD))
 
@@ -80,7 +81,8 @@ struct tbs_session {
 	enum session_state state;
 	bool stop;
 	int err;
-	char msg[256];
+	char msg[256]; /* written once, then published through error */
+	const char *error; /* "" until the session failed, then msg */
 	struct tbs_session_stats st;
 	bool sending, receiving; /* guards against concurrent misuse */
 
@@ -123,6 +125,7 @@ struct tbs_session {
 
 	struct rxblk *blk; /* being read into; protected by lock: refs */
 	size_t rxstart, rxlen; /* undecoded bytes of blk */
+	unsigned int eio_run;
 	unsigned int rx_blocks; /* blocks alive; protected by lock */
 	uint8_t ctl[CTL_CAP];
 	size_t ctl_len, ctl_pos;
@@ -131,6 +134,8 @@ struct tbs_session {
 	uint8_t wr_hdr[TBS_WIRE_HDR_LEN];
 	struct txrec *wr_rec;
 };
+
+#pragma GCC visibility push(hidden) /* not exported by the library */
 
 int64_t tbs_session_now_ms(void);
 void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
@@ -142,5 +147,7 @@ void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
 		       uint16_t app);
 struct rxblk *tbs_session_blk_new(struct tbs_session *s);
 void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
+
+#pragma GCC visibility pop
 
 #endif /* TBS_SESSION_INT_H */

@@ -178,6 +178,8 @@ static void on_data(struct tbs_session *s, const struct tbs_wire_hdr *h,
 {
 	struct rxrec *r;
 
+	if (!h->len)
+		return; /* not allowed: it would read as the end of the stream */
 	if (h->off > s->rx_off) {
 		queue_nack(s, h->aux, now);
 		return;
@@ -515,6 +517,12 @@ static void on_eof(struct tbs_session *s, int err)
 				 "the stream went away (cable unplugged or stream removed) at offset %llu sent, %llu received",
 				 (unsigned long long)s->tx_acked,
 				 (unsigned long long)s->rx_off);
+	} else if (err) {
+		tbs_session_fail(s, err,
+				 "reading or writing the stream failed: %s (at offset %llu sent, %llu received)",
+				 strerror(-err),
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->rx_off);
 	} else if (!s->established) {
 		tbs_session_fail(s, -ECONNRESET,
 				 "peer closed the stream before the handshake completed");
@@ -523,10 +531,17 @@ static void on_eof(struct tbs_session *s, int err)
 				 "peer closed before confirming (%llu bytes sent, %llu acknowledged)",
 				 (unsigned long long)s->tx_off,
 				 (unsigned long long)s->tx_acked);
+	} else if (!s->rx_end) {
+		tbs_session_fail(s, -ECONNRESET,
+				 "peer closed the stream at offset %llu before ending it (%llu of %llu bytes sent were acknowledged)",
+				 (unsigned long long)s->rx_off,
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->tx_off);
 	} else {
 		tbs_session_fail(s, -ECONNRESET,
-				 "peer closed the stream at offset %llu before ending it",
-				 (unsigned long long)s->rx_off);
+				 "peer closed the stream while this side was sending (%llu of %llu bytes acknowledged)",
+				 (unsigned long long)s->tx_acked,
+				 (unsigned long long)s->tx_off);
 	}
 }
 
@@ -540,13 +555,14 @@ static void io_read(struct tbs_session *s)
 	pthread_mutex_lock(&s->lock);
 	if (n > 0) {
 		s->rxlen += (size_t)n;
+		s->eio_run = 0;
 		rx_process(s, tbs_session_now_ms());
 	} else if (n == 0) {
 		on_eof(s, 0);
-	} else if (errno == EIO) {
+	} else if (errno == EIO && ++s->eio_run < EIO_MAX_RUN) {
 		s->st.bad_records++; /* a frame with a CRC error was dropped */
 	} else {
-		on_eof(s, -errno);
+		on_eof(s, errno == ECONNRESET ? 0 : -errno);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -647,9 +663,10 @@ static void io_write(struct tbs_session *s)
 		wrote(s, (size_t)n);
 	} else if (n < 0) {
 		s->wr = WR_NONE;
+		s->wr_rec = NULL;
 		s->ctl_pos = s->ctl_len = 0;
 		s->peer_gone = true;
-		on_eof(s, errno == EPIPE ? 0 : -errno);
+		on_eof(s, errno == EPIPE || errno == ECONNRESET ? 0 : -errno);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -698,6 +715,8 @@ static void rx_timers(struct tbs_session *s, int64_t now)
 			  s->rx_end_hash);
 		s->endack_due = false;
 	}
+	if (s->ctl_pos < s->ctl_len)
+		return; /* not while the last ones wait: the next is fresher */
 	if ((s->ack_due && now >= s->ack_due) ||
 	    s->rx_off - s->rx_ack_sent >= s->o.window / 4 ||
 	    limit - s->rx_limit_sent >= s->o.window / 4 ||
@@ -752,7 +771,8 @@ static bool rx_room(struct tbs_session *s)
 		rx_next_block(s);
 	if (s->rxlen == RX_BLOCK)
 		return false;
-	return (uint64_t)s->rx_blocks * RX_BLOCK <= 2 * s->o.window + 2 * RX_BLOCK;
+	return (uint64_t)s->rx_blocks * RX_BLOCK <=
+	       2 * s->o.window + 2 * RX_BLOCK;
 }
 
 static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,

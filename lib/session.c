@@ -37,6 +37,7 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
 	va_end(ap);
+	s->error = s->msg;
 	pthread_cond_broadcast(&s->cv);
 }
 
@@ -233,6 +234,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	if (s->o.id_len)
 		memcpy(s->id, s->o.id, s->o.id_len);
 	s->o.id = NULL;
+	s->error = "";
 	s->nonce = make_nonce(s);
 	r = alloc_buffers(s);
 	if (r)
@@ -349,6 +351,8 @@ static int reserve_window(struct tbs_session *s, size_t len, int timeout_ms)
 			return -EPIPE;
 		if (s->sending)
 			return -EBUSY;
+		if (len > s->peer.max_payload)
+			return -EMSGSIZE;
 		if (!s->tx_buffered || s->tx_buffered + len <= s->o.window)
 			break;
 		if (wait_until(s, deadline) == -ETIMEDOUT)
@@ -378,6 +382,7 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 			 const void *buf, size_t len, int timeout_ms)
 {
 	struct txrec *t;
+	bool idle;
 	int r;
 
 	if (len > TBS_WIRE_MAX_PAYLOAD)
@@ -399,12 +404,14 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 	}
 	pthread_mutex_lock(&s->lock);
 	s->sending = false;
+	idle = !s->tx_cur; /* else the I/O thread gets to it by itself */
 	if (t)
 		append_tx(s, t);
 	else
 		s->tx_buffered -= len;
 	pthread_mutex_unlock(&s->lock);
-	tbs_session_wake(s);
+	if (idle)
+		tbs_session_wake(s);
 	return t ? (ssize_t)len : -ENOMEM;
 }
 
@@ -467,6 +474,7 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 			 size_t len, int timeout_ms)
 {
 	struct rxrec *r;
+	bool wake;
 	size_t n;
 	int ret;
 
@@ -492,21 +500,35 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 	pthread_mutex_lock(&s->lock);
 	s->receiving = false;
 	consumed(s, r, n);
+	/* the I/O thread raises the peer's credit by a quarter window */
+	wake = s->rx_freed + s->o.window - s->rx_limit_sent >= s->o.window / 4;
 	pthread_mutex_unlock(&s->lock);
-	tbs_session_wake(s);
+	if (wake)
+		tbs_session_wake(s);
 	return (ssize_t)n;
 }
 
+/*
+ * Waits for ENDACK; lock held.  The confirm time-out counts from the last
+ * sign of progress (data acknowledged, or consumed by the peer's
+ * application), so a slow consumer of a long stream is not cut off.
+ */
 static int wait_end_acked(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
+	uint64_t acked = s->tx_acked, limit = s->tx_limit;
 
 	while (!s->tx_end_acked) {
 		if (s->state == ST_FAILED)
 			return s->err;
+		if (s->tx_acked != acked || s->tx_limit != limit) {
+			acked = s->tx_acked;
+			limit = s->tx_limit;
+			deadline = deadline_in(s->o.confirm_ms);
+		}
 		if (wait_until(s, deadline) == -ETIMEDOUT) {
 			tbs_session_fail(s, -ETIMEDOUT,
-					 "peer did not confirm the end of the stream within %d s (%llu bytes sent, %llu acknowledged)",
+					 "peer did not confirm the end of the stream: no progress for %d s (%llu bytes sent, %llu acknowledged)",
 					 s->o.confirm_ms / 1000,
 					 (unsigned long long)s->tx_off,
 					 (unsigned long long)s->tx_acked);
@@ -557,13 +579,21 @@ int tbs_session_confirm(struct tbs_session *s)
 	return r;
 }
 
-/* Waits until the peer's stream is confirmed and BYE exchanged; lock held. */
+/*
+ * Waits until the peer's stream is confirmed and BYE exchanged; lock held.
+ * As for END, the time-out counts from the last data that arrived.
+ */
 static int wait_peer_done(struct tbs_session *s)
 {
 	int64_t deadline = deadline_in(s->o.confirm_ms);
 	int64_t bye_deadline = -1, until;
+	uint64_t got = s->rx_off;
 
 	while (s->state == ST_OPEN) {
+		if (s->rx_off != got) {
+			got = s->rx_off;
+			deadline = deadline_in(s->o.confirm_ms);
+		}
 		if (s->rx_end && s->rx_head) {
 			tbs_session_fail(s, -EBUSY,
 					 "closing with %llu bytes from the peer not read",
@@ -583,7 +613,7 @@ static int wait_peer_done(struct tbs_session *s)
 		if (bye_deadline >= 0)
 			return 0; /* everything confirmed; the BYE got lost */
 		tbs_session_fail(s, -ETIMEDOUT,
-				 "peer did not end its stream within %d s of closing (%llu bytes received)",
+				 "peer did not end its stream: nothing for %d s after closing (%llu bytes received)",
 				 s->o.confirm_ms / 1000,
 				 (unsigned long long)s->rx_off);
 	}
@@ -616,7 +646,12 @@ out:
 
 const char *tbs_session_error(struct tbs_session *s)
 {
-	return s->msg;
+	const char *e;
+
+	pthread_mutex_lock(&s->lock);
+	e = s->error;
+	pthread_mutex_unlock(&s->lock);
+	return e;
 }
 
 int tbs_session_peer_id(struct tbs_session *s, void *buf, size_t len)

@@ -161,10 +161,12 @@ int tbs_peers_list(const char *root, struct tbs_peer **peers,
 		return tbsi_err(err, ret, "out of memory");
 	}
 	n = peers_finish(root, arr, n);
-	qsort(arr, n, sizeof(*arr), peer_cmp);
-	*peers = n ? arr : NULL;
-	if (!n)
+	if (!n) {
 		free(arr);
+		return 0;
+	}
+	qsort(arr, n, sizeof(*arr), peer_cmp);
+	*peers = arr;
 	return n;
 }
 

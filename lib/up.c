@@ -180,11 +180,49 @@ static bool follow_settled(struct up_ctx *c, struct tbs_stream *st)
 	return false;
 }
 
+/*
+ * Names the streams towards the same peer that hold HopIDs: a stream the
+ * peer no longer has keeps its HopIDs here, and the peer's choice for a new
+ * stream cannot be taken while they are held.
+ */
+static void held_hopids(struct up_ctx *c, char *buf, size_t len)
+{
+	struct tbs_stream *arr;
+	size_t used = 0;
+	int n, i;
+
+	buf[0] = '\0';
+	n = tbs_streams_list(c->root, &arr, NULL);
+	for (i = 0; i < n && used < len; i++) {
+		if (strcmp(arr[i].service, c->peer.service) ||
+		    !strcmp(arr[i].name, c->name) || arr[i].in_hopid <= 0)
+			continue;
+		used += snprintf(buf + used, len - used, "%s'%s' (%d/%d)",
+				 used ? ", " : "", arr[i].name, arr[i].in_hopid,
+				 arr[i].out_hopid);
+	}
+	tbs_streams_free(arr);
+}
+
 static int follow_timeout(struct up_ctx *c)
 {
+	char held[256];
+
 	tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
 	if (c->existed)
 		tbs_stream_create(c->root, c->peer.service, c->name, NULL);
+	held_hopids(c, held, sizeof(held));
+	if (held[0])
+		return tbsi_err(
+			c->err, -ETIMEDOUT,
+			"stream '%s' did not get its HopIDs from the peer "
+			"(%s) within %d s: run 'tbstream up %s' on the other "
+			"host; "
+			"if it runs already, streams here hold HopIDs it may "
+			"have chosen: %s; take down those the peer no longer "
+			"has",
+			c->name, c->peer.unique_id, timeout_s(c), c->name,
+			held);
 	return tbsi_err(
 		c->err, -ETIMEDOUT,
 		"the peer (%s%s%s) did not set up stream '%s' within %d s: "

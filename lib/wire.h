@@ -91,6 +91,8 @@ struct tbs_wire_scan {
 	const uint8_t *payload; /* RECORD only; points into the input */
 };
 
+#pragma GCC visibility push(hidden) /* not exported by the library */
+
 uint64_t tbs_wire_csum(const void *p, size_t n);
 void tbs_wire_put16(uint8_t *p, uint16_t v);
 void tbs_wire_put32(uint8_t *p, uint32_t v);
@@ -112,5 +114,7 @@ size_t tbs_wire_hello_encode(uint8_t *out, size_t cap,
 			     const struct tbs_wire_hello *h);
 int tbs_wire_hello_decode(const uint8_t *p, size_t n,
 			  struct tbs_wire_hello *h);
+
+#pragma GCC visibility pop
 
 #endif /* TBS_WIRE_H */

@@ -3,16 +3,23 @@
  * tbstream pipe --raw: plain bytes both ways at once, one thread per
  * direction.  Interoperates with dd or cat on the other host; no integrity
  * and no delivery confirmation beyond what the device gives.
+ *
+ * A thread can be cancelled only while it blocks in read() or write(), so
+ * that the command can end while the other direction still waits (on
+ * standard input, or on a peer that never closes).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "pipe.h"
 
 #define BUF_SIZE (1 << 20)
+
+struct raw;
 
 struct pump {
 	int in, out;
@@ -20,7 +27,8 @@ struct pump {
 	unsigned long long bytes;
 	int err; /* errno of a failure, 0 */
 	bool in_err; /* the failure was on @in */
-	bool done;
+	bool started, done;
+	pthread_t thread;
 	struct raw *raw;
 };
 
@@ -30,12 +38,25 @@ struct raw {
 	struct pump rx, tx;
 };
 
-static int write_all(int fd, const char *buf, size_t len)
+ssize_t pipe_cancellable_io(int fd, void *buf, size_t len, bool writing)
+{
+	ssize_t n;
+	int old, e;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+	n = writing ? write(fd, buf, len) : read(fd, buf, len);
+	e = errno;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	errno = e;
+	return n;
+}
+
+static int write_all(int fd, char *buf, size_t len)
 {
 	ssize_t n;
 
 	while (len) {
-		n = write(fd, buf, len);
+		n = pipe_cancellable_io(fd, buf, len, true);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -58,33 +79,55 @@ static void pump_finish(struct pump *p, int err, bool in_err)
 	pthread_mutex_unlock(&p->raw->lock);
 }
 
-static void *pump_run(void *arg)
+static void pump_loop(struct pump *p, char *buf)
 {
-	struct pump *p = arg;
-	char *buf = malloc(BUF_SIZE);
 	ssize_t n;
 	int err;
 
-	if (!buf) {
-		pump_finish(p, ENOMEM, false);
-		return NULL;
-	}
 	for (;;) {
-		n = read(p->in, buf, BUF_SIZE);
+		n = pipe_cancellable_io(p->in, buf, BUF_SIZE, false);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
 			pump_finish(p, n < 0 ? errno : 0, true);
-			break;
+			return;
 		}
 		err = write_all(p->out, buf, n);
 		if (err) {
 			pump_finish(p, err, false);
-			break;
+			return;
 		}
 		p->bytes += n;
 	}
-	free(buf);
+}
+
+static void buf_unmap(void *buf)
+{
+	munmap(buf, BUF_SIZE);
+}
+
+/*
+ * The buffer is a private mapping, not heap memory: with a heap buffer,
+ * under MALLOC_PERTURB_ and with the other direction's thread freeing its
+ * own buffer, full 1 MiB reads from the simulated device came out with the
+ * byte 7 before their end changed (ORed with 0x50); ASan's allocator and a
+ * mapping do not show it.  The cause is not known yet.
+ */
+static void *pump_run(void *arg)
+{
+	struct pump *p = arg;
+	char *buf;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	buf = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		pump_finish(p, ENOMEM, false);
+		return NULL;
+	}
+	pthread_cleanup_push(buf_unmap, buf);
+	pump_loop(p, buf);
+	pthread_cleanup_pop(1);
 	return NULL;
 }
 
@@ -113,60 +156,62 @@ static void raw_wait(struct raw *r, bool send_only)
 
 static int raw_result(struct raw *r, const struct pipe_args *a)
 {
-	int status = EXIT_OK;
-
-	pthread_mutex_lock(&r->lock);
 	if (r->tx.done && r->tx.err)
-		status = pump_report(&r->tx);
-	else if (!a->send_only && r->rx.err)
-		status = pump_report(&r->rx);
-	else if (!a->send_only && !a->recv_only && !r->tx.done) {
+		return pump_report(&r->tx);
+	if (!a->send_only && r->rx.err)
+		return pump_report(&r->rx);
+	if (!a->send_only && !a->recv_only && !r->tx.done) {
 		cli_msg("the peer closed its end before all of standard input "
 			"was sent (%llu bytes sent)",
 			r->tx.bytes);
-		status = EXIT_FAIL;
+		return EXIT_FAIL;
 	}
-	pthread_mutex_unlock(&r->lock);
-	return status;
+	return EXIT_OK;
 }
 
-static int start(pthread_t *t, struct pump *p)
+static int pump_start(struct pump *p)
 {
-	pthread_attr_t attr;
-	int ret;
+	p->started = !pthread_create(&p->thread, NULL, pump_run, p);
+	return p->started ? 0 : -1;
+}
 
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = pthread_create(t, &attr, pump_run, p);
-	pthread_attr_destroy(&attr);
-	return ret;
+/* Ends a thread that may still block in read() or write(). */
+static void pump_stop(struct pump *p)
+{
+	if (!p->started)
+		return;
+	pthread_cancel(p->thread);
+	pthread_join(p->thread, NULL);
 }
 
 int pipe_raw(const struct pipe_args *a, struct tbs_endpoint *ep)
 {
-	struct raw *r = calloc(1, sizeof(*r));
-	pthread_t t;
+	struct raw r = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+		.tx = { .in = 0,
+			.out = ep->wfd,
+			.in_name = "standard input",
+			.out_name = ep->path },
+		.rx = { .in = ep->rfd,
+			.out = 1,
+			.in_name = ep->path,
+			.out_name = "standard output" },
+	};
+	int status = EXIT_FAIL;
 
-	if (!r)
-		return EXIT_FAIL;
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
-	r->tx = (struct pump){ .in = 0,
-			       .out = ep->wfd,
-			       .raw = r,
-			       .in_name = "standard input",
-			       .out_name = ep->path };
-	r->rx = (struct pump){ .in = ep->rfd,
-			       .out = 1,
-			       .raw = r,
-			       .in_name = ep->path,
-			       .out_name = "standard output" };
-	if ((!a->recv_only && start(&t, &r->tx)) ||
-	    (!a->send_only && start(&t, &r->rx))) {
+	r.tx.raw = r.rx.raw = &r;
+	if ((!a->recv_only && pump_start(&r.tx)) ||
+	    (!a->send_only && pump_start(&r.rx))) {
 		cli_msg("could not start a thread");
-		return EXIT_FAIL;
+		goto out;
 	}
-	raw_wait(r, a->send_only);
-	/* Threads may still block on stdin; the process exits soon. */
-	return raw_result(r, a);
+	raw_wait(&r, a->send_only);
+	pthread_mutex_lock(&r.lock);
+	status = raw_result(&r, a);
+	pthread_mutex_unlock(&r.lock);
+out:
+	pump_stop(&r.tx);
+	pump_stop(&r.rx);
+	return status;
 }

@@ -6,6 +6,7 @@
  * written.  Exits 0 only when both directions were confirmed.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@
 
 #include "pipe.h"
 
-#define CHUNK (256 * 1024)
+#define CHUNK TBS_SESSION_MAX_RECORD
 
 struct sender {
 	struct tbs_session *s;
@@ -38,19 +39,38 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-static void *send_run(void *arg)
+/*
+ * Reads up to @len bytes: waits for the first, then takes what arrives
+ * within a millisecond, so that records are large without holding back
+ * interactive input.
+ */
+static ssize_t read_full(int fd, char *buf, size_t len)
 {
-	struct sender *snd = arg;
-	char *buf = malloc(CHUNK);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
 	ssize_t n;
 
-	snd->err = buf ? 0 : -ENOMEM;
-	while (!snd->err) {
-		n = read(0, buf, CHUNK);
+	while (got < len && (!got || poll(&pfd, 1, 1) > 0)) {
+		n = pipe_cancellable_io(fd, buf + got, len - got, false);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0)
+			return got ? (ssize_t)got : -errno;
+		if (n == 0)
+			break;
+		got += n;
+	}
+	return got;
+}
+
+static void send_loop(struct sender *snd, char *buf)
+{
+	ssize_t n;
+
+	while (!snd->err) {
+		n = read_full(0, buf, CHUNK);
 		if (n < 0) {
-			snd->err = -errno;
+			snd->err = n;
 			snd->stdin_err = true;
 		} else if (n == 0) {
 			snd->err = tbs_session_finish(snd->s);
@@ -63,7 +83,23 @@ static void *send_run(void *arg)
 				snd->bytes += n;
 		}
 	}
-	free(buf);
+}
+
+/* Cancellable only while it waits for standard input. */
+static void *send_run(void *arg)
+{
+	struct sender *snd = arg;
+	char *buf;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	buf = malloc(CHUNK);
+	if (!buf) {
+		snd->err = -ENOMEM;
+		return NULL;
+	}
+	pthread_cleanup_push(free, buf);
+	send_loop(snd, buf);
+	pthread_cleanup_pop(1);
 	return NULL;
 }
 
@@ -108,11 +144,35 @@ static int session_fail(struct tbs_session *s, const char *what, int err)
 	return cli_exit_status(err);
 }
 
-/*
- * Runs both directions; *@joined tells whether the sending thread ended
- * (it may still block on standard input after a failure).
- */
-static int run(struct tbs_session *s, bool *joined)
+static int recv_fail(struct tbs_session *s, int err, bool out_err,
+		     unsigned long long got)
+{
+	if (out_err)
+		cli_msg("standard output: %s after %llu bytes", strerror(-err),
+			got);
+	else
+		session_fail(s, "receiving", err);
+	return err == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_FAIL;
+}
+
+static int send_result(struct tbs_session *s, const struct sender *snd)
+{
+	int ret;
+
+	if (snd->err && snd->stdin_err) {
+		cli_msg("standard input: %s", strerror(-snd->err));
+		return EXIT_FAIL;
+	}
+	if (snd->err)
+		return session_fail(s, "sending", snd->err);
+	ret = tbs_session_close(s);
+	if (ret)
+		return session_fail(s, "closing", ret);
+	return EXIT_OK;
+}
+
+/* Runs both directions: a thread sends while this one receives. */
+static int run(struct tbs_session *s)
 {
 	struct sender snd = { .s = s };
 	unsigned long long got = 0;
@@ -123,40 +183,25 @@ static int run(struct tbs_session *s, bool *joined)
 	ret = tbs_session_start(s);
 	if (ret)
 		return session_fail(s, "no session with the peer", ret);
-	*joined = false;
 	if (pthread_create(&t, NULL, send_run, &snd)) {
 		cli_msg("could not start a thread");
 		return EXIT_FAIL;
 	}
 	ret = receive(s, &got, &out_err);
 	if (ret) {
-		*joined = false;
-		if (out_err)
-			cli_msg("standard output: %s after %llu bytes",
-				strerror(-ret), got);
-		else
-			session_fail(s, "receiving", ret);
-		return ret == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_FAIL;
+		/* The sender may wait for input that no longer matters. */
+		pthread_cancel(t);
+		pthread_join(t, NULL);
+		return recv_fail(s, ret, out_err, got);
 	}
 	pthread_join(t, NULL);
-	*joined = true;
-	if (snd.err && snd.stdin_err) {
-		cli_msg("standard input: %s", strerror(-snd.err));
-		return EXIT_FAIL;
-	}
-	if (snd.err)
-		return session_fail(s, "sending", snd.err);
-	ret = tbs_session_close(s);
-	if (ret)
-		return session_fail(s, "closing", ret);
-	return EXIT_OK;
+	return send_result(s, &snd);
 }
 
 int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 {
 	struct tbs_session_opts opts = { .role = TBS_ROLE_DUPLEX };
 	struct tbs_session *s;
-	bool joined = true;
 	int ret;
 
 	opts.handshake_ms = a->opts.timeout_ms;
@@ -165,9 +210,7 @@ int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 		cli_msg("could not start a session: %s", strerror(-ret));
 		return EXIT_FAIL;
 	}
-	ret = run(s, &joined);
-	/* A sender still running uses the session until the process exits. */
-	if (joined)
-		tbs_session_free(s);
+	ret = run(s);
+	tbs_session_free(s);
 	return ret;
 }

@@ -59,6 +59,7 @@ same() {
 	else
 		not_ok "$3 ($(stat -c %s "$1" 2>/dev/null || echo none) vs" \
 			"$(stat -c %s "$2" 2>/dev/null || echo none) bytes)"
+		cmp -l "$1" "$2" 2>&1 | head -5 | sed 's/^/#   /'
 	fi
 }
 

@@ -46,6 +46,7 @@ status 0 "pipe --raw --send-only sends standard input" \
 	ts "$H1" pipe back --raw --send-only <"$TMP/data"
 wait $c2
 same "$TMP/data" "$TMP/got2" "cat on host2 received it exactly"
+ts "$H1" down back
 ts "$H2" down back
 
 # Unplug in the middle: the pipe fails and says so.

@@ -64,10 +64,15 @@ check "both ways at once, host2 first 2 s ahead: exact data" exact
 duplex "$ALLOC" "$FOLLOW" 0 p3
 check "allocator and follower at the same moment: exact data" exact
 
-# One way: the other side's standard input is empty.
-ts "$H2" pipe one </dev/null >"$TMP/o2" 2>"$TMP/e2" &
+# One way: the other side's standard input is empty.  The receiver is
+# the allocator, so that it opens its end without waiting for the sender.
+ts "$ALLOC" pipe one </dev/null >"$TMP/o2" 2>"$TMP/e2" &
 r=$!
-status 0 "one way: the sender exits 0" ts "$H1" pipe one <"$TMP/d1"
+check "the receiver has the stream open" wait_open "$ALLOC" one
+status 5 "a second pipe on the same stream is refused" \
+	ts "$ALLOC" pipe one --timeout 2 </dev/null
+has_msg "and names the process that has it" "in use by process [0-9]+"
+status 0 "one way: the sender exits 0" ts "$FOLLOW" pipe one <"$TMP/d1"
 wait $r
 check "the receiver exits 0" test $? -eq 0
 same "$TMP/d1" "$TMP/o2" "the receiver got the bytes exactly"

@@ -50,7 +50,7 @@ dev=$(attr "$H1" a1 index)
 check "device path is the one index names" \
 	test "$(ts "$H1" up a1)" = "$H1/dev/tbstream$dev"
 before=$(cfg "$H1")
-check "up again succeeds" ts "$H1" up a1 -j >/dev/null
+status 0 "up again succeeds" ts "$H1" up a1
 check "and changes nothing" test "$before" = "$(cfg "$H1")"
 ts "$H1" up a1 --json >"$TMP/j" 2>/dev/null
 check "up --json says it was not created" python3 -c '
@@ -97,6 +97,17 @@ has_msg "and says to run up on the other host" "tbstream up lone"
 check "and leaves ConfigFS as it was" \
 	test "$(cfg "$FOLLOW")" = "$( [ "$FOLLOW" = "$H1" ] && echo "$empty1" \
 		|| echo "$empty2")"
+
+# A stream left on the follower after the allocator took it down holds
+# the HopIDs the allocator will choose next: the follower names it.
+check "stream up for the stale case" up_both old "$ALLOC" "$FOLLOW" 0
+ts "$ALLOC" down old
+ts "$ALLOC" up new --timeout 5 >/dev/null
+status 4 "the follower cannot take HopIDs a stale stream holds" \
+	ts "$FOLLOW" up new --timeout 3
+has_msg "and names the stale stream" "'old' \\(9/9\\)"
+ts "$ALLOC" down new
+ts "$FOLLOW" down old
 
 status 2 "name longer than 8 bytes refused" ts "$H1" up ninechars
 done_testing

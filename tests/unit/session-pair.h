@@ -20,6 +20,8 @@ struct end {
 	uint64_t send_len; /* bytes to send; 0: none */
 	uint32_t seed;
 	bool no_close; /* stop after the transfer, do not close */
+	bool slow; /* pause after each record received */
+	bool no_confirm; /* never confirm the peer's stream */
 
 	int new_r, start_r, send_r, finish_r, recv_r, confirm_r, close_r;
 	uint64_t received;
@@ -94,11 +96,13 @@ static inline void end_recv(struct end *e)
 		for (i = 0; i < n; i++)
 			if (buf[i] != gen_byte(e->peer->seed, e->received + i))
 				e->rx_ok = false;
-		e->received += (uint64_t)n;
+		__atomic_add_fetch(&e->received, (uint64_t)n, __ATOMIC_RELAXED);
+		if (e->slow)
+			usleep(2000);
 	}
 	free(buf);
 	e->recv_r = (int)n;
-	if (n == 0) {
+	if (n == 0 && !e->no_confirm) {
 		usleep(50000); /* "make the data durable" */
 		e->confirmed = true;
 		e->confirm_r = tbs_session_confirm(e->s);
@@ -123,7 +127,8 @@ static inline void *end_main(void *arg)
 	return NULL;
 }
 
-static inline void end_setup(struct end *e, int fd, struct end *peer)
+static inline void end_setup(struct end *e, int fd, int wfd,
+			     struct end *peer)
 {
 	e->fd = fd;
 	e->peer = peer;
@@ -138,7 +143,7 @@ static inline void end_setup(struct end *e, int fd, struct end *peer)
 		e->o.rto_ms = 200;
 	if (!e->o.confirm_ms)
 		e->o.confirm_ms = 10000;
-	e->new_r = tbs_session_new(&e->s, fd, fd, &e->o);
+	e->new_r = tbs_session_new(&e->s, fd, wfd, &e->o);
 }
 
 /* Everything an end reported success for must be exactly right. */
@@ -175,8 +180,8 @@ static inline void pair_run(struct relay *r, struct end *a, struct end *b,
 {
 	int i;
 
-	end_setup(a, r->a, b);
-	end_setup(b, r->b, a);
+	end_setup(a, r->a, r->aw, b);
+	end_setup(b, r->b, r->bw, a);
 	if (b_after_bytes)
 		r->ab.peer_open = false;
 	relay_start(r);
@@ -188,11 +193,11 @@ static inline void pair_run(struct relay *r, struct end *a, struct end *b,
 	pthread_create(&b->thread, NULL, end_main, b);
 	pthread_join(a->thread, NULL);
 	pthread_join(b->thread, NULL);
+	tbs_session_free(a->s);
+	tbs_session_free(b->s);
 	relay_stop(r);
 	end_show("a", a);
 	end_show("b", b);
-	tbs_session_free(a->s);
-	tbs_session_free(b->s);
 }
 
 static inline void pair_watchdog(int seconds)

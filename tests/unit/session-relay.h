@@ -36,6 +36,7 @@ struct relay_dir {
 
 	/* state */
 	int in, out;
+	bool pipe; /* out is a pipe: close it to signal the end */
 	_Atomic bool peer_open;
 	_Atomic uint64_t bytes, dropped;
 	pthread_t thread;
@@ -43,8 +44,10 @@ struct relay_dir {
 };
 
 struct relay {
-	int a, b; /* the two session ends */
+	int a, b; /* the two session ends (read side) */
+	int aw, bw; /* their write sides: the same sockets, or pipes */
 	int ra, rb; /* the relay's sockets */
+	bool pipes;
 	struct relay_dir ab, ba;
 };
 
@@ -114,7 +117,10 @@ static inline void *relay_main(void *arg)
 		}
 		d->bytes += (uint64_t)n;
 	}
-	shutdown(d->out, SHUT_WR);
+	if (d->pipe)
+		close(d->out);
+	else
+		shutdown(d->out, SHUT_WR);
 	return NULL;
 }
 
@@ -126,14 +132,38 @@ static inline void relay_init(struct relay *r)
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sa) ||
 	    socketpair(AF_UNIX, SOCK_STREAM, 0, sb))
 		abort();
-	r->a = sa[0];
+	r->a = r->aw = sa[0];
 	r->ra = sa[1];
-	r->b = sb[0];
+	r->b = r->bw = sb[0];
 	r->rb = sb[1];
 	r->ab.in = r->ra;
 	r->ab.out = r->rb;
 	r->ba.in = r->rb;
 	r->ba.out = r->ra;
+	r->ab.peer_open = r->ba.peer_open = true;
+	r->ab.seed = 1;
+	r->ba.seed = 2;
+}
+
+/* The same with four pipes: each end reads and writes different fds. */
+static inline void relay_init_pipes(struct relay *r)
+{
+	int p[4][2], i;
+
+	memset(r, 0, sizeof(*r));
+	for (i = 0; i < 4; i++)
+		if (pipe(p[i]))
+			abort();
+	r->pipes = true;
+	r->aw = p[0][1];
+	r->ab.in = p[0][0];
+	r->ab.out = p[1][1];
+	r->b = p[1][0];
+	r->bw = p[2][1];
+	r->ba.in = p[2][0];
+	r->ba.out = p[3][1];
+	r->a = p[3][0];
+	r->ab.pipe = r->ba.pipe = true;
 	r->ab.peer_open = r->ba.peer_open = true;
 	r->ab.seed = 1;
 	r->ba.seed = 2;
@@ -150,6 +180,17 @@ static inline void relay_stop(struct relay *r)
 {
 	r->ab.freeze_at = r->ba.freeze_at = 0;
 	r->ab.freeze = r->ba.freeze = false;
+	if (r->pipes) {
+		close(r->aw);
+		close(r->bw);
+		close(r->a);
+		close(r->b);
+		pthread_join(r->ab.thread, NULL);
+		pthread_join(r->ba.thread, NULL);
+		close(r->ab.in);
+		close(r->ba.in);
+		return;
+	}
 	shutdown(r->a, SHUT_RDWR);
 	shutdown(r->b, SHUT_RDWR);
 	pthread_join(r->ab.thread, NULL);

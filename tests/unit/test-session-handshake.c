@@ -284,6 +284,37 @@ static void test_hostile_peer(void)
 	one_done(&o);
 }
 
+/*
+ * A descriptor whose reads keep failing with EIO (the master of a pseudo
+ * terminal whose other side is closed): not a frame with a bad CRC, but a
+ * broken stream; the session must fail, not spin.
+ */
+static void test_failing_read(void)
+{
+	struct tbs_session_opts opts = { .handshake_ms = 5000 };
+	struct tbs_session *s;
+	int m, sl, sv[2];
+
+	m = posix_openpt(O_RDWR | O_NOCTTY);
+	if (m < 0 || grantpt(m) || unlockpt(m) || socketpair(AF_UNIX,
+							 SOCK_STREAM, 0, sv)) {
+		tap_skip("no pseudo terminal");
+		return;
+	}
+	sl = open(ptsname(m), O_RDWR | O_NOCTTY);
+	close(sl);
+	if (tbs_session_new(&s, m, sv[0], &opts))
+		abort();
+	is_int(tbs_session_start(s), -EIO, "reads failing with EIO end it");
+	printf("# %s\n", tbs_session_error(s));
+	ok(strstr(tbs_session_error(s), "Input/output error") != NULL,
+	   "and the message names the error");
+	tbs_session_free(s);
+	close(m);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_roles(void)
 {
 	struct relay r;
@@ -307,6 +338,7 @@ int main(void)
 	test_closed_early();
 	test_later_minor();
 	test_roles();
+	test_failing_read();
 	test_hostile_peer();
 	test_hello_limit();
 	return tap_done();

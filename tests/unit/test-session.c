@@ -22,8 +22,8 @@ static void test_one_way(void)
 	a.o.options = 0x3;
 	b.o.options = 0x6;
 	relay_init(&r);
-	end_setup(&a, r.a, &b);
-	end_setup(&b, r.b, &a);
+	end_setup(&a, r.a, r.aw, &b);
+	end_setup(&b, r.b, r.bw, &a);
 	relay_start(&r);
 	pthread_create(&a.thread, NULL, end_main, &a);
 	b.no_close = true;
@@ -35,14 +35,14 @@ static void test_one_way(void)
 	is_int(tbs_session_options(b.s), 0x2, "options are the intersection");
 	b.close_r = tbs_session_close(b.s);
 	pthread_join(a.thread, NULL);
+	tbs_session_free(a.s);
+	tbs_session_free(b.s);
 	relay_stop(&r);
 	end_show("a", &a);
 	end_show("b", &b);
 	ok(end_clean(&a) && end_clean(&b), "8 MiB one way arrive byte-exact");
 	ok(!a.finish_before_peer_confirm,
 	   "sender's finish returns only after the receiver's confirm");
-	tbs_session_free(a.s);
-	tbs_session_free(b.s);
 }
 
 static void test_duplex(void)
@@ -55,6 +55,35 @@ static void test_duplex(void)
 	pair_run(&r, &a, &b, 0);
 	ok(end_clean(&a) && end_clean(&b),
 	   "both directions at once arrive byte-exact");
+}
+
+static void test_pipes(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 3 * MiB, .seed = 21 };
+	struct end b = { .send_len = 2 * MiB, .seed = 22 };
+
+	relay_init_pipes(&r);
+	r.ab.flip_at[0] = 500000;
+	r.ba.drop_frame_at[0] = 300000;
+	pair_run(&r, &a, &b, 0);
+	ok(end_clean(&a) && end_clean(&b),
+	   "separate read and write descriptors (pipes), with faults");
+}
+
+/* A receiver that reads slowly: the sender waits for credit, no loss. */
+static void test_slow_reader(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 3 * MiB, .seed = 23 };
+	struct end b = { .seed = 24, .slow = true };
+
+	a.o.window = 512 * 1024;
+	b.o.window = 512 * 1024;
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(end_clean(&a) && end_clean(&b),
+	   "a slow reader with a small window gets everything");
 }
 
 static void test_empty(void)
@@ -152,6 +181,23 @@ static void test_unrepairable(void)
 	ok(b.recv_r < 0, "lasting corruption: receiver fails too");
 }
 
+static void test_never_confirmed(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 1 * MiB, .seed = 25 };
+	struct end b = { .seed = 26, .no_confirm = true, .no_close = true };
+
+	a.o.confirm_ms = 1500;
+	relay_init(&r);
+	pair_run(&r, &a, &b, 0);
+	ok(b.recv_r == 0 && b.received == 1 * MiB,
+	   "unconfirmed: the receiver got everything");
+	is_int(a.finish_r, -ETIMEDOUT,
+	       "unconfirmed: the sender does not report success");
+	ok(strstr(a.err, "did not confirm") != NULL,
+	   "unconfirmed: and says why");
+}
+
 static void test_vanished(void)
 {
 	struct relay r;
@@ -178,6 +224,8 @@ int main(int argc, char **argv)
 	}
 	test_one_way();
 	test_duplex();
+	test_pipes();
+	test_slow_reader();
 	test_empty();
 	test_late_peer();
 	test_faults("flipped bits", set_flip);
@@ -185,6 +233,7 @@ int main(int argc, char **argv)
 	test_faults("short writes", set_short);
 	test_eof();
 	test_unrepairable();
+	test_never_confirmed();
 	test_vanished();
 	return tap_done();
 }

@@ -1,0 +1,62 @@
+#!/bin/bash
+# Scarce resources and other topologies: HopIDs run out (9 and up first,
+# 8 only as the last resort, then a clear "no free HopID"); DMA rings run
+# out; the stream service is not service 0 when the peer also offers IP
+# over Thunderbolt.
+set -u
+. "$TOP_SRCDIR/tests/lib.sh"
+. "$TOP_SRCDIR/tests/e2e/common.sh"
+
+sim_start --max-hopid 10
+TMP=$SIM_DIR/work
+mkdir "$TMP"
+roles
+for s in s1 s2; do
+	ts "$FOLLOW" up $s --timeout 10 >/dev/null 2>&1 &
+	status 0 "allocator sets up $s" ts "$ALLOC" up $s --timeout 10 -j
+	wait
+done
+check "s1 took 9" test "$(attr "$ALLOC" s1 in_hopid)" = 9
+check "s2 took 10" test "$(attr "$ALLOC" s2 in_hopid)" = 10
+status 0 "s3 falls back to HopID 8" ts "$ALLOC" up s3 --timeout 5 -j
+check "s3 took 8" test "$(attr "$ALLOC" s3 in_hopid)" = 8
+status 5 "s4: no HopID left, exit 5" ts "$ALLOC" up s4 --timeout 5
+has_msg "and says so" "no free HopID"
+check "s4 was not left behind" test ! -e \
+	"$(ls -d "$ALLOC"/sys/kernel/config/thunderbolt/stream/*/)s4"
+
+# DMA rings: one kept for control, so --rings 2 leaves one for streams.
+sim_start --rings 2
+TMP=$SIM_DIR/work
+mkdir -p "$TMP"
+roles
+for s in r1 r2; do
+	ts "$FOLLOW" up $s >/dev/null 2>&1 &
+	ts "$ALLOC" up $s >/dev/null 2>&1
+	wait
+done
+(exec 3<"$(ts "$ALLOC" up r1)"; sleep 30) &
+holder=$!
+check "r1 is open" wait_open "$ALLOC" r1
+status 5 "opening r2 without a free DMA ring: exit 5" \
+	ts "$ALLOC" pipe r2 --raw --receive-only --timeout 2
+has_msg "and says so" "no free DMA ring"
+kill $holder
+wait $holder 2>/dev/null
+
+# The peer offers network as service 0 and the stream service as 1.
+sim_start --network
+TMP=$SIM_DIR/work
+mkdir -p "$TMP"
+ts "$H1" up net >/dev/null 2>&1 &
+status 0 "up with the stream service at index 1" ts "$H2" up net
+wait
+check "host1 configured service 0-503.1" \
+	test -d "$H1/sys/kernel/config/thunderbolt/stream/0-503.1/net"
+check "host2 configured service 0-1.1" \
+	test -d "$H2/sys/kernel/config/thunderbolt/stream/0-1.1/net"
+"$TBSTREAM" --sysroot "$H1" list --json >"$TMP/j"
+check "list says the peer also offers IP over Thunderbolt" python3 -c '
+import json, sys; j = json.load(open(sys.argv[1]))
+assert j["peers"][0]["network"] is True' "$TMP/j"
+done_testing

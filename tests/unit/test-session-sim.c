@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Sessions over the simulated device: two hosts of a tbsim fabric, one
+ * stream between them, one session on each /dev/tbstreamX, with the
+ * simulator's own faults (credit wedge towards a closed peer, corrupted
+ * and dropped frames, unplug, a peer that closes).  Each case mounts its
+ * own simulator; tbsim --watch-pid unmounts it even if this test is killed.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "session-pair.h"
+#include "../tap.h"
+
+#define MiB (1024 * 1024)
+
+struct sim {
+	char dir[64], mnt[96], ctl[128], c1[160], c2[160];
+	int fd1, fd2;
+};
+
+static int sys(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int sys(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static int put(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = write(fd, value, strlen(value));
+		close(fd);
+	}
+	return n == (ssize_t)strlen(value) ? 0 : -1;
+}
+
+static int get(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = read(fd, buf, len - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	return 0;
+}
+
+/* Opens /dev/tbstreamX of a stream directory, waiting for the node. */
+static int open_dev(const char *host, const char *stream)
+{
+	char path[320], idx[16];
+	int i, fd = -1;
+
+	snprintf(path, sizeof(path), "%s/index", stream);
+	if (get(path, idx, sizeof(idx)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/dev/tbstream%d", host, atoi(idx));
+	for (i = 0; i < 100 && fd < 0; i++) {
+		fd = open(path, O_RDWR | O_NONBLOCK);
+		if (fd < 0)
+			usleep(50000);
+	}
+	return fd;
+}
+
+/* The stream "s" on both hosts: host2 allocates, host1 follows. */
+static int sim_pair(struct sim *m)
+{
+	char s1[200], s2[200], p[256], v[32];
+	int i;
+
+	snprintf(p, sizeof(p), "%s/0-1.0", m->c2);
+	snprintf(s2, sizeof(s2), "%s/0-1.0/s", m->c2);
+	if (mkdir(p, 0755) || mkdir(s2, 0755))
+		return -1;
+	snprintf(p, sizeof(p), "%s/in_hopid", s2);
+	if (put(p, "-1\n"))
+		return -1;
+	snprintf(p, sizeof(p), "%s/out_hopid", s2);
+	if (put(p, "-1\n"))
+		return -1;
+	snprintf(p, sizeof(p), "%s/0-503.0", m->c1);
+	snprintf(s1, sizeof(s1), "%s/0-503.0/s", m->c1);
+	if (mkdir(p, 0755))
+		return -1;
+	for (i = 0; i < 100; i++) {
+		if (mkdir(s1, 0755))
+			return -1;
+		snprintf(p, sizeof(p), "%s/in_hopid", s1);
+		if (!get(p, v, sizeof(v)) && atoi(v) != 0)
+			break;
+		rmdir(s1);
+		usleep(50000);
+	}
+	snprintf(p, sizeof(p), "%s/host1", m->mnt);
+	m->fd1 = open_dev(p, s1);
+	snprintf(p, sizeof(p), "%s/host2", m->mnt);
+	m->fd2 = open_dev(p, s2);
+	return m->fd1 >= 0 && m->fd2 >= 0 ? 0 : -1;
+}
+
+static int sim_start(struct sim *m, const char *opts)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd1 = m->fd2 = -1;
+	snprintf(m->dir, sizeof(m->dir), "/tmp/tbs-session-sim.XXXXXX");
+	if (!mkdtemp(m->dir))
+		return -1;
+	snprintf(m->mnt, sizeof(m->mnt), "%s/mnt", m->dir);
+	snprintf(m->ctl, sizeof(m->ctl), "%s/control", m->mnt);
+	snprintf(m->c1, sizeof(m->c1),
+		 "%s/host1/sys/kernel/config/thunderbolt/stream", m->mnt);
+	snprintf(m->c2, sizeof(m->c2),
+		 "%s/host2/sys/kernel/config/thunderbolt/stream", m->mnt);
+	if (mkdir(m->mnt, 0755) ||
+	    sys("timeout -k 2 20 '%s' --watch-pid %d --lifetime 300 --adv-delay 50 --node-delay 10 %s '%s'",
+		TBSIM_PATH, (int)getpid(), opts, m->mnt))
+		return -1;
+	return sim_pair(m);
+}
+
+static void sim_stop(struct sim *m)
+{
+	if (m->fd1 >= 0)
+		close(m->fd1);
+	if (m->fd2 >= 0)
+		close(m->fd2);
+	if (m->mnt[0])
+		sys("timeout -k 2 15 '%s' --stop '%s' >/dev/null 2>&1 || fusermount3 -u -z '%s' 2>/dev/null",
+		    TBSIM_PATH, m->mnt, m->mnt);
+	if (m->dir[0])
+		sys("rm -rf '%s'", m->dir);
+}
+
+/*
+ * Runs a (host1) and b (host2): a starts first, b after b_delay_ms; cmd
+ * goes to the control file once b received cmd_after bytes.  b_cut: b
+ * stops (closes its device) after receiving that many bytes, like a killed
+ * process.
+ */
+static void run(struct sim *m, struct end *a, struct end *b, int b_delay_ms,
+		const char *cmd, uint64_t cmd_after, uint64_t b_cut)
+{
+	int i;
+
+	end_setup(a, m->fd1, m->fd1, b);
+	end_setup(b, m->fd2, m->fd2, a);
+	pthread_create(&a->thread, NULL, end_main, a);
+	usleep((useconds_t)b_delay_ms * 1000);
+	if (b_cut) {
+		uint8_t buf[65536];
+		ssize_t n = 0;
+
+		b->start_r = tbs_session_start(b->s);
+		while (!b->start_r && b->received < b_cut &&
+		       (n = tbs_session_recv(b->s, NULL, buf, sizeof(buf),
+					     10000)) > 0)
+			b->received += (uint64_t)n;
+		tbs_session_free(b->s);
+		b->s = NULL;
+		close(m->fd2);
+		m->fd2 = -1;
+	} else {
+		pthread_create(&b->thread, NULL, end_main, b);
+	}
+	for (i = 0; cmd && i < 1000 &&
+		    __atomic_load_n(&b->received, __ATOMIC_RELAXED) < cmd_after;
+	     i++)
+		usleep(10000);
+	if (cmd && put(m->ctl, cmd))
+		printf("# could not write '%s' to the control file\n", cmd);
+	pthread_join(a->thread, NULL);
+	if (!b_cut)
+		pthread_join(b->thread, NULL);
+	tbs_session_free(a->s);
+	tbs_session_free(b->s);
+	end_show("host1", a);
+	end_show("host2", b);
+}
+
+static bool start(struct sim *m, const char *opts)
+{
+	if (!sim_start(m, opts))
+		return true;
+	ok(0, "simulator with %s started and the stream paired", opts);
+	sim_stop(m);
+	return false;
+}
+
+static void test_late_peer_wedge(void)
+{
+	struct sim m;
+	struct end a = { .send_len = 6 * MiB, .seed = 1 };
+	struct end b = { .send_len = 5 * MiB, .seed = 2 };
+
+	if (!start(&m, "--wedge"))
+		return;
+	run(&m, &a, &b, 1500, NULL, 0, 0);
+	ok(end_clean(&a) && end_clean(&b),
+	   "wedging link, peer 1.5 s late: both directions byte-exact");
+	sim_stop(&m);
+}
+
+static void test_corrupt_drop(void)
+{
+	struct sim m;
+	struct end a = { .send_len = 8 * MiB, .seed = 3 };
+	struct end b = { .send_len = 4 * MiB, .seed = 4 };
+
+	if (!start(&m, "--rate 40000000 --new-kernel"))
+		return;
+	run(&m, &a, &b, 100, "corrupt host1 3\ndrop host2 2\n", 1 * MiB, 0);
+	ok(end_clean(&a) && end_clean(&b),
+	   "corrupted and dropped frames (newer kernel): repaired");
+	ok(a.st.retransmits + b.st.retransmits > 0, "by retransmission");
+	sim_stop(&m);
+}
+
+static void test_unplug(void)
+{
+	struct sim m;
+	struct end a = { .send_len = 8 * MiB, .seed = 5 };
+	struct end b = { .send_len = 8 * MiB, .seed = 6 };
+
+	if (!start(&m, "--rate 20000000"))
+		return;
+	run(&m, &a, &b, 100, "unplug\n", 1 * MiB, 0);
+	ok(end_honest(&a) && end_honest(&b), "unplug: no false success");
+	ok(a.recv_r < 0 && b.recv_r < 0, "unplug: both fail");
+	ok(strstr(a.err, "went away") && strstr(b.err, "went away"),
+	   "unplug: both say the stream went away");
+	sim_stop(&m);
+}
+
+static void test_peer_closes(void)
+{
+	struct sim m;
+	struct end a = { .send_len = 8 * MiB, .seed = 7 };
+	struct end b = { .seed = 8 };
+
+	if (!start(&m, "--rate 40000000"))
+		return;
+	run(&m, &a, &b, 100, NULL, 0, 1 * MiB);
+	ok(end_honest(&a), "peer closes mid-stream: no false success");
+	ok(a.send_r < 0 || a.finish_r < 0, "the sender fails");
+	ok(strstr(a.err, "peer closed") != NULL, "and says the peer closed");
+	sim_stop(&m);
+}
+
+int main(void)
+{
+	if (access("/dev/fuse", R_OK | W_OK)) {
+		tap_skip("no /dev/fuse");
+		return tap_done();
+	}
+	pair_watchdog(200);
+	test_late_peer_wedge();
+	test_corrupt_drop();
+	test_unplug();
+	test_peer_closes();
+	return tap_done();
+}
