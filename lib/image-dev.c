@@ -177,16 +177,22 @@ static int dev_check_use(const char *path, dev_t d, bool writing, bool force,
 	m = devset_mounted(&ds, where, sizeof(where));
 	if (writing && m)
 		return tbsi_err(err, -EBUSY,
-				"'%s' (or a partition of it) is mounted on '%s'; unmount it before restoring onto it",
+				"'%s' (or a partition of it) is mounted on "
+				"'%s'; unmount it before restoring onto it",
 				path, where);
 	if (m == 2 && !force)
-		return tbsi_err(err, -EBUSY,
-				"'%s' (or a partition of it) is mounted read-write on '%s': a copy would not be consistent; unmount it or remount it read-only (or use --force)",
-				path, where);
+		return tbsi_err(
+			err, -EBUSY,
+			"'%s' (or a partition of it) is mounted read-write on "
+			"'%s': a copy would not be consistent; unmount it or "
+			"remount it read-only (or use --force)",
+			path, where);
 	if (devset_held(&ds, where, sizeof(where)) && (writing || !force))
 		return tbsi_err(err, -EBUSY,
-				"'%s' is held by '%s' (device mapper, RAID or LVM); stop that first%s",
-				path, where, writing ? "" : " (or use --force)");
+				"'%s' is held by '%s' (device mapper, RAID or "
+				"LVM); stop that first%s",
+				path, where,
+				writing ? "" : " (or use --force)");
 	return 0;
 }
 
@@ -194,8 +200,9 @@ static int dev_size(int fd, const char *path, uint64_t *size,
 		    struct tbs_error *err)
 {
 	if (ioctl(fd, BLKGETSIZE64, size))
-		return tbsi_err(err, -errno, "could not read the size of '%s': %s",
-				path, strerror(errno));
+		return tbsi_err(err, -errno,
+				"could not read the size of '%s': %s", path,
+				strerror(errno));
 	return 0;
 }
 
@@ -267,15 +274,17 @@ static int open_target_dev(const char *path, int fd, dev_t d, uint64_t size,
 	if (ret)
 		return ret;
 	if (have < size)
-		return tbsi_err(err, -EFBIG,
-				"'%s' has %llu bytes, the image %llu: it does not fit",
-				path, (unsigned long long)have,
-				(unsigned long long)size);
+		return tbsi_err(
+			err, -EFBIG,
+			"'%s' has %llu bytes, the image %llu: it does not fit",
+			path, (unsigned long long)have,
+			(unsigned long long)size);
 	/* O_EXCL on a block device: the kernel refuses it while in use. */
 	xfd = open(path, O_RDWR | O_EXCL | O_CLOEXEC);
 	if (xfd < 0)
-		return tbsi_err(err, -errno, "could not open '%s' for writing: %s",
-				path, strerror(errno));
+		return tbsi_err(err, -errno,
+				"could not open '%s' for writing: %s", path,
+				strerror(errno));
 	return xfd;
 }
 

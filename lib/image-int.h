@@ -86,8 +86,8 @@ int tbsi_img_open_target(const char *path, uint64_t size, bool *is_dev,
 			 struct tbs_error *err);
 int tbsi_img_zero_range(int fd, bool is_dev, uint64_t off, uint64_t len);
 bool tbsi_img_is_zero(const uint8_t *p, size_t len);
-int tbsi_img_hash_range(int fd, uint64_t off, uint64_t len,
-			XXH3_state_t *h, uint8_t *buf, size_t bufsize);
+int tbsi_img_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *h,
+			uint8_t *buf, size_t bufsize);
 void tbsi_img_hash_zeros(XXH3_state_t *h, uint64_t len);
 
 /* image-sidecar.c */

@@ -100,7 +100,8 @@ static int check_fresh(struct receiver *r, bool resumable)
 	    !S_ISREG(sb.st_mode) || !sb.st_size)
 		return 0;
 	return fail(r, -EEXIST,
-		    "'%s' exists and is not an unfinished transfer; remove it or use --force",
+		    "'%s' exists and is not an unfinished transfer; remove it "
+		    "or use --force",
 		    r->path);
 }
 
@@ -121,8 +122,7 @@ static int open_target(struct receiver *r)
 	ret = check_fresh(r, resumable);
 	if (ret)
 		return ret;
-	r->fd = tbsi_img_open_target(r->path, r->info.size, &r->is_dev,
-				     r->err);
+	r->fd = tbsi_img_open_target(r->path, r->info.size, &r->is_dev, r->err);
 	if (r->fd < 0)
 		return r->fd;
 	if (!resumable) {
@@ -174,7 +174,8 @@ static int on_header(struct receiver *r, const uint8_t *p, size_t n)
 
 	if (tbsi_img_get_header(p, n, &h))
 		return fail(r, -EPROTO,
-			    "the sender's header is malformed or of another version");
+			    "the sender's header is malformed or of another "
+			    "version");
 	r->info = h.info;
 	r->st.size = h.info.size;
 	if (h.flags & IMG_F_ZSTD) {
@@ -253,7 +254,8 @@ static int on_extent(struct receiver *r, const uint8_t *p, size_t n)
 	if (decode(r, &x, &data) ||
 	    (x.enc != IMG_ENC_RAW && XXH3_64bits(data, x.raw_len) != x.sum))
 		return fail(r, -EBADMSG,
-			    "the extent at offset %llu failed its check; nothing of it was written",
+			    "the extent at offset %llu failed its check; "
+			    "nothing of it was written",
 			    (unsigned long long)x.offset);
 	XXH3_128bits_update(r->hash, data, x.raw_len);
 	w = pwrite(r->fd, data, x.raw_len, (off_t)x.offset);
@@ -306,7 +308,8 @@ static int on_final(struct receiver *r, const uint8_t *p, size_t n)
 	uint64_t v[2];
 
 	if (tbsi_img_get_u64s(p, n, v, 2) || r->cursor != r->info.size)
-		return fail(r, -EPROTO, "the sender ended at offset %llu of %llu",
+		return fail(r, -EPROTO,
+			    "the sender ended at offset %llu of %llu",
 			    (unsigned long long)r->cursor,
 			    (unsigned long long)r->info.size);
 	theirs.high64 = v[0];
@@ -315,7 +318,8 @@ static int on_final(struct receiver *r, const uint8_t *p, size_t n)
 	if (!XXH128_isEqual(mine, theirs)) {
 		unlink(r->jpath);
 		return fail(r, -EBADMSG,
-			    "the image's hash %s differs from the source's; the image must not be used",
+			    "the image's hash %s differs from the source's; "
+			    "the image must not be used",
 			    r->st.hash);
 	}
 	snprintf(r->info.hash, sizeof(r->info.hash), "%s", r->st.hash);
@@ -382,7 +386,8 @@ static int expect(struct receiver *r, uint16_t want, ssize_t *n)
 
 	*n = next(r, &type);
 	if (*n <= 0)
-		return *n ? (int)*n : fail(r, -EPROTO, "the sender ended early");
+		return *n ? (int)*n
+			  : fail(r, -EPROTO, "the sender ended early");
 	if (type == want)
 		return 0;
 	if (type == IMG_ERROR)
@@ -431,13 +436,14 @@ static void drain(struct receiver *r, int code)
 }
 
 int tbs_image_recv(struct tbs_session *s, const char *path,
-		   const struct tbs_image_opts *opts, struct tbs_image_stats *st,
-		   struct tbs_error *err)
+		   const struct tbs_image_opts *opts,
+		   struct tbs_image_stats *st, struct tbs_error *err)
 {
 	static const struct tbs_image_opts defaults;
 	struct tbs_error e = { 0 };
-	struct receiver r = { .s = s, .o = opts ? opts : &defaults, .fd = -1,
-			      .path = path };
+	struct receiver r = {
+		.s = s, .o = opts ? opts : &defaults, .fd = -1, .path = path
+	};
 	int ret, f;
 
 	r.err = err ? err : &e;

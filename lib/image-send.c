@@ -82,8 +82,7 @@ static void take_error(struct sender *x, const uint8_t *p, size_t n)
 }
 
 /* Handles one record of the receiver. */
-static int on_reply(struct sender *x, uint16_t type, const uint8_t *p,
-		    size_t n)
+static int on_reply(struct sender *x, uint16_t type, const uint8_t *p, size_t n)
 {
 	uint64_t v[3];
 
@@ -105,7 +104,8 @@ static int on_reply(struct sender *x, uint16_t type, const uint8_t *p,
 		x->done_hash.low64 = v[1];
 	} else {
 		return tbsi_err(x->err, -EPROTO,
-				"the receiver sent a malformed record (type %#x, %zu bytes)",
+				"the receiver sent a malformed record (type "
+				"%#x, %zu bytes)",
 				type, n);
 	}
 	return 0;
@@ -129,8 +129,8 @@ static int poll_replies(struct sender *x, int timeout_ms)
 		if (n == 0)
 			return 1;
 		if (n < 0)
-			return tbsi_img_session_err(x->s, (int)n,
-						    "lost the receiver", x->err);
+			return tbsi_img_session_err(
+				x->s, (int)n, "lost the receiver", x->err);
 		ret = on_reply(x, type, p, (size_t)n);
 		if (ret)
 			return ret;
@@ -179,8 +179,8 @@ static uint8_t *encode(struct sender *x, struct img_extent *e, uint8_t *data)
 	e->data_len = e->raw_len;
 	if (!x->cctx)
 		return data - IMG_EXTENT_HDR;
-	z = ZSTD_compressCCtx(x->cctx, x->zbuf + IMG_EXTENT_HDR, x->zcap,
-			      data, e->raw_len, x->o->compress);
+	z = ZSTD_compressCCtx(x->cctx, x->zbuf + IMG_EXTENT_HDR, x->zcap, data,
+			      e->raw_len, x->o->compress);
 	if (ZSTD_isError(z) || z >= e->raw_len)
 		return data - IMG_EXTENT_HDR;
 	/* Raw bytes are covered by the record's checksum; these are not. */
@@ -278,10 +278,11 @@ static int send_from(struct sender *x, uint64_t off)
 		n = x->info.size - off < CHUNK ? x->info.size - off : CHUNK;
 		ret = tbsi_pread_all(x->fd, x->chunk, n, off);
 		if (ret)
-			return tbsi_err(x->err, ret,
-					"could not read '%s' at offset %llu: %s",
-					x->info.source,
-					(unsigned long long)off, strerror(-ret));
+			return tbsi_err(
+				x->err, ret,
+				"could not read '%s' at offset %llu: %s",
+				x->info.source, (unsigned long long)off,
+				strerror(-ret));
 		XXH3_128bits_update(x->hash, x->chunk, n);
 		ret = send_chunk(x, off, n);
 		off += n;
@@ -318,8 +319,8 @@ static int choose_begin(struct sender *x, uint64_t *begin)
 
 	*begin = 0;
 	if (x->start) {
-		ret = tbsi_img_hash_range(x->fd, 0, x->start, x->hash,
-					  x->chunk, CHUNK);
+		ret = tbsi_img_hash_range(x->fd, 0, x->start, x->hash, x->chunk,
+					  CHUNK);
 		if (ret)
 			return tbsi_err(x->err, ret, "could not read '%s': %s",
 					x->info.source, strerror(-ret));
@@ -354,9 +355,9 @@ static int finish(struct sender *x, int ret)
 
 	if (r) {
 		if (!ret)
-			ret = tbsi_img_session_err(x->s, r,
-						   "the receiver did not confirm",
-						   x->err);
+			ret = tbsi_img_session_err(
+				x->s, r, "the receiver did not confirm",
+				x->err);
 		poll_replies(x, 0);
 	} else {
 		do
@@ -371,8 +372,9 @@ static int finish(struct sender *x, int ret)
 		return tbsi_err(x->err, x->peer_err, "receiver: %s",
 				x->peer_msg);
 	if (!ret && !x->done)
-		return tbsi_err(x->err, -EPROTO,
-				"the receiver ended without confirming the image");
+		return tbsi_err(
+			x->err, -EPROTO,
+			"the receiver ended without confirming the image");
 	return ret;
 }
 
@@ -433,8 +435,8 @@ static int run(struct sender *x)
 }
 
 int tbs_image_send(struct tbs_session *s, const char *path,
-		   const struct tbs_image_opts *opts, struct tbs_image_stats *st,
-		   struct tbs_error *err)
+		   const struct tbs_image_opts *opts,
+		   struct tbs_image_stats *st, struct tbs_error *err)
 {
 	static const struct tbs_image_opts defaults;
 	struct tbs_error e = { 0 };

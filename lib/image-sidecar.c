@@ -94,8 +94,8 @@ int tbsi_img_journal_read(const char *path, struct img_journal *j)
 
 	if (!f)
 		return -errno;
-	n = fscanf(f, "tbsimage-journal 1\nkey %llx\nsize %llu\ndone %llu",
-		   &k, &s, &d);
+	n = fscanf(f, "tbsimage-journal 1\nkey %llx\nsize %llu\ndone %llu", &k,
+		   &s, &d);
 	fclose(f);
 	if (n != 3 || d > s)
 		return -EINVAL;
@@ -274,7 +274,8 @@ int tbs_image_sidecar_read(const char *image, struct tbs_image_info *info,
 	fclose(f);
 	if (seen != 3 || tbsi_img_hash_parse(info->hash, &h))
 		return tbsi_err(err, -EINVAL,
-				"'%s' is not a tbstream image sidecar (no size or hash)",
+				"'%s' is not a tbstream image sidecar (no size "
+				"or hash)",
 				path);
 	return 0;
 }

@@ -107,7 +107,8 @@ int tbs_image_verify(const char *path, const struct tbs_image_info *info,
 	tbsi_img_hash_hex(&got, s.hash);
 	if (strcmp(s.hash, info->hash))
 		ret = tbsi_err(err, -EBADMSG,
-			       "'%s' hashes to %s, its sidecar says %s: the image is damaged",
+			       "'%s' hashes to %s, its sidecar says %s: the "
+			       "image is damaged",
 			       path, s.hash, info->hash);
 out:
 	if (st)

@@ -26,7 +26,8 @@ static void test_header(void)
 	is_int(tbsi_img_put_header(p, &h), IMG_HEADER_LEN, "header length");
 	is_int(tbsi_img_get_header(p, sizeof(p), &g), 0, "header decodes");
 	ok(g.info.size == 123456789 && g.info.block_size == 4096 &&
-		   g.flags == IMG_F_ZSTD, "size, block size and flags survive");
+		   g.flags == IMG_F_ZSTD,
+	   "size, block size and flags survive");
 	ok(!strcmp(g.info.model, "Disk?Model"), "control bytes are replaced");
 	is_int(strlen(g.info.serial), 63, "a full string field is terminated");
 	is_int(tbsi_img_get_header(p, sizeof(p) - 1, &g), -EPROTO,
@@ -67,8 +68,8 @@ static void test_extent(void)
 	       "an extent may end at the image's end");
 	is_int(extent(8180, 16, IMG_ENC_RAW, 16, 8192), -EPROTO,
 	       "an extent past the end is refused");
-	is_int(extent(UINT64_MAX - 4, 16, IMG_ENC_RAW, 16, UINT64_MAX),
-	       -EPROTO, "offset + length cannot wrap around");
+	is_int(extent(UINT64_MAX - 4, 16, IMG_ENC_RAW, 16, UINT64_MAX), -EPROTO,
+	       "offset + length cannot wrap around");
 	is_int(extent(0, 0, IMG_ENC_RAW, 16, 8192), -EPROTO,
 	       "an empty extent is refused");
 	is_int(extent(0, IMG_MAX_EXTENT + 1, IMG_ENC_ZSTD, 16, 1 << 30),
@@ -121,7 +122,8 @@ static void test_files(const char *dir)
 	ok(!tbsi_img_journal_write(jp, &j), "a journal is written");
 	memset(&j, 0, sizeof(j));
 	ok(!tbsi_img_journal_read(jp, &j) && j.key == 0xfeed &&
-		   j.size == 8192 && j.done == 4096, "and read back");
+		   j.size == 8192 && j.done == 4096,
+	   "and read back");
 	j.done = 9000;
 	tbsi_img_journal_write(jp, &j);
 	is_int(tbsi_img_journal_read(jp, &j), -EINVAL,
