@@ -55,7 +55,8 @@ static void image_usage(FILE *out)
 		"file\n"
 		"      --sync-every MIB      (recv) checkpoint interval "
 		"(default 64)\n"
-		"      --state-dir DIR       (recv) journal of a device target\n"
+		"      --state-dir DIR       (recv) journal of a device "
+		"target\n"
 		"                            (default /run/tbstream)\n"
 		"  -k, --keep                leave the stream up afterwards\n"
 		"  -j, --json                print a summary as JSON\n"
@@ -154,8 +155,8 @@ static int image_parse(int argc, char **argv, struct image_args *a)
 	a->path = argv[optind];
 	if (!a->name[0] || strlen(a->name) > TBS_NAME_MAX ||
 	    strchr(a->name, '/'))
-		return cli_usage_error("image",
-				       "a stream NAME has 1 to 8 bytes, no '/'");
+		return cli_usage_error(
+			"image", "a stream NAME has 1 to 8 bytes, no '/'");
 	return 0;
 }
 
@@ -174,8 +175,9 @@ static void json_summary(const struct image_args *a,
 {
 	double s = (double)progress_elapsed_ms(p) / 1000.0;
 
-	printf("{\"command\": \"image %s\", \"path\": ",
-	       a->verify ? "verify" : a->send ? "send" : "recv");
+	printf("{\"command\": \"image %s\", \"path\": ", a->verify ? "verify"
+							 : a->send ? "send"
+								   : "recv");
 	json_str(stdout, a->path);
 	printf(", \"ok\": %s, \"size\": %llu, \"start\": %llu, "
 	       "\"done\": %llu, \"data_bytes\": %llu, \"zero_bytes\": %llu, "
@@ -203,9 +205,12 @@ static void human_summary(const struct image_args *a,
 		return;
 	format_bytes(d, sizeof(d), (double)st->data_bytes);
 	format_bytes(z, sizeof(z), (double)st->zero_bytes);
-	fprintf(stderr, "tbstream: %s '%s': %s of data, %s of zeros%s, "
-			"xxh3-128 %s\n",
-		a->verify ? "verified" : a->send ? "sent" : "received",
+	fprintf(stderr,
+		"tbstream: %s '%s': %s of data, %s of zeros%s, "
+		"xxh3-128 %s\n",
+		a->verify ? "verified"
+		: a->send ? "sent"
+			  : "received",
 		a->path, d, z, st->start ? " (resumed)" : "", st->hash);
 }
 
@@ -233,13 +238,19 @@ static int run_session(const struct image_args *a, struct tbs_endpoint *ep,
 		e->code = ret;
 		snprintf(e->msg, sizeof(e->msg), "no session with the peer: %s",
 			 tbs_session_error(s));
-	} else if (a->send) {
-		ret = tbs_image_send(s, a->path, &a->io, st, e);
-	} else {
-		ret = tbs_image_recv(s, a->path, &a->io, st, e);
+		tbs_session_free(s);
+		return ret;
 	}
-	if (!ret && tbs_session_close(s))
-		ret = 0; /* everything was confirmed: the close is a courtesy */
+	if (a->send)
+		ret = tbs_image_send(s, a->path, &a->io, st, e);
+	else
+		ret = tbs_image_recv(s, a->path, &a->io, st, e);
+	/*
+	 * The engine ended both directions, also after a failure while the
+	 * session still worked: BYE, so that neither side closes with data
+	 * in flight.  Its result changes nothing that was confirmed.
+	 */
+	tbs_session_close(s);
 	tbs_session_free(s);
 	return ret;
 }
@@ -293,8 +304,11 @@ int cmd_image(const struct cli *cli, int argc, char **argv)
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
 	signal(SIGPIPE, SIG_IGN);
-	progress_init(&p, a.verify ? "verifying" : a.send ? "sending" :
-			  "receiving", a.quiet);
+	progress_init(&p,
+		      a.verify ? "verifying"
+		      : a.send ? "sending"
+			       : "receiving",
+		      a.quiet);
 	a.io.progress = on_progress;
 	a.io.arg = &p;
 	ret = a.verify ? verify(&a, &st, &e) : transfer(cli, &a, &st, &e);
