@@ -26,6 +26,13 @@
 #define EIO_MAX_RUN 64 /* reads failing with EIO in a row: not a bad frame */
 #define MIN_WINDOW (2 * TBS_WIRE_MAX_PAYLOAD)
 #define RX_BLOCK (4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD))
+/*
+ * DATA records written by one writev, at most WR_BYTES in all: one write of
+ * about 1 MiB costs the device (or a FUSE simulator) one request, where a
+ * record per write would cost four.
+ */
+#define WR_BATCH 4
+#define WR_BYTES (1024 * 1024)
 
 enum session_state {
 	ST_NEW,
@@ -131,8 +138,10 @@ struct tbs_session {
 	size_t ctl_len, ctl_pos;
 	enum write_kind wr;
 	size_t wr_pos, wr_total;
-	uint8_t wr_hdr[TBS_WIRE_HDR_LEN];
-	struct txrec *wr_rec;
+	uint8_t wr_hdr[WR_BATCH][TBS_WIRE_HDR_LEN];
+	struct txrec *wr_rec; /* the first record being written */
+	struct txrec *wr_recs[WR_BATCH]; /* all of them, in order */
+	int wr_n;
 };
 
 #pragma GCC visibility push(hidden) /* not exported by the library */

@@ -569,25 +569,17 @@ static void io_read(struct tbs_session *s)
 
 /* ---- writing ---- */
 
-static bool pick_data(struct tbs_session *s)
+/* Adds record @r to the write being prepared; lock held. */
+static void pick_one(struct tbs_session *s, struct txrec *r)
 {
-	struct txrec *r = s->tx_cur;
-	struct tbs_wire_hdr h;
-
-	while (r && r->off + r->len <= s->tx_acked)
-		r = r->next;
-	s->tx_cur = r;
-	if (!r || !s->established || r->off + r->len > s->tx_limit)
-		return false;
-	h = (struct tbs_wire_hdr){
+	struct tbs_wire_hdr h = {
 		.type = TBS_REC_DATA, .app = r->app, .len = r->len,
 		.aux = s->epoch, .off = r->off, .pcsum = r->pcsum,
 	};
-	tbs_wire_hdr_encode(s->wr_hdr, &h);
-	s->wr = WR_DATA;
-	s->wr_rec = r;
-	s->wr_pos = 0;
-	s->wr_total = TBS_WIRE_HDR_LEN + r->len;
+
+	tbs_wire_hdr_encode(s->wr_hdr[s->wr_n], &h);
+	s->wr_recs[s->wr_n++] = r;
+	s->wr_total += TBS_WIRE_HDR_LEN + r->len;
 	s->tx_cur = r->next;
 	if (s->tx_flight <= s->tx_acked)
 		s->progress_ms = tbs_session_now_ms();
@@ -595,6 +587,28 @@ static bool pick_data(struct tbs_session *s)
 	if (s->tx_flight > s->tx_sent)
 		s->tx_sent = s->tx_flight;
 	s->st.records_sent++;
+}
+
+/* Prepares a write of up to WR_BATCH records that fit the credit. */
+static bool pick_data(struct tbs_session *s)
+{
+	struct txrec *r = s->tx_cur;
+
+	while (r && r->off + r->len <= s->tx_acked)
+		r = r->next;
+	s->tx_cur = r;
+	if (!r || !s->established || r->off + r->len > s->tx_limit)
+		return false;
+	s->wr = WR_DATA;
+	s->wr_rec = r;
+	s->wr_pos = 0;
+	s->wr_total = 0;
+	s->wr_n = 0;
+	do {
+		pick_one(s, r);
+		r = r->next;
+	} while (s->wr_n < WR_BATCH && r && r->off + r->len <= s->tx_limit &&
+		 s->wr_total + TBS_WIRE_HDR_LEN + r->len <= WR_BYTES);
 	return true;
 }
 
@@ -612,21 +626,28 @@ static bool pick_write(struct tbs_session *s)
 	return pick_data(s);
 }
 
+/* Writes what is left of the prepared records, headers and payloads. */
 static ssize_t write_data(struct tbs_session *s)
 {
-	struct iovec iov[2];
-	int n = 0;
+	struct iovec iov[2 * WR_BATCH];
+	size_t skip = s->wr_pos, len[2];
+	const uint8_t *part[2];
+	int i, j, n = 0;
 
-	if (s->wr_pos < TBS_WIRE_HDR_LEN) {
-		iov[n].iov_base = s->wr_hdr + s->wr_pos;
-		iov[n++].iov_len = TBS_WIRE_HDR_LEN - s->wr_pos;
-		iov[n].iov_base = s->wr_rec->data;
-		iov[n++].iov_len = s->wr_rec->len;
-	} else {
-		size_t done = s->wr_pos - TBS_WIRE_HDR_LEN;
-
-		iov[n].iov_base = s->wr_rec->data + done;
-		iov[n++].iov_len = s->wr_total - s->wr_pos;
+	for (i = 0; i < s->wr_n; i++) {
+		part[0] = s->wr_hdr[i];
+		len[0] = TBS_WIRE_HDR_LEN;
+		part[1] = s->wr_recs[i]->data;
+		len[1] = s->wr_recs[i]->len;
+		for (j = 0; j < 2; j++) {
+			if (skip >= len[j]) {
+				skip -= len[j];
+				continue;
+			}
+			iov[n].iov_base = (void *)(part[j] + skip);
+			iov[n++].iov_len = len[j] - skip;
+			skip = 0;
+		}
 	}
 	return writev(s->wfd, iov, n);
 }
