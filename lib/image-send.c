@@ -18,6 +18,8 @@
 
 #define HEADROOM 64 /* room for an extent's header before its data */
 #define CHUNK (4 * (size_t)IMG_MAX_EXTENT)
+/* A long run of zeros is sent in parts, so that the receiver can confirm. */
+#define ZERO_FLUSH (64ULL << 20)
 
 struct sender {
 	struct tbs_session *s;
@@ -285,6 +287,8 @@ static int send_from(struct sender *x, uint64_t off)
 				strerror(-ret));
 		XXH3_128bits_update(x->hash, x->chunk, n);
 		ret = send_chunk(x, off, n);
+		if (!ret && x->zero_len >= ZERO_FLUSH)
+			ret = flush_zeros(x);
 		off += n;
 		progress(x, off);
 		if (!ret && poll_replies(x, 0) < 0)
