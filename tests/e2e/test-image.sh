@@ -126,6 +126,32 @@ for f in "corrupt host1 3" "corrupt host2 3"; do
 	down_all
 done
 
+# A receiver killed mid-transfer: the same commands again resume.
+rm -f "$TMP"/k.img*
+head -c $((6 * 1048576)) /dev/urandom >"$TMP/k.src"
+echo "rate 2000000" >"$CTL"
+"$TBSTREAM" --sysroot "$H1" image recv "$TMP/k.img" --sync-every 1 -q \
+	2>/dev/null &
+k=$!
+sleep 0.3
+ts "$H2" image send "$TMP/k.src" -q 2>"$TMP/2.err" &
+s=$!
+sleep 2
+kill -9 $k
+wait $k 2>/dev/null
+wait $s
+check "the sender fails when the receiver is killed" test $? -ne 0
+echo "rate 0" >"$CTL"
+down_all
+sleep 1
+pair recv "$TMP/k.img" --sync-every 1 -- send "$TMP/k.src"
+check "after a killed receiver, the same commands: both exit 0" \
+	test $R1 -eq 0 -a $R2 -eq 0
+same "$TMP/k.src" "$TMP/k.img" "the resumed image is exact"
+check "it resumed where the killed receiver had confirmed" \
+	test "$(jget "$TMP/2.json" start)" -gt 0
+down_all
+
 # Interruption: unplug mid-transfer, plug, the same commands again.
 head -c $((6 * 1048576)) /dev/urandom >"$TMP/r.img"
 truncate -s 8M "$TMP/r.img"
@@ -171,50 +197,84 @@ same "$TMP/r.img" "$TMP/res.img" "and the image is exact"
 down_all
 
 # Block devices, as root with loop devices.
-if [ "$(id -u)" -ne 0 ] || ! losetup -f >/dev/null 2>&1; then
-	skip "loop devices unavailable (needs root and /dev/loop*)"
-	done_testing
-	exit
-fi
 loop() {
 	local l
 	l=$(losetup -f --show "$1") || return 1
 	LOOPS="$LOOPS $l"
 	echo "$l"
 }
-L1=$(loop "$TMP/src.img")
-truncate -s 8M "$TMP/blank.img"
-dd if=/dev/urandom of="$TMP/blank.img" bs=1M count=8 conv=notrunc \
-	status=none
-L2=$(loop "$TMP/blank.img")
-pair send "$L1" -- recv "$TMP/dev.img"
-check "a loop device to a file: both exit 0" test $R1 -eq 0 -a $R2 -eq 0
-same "$TMP/src.img" "$TMP/dev.img" "the device's image is exact"
-pair recv "$L2" -- send "$TMP/dev.img"
-check "restore onto a loop device: both exit 0" test $R1 -eq 0 -a $R2 -eq 0
-cmp -s "$TMP/src.img" "$L2"
-check "the device holds the image, zeros written over old data" \
-	test $? -eq 0
-truncate -s 1M "$TMP/small.img"
-L3=$(loop "$TMP/small.img")
-pair recv "$L3" -- send "$TMP/src.img"
-check "a device smaller than the image is refused" test $R1 -ne 0 -a $R2 -ne 0
-check "and the message says it does not fit" grep -q 'does not fit' \
-	"$TMP/1.err" "$TMP/2.err"
-down_all
-if command -v mkfs.ext4 >/dev/null && mkfs.ext4 -q -F "$L3" 2>/dev/null &&
-	MNTD=$TMP/m && mkdir "$MNTD" && mount "$L3" "$MNTD" 2>/dev/null; then
-	status 5 "sending a device mounted read-write is refused" \
-		ts "$H1" image send "$L3" --timeout 3
-	has_msg "and the message says where it is mounted" "mounted read-write"
+devices() {
+	L1=$(loop "$TMP/src.img")
+	truncate -s 8M "$TMP/blank.img"
+	dd if=/dev/urandom of="$TMP/blank.img" bs=1M count=8 conv=notrunc \
+		status=none
+	L2=$(loop "$TMP/blank.img")
+	pair send "$L1" -- recv "$TMP/dev.img"
+	check "a loop device to a file: both exit 0" test $R1 -eq 0 -a $R2 -eq 0
+	same "$TMP/src.img" "$TMP/dev.img" "the device's image is exact"
+	pair recv "$L2" -- send "$TMP/dev.img"
+	check "restore onto a loop device: both exit 0" test $R1 -eq 0 -a $R2 -eq 0
+	cmp -s "$TMP/src.img" "$L2"
+	check "the device holds the image, zeros written over old data" \
+		test $? -eq 0
+	truncate -s 1M "$TMP/small.img"
+	L3=$(loop "$TMP/small.img")
 	pair recv "$L3" -- send "$TMP/src.img"
-	check "restoring onto a mounted device is refused" \
-		test $R1 -ne 0 -a $R2 -ne 0
-	check "and the message says it is mounted" grep -q 'is mounted on' \
-		"$TMP/1.err"
-	umount "$MNTD"
-	MNTD=
+	check "a device smaller than the image is refused" test $R1 -ne 0 -a $R2 -ne 0
+	check "and the message says it does not fit" grep -q 'does not fit' \
+		"$TMP/1.err" "$TMP/2.err"
+	down_all
+	if command -v mkfs.ext4 >/dev/null && mkfs.ext4 -q -F "$L3" 2>/dev/null &&
+		MNTD=$TMP/m && mkdir "$MNTD" && mount "$L3" "$MNTD" 2>/dev/null; then
+		status 5 "sending a device mounted read-write is refused" \
+			ts "$H1" image send "$L3" --timeout 3
+		has_msg "and the message says where it is mounted" "mounted read-write"
+		pair recv "$L3" -- send "$TMP/src.img"
+		check "restoring onto a mounted device is refused" \
+			test $R1 -ne 0 -a $R2 -ne 0
+		check "and the message says it is mounted" grep -q 'is mounted on' \
+			"$TMP/1.err"
+		umount "$MNTD"
+		MNTD=
+	else
+		skip "could not make and mount a file system on a loop device"
+	fi
+}
+if [ "$(id -u)" -eq 0 ] && losetup -f >/dev/null 2>&1; then
+	devices
 else
-	skip "could not make and mount a file system on a loop device"
+	skip "loop devices unavailable (needs root and /dev/loop*)"
 fi
+
+# Last, as the simulator keeps corrupting afterwards: a link that corrupts
+# every copy.  The transfer fails with a message, and nothing corrupted
+# reaches the image: every block there is the source's, or still a hole.
+rm -f "$TMP"/c.img*
+head -c $((6 * 1048576)) /dev/urandom >"$TMP/c.src"
+echo "rate 2000000" >"$CTL"
+(sleep 1.5; echo "corrupt host1 100000" >"$CTL") &
+pair recv "$TMP/c.img" -- send "$TMP/c.src"
+wait
+check "corruption beyond repair fails both sides" test $R1 -ne 0 -a $R2 -ne 0
+check "with a message" grep -Eiq 'corrupt|retr|repair' "$TMP/1.err" \
+	"$TMP/2.err"
+check "no sidecar claims the image complete" test ! -e "$TMP/c.img.tbsimage"
+blocks_ok() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+a, b = open(sys.argv[1], 'rb'), open(sys.argv[2], 'rb')
+z = bytes(4096)
+while True:
+    x, y = a.read(4096), b.read(4096)
+    if not y:
+        sys.exit(0)
+    if y != x[:len(y)] and y != z[:len(y)]:
+        sys.exit(1)
+PY
+}
+check "every block written is the source's" blocks_ok "$TMP/c.src" \
+	"$TMP/c.img"
+check "and some were written before the link went bad" \
+	test "$(jget "$TMP/1.json" data_bytes)" -gt 0
+
 done_testing
