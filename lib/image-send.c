@@ -256,11 +256,17 @@ static uint64_t next_data(struct sender *x, uint64_t off)
 	return (uint64_t)d > off ? (uint64_t)d : off;
 }
 
+/* Reports @off as reached; zeros not yet sent count as skipped already. */
 static void progress(struct sender *x, uint64_t off)
 {
+	struct tbs_image_stats st;
+
 	x->st.done = off;
-	if (x->o->progress)
-		x->o->progress(x->o->arg, &x->st);
+	if (!x->o->progress)
+		return;
+	st = x->st;
+	st.zero_bytes += x->zero_len;
+	x->o->progress(x->o->arg, &st);
 }
 
 static int send_from(struct sender *x, uint64_t off)
@@ -294,7 +300,10 @@ static int send_from(struct sender *x, uint64_t off)
 		if (!ret && poll_replies(x, 0) < 0)
 			ret = x->err ? x->err->code : -EPROTO;
 	}
-	return ret ? ret : flush_zeros(x);
+	if (ret)
+		return ret;
+	progress(x, off);
+	return flush_zeros(x);
 }
 
 /* Waits for the receiver's START; a receiver that refuses sends ERROR. */
