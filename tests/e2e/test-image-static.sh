@@ -20,4 +20,8 @@ strip -o "$TOP_BUILDDIR/tbstream.stripped" "$TBSTREAM" &&
 	diag "size: $(stat -c %s "$TBSTREAM") bytes," \
 		"$(stat -c %s "$TOP_BUILDDIR/tbstream.stripped") stripped"
 rm -f "$TOP_BUILDDIR/tbstream.stripped"
+for f in hooks/tbstream scripts/init-premount/tbstream; do
+	check "the initramfs-tools $f is valid sh" \
+		sh -n "$TOP_SRCDIR/contrib/initramfs-tools/$f"
+done
 done_testing
