@@ -223,6 +223,8 @@ static int run_session(const struct image_args *a, struct tbs_endpoint *ep,
 		.id_len = 5,
 		.handshake_ms = a->up.timeout_ms,
 		.confirm_ms = 600000,
+		/* Rides over the pauses of a disk (writeback, checkpoints). */
+		.window = 32 << 20,
 	};
 	struct tbs_session *s;
 	int ret;
