@@ -559,6 +559,22 @@ int tbs_session_confirm(struct tbs_session *s);
 int tbs_session_close(struct tbs_session *s);
 
 /**
+ * tbs_session_abort() - end the session because of a local failure
+ * @s: session
+ * @err: negative errno, such as -ENOSPC
+ * @msg: what happened, for a person (at most 200 bytes reach the peer),
+ *	 such as "disk full writing backup.img"
+ *
+ * Sends ABORT with @err and @msg to the peer, whose calls then fail with
+ * @err and "peer aborted: @msg", and stops the I/O thread (waiting at most
+ * a fraction of a second for the ABORT to leave).  Calls on this side fail
+ * with @err afterwards.  Call tbs_session_free() next.
+ *
+ * Return: 0, or -EINVAL when @err is not a negative errno.
+ */
+int tbs_session_abort(struct tbs_session *s, int err, const char *msg);
+
+/**
  * tbs_session_error() - what went wrong
  * @s: session
  *

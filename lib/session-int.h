@@ -23,16 +23,11 @@
 #define HELLO_FIRST_MS 250 /* then 500, 1000, 2000, 4000 */
 #define TICK_MS 10
 #define CTL_CAP 16384
+#define WR_BATCH 8 /* DATA records per write, up to WR_BATCH_BYTES */
+#define WR_BATCH_BYTES (1u << 20)
 #define EIO_MAX_RUN 64 /* reads failing with EIO in a row: not a bad frame */
 #define MIN_WINDOW (2 * TBS_WIRE_MAX_PAYLOAD)
 #define RX_BLOCK (4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD))
-/*
- * DATA records written by one writev, at most WR_BYTES in all: one write of
- * about 1 MiB costs the device (or a FUSE simulator) one request, where a
- * record per write would cost four.
- */
-#define WR_BATCH 4
-#define WR_BYTES (1024 * 1024)
 
 enum session_state {
 	ST_NEW,
@@ -137,11 +132,10 @@ struct tbs_session {
 	uint8_t ctl[CTL_CAP];
 	size_t ctl_len, ctl_pos;
 	enum write_kind wr;
-	size_t wr_pos, wr_total;
+	size_t wr_pos, wr_total; /* of the batch being written */
+	int wr_n; /* DATA records in it */
 	uint8_t wr_hdr[WR_BATCH][TBS_WIRE_HDR_LEN];
-	struct txrec *wr_rec; /* the first record being written */
-	struct txrec *wr_recs[WR_BATCH]; /* all of them, in order */
-	int wr_n;
+	struct txrec *wr_rec[WR_BATCH];
 };
 
 #pragma GCC visibility push(hidden) /* not exported by the library */

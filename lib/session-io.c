@@ -251,7 +251,7 @@ static void free_acked(struct tbs_session *s)
 	struct txrec *r;
 
 	while ((r = s->tx_head) && r->off + r->len <= s->tx_acked &&
-	       r != s->wr_rec) {
+	       r != s->wr_rec[0]) { /* the batch being written stays */
 		s->tx_head = r->next;
 		if (!s->tx_head)
 			s->tx_tail = NULL;
@@ -569,8 +569,20 @@ static void io_read(struct tbs_session *s)
 
 /* ---- writing ---- */
 
-/* Adds record @r to the write being prepared; lock held. */
-static void pick_one(struct tbs_session *s, struct txrec *r)
+/* Next record that may be sent, or NULL; lock held. */
+static struct txrec *next_data(struct tbs_session *s)
+{
+	struct txrec *r = s->tx_cur;
+
+	while (r && r->off + r->len <= s->tx_acked)
+		r = r->next;
+	s->tx_cur = r;
+	if (!r || !s->established || r->off + r->len > s->tx_limit)
+		return NULL;
+	return r;
+}
+
+static void add_to_batch(struct tbs_session *s, struct txrec *r)
 {
 	struct tbs_wire_hdr h = {
 		.type = TBS_REC_DATA, .app = r->app, .len = r->len,
@@ -578,7 +590,7 @@ static void pick_one(struct tbs_session *s, struct txrec *r)
 	};
 
 	tbs_wire_hdr_encode(s->wr_hdr[s->wr_n], &h);
-	s->wr_recs[s->wr_n++] = r;
+	s->wr_rec[s->wr_n++] = r;
 	s->wr_total += TBS_WIRE_HDR_LEN + r->len;
 	s->tx_cur = r->next;
 	if (s->tx_flight <= s->tx_acked)
@@ -589,26 +601,21 @@ static void pick_one(struct tbs_session *s, struct txrec *r)
 	s->st.records_sent++;
 }
 
-/* Prepares a write of up to WR_BATCH records that fit the credit. */
+/* Gathers up to WR_BATCH records (WR_BATCH_BYTES) for one writev. */
 static bool pick_data(struct tbs_session *s)
 {
-	struct txrec *r = s->tx_cur;
+	struct txrec *r;
 
-	while (r && r->off + r->len <= s->tx_acked)
-		r = r->next;
-	s->tx_cur = r;
-	if (!r || !s->established || r->off + r->len > s->tx_limit)
+	s->wr_n = 0;
+	s->wr_pos = s->wr_total = 0;
+	while (s->wr_n < WR_BATCH && (r = next_data(s))) {
+		if (s->wr_n && s->wr_total + r->len > WR_BATCH_BYTES)
+			break;
+		add_to_batch(s, r);
+	}
+	if (!s->wr_n)
 		return false;
 	s->wr = WR_DATA;
-	s->wr_rec = r;
-	s->wr_pos = 0;
-	s->wr_total = 0;
-	s->wr_n = 0;
-	do {
-		pick_one(s, r);
-		r = r->next;
-	} while (s->wr_n < WR_BATCH && r && r->off + r->len <= s->tx_limit &&
-		 s->wr_total + TBS_WIRE_HDR_LEN + r->len <= WR_BYTES);
 	return true;
 }
 
@@ -626,30 +633,42 @@ static bool pick_write(struct tbs_session *s)
 	return pick_data(s);
 }
 
-/* Writes what is left of the prepared records, headers and payloads. */
+/* Writes what is left of the batch, from wr_pos on. */
 static ssize_t write_data(struct tbs_session *s)
 {
 	struct iovec iov[2 * WR_BATCH];
-	size_t skip = s->wr_pos, len[2];
-	const uint8_t *part[2];
-	int i, j, n = 0;
+	size_t skip = s->wr_pos, len;
+	int i, n = 0;
+	const uint8_t *p;
 
 	for (i = 0; i < s->wr_n; i++) {
-		part[0] = s->wr_hdr[i];
-		len[0] = TBS_WIRE_HDR_LEN;
-		part[1] = s->wr_recs[i]->data;
-		len[1] = s->wr_recs[i]->len;
-		for (j = 0; j < 2; j++) {
-			if (skip >= len[j]) {
-				skip -= len[j];
-				continue;
-			}
-			iov[n].iov_base = (void *)(part[j] + skip);
-			iov[n++].iov_len = len[j] - skip;
+		p = s->wr_hdr[i];
+		len = TBS_WIRE_HDR_LEN;
+		if (skip >= len) {
+			skip -= len;
+		} else {
+			iov[n].iov_base = (void *)(p + skip);
+			iov[n++].iov_len = len - skip;
+			skip = 0;
+		}
+		p = s->wr_rec[i]->data;
+		len = s->wr_rec[i]->len;
+		if (skip >= len) {
+			skip -= len;
+		} else {
+			iov[n].iov_base = (void *)(p + skip);
+			iov[n++].iov_len = len - skip;
 			skip = 0;
 		}
 	}
 	return writev(s->wfd, iov, n);
+}
+
+static void batch_done(struct tbs_session *s)
+{
+	s->wr = WR_NONE;
+	s->wr_n = 0;
+	s->wr_rec[0] = NULL;
 }
 
 static void wrote(struct tbs_session *s, size_t n)
@@ -662,8 +681,7 @@ static void wrote(struct tbs_session *s, size_t n)
 	}
 	s->wr_pos += n;
 	if (s->wr_pos == s->wr_total) {
-		s->wr = WR_NONE;
-		s->wr_rec = NULL;
+		batch_done(s);
 		free_acked(s);
 	}
 }
@@ -683,8 +701,7 @@ static void io_write(struct tbs_session *s)
 		s->last_tx = tbs_session_now_ms();
 		wrote(s, (size_t)n);
 	} else if (n < 0) {
-		s->wr = WR_NONE;
-		s->wr_rec = NULL;
+		batch_done(s);
 		s->ctl_pos = s->ctl_len = 0;
 		s->peer_gone = true;
 		on_eof(s, errno == EPIPE || errno == ECONNRESET ? 0 : -errno);

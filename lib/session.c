@@ -644,6 +644,17 @@ out:
 	return r;
 }
 
+int tbs_session_abort(struct tbs_session *s, int err, const char *msg)
+{
+	if (err >= 0 || err < -4095)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	tbs_session_fail(s, err, "%s", msg);
+	pthread_mutex_unlock(&s->lock);
+	stop_thread(s); /* the thread sends the ABORT before it stops */
+	return 0;
+}
+
 const char *tbs_session_error(struct tbs_session *s)
 {
 	const char *e;

@@ -40,10 +40,59 @@ struct out_header {
 	uint64_t unique;
 };
 
+/*
+ * A snapshot of a text file or a directory, taken at open.  File handles
+ * carry an id, not a pointer: a handle the kernel should no longer use
+ * finds nothing (EBADF) instead of freed memory.
+ */
 struct textbuf {
+	struct list_head link;
+	uint64_t id;
 	char *data;
 	size_t len;
 };
+
+static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct list_head texts = { &texts, &texts };
+static uint64_t next_text_id = 1;
+
+static uint64_t text_register(struct textbuf *b)
+{
+	pthread_mutex_lock(&text_lock);
+	b->id = next_text_id++;
+	list_add_tail(&b->link, &texts);
+	pthread_mutex_unlock(&text_lock);
+	return b->id;
+}
+
+/* Under text_lock. */
+static struct textbuf *text_find(uint64_t id)
+{
+	struct list_head *p;
+
+	list_for_each(p, &texts) {
+		struct textbuf *b = list_entry(p, struct textbuf, link);
+
+		if (b->id == id)
+			return b;
+	}
+	return NULL;
+}
+
+static void text_release(uint64_t id)
+{
+	struct textbuf *b;
+
+	pthread_mutex_lock(&text_lock);
+	b = text_find(id);
+	if (b)
+		list_del(&b->link);
+	pthread_mutex_unlock(&text_lock);
+	if (b) {
+		free(b->data);
+		free(b);
+	}
+}
 
 static time_t start_time;
 
@@ -219,36 +268,39 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, n ? ENOTDIR : ENOENT);
 		return;
 	}
-	fi->fh = (uintptr_t)b;
+	fi->fh = text_register(b);
 	fuse_reply_open(req, fi);
 }
 
-static void reply_slice(fuse_req_t req, const struct textbuf *b,
-			size_t size, off_t off)
+static void reply_slice(fuse_req_t req, uint64_t id, size_t size, off_t off)
 {
-	if (off < 0 || (size_t)off >= b->len)
+	struct textbuf *b;
+
+	pthread_mutex_lock(&text_lock);
+	b = text_find(id);
+	if (!b)
+		fuse_reply_err(req, EBADF);
+	else if (off < 0 || (size_t)off >= b->len)
 		fuse_reply_buf(req, NULL, 0);
 	else
 		fuse_reply_buf(req, b->data + off,
 			       b->len - (size_t)off < size ?
 				       b->len - (size_t)off :
 				       size);
+	pthread_mutex_unlock(&text_lock);
 }
 
 /* A record cut at the end is ignored by the kernel and asked for again. */
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       off_t off, struct fuse_file_info *fi)
 {
-	reply_slice(req, (struct textbuf *)(uintptr_t)fi->fh, size, off);
+	reply_slice(req, fi->fh, size, off);
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct textbuf *b = (struct textbuf *)(uintptr_t)fi->fh;
-
-	free(b->data);
-	free(b);
+	text_release(fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -370,7 +422,7 @@ static int open_text(struct fabric *fab, struct node *n,
 			return err;
 		}
 	}
-	fi->fh = (uintptr_t)b;
+	fi->fh = text_register(b);
 	fi->direct_io = 1;
 	return 0;
 }
@@ -470,8 +522,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (is_dev(fi))
 		read_dev(req, fab_of(req), size, fi);
 	else
-		reply_slice(req, (struct textbuf *)(uintptr_t)fi->fh, size,
-			    off);
+		reply_slice(req, fi->fh, size, off);
 }
 
 static ssize_t write_dev(struct fabric *fab, struct fuse_file_info *fi,
@@ -581,10 +632,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		dev_release(fab, dev_handle(fi));
 		pthread_mutex_unlock(&fab->lock);
 	} else {
-		struct textbuf *b = (struct textbuf *)(uintptr_t)fi->fh;
-
-		free(b->data);
-		free(b);
+		text_release(fi->fh);
 	}
 	fuse_reply_err(req, 0);
 }

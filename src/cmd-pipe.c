@@ -39,6 +39,8 @@ static void pipe_usage(FILE *out)
 		"(default 30)\n"
 		"      --profile P           latency or throughput\n"
 		"  -k, --keep                leave the stream up afterwards\n"
+		"  -v, --verbose             print the session's counters at "
+		"the end\n"
 		"  -h, --help                show this help\n");
 }
 
@@ -52,13 +54,14 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "profile", required_argument, NULL, 'P' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	long t;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "rp:t:kh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rp:t:kvh", opts, NULL)) != -1) {
 		if (c == 'h') {
 			pipe_usage(stdout);
 			return -1;
@@ -72,6 +75,8 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 			a->peer = optarg;
 		} else if (c == 'k') {
 			a->keep = true;
+		} else if (c == 'v') {
+			a->verbose = true;
 		} else if (c == 't' && (t = cli_parse_num(optarg)) > 0 &&
 			   t <= 86400) {
 			a->opts.timeout_ms = t * 1000;
@@ -111,6 +116,7 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 {
 	struct pipe_args a = { 0 };
 	struct tbs_error e = { 0 };
+	static struct pipe_guard guard; /* its thread may outlive this frame */
 	struct tbs_endpoint ep;
 	struct tbs_stream st;
 	int ret, created;
@@ -120,9 +126,15 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
 	signal(SIGPIPE, SIG_IGN);
+	if (pipe_guard_start(&guard, cli->root)) {
+		cli_msg("could not set up signal handling");
+		return EXIT_FAIL;
+	}
 	created = tbs_stream_up(cli->root, a.peer, a.name, &a.opts, &st, &e);
 	if (created < 0)
 		return cli_fail(&e);
+	if (created && !a.keep)
+		pipe_guard_arm(&guard, &st);
 	ret = tbs_endpoint_open(cli->root, &st, a.opts.timeout_ms, 0, &ep, &e);
 	if (ret) {
 		ret = cli_fail(&e);
@@ -131,6 +143,7 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 	ret = a.raw ? pipe_raw(&a, &ep) : pipe_session(&a, &ep);
 	tbs_endpoint_close(&ep);
 out_down:
+	pipe_guard_disarm(&guard);
 	if (created && !a.keep)
 		pipe_down(cli, &st);
 	return ret;

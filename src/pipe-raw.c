@@ -107,11 +107,11 @@ static void buf_unmap(void *buf)
 }
 
 /*
- * The buffer is a private mapping, not heap memory: with a heap buffer,
- * under MALLOC_PERTURB_ and with the other direction's thread freeing its
- * own buffer, full 1 MiB reads from the simulated device came out with the
- * byte 7 before their end changed (ORed with 0x50); ASan's allocator and a
- * mapping do not show it.  The cause is not known yet.
+ * The buffer is a page-aligned private mapping.  Reading a full 1 MiB from
+ * the simulated device into a malloc()ed buffer (which starts 16 bytes
+ * into a page) came back with the byte 7 before the end changed (ORed with
+ * 0x10, 0x40 or 0x50); a plain single-threaded reader shows it too, so the
+ * fault is below this program, but page-aligned buffers never hit it.
  */
 static void *pump_run(void *arg)
 {
@@ -135,7 +135,10 @@ static int pump_report(const struct pump *p)
 {
 	const char *where = p->in_err ? p->in_name : p->out_name;
 
-	if (p->err == ENXIO)
+	if (p->err == EPIPE && !p->in_err && p->out != 1)
+		cli_msg("%s: the peer closed its end after %llu bytes", where,
+			p->bytes);
+	else if (p->err == ENXIO)
 		cli_msg("%s: the cable was unplugged or the stream removed "
 			"(%s) after %llu bytes",
 			where, strerror(p->err), p->bytes);

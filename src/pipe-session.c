@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,6 +64,18 @@ static ssize_t read_full(int fd, char *buf, size_t len)
 	return got;
 }
 
+/* Tells the peer why this side gives up, so that it can say so too. */
+static void abort_local(struct tbs_session *s, int err, const char *what,
+			unsigned long long bytes)
+{
+	char msg[200];
+
+	snprintf(msg, sizeof(msg),
+		 "%s failed on the other host: %s after %llu bytes", what,
+		 strerror(-err), bytes);
+	tbs_session_abort(s, err, msg);
+}
+
 static void send_loop(struct sender *snd, char *buf)
 {
 	ssize_t n;
@@ -72,6 +85,7 @@ static void send_loop(struct sender *snd, char *buf)
 		if (n < 0) {
 			snd->err = n;
 			snd->stdin_err = true;
+			abort_local(snd->s, n, "reading standard input", 0);
 		} else if (n == 0) {
 			snd->err = tbs_session_finish(snd->s);
 			break;
@@ -141,7 +155,8 @@ static int session_fail(struct tbs_session *s, const char *what, int err)
 	const char *msg = tbs_session_error(s);
 
 	cli_msg("%s: %s", what, msg && msg[0] ? msg : strerror(-err));
-	return cli_exit_status(err);
+	/* The errno may be the peer's (its disk full): not ours to map. */
+	return err == -ETIMEDOUT ? EXIT_TIMEOUT : EXIT_FAIL;
 }
 
 static int recv_fail(struct tbs_session *s, int err, bool out_err,
@@ -189,13 +204,34 @@ static int run(struct tbs_session *s)
 	}
 	ret = receive(s, &got, &out_err);
 	if (ret) {
+		if (out_err)
+			abort_local(s, ret, "writing standard output", got);
 		/* The sender may wait for input that no longer matters. */
 		pthread_cancel(t);
 		pthread_join(t, NULL);
+		if (snd.stdin_err)
+			return send_result(s, &snd);
 		return recv_fail(s, ret, out_err, got);
 	}
 	pthread_join(t, NULL);
 	return send_result(s, &snd);
+}
+
+static void print_stats(struct tbs_session *s)
+{
+	struct tbs_session_stats st;
+
+	tbs_session_get_stats(s, &st);
+	cli_msg("sent %llu bytes (%llu acknowledged) in %llu records, "
+		"received %llu bytes; %llu retransmissions, %llu bad records, "
+		"%llu bytes skipped",
+		(unsigned long long)st.bytes_sent,
+		(unsigned long long)st.bytes_acked,
+		(unsigned long long)st.records_sent,
+		(unsigned long long)st.bytes_received,
+		(unsigned long long)st.retransmits,
+		(unsigned long long)st.bad_records,
+		(unsigned long long)st.garbage_bytes);
 }
 
 int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
@@ -211,6 +247,8 @@ int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 		return EXIT_FAIL;
 	}
 	ret = run(s);
+	if (a->verbose)
+		print_stats(s);
 	tbs_session_free(s);
 	return ret;
 }

@@ -5,6 +5,8 @@
 #ifndef TBS_PIPE_H
 #define TBS_PIPE_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "cli.h"
@@ -16,8 +18,22 @@ struct pipe_args {
 	bool send_only;
 	bool recv_only;
 	bool keep;
+	bool verbose;
 	struct tbs_up_opts opts;
 };
+
+/* Takes down a stream the command brought up when a signal ends it. */
+struct pipe_guard {
+	pthread_mutex_t lock;
+	sigset_t set;
+	const char *root;
+	struct tbs_stream st;
+	bool armed;
+};
+
+int pipe_guard_start(struct pipe_guard *g, const char *root);
+void pipe_guard_arm(struct pipe_guard *g, const struct tbs_stream *st);
+void pipe_guard_disarm(struct pipe_guard *g);
 
 /*
  * read() (or write() when @writing) at which the calling thread, which

@@ -73,8 +73,9 @@ static void draw(struct progress *p)
 	}
 	fprintf(stderr, "  %s", rate);
 	if (p->total_bytes && r > 0 && p->bytes < p->total_bytes) {
-		unsigned long left = (unsigned long)((double)(p->total_bytes -
-							      p->bytes) / r);
+		unsigned long left =
+			(unsigned long)((double)(p->total_bytes - p->bytes) /
+					r);
 
 		fprintf(stderr, "  %lu:%02lu left", left / 60, left % 60);
 	}

@@ -77,6 +77,17 @@ wait $r
 check "the receiver exits 0" test $? -eq 0
 same "$TMP/d1" "$TMP/o2" "the receiver got the bytes exactly"
 
+# The receiver cannot write its output: both sides fail and say why.
+ts "$H2" pipe full </dev/null >/dev/full 2>"$TMP/e2" &
+r=$!
+status 1 "the sender fails when the receiver's output is full" \
+	ts "$H1" pipe full <"$TMP/d1"
+has_msg "and says what happened on the other host" \
+	"No space left on device.*other host|other host.*No space left"
+wait $r
+check "the receiver fails too" test $? -eq 1
+check "and says its output is full" grep -q "No space left" "$TMP/e2"
+
 # Faults that the protocol repairs or reports.
 for f in "corrupt host2 3" "corrupt host1 5" "drop host2 2" "drop host1 4" \
 	"stall host2 1500"; do
@@ -124,6 +135,23 @@ for h in "$H1" "$H2"; do
 	"$TBSTREAM" --sysroot "$h" down --all --force >/dev/null 2>&1
 done
 
+# Interrupted: the stream the command set up is taken down again.
+# Standard input stays open (20 s) so that neither pipe ends by itself.
+"$TBSTREAM" --sysroot "$H1" pipe sig < <(exec sleep 20 2>/dev/null) >/dev/null 2>"$TMP/e1" &
+p=$!
+"$TBSTREAM" --sysroot "$H2" pipe sig < <(exec sleep 20 2>/dev/null) >/dev/null 2>/dev/null &
+q=$!
+check "pipe sig is open" wait_open "$H1" sig
+kill -INT $p
+wait $p
+st=$?
+kill -TERM $q
+wait $q
+check "SIGINT ends the pipe with status 130" test $st -eq 130
+check "and it says so" grep -q "interrupted" "$TMP/e1"
+check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
+check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+
 # A peer that never comes, on either role.
 status 4 "allocator alone: exit 4" ts "$ALLOC" pipe lone --timeout 3 \
 	</dev/null
@@ -133,4 +161,15 @@ status 4 "follower alone: exit 4" ts "$FOLLOW" pipe lone --timeout 3 \
 has_msg "and says to start it on the other host" "other host"
 check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
 check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+
+# A controller whose link wedges when frames go to a peer not yet open:
+# the handshake sends only a few small frames until the peer answers.
+sim_start --wedge --adv-delay 200
+TMP=$SIM_DIR/work
+mkdir -p "$TMP"
+head -c 3000000 /dev/urandom >"$TMP/d1"
+head -c 2000000 /dev/urandom >"$TMP/d2"
+duplex "$H1" "$H2" 3 wdg
+check "a peer 3 s late does not wedge the link: exact data" exact
+check "the simulator saw no wedge" grep -q "wedged=0" "$CTL"
 done_testing

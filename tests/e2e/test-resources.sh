@@ -59,4 +59,29 @@ check "host2 configured service 0-1.1" \
 check "list says the peer also offers IP over Thunderbolt" python3 -c '
 import json, sys; j = json.load(open(sys.argv[1]))
 assert j["peers"][0]["network"] is True' "$TMP/j"
+
+# Three hosts in a chain: host2 has two peers and must be told which.
+sim_start --hosts 3
+TMP=$SIM_DIR/work
+mkdir -p "$TMP"
+H3=$MNT/host3
+status 2 "up with two peers and no --peer: exit 2" ts "$H2" up x --timeout 2
+has_msg "and says to choose with --peer" "--peer"
+ts "$H3" up x --timeout 20 >/dev/null 2>&1 &
+status 0 "up --peer by device name" ts "$H2" up x --peer host3 --timeout 20
+wait
+ts "$H1" up x --timeout 20 >/dev/null 2>&1 &
+uid1=$(cat "$H1/sys/bus/thunderbolt/devices/0-0/unique_id")
+status 0 "up --peer by unique id, same name towards another peer" \
+	ts "$H2" up x --peer "$uid1" --timeout 20
+wait
+"$TBSTREAM" --sysroot "$H2" list --json >"$TMP/j"
+check "list shows both peers with a stream x each" python3 -c '
+import json, sys; j = json.load(open(sys.argv[1]))
+assert len(j["peers"]) == 2
+assert all([s["name"] for s in p["streams"]] == ["x"] for p in j["peers"])
+' "$TMP/j"
+status 2 "down x is ambiguous without --peer" ts "$H2" down x
+status 0 "down x --peer host3" ts "$H2" down x --peer host3
+status 0 "then down x is the one left" ts "$H2" down x
 done_testing

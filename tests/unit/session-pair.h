@@ -157,6 +157,12 @@ static inline bool end_honest(const struct end *e)
 	return true;
 }
 
+/* Whether the end's receiving side reported a failure (at start or later). */
+static inline bool end_rx_failed(const struct end *e)
+{
+	return e->start_r < 0 || e->recv_r < 0;
+}
+
 static inline bool end_clean(const struct end *e)
 {
 	return !e->new_r && !e->start_r && !e->send_r && !e->finish_r &&

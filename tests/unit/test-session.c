@@ -159,7 +159,8 @@ static void test_eof(void)
 	r.ba.eof_at = 1000000;
 	pair_run(&r, &a, &b, 0);
 	ok(end_honest(&a) && end_honest(&b), "early EOF: no false success");
-	ok(a.recv_r < 0 && b.recv_r < 0, "early EOF: both receivers fail");
+	ok(end_rx_failed(&a) && end_rx_failed(&b),
+	   "early EOF: both receivers fail");
 	ok(strstr(b.err, "offset") || strstr(b.err, "closed"),
 	   "early EOF: message says what happened");
 }
@@ -178,7 +179,7 @@ static void test_unrepairable(void)
 	ok(a.send_r < 0 || a.finish_r < 0, "lasting corruption: sender fails");
 	ok(strstr(a.err, "could not be repaired after 3 retries") != NULL,
 	   "sender's message names the offset and the retries");
-	ok(b.recv_r < 0, "lasting corruption: receiver fails too");
+	ok(end_rx_failed(&b), "lasting corruption: receiver fails too");
 }
 
 static void test_never_confirmed(void)
@@ -196,6 +197,39 @@ static void test_never_confirmed(void)
 	       "unconfirmed: the sender does not report success");
 	ok(strstr(a.err, "did not confirm") != NULL,
 	   "unconfirmed: and says why");
+}
+
+/* The receiver's disk is full: it aborts, the sender says why. */
+static void test_peer_aborts(void)
+{
+	struct relay r;
+	struct end a = { .send_len = 8 * MiB, .seed = 27 };
+	struct end b = { .seed = 28 };
+	uint8_t buf[65536];
+	ssize_t n = 0;
+
+	relay_init(&r);
+	end_setup(&a, r.a, r.aw, &b);
+	end_setup(&b, r.b, r.bw, &a);
+	relay_start(&r);
+	pthread_create(&a.thread, NULL, end_main, &a);
+	b.start_r = tbs_session_start(b.s);
+	while (!b.start_r && b.received < MiB &&
+	       (n = tbs_session_recv(b.s, NULL, buf, sizeof(buf), 10000)) > 0)
+		b.received += (uint64_t)n;
+	is_int(tbs_session_abort(b.s, -ENOSPC, "disk full writing backup.img"),
+	       0, "abort: the receiver aborts");
+	is_int(tbs_session_recv(b.s, NULL, buf, sizeof(buf), 0), -ENOSPC,
+	       "abort: its own calls fail with its error");
+	pthread_join(a.thread, NULL);
+	tbs_session_free(a.s);
+	tbs_session_free(b.s);
+	relay_stop(&r);
+	end_show("a", &a);
+	ok(a.send_r == -ENOSPC || a.finish_r == -ENOSPC,
+	   "abort: the sender fails with the receiver's errno");
+	ok(!strcmp(a.err, "peer aborted: disk full writing backup.img"),
+	   "abort: and gives the receiver's message");
 }
 
 static void test_vanished(void)
@@ -234,6 +268,7 @@ int main(int argc, char **argv)
 	test_eof();
 	test_unrepairable();
 	test_never_confirmed();
+	test_peer_aborts();
 	test_vanished();
 	return tap_done();
 }
