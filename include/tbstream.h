@@ -282,7 +282,8 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
 /**
  * tbs_stream_up() - make stream @name usable towards a peer
  * @root:     system root
- * @peer_uid: the peer's unique id (see tbs_peer_find())
+ * @peer_uid: the peer's unique id (or any @spec of tbs_peer_find()), NULL
+ *            for the only peer
  * @name:     stream name
  * @opts:     options, NULL for defaults
  * @st:       receives the stream once usable
@@ -296,10 +297,15 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
  * device node exists.  On a stream that already has its HopIDs it changes
  * nothing.
  *
+ * Waits up to the time-out for a peer to be connected.  The allocating
+ * host cannot tell whether the peer ever runs the same command: only the
+ * follower times out, and an open or a session on top finds out for the
+ * allocator.
+ *
  * Return: 1 when this call created the stream, 0 when it existed already;
- * -ENODEV no peer or no driver, -ENOSPC no free HopID, -ETIMEDOUT the peer
- * did not advertise the stream (or the device node did not appear) in
- * time, or another negative errno.
+ * -ENODEV no peer or no driver, -ENOTUNIQ several peers and no @peer_uid,
+ * -ENOSPC no free HopID, -ETIMEDOUT the peer did not advertise the stream
+ * (or the device node did not appear) in time, or another negative errno.
  */
 int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 		  const struct tbs_up_opts *opts, struct tbs_stream *st,

@@ -55,13 +55,14 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 		{ "profile", required_argument, NULL, 'P' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	long t;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "rp:t:kvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "rp:t:kvqh", opts, NULL)) != -1) {
 		if (c == 'h') {
 			pipe_usage(stdout);
 			return -1;
@@ -77,6 +78,8 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 			a->keep = true;
 		} else if (c == 'v') {
 			a->verbose = true;
+		} else if (c == 'q') {
+			a->quiet = true;
 		} else if (c == 't' && (t = cli_parse_num(optarg)) > 0 &&
 			   t <= 86400) {
 			a->opts.timeout_ms = t * 1000;

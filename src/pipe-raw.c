@@ -107,11 +107,10 @@ static void buf_unmap(void *buf)
 }
 
 /*
- * The buffer is a page-aligned private mapping.  Reading a full 1 MiB from
- * the simulated device into a malloc()ed buffer (which starts 16 bytes
- * into a page) came back with the byte 7 before the end changed (ORed with
- * 0x10, 0x40 or 0x50); a plain single-threaded reader shows it too, so the
- * fault is below this program, but page-aligned buffers never hit it.
+ * The buffer is a page-aligned private mapping: direct I/O on the device
+ * then moves whole pages.  (A heap buffer once showed a damaged byte near
+ * the end of full 1 MiB reads from the simulator, a fault of the simulator
+ * since fixed; a plain C reader showed it as well.)
  */
 static void *pump_run(void *arg)
 {

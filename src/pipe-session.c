@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "pipe.h"
+#include "progress.h"
 
 #define CHUNK TBS_SESSION_MAX_RECORD
+#define PROGRESS_MS 200
 
 struct sender {
 	struct tbs_session *s;
@@ -94,7 +96,8 @@ static void send_loop(struct sender *snd, char *buf)
 			if (n < 0)
 				snd->err = n;
 			else
-				snd->bytes += n;
+				__atomic_add_fetch(&snd->bytes, n,
+						   __ATOMIC_RELAXED);
 		}
 	}
 }
@@ -118,7 +121,16 @@ static void *send_run(void *arg)
 }
 
 /* Writes the peer's data to standard output; 0 once confirmed. */
-static int receive(struct tbs_session *s, unsigned long long *bytes,
+/* Both directions' bytes on the progress line (drawn only on a terminal). */
+static void show(struct progress *pr, const struct sender *snd,
+		 unsigned long long got)
+{
+	progress_update(
+		pr, __atomic_load_n(&snd->bytes, __ATOMIC_RELAXED) + got, 0);
+}
+
+static int receive(struct tbs_session *s, const struct sender *snd,
+		   struct progress *pr, unsigned long long *bytes,
 		   bool *stdout_err)
 {
 	char *buf = malloc(CHUNK);
@@ -128,7 +140,11 @@ static int receive(struct tbs_session *s, unsigned long long *bytes,
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		n = tbs_session_recv(s, NULL, buf, CHUNK, -1);
+		n = tbs_session_recv(s, NULL, buf, CHUNK,
+				     pr->enabled ? PROGRESS_MS : -1);
+		show(pr, snd, *bytes);
+		if (n == -EAGAIN && pr->enabled)
+			continue;
 		if (n <= 0)
 			break;
 		ret = write_all(1, buf, n);
@@ -187,10 +203,11 @@ static int send_result(struct tbs_session *s, const struct sender *snd)
 }
 
 /* Runs both directions: a thread sends while this one receives. */
-static int run(struct tbs_session *s)
+static int run(struct tbs_session *s, bool quiet)
 {
 	struct sender snd = { .s = s };
 	unsigned long long got = 0;
+	struct progress pr;
 	bool out_err = false;
 	pthread_t t;
 	int ret;
@@ -202,8 +219,10 @@ static int run(struct tbs_session *s)
 		cli_msg("could not start a thread");
 		return EXIT_FAIL;
 	}
-	ret = receive(s, &got, &out_err);
+	progress_init(&pr, "pipe (sent + received)", quiet);
+	ret = receive(s, &snd, &pr, &got, &out_err);
 	if (ret) {
+		progress_end(&pr);
 		if (out_err)
 			abort_local(s, ret, "writing standard output", got);
 		/* The sender may wait for input that no longer matters. */
@@ -214,6 +233,8 @@ static int run(struct tbs_session *s)
 		return recv_fail(s, ret, out_err, got);
 	}
 	pthread_join(t, NULL);
+	show(&pr, &snd, got);
+	progress_end(&pr);
 	return send_result(s, &snd);
 }
 
@@ -246,7 +267,7 @@ int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 		cli_msg("could not start a session: %s", strerror(-ret));
 		return EXIT_FAIL;
 	}
-	ret = run(s);
+	ret = run(s, a->quiet);
 	if (a->verbose)
 		print_stats(s);
 	tbs_session_free(s);

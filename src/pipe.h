@@ -19,6 +19,7 @@ struct pipe_args {
 	bool recv_only;
 	bool keep;
 	bool verbose;
+	bool quiet;
 	struct tbs_up_opts opts;
 };
 
