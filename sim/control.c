@@ -129,20 +129,9 @@ static int parse_line(struct fabric *fab, char *line, struct cmd *c)
 	return -EINVAL;
 }
 
-/* Something that held frames may have changed: pump every stream. */
-static void kick_all(struct fabric *fab)
+static void kick(struct fabric *fab, struct stream *s, void *arg)
 {
-	for (unsigned int i = 0; i < fab->nhosts; i++) {
-		struct list_head *p, *q;
-
-		list_for_each(p, &fab->hosts[i].services) {
-			struct service *svc =
-				list_entry(p, struct service, link);
-
-			list_for_each(q, &svc->streams)
-				pump(fab, list_entry(q, struct stream, link));
-		}
-	}
+	pump(fab, s);
 }
 
 static void apply(struct fabric *fab, const struct cmd *c)
@@ -203,15 +192,16 @@ int control_write(struct fabric *fab, const char *buf, size_t len)
 	}
 	for (size_t i = 0; i < n && !err; i++)
 		apply(fab, &cmds[i]);
-	if (!err)
-		kick_all(fab);
+	if (!err) /* what held frames may have changed */
+		for_each_stream(fab, kick, NULL);
 	free(cmds);
 	free(text);
 	return err;
 }
 
-static void status_stream(FILE *f, struct stream *s)
+static void status_stream(struct fabric *fab, struct stream *s, void *arg)
 {
+	FILE *f = arg;
 	const struct counters *c = &s->cnt;
 
 	fprintf(f,
@@ -269,17 +259,6 @@ int fabric_status(struct fabric *fab, char **buf, size_t *len)
 	}
 	for (unsigned int i = 0; i < fab->ncables; i++)
 		status_cable(f, &fab->cables[i]);
-	for (unsigned int i = 0; i < fab->nhosts; i++) {
-		struct list_head *p, *q;
-
-		list_for_each(p, &fab->hosts[i].services) {
-			struct service *svc =
-				list_entry(p, struct service, link);
-
-			list_for_each(q, &svc->streams)
-				status_stream(f, list_entry(q, struct stream,
-							    link));
-		}
-	}
+	for_each_stream(fab, status_stream, f);
 	return fclose(f) ? -ENOMEM : 0;
 }

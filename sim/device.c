@@ -661,18 +661,12 @@ unsigned int dev_poll(struct fabric *fab, struct handle *h,
 	return ev;
 }
 
+static void wake(struct fabric *fab, struct stream *s, void *arg)
+{
+	stream_wake(fab, s);
+}
+
 void wake_all(struct fabric *fab)
 {
-	for (unsigned int i = 0; i < fab->nhosts; i++) {
-		struct list_head *p, *q;
-
-		list_for_each(p, &fab->hosts[i].services) {
-			struct service *svc =
-				list_entry(p, struct service, link);
-
-			list_for_each(q, &svc->streams)
-				stream_wake(fab, list_entry(q, struct stream,
-							    link));
-		}
-	}
+	for_each_stream(fab, wake, NULL);
 }

@@ -57,6 +57,25 @@ static unsigned int stream_svc_index(const struct fabric *fab)
 	return fab->opt.network ? 1 : 0;
 }
 
+/* Call @fn on every stream of every host (which must not remove it). */
+void for_each_stream(struct fabric *fab,
+		     void (*fn)(struct fabric *, struct stream *, void *),
+		     void *arg)
+{
+	for (unsigned int i = 0; i < fab->nhosts; i++) {
+		struct list_head *p, *q;
+
+		list_for_each(p, &fab->hosts[i].services) {
+			struct service *svc =
+				list_entry(p, struct service, link);
+
+			list_for_each(q, &svc->streams)
+				fn(fab, list_entry(q, struct stream, link),
+				   arg);
+		}
+	}
+}
+
 /* ---- events ---------------------------------------------------------- */
 
 void schedule(struct fabric *fab, struct event *ev)

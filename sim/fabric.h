@@ -222,6 +222,9 @@ void fabric_stop(struct fabric *fab);
 uint64_t now_ns(void);
 void cond_init(pthread_cond_t *c);
 struct host *fabric_host(struct fabric *fab, const char *name);
+void for_each_stream(struct fabric *fab,
+		     void (*fn)(struct fabric *, struct stream *, void *),
+		     void *arg);
 int service_mkdir(struct fabric *fab, struct host *h, const char *name);
 int service_rmdir(struct fabric *fab, struct service *svc);
 int stream_mkdir(struct fabric *fab, struct service *svc, const char *name);
