@@ -723,6 +723,170 @@ int tbs_tree_recv(struct tbs_session *s, const char *dir,
 		  struct tbs_error *err);
 /* --- end tree --- */
 
+/* --- image --- */
+/*
+ * Disk images over a session (docs/PROTOCOL.md, "Disk images"): the sender
+ * reads a block device or an image file and sends only its data (blocks of
+ * zeros are described, not sent; optionally compressed with zstd); the
+ * receiver writes a sparse raw image file or a block device, checks every
+ * extent and the XXH3-128 hash of the whole image, makes it durable, writes
+ * a sidecar file describing the image and only then confirms.  An
+ * interrupted transfer resumes from the last block the receiver confirmed.
+ */
+#include <stdint.h>
+
+#define TBS_IMAGE_BLOCK 4096 /* granularity of zero detection */
+#define TBS_IMAGE_SIDECAR ".tbsimage" /* suffix of the sidecar file */
+#define TBS_IMAGE_JOURNAL ".tbsimage.part" /* suffix of the resume state */
+#define TBS_IMAGE_SYNC_EVERY (64ULL << 20) /* default checkpoint interval */
+
+/**
+ * struct tbs_image_info - what describes an image (header and sidecar)
+ * @size:       bytes of the image
+ * @block_size: granularity of zero detection
+ * @model:      model of the source device, "" for a file
+ * @serial:     serial number of the source device, "" for a file
+ * @source:     the source's path on the sending host
+ * @hash:       XXH3-128 of the whole image, 32 hex digits ("" until known)
+ * @date:       when the image was completed, UTC, ISO 8601
+ */
+struct tbs_image_info {
+	uint64_t size;
+	uint32_t block_size;
+	char model[64];
+	char serial[64];
+	char source[256];
+	char hash[33];
+	char date[32];
+};
+
+/**
+ * struct tbs_image_stats - counters of one image transfer
+ * @size:       bytes of the image
+ * @start:      offset the transfer began at (> 0 when it resumed)
+ * @done:       offset reached so far
+ * @data_bytes: bytes sent or written as data, from @start
+ * @zero_bytes: bytes described as zeros, from @start
+ * @wire_bytes: extent bytes on the session, after compression
+ * @extents:    data extents sent or received
+ * @confirmed:  highest offset the receiver confirmed as durable
+ * @hash:       XXH3-128 of the whole image once known, else ""
+ */
+struct tbs_image_stats {
+	uint64_t size;
+	uint64_t start;
+	uint64_t done;
+	uint64_t data_bytes;
+	uint64_t zero_bytes;
+	uint64_t wire_bytes;
+	uint64_t extents;
+	uint64_t confirmed;
+	char hash[33];
+};
+
+/**
+ * struct tbs_image_opts - how an image is sent or received
+ * @force:      send: read a device even while mounted read-write;
+ *              receive: overwrite an existing file that is not a
+ *              resumable transfer
+ * @compress:   zstd level for the extents sent, 0 for none
+ * @sync_every: receive: bytes between checkpoints (sync, journal,
+ *              confirmation); 0 for %TBS_IMAGE_SYNC_EVERY
+ * @state_dir:  receive: where the journal of a block device target goes
+ *              (NULL: /run/tbstream); a file's journal is beside it
+ * @progress:   called after each extent with the counters, may be NULL
+ * @arg:        passed to @progress
+ */
+struct tbs_image_opts {
+	bool force;
+	int compress;
+	uint64_t sync_every;
+	const char *state_dir;
+	void (*progress)(void *arg, const struct tbs_image_stats *st);
+	void *arg;
+};
+
+/**
+ * tbs_image_probe() - size and identity of a source, and whether it may be
+ *                     read
+ * @path:  block device, partition or image file
+ * @force: allow a device mounted read-write or held by another device
+ * @info:  receives size, block size, model, serial and source
+ * @err:   receives the reason of a failure, may be NULL
+ *
+ * Return: 0; -EBUSY when the device (or one of its partitions) is mounted
+ * read-write or held (unless @force); -ENOENT, -EACCES, -EINVAL (not a
+ * file or block device) or another negative errno.
+ */
+int tbs_image_probe(const char *path, bool force, struct tbs_image_info *info,
+		    struct tbs_error *err);
+
+/**
+ * tbs_image_send() - send an image over a started session
+ * @s:    session, started as %TBS_ROLE_SENDER
+ * @path: block device, partition or image file
+ * @opts: options, may be NULL
+ * @st:   receives the counters, may be NULL
+ * @err:  receives the reason of a failure, may be NULL
+ *
+ * Resumes where the receiver's journal says, once the receiver's copy of
+ * the blocks before it was found identical by hash.  Ends this side's
+ * stream and reads the receiver's to its end; the caller then calls
+ * tbs_session_close().
+ *
+ * Return: 0 only when the receiver confirmed that the whole image is
+ * durable and its hash matched; a negative errno otherwise.
+ */
+int tbs_image_send(struct tbs_session *s, const char *path,
+		   const struct tbs_image_opts *opts, struct tbs_image_stats *st,
+		   struct tbs_error *err);
+
+/**
+ * tbs_image_recv() - receive an image over a started session
+ * @s:    session, started as %TBS_ROLE_RECEIVER
+ * @path: image file to write (created sparse) or block device to restore
+ * @opts: options, may be NULL
+ * @st:   receives the counters, may be NULL
+ * @err:  receives the reason of a failure, may be NULL
+ *
+ * Refuses a mounted or held device and one smaller than the image.  A file
+ * gets a sidecar (@path + %TBS_IMAGE_SIDECAR) once complete.
+ *
+ * Return: 0 when the image is complete, verified and durable; -EBUSY,
+ * -EFBIG (target too small), -EEXIST (file exists), -EBADMSG (hash
+ * mismatch), or another negative errno.
+ */
+int tbs_image_recv(struct tbs_session *s, const char *path,
+		   const struct tbs_image_opts *opts, struct tbs_image_stats *st,
+		   struct tbs_error *err);
+
+/**
+ * tbs_image_sidecar_read() - read the sidecar of an image
+ * @image: the image file (the sidecar is @image + %TBS_IMAGE_SIDECAR)
+ * @info:  receives what it says
+ * @err:   receives the reason of a failure, may be NULL
+ *
+ * Return: 0, -ENOENT without a sidecar, -EINVAL when it is malformed.
+ */
+int tbs_image_sidecar_read(const char *image, struct tbs_image_info *info,
+			   struct tbs_error *err);
+
+/**
+ * tbs_image_verify() - hash an image file or device again
+ * @path: the image
+ * @info: what it must match (size and hash), e.g. from its sidecar
+ * @st:   receives the counters (@done grows while hashing), may be NULL
+ * @opts: only @progress and @arg are used, may be NULL
+ * @err:  receives the reason of a failure, may be NULL
+ *
+ * Return: 0 when size and hash match; -EBADMSG when they do not; another
+ * negative errno when the image cannot be read.
+ */
+int tbs_image_verify(const char *path, const struct tbs_image_info *info,
+		     const struct tbs_image_opts *opts,
+		     struct tbs_image_stats *st, struct tbs_error *err);
+/* --- end image --- */
+
 #ifdef __cplusplus
 }
 #endif

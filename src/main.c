@@ -16,6 +16,7 @@ static const struct cli_cmd commands[] = {
 	{ "pipe", cmd_pipe, "standard input to the peer, the peer's data out" },
 	{ "send", cmd_send, "send files and directories to the peer" },
 	{ "recv", cmd_recv, "receive files and directories from the peer" },
+	{ "image", cmd_image, "back up or restore a whole disk, verified" },
 };
 
 static void usage(FILE *out)

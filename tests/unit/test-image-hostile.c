@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tbs_image_recv() against a hostile sender over a socketpair: extents and
+ * runs of zeros at the wrong offset or past the announced size, a wrong
+ * final hash, a malformed header.  Each must fail with the right errno,
+ * write nothing outside the image, and leave no sidecar.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../lib/image-int.h"
+#include "../tap.h"
+
+#define SIZE 65536
+
+struct rx {
+	struct tbs_session *s;
+	const char *path;
+	int ret;
+	struct tbs_error err;
+};
+
+static void *rx_run(void *arg)
+{
+	struct rx *r = arg;
+
+	r->ret = tbs_session_start(r->s);
+	if (!r->ret)
+		r->ret = tbs_image_recv(r->s, r->path, NULL, NULL, &r->err);
+	tbs_session_close(r->s);
+	return NULL;
+}
+
+static void send_u64s(struct tbs_session *s, uint16_t type, uint64_t a,
+		      uint64_t b, int n)
+{
+	uint64_t v[2] = { a, b };
+	uint8_t p[16];
+
+	tbs_session_send(s, type, p, tbsi_img_put_u64s(p, v, n), 5000);
+}
+
+static void send_header(struct tbs_session *s, uint64_t size)
+{
+	struct img_header h = { 0 };
+	uint8_t p[IMG_HEADER_LEN];
+
+	h.info.size = size;
+	h.info.block_size = 4096;
+	strcpy(h.info.source, "hostile");
+	tbs_session_send(s, IMG_HEADER, p, tbsi_img_put_header(p, &h), 5000);
+}
+
+static void send_extent(struct tbs_session *s, uint64_t off, uint32_t len)
+{
+	static uint8_t p[IMG_EXTENT_HDR + 8192];
+	struct img_extent x = { .offset = off, .raw_len = len };
+
+	memset(p + IMG_EXTENT_HDR, 0xab, len);
+	tbsi_img_put_extent_hdr(p, &x);
+	tbs_session_send(s, IMG_EXTENT, p, IMG_EXTENT_HDR + len, 5000);
+}
+
+/* The hostile side: a header, what @act sends, then the end. */
+static int run(const char *path, int act, struct tbs_error *err)
+{
+	struct tbs_session_opts so = { .role = TBS_ROLE_SENDER,
+				       .handshake_ms = 5000 };
+	struct tbs_session_opts ro = { .role = TBS_ROLE_RECEIVER,
+				       .handshake_ms = 5000 };
+	struct rx r = { .path = path };
+	struct tbs_session *s;
+	uint8_t buf[512];
+	pthread_t t;
+	int fd[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, fd) ||
+	    tbs_session_new(&s, fd[0], fd[0], &so) ||
+	    tbs_session_new(&r.s, fd[1], fd[1], &ro))
+		return -ENOMEM;
+	pthread_create(&t, NULL, rx_run, &r);
+	tbs_session_start(s);
+	send_header(s, act == 4 ? IMG_MAX_SIZE + 1 : SIZE);
+	tbs_session_recv(s, NULL, buf, sizeof(buf), 5000); /* START */
+	send_u64s(s, IMG_BEGIN, 0, 0, 1);
+	if (act == 0) {
+		send_extent(s, 4096, 4096); /* a gap */
+	} else if (act == 1) {
+		send_extent(s, 0, 4096);
+		send_extent(s, SIZE - 100, 4096);
+	} else if (act == 2) {
+		send_u64s(s, IMG_ZERO, 0, SIZE + 1, 2);
+	} else if (act == 3) {
+		send_u64s(s, IMG_ZERO, 0, SIZE, 2);
+		send_u64s(s, IMG_FINAL, 1, 2, 2);
+	}
+	tbs_session_finish(s);
+	while (tbs_session_recv(s, NULL, buf, sizeof(buf), 5000) > 0)
+		;
+	tbs_session_close(s);
+	pthread_join(t, NULL);
+	tbs_session_free(s);
+	tbs_session_free(r.s);
+	close(fd[0]);
+	close(fd[1]);
+	*err = r.err;
+	return r.ret;
+}
+
+static off_t size_of(const char *p)
+{
+	struct stat sb;
+
+	return stat(p, &sb) ? -1 : sb.st_size;
+}
+
+static bool all_zero(const char *p)
+{
+	static uint8_t b[SIZE];
+	FILE *f = fopen(p, "rb");
+	size_t n = f ? fread(b, 1, sizeof(b), f) : 0;
+
+	if (f)
+		fclose(f);
+	return tbsi_img_is_zero(b, n);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/test-image-hostile.XXXXXX", img[64], side[80];
+	struct tbs_error e;
+	int ret;
+
+	if (!mkdtemp(dir)) {
+		tap_skip("no temporary directory");
+		return tap_done();
+	}
+	snprintf(img, sizeof(img), "%s/x.img", dir);
+	snprintf(side, sizeof(side), "%s%s", img, TBS_IMAGE_SIDECAR);
+
+	ret = run(img, 0, &e);
+	is_int(ret, -EPROTO, "an extent after a gap is refused");
+	ok(all_zero(img), "and nothing of it was written");
+	ret = run(img, 1, &e);
+	is_int(ret, -EPROTO, "an extent past the announced size is refused");
+	is_int(size_of(img), SIZE, "the image keeps its size");
+	ret = run(img, 2, &e);
+	is_int(ret, -EPROTO, "zeros past the announced size are refused");
+	ret = run(img, 3, &e);
+	is_int(ret, -EBADMSG, "a final hash that differs is refused");
+	ok(strstr(e.msg, "must not be used") != NULL, "and said so: %s", e.msg);
+	ok(access(side, F_OK) != 0, "no sidecar claims the image complete");
+	unlink(img);
+	ret = run(img, 4, &e);
+	is_int(ret, -EPROTO, "an absurd image size is refused");
+	ok(access(img, F_OK) != 0, "before any file is made");
+
+	snprintf(side, sizeof(side), "rm -rf %s", dir);
+	if (system(side))
+		printf("# could not remove %s\n", dir);
+	return tap_done();
+}
