@@ -71,8 +71,14 @@ t() {
 	timeout -k 3 "$T" "$@"
 }
 
+# is_mounted DIR: in the mount table, even when the file system behind it
+# died (mountpoint(1) says no for a dead FUSE mount)
+is_mounted() {
+	awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts
+}
+
 sim_cleanup() {
-	if [ -n "$MNT" ] && mountpoint -q "$MNT" 2>/dev/null; then
+	if [ -n "$MNT" ] && is_mounted "$MNT"; then
 		timeout -k 2 15 "$TBSIM" --stop "$MNT" >/dev/null 2>&1 ||
 			umount -l "$MNT" 2>/dev/null ||
 			fusermount3 -u -z "$MNT" 2>/dev/null
