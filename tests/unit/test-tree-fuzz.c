@@ -6,22 +6,14 @@
  * lengths changed, pieces cut out and garbage inserted.
  * "test-tree-fuzz --write-corpus DIR" writes the seeds.
  */
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <unistd.h>
 
 #include "../../fuzz/tree-target.h"
+#include "../fuzz-replay.h"
 #include "../tap.h"
 
 #define ITERATIONS 200000
 #define INPUT_CAP 8192
-
-static uint32_t rnd(uint64_t *st)
-{
-	*st = *st * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(*st >> 33);
-}
 
 static size_t put_entry(uint8_t *out, size_t cap, uint64_t *st)
 {
@@ -94,49 +86,15 @@ static size_t make_input(uint8_t *buf, uint64_t *st)
 static int replay_corpus(const char *dir)
 {
 	static uint8_t buf[TREE_REC_MAX];
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	char path[4096];
-	int n = 0, fd;
-	ssize_t len;
 
-	if (!d)
-		return -1;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf));
-		close(fd);
-		if (len >= 0) {
-			fuzz_tree_one(buf, (size_t)len);
-			n++;
-		}
-	}
-	closedir(d);
-	return n;
+	return fuzz_replay_corpus(dir, buf, sizeof(buf), fuzz_tree_one);
 }
 
 static int write_corpus(const char *dir)
 {
 	static uint8_t buf[INPUT_CAP];
-	uint64_t st = 42;
-	char path[4096];
-	size_t n;
-	int i, fd;
 
-	for (i = 0; i < 16; i++) {
-		n = make_input(buf, &st);
-		snprintf(path, sizeof(path), "%s/seed-%02d", dir, i);
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || write(fd, buf, n) != (ssize_t)n)
-			return 1;
-		close(fd);
-	}
-	return 0;
+	return fuzz_write_corpus(dir, buf, make_input);
 }
 
 /* How many random records decode completely (the generator is useful). */
