@@ -35,7 +35,7 @@ static void queue_u64(struct tbs_session *s, uint8_t type, uint32_t aux,
 {
 	uint8_t p[8];
 
-	tbs_wire_put64(p, v);
+	tbsi_le_put64(p, v);
 	queue_ctl(s, type, aux, off, p, sizeof(p));
 }
 
@@ -236,7 +236,7 @@ static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
 	if (!s->rx_end) {
 		s->rx_end = true;
 		s->rx_end_total = h->off;
-		s->rx_end_hash = tbs_wire_get64(p);
+		s->rx_end_hash = tbsi_le_get64(p);
 		queue_ack(s);
 		pthread_cond_broadcast(&s->cv);
 	}
@@ -310,7 +310,7 @@ static void on_ack(struct tbs_session *s, const struct tbs_wire_hdr *h,
 
 	if (h->len < 8)
 		return;
-	limit = tbs_wire_get64(p);
+	limit = tbsi_le_get64(p);
 	advance_acked(s, h->off, now);
 	if (limit > s->tx_limit) {
 		s->tx_limit = limit;
@@ -332,11 +332,11 @@ static void on_endack(struct tbs_session *s, const struct tbs_wire_hdr *h,
 {
 	if (h->len < 8 || !s->tx_end_req || s->tx_end_acked)
 		return;
-	if (h->off != s->tx_off || tbs_wire_get64(p) != s->tx_end_hash) {
+	if (h->off != s->tx_off || tbsi_le_get64(p) != s->tx_end_hash) {
 		tbs_session_fail(s, -EBADMSG,
 				 "peer confirmed %llu bytes with hash %016llx, but %llu bytes with hash %016llx were sent",
 				 (unsigned long long)h->off,
-				 (unsigned long long)tbs_wire_get64(p),
+				 (unsigned long long)tbsi_le_get64(p),
 				 (unsigned long long)s->tx_off,
 				 (unsigned long long)s->tx_end_hash);
 		return;

@@ -67,9 +67,9 @@ void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
 {
 	uint8_t d[16] = { 0 };
 
-	tbs_wire_put64(d, pcsum);
-	tbs_wire_put32(d + 8, len);
-	tbs_wire_put16(d + 12, app);
+	tbsi_le_put64(d, pcsum);
+	tbsi_le_put32(d + 8, len);
+	tbsi_le_put16(d + 12, app);
 	XXH3_64bits_update(st, d, sizeof(d));
 }
 

@@ -579,7 +579,7 @@ static int confirm(struct rx *rx, uint32_t idx)
 {
 	uint8_t b[4];
 
-	tree_put32(b, idx);
+	tbsi_le_put32(b, idx);
 	return rx_put(rx, TM_CONFIRM, b, 4);
 }
 

@@ -36,6 +36,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "byteorder.h"
+
 #define TBS_TREE_APP 0x7472 /* session application type, "tr" */
 #define TREE_VERSION 1
 #define TREE_REC_MAX (256 * 1024) /* one session record */
@@ -124,39 +126,6 @@ struct tree_msg {
 	size_t len;
 	struct tree_entry e; /* ENTRY */
 };
-
-static inline void tree_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void tree_put32(uint8_t *p, uint32_t v)
-{
-	tree_put16(p, (uint16_t)v);
-	tree_put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static inline void tree_put64(uint8_t *p, uint64_t v)
-{
-	tree_put32(p, (uint32_t)v);
-	tree_put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static inline uint16_t tree_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t tree_get32(const uint8_t *p)
-{
-	return tree_get16(p) | (uint32_t)tree_get16(p + 2) << 16;
-}
-
-static inline uint64_t tree_get64(const uint8_t *p)
-{
-	return tree_get32(p) | (uint64_t)tree_get32(p + 4) << 32;
-}
 
 /* tree-wire.c: the codec.  Decoders never trust a length. */
 typedef int (*tree_msg_fn)(void *arg, const struct tree_msg *m);

@@ -70,8 +70,8 @@ static int put_fail(struct rx *rx, uint32_t idx, int err, const char *msg)
 
 	if (n > TREE_TEXT_MAX)
 		n = TREE_TEXT_MAX;
-	tree_put32(b, idx);
-	tree_put32(b + 4, (uint32_t)err);
+	tbsi_le_put32(b, idx);
+	tbsi_le_put32(b + 4, (uint32_t)err);
 	memcpy(b + 8, msg, n);
 	return rx_put(rx, TM_FAIL, b, 8 + n);
 }
@@ -203,11 +203,11 @@ static int want_file(struct rx *rx, struct rx_entry *re)
 		rx->st.files_present++;
 		rx->st.bytes_done += re->size;
 	}
-	tree_put32(b, (uint32_t)(re - rx->ents));
+	tbsi_le_put32(b, (uint32_t)(re - rx->ents));
 	b[4] = (uint8_t)w;
 	b[5] = re->wflags;
-	tree_put64(b + 8, off);
-	tree_put64(b + 16, hash);
+	tbsi_le_put64(b + 8, off);
+	tbsi_le_put64(b + 16, hash);
 	return rx_put(rx, TM_WANT, b, sizeof(b));
 }
 
@@ -534,8 +534,8 @@ static int finish(struct rx *rx)
 
 	if (r)
 		return r;
-	tree_put64(b, rx->st.entries - rx->st.failed);
-	tree_put64(b + 8, rx->st.failed);
+	tbsi_le_put64(b, rx->st.entries - rx->st.failed);
+	tbsi_le_put64(b + 8, rx->st.failed);
 	r = rx_put(rx, TM_FINISH, b, sizeof(b));
 	if (!r)
 		r = flush(rx);

@@ -167,13 +167,13 @@ static int send_list(struct tx *tx)
 
 	for (i = 0; i < tx->n; i++)
 		count(tx, &tx->ents[i]);
-	tree_put32(b, TREE_VERSION);
-	tree_put64(b + 8, tx->n);
-	tree_put64(b + 16, tx->st.bytes_total);
+	tbsi_le_put32(b, TREE_VERSION);
+	tbsi_le_put64(b + 8, tx->n);
+	tbsi_le_put64(b + 16, tx->st.bytes_total);
 	r = put(tx, TM_START, b, sizeof(b));
 	for (i = 0; !r && i < tx->n; i++)
 		r = put_entry(tx, &tx->ents[i]);
-	tree_put64(b, tx->n);
+	tbsi_le_put64(b, tx->n);
 	return r ? r : put(tx, TM_LISTED, b, 8);
 }
 
@@ -184,9 +184,9 @@ static int put_file_msg(struct tx *tx, uint8_t type, uint32_t idx, uint64_t a,
 {
 	uint8_t m[24] = { 0 };
 
-	tree_put32(m, idx);
-	tree_put64(m + 8, a);
-	tree_put64(m + 16, b);
+	tbsi_le_put32(m, idx);
+	tbsi_le_put64(m + 8, a);
+	tbsi_le_put64(m + 16, b);
 	return put(tx, type, m, type == TM_FILE_END ? 24 : 16);
 }
 
@@ -198,8 +198,8 @@ static int put_skip(struct tx *tx, uint32_t idx, uint32_t reason,
 
 	if (n > sizeof(m) - 8)
 		n = sizeof(m) - 8;
-	tree_put32(m, idx);
-	tree_put32(m + 4, reason);
+	tbsi_le_put32(m, idx);
+	tbsi_le_put32(m + 4, reason);
 	memcpy(m + 8, text, n);
 	return put(tx, TM_SKIP, m, 8 + n);
 }
@@ -230,9 +230,9 @@ static ssize_t put_data(struct tx *tx, int fd, uint32_t idx, uint64_t pos,
 	tree_hash_update(tx->hash, p + hdr, (size_t)n);
 	memset(p, 0, hdr);
 	p[0] = TM_DATA;
-	tree_put32(p + 4, (uint32_t)(TREE_DATA_HDR + (size_t)n));
-	tree_put32(p + TREE_MSG_HDR, idx);
-	tree_put64(p + TREE_MSG_HDR + 8, pos);
+	tbsi_le_put32(p + 4, (uint32_t)(TREE_DATA_HDR + (size_t)n));
+	tbsi_le_put32(p + TREE_MSG_HDR, idx);
+	tbsi_le_put64(p + TREE_MSG_HDR + 8, pos);
 	tx->out_len += hdr + (size_t)n;
 	pthread_mutex_lock(&tx->lock);
 	tx->st.bytes_data += (uint64_t)n;
@@ -399,7 +399,7 @@ static int send_files(struct tx *tx)
 			r = send_file(tx, &tx->ents[i]);
 	if (r)
 		return r;
-	tree_put64(b, tx->n);
+	tbsi_le_put64(b, tx->n);
 	r = put(tx, TM_DONE, b, 8);
 	return r ? r : flush(tx);
 }

@@ -38,7 +38,7 @@ int tree_comp_next(const struct tree_entry *e, size_t *pos, struct tree_comp *c)
 {
 	if (*pos + 2 > e->comps_len)
 		return 0;
-	c->len = tree_get16(e->comps + *pos);
+	c->len = tbsi_le_get16(e->comps + *pos);
 	c->name = e->comps + *pos + 2;
 	*pos += 2 + (size_t)c->len;
 	return 1;
@@ -55,7 +55,7 @@ static int decode_comps(struct tree_entry *e, const uint8_t *p, size_t len,
 	for (i = 0; i < e->ncomp; i++) {
 		if (pos + 2 > len)
 			return fail(why, why_len, "truncated path", "");
-		n = tree_get16(p + pos);
+		n = tbsi_le_get16(p + pos);
 		if (n > len - pos - 2)
 			return fail(why, why_len, "truncated path", "");
 		bad = tree_name_problem(p + pos + 2, n);
@@ -74,20 +74,20 @@ static int decode_comps(struct tree_entry *e, const uint8_t *p, size_t len,
 
 static void decode_entry_fixed(const uint8_t *p, struct tree_entry *e)
 {
-	e->index = tree_get32(p);
+	e->index = tbsi_le_get32(p);
 	e->kind = p[4];
-	e->ncomp = tree_get16(p + 6);
-	e->mode = tree_get32(p + 8);
-	e->uid = tree_get32(p + 12);
-	e->gid = tree_get32(p + 16);
-	e->link = tree_get32(p + 20);
-	e->size = tree_get64(p + 24);
-	e->mtime_s = (int64_t)tree_get64(p + 32);
-	e->mtime_ns = tree_get32(p + 40);
-	e->atime_ns = tree_get32(p + 44);
-	e->atime_s = (int64_t)tree_get64(p + 48);
-	e->rdev = tree_get64(p + 56);
-	e->target_len = tree_get16(p + 64);
+	e->ncomp = tbsi_le_get16(p + 6);
+	e->mode = tbsi_le_get32(p + 8);
+	e->uid = tbsi_le_get32(p + 12);
+	e->gid = tbsi_le_get32(p + 16);
+	e->link = tbsi_le_get32(p + 20);
+	e->size = tbsi_le_get64(p + 24);
+	e->mtime_s = (int64_t)tbsi_le_get64(p + 32);
+	e->mtime_ns = tbsi_le_get32(p + 40);
+	e->atime_ns = tbsi_le_get32(p + 44);
+	e->atime_s = (int64_t)tbsi_le_get64(p + 48);
+	e->rdev = tbsi_le_get64(p + 56);
+	e->target_len = tbsi_le_get16(p + 64);
 }
 
 static int check_entry(const struct tree_entry *e, char *why, size_t why_len)
@@ -169,36 +169,36 @@ static void decode_fixed(uint8_t type, const uint8_t *p, size_t len,
 {
 	switch (type) {
 	case TM_START:
-		m->u32 = tree_get32(p);
-		m->flags = tree_get32(p + 4);
-		m->a = tree_get64(p + 8);
-		m->b = tree_get64(p + 16);
+		m->u32 = tbsi_le_get32(p);
+		m->flags = tbsi_le_get32(p + 4);
+		m->a = tbsi_le_get64(p + 8);
+		m->b = tbsi_le_get64(p + 16);
 		break;
 	case TM_LISTED:
 	case TM_DONE:
-		m->a = tree_get64(p);
+		m->a = tbsi_le_get64(p);
 		break;
 	case TM_WANT:
-		m->index = tree_get32(p);
+		m->index = tbsi_le_get32(p);
 		m->u32 = p[4];
 		m->flags = p[5];
-		m->a = tree_get64(p + 8);
-		m->b = tree_get64(p + 16);
+		m->a = tbsi_le_get64(p + 8);
+		m->b = tbsi_le_get64(p + 16);
 		break;
 	case TM_CONFIRM:
-		m->index = tree_get32(p);
+		m->index = tbsi_le_get32(p);
 		break;
 	case TM_FINISH:
-		m->a = tree_get64(p);
-		m->b = tree_get64(p + 8);
+		m->a = tbsi_le_get64(p);
+		m->b = tbsi_le_get64(p + 8);
 		break;
 	default: /* FILE, DATA, FILE_END, SKIP, FAIL */
-		m->index = tree_get32(p);
-		m->u32 = tree_get32(p + 4);
+		m->index = tbsi_le_get32(p);
+		m->u32 = tbsi_le_get32(p + 4);
 		if (len >= 16)
-			m->a = tree_get64(p + 8);
+			m->a = tbsi_le_get64(p + 8);
 		if (type == TM_FILE_END)
-			m->b = tree_get64(p + 16);
+			m->b = tbsi_le_get64(p + 16);
 	}
 }
 
@@ -245,8 +245,8 @@ int tree_parse_record(const uint8_t *buf, size_t len, tree_msg_fn fn, void *arg,
 	while (pos < len) {
 		if (len - pos < TREE_MSG_HDR)
 			return fail(why, why_len, "a truncated message", "");
-		n = tree_get32(buf + pos + 4);
-		if (buf[pos + 1] || tree_get16(buf + pos + 2))
+		n = tbsi_le_get32(buf + pos + 4);
+		if (buf[pos + 1] || tbsi_le_get16(buf + pos + 2))
 			return fail(why, why_len,
 				    "a message with reserved bits set", "");
 		if (n > len - pos - TREE_MSG_HDR)
@@ -271,8 +271,8 @@ size_t tree_msg_put(uint8_t *out, size_t cap, uint8_t type, const void *body,
 		return 0;
 	out[0] = type;
 	out[1] = 0;
-	tree_put16(out + 2, 0);
-	tree_put32(out + 4, (uint32_t)len);
+	tbsi_le_put16(out + 2, 0);
+	tbsi_le_put32(out + 4, (uint32_t)len);
 	if (body && len)
 		memcpy(out + TREE_MSG_HDR, body, len);
 	return TREE_MSG_HDR + len;
@@ -281,20 +281,20 @@ size_t tree_msg_put(uint8_t *out, size_t cap, uint8_t type, const void *body,
 static void encode_entry_fixed(uint8_t *p, const struct tree_entry *e)
 {
 	memset(p, 0, TREE_ENTRY_FIXED);
-	tree_put32(p, e->index);
+	tbsi_le_put32(p, e->index);
 	p[4] = e->kind;
-	tree_put16(p + 6, e->ncomp);
-	tree_put32(p + 8, e->mode);
-	tree_put32(p + 12, e->uid);
-	tree_put32(p + 16, e->gid);
-	tree_put32(p + 20, e->link);
-	tree_put64(p + 24, e->size);
-	tree_put64(p + 32, (uint64_t)e->mtime_s);
-	tree_put32(p + 40, e->mtime_ns);
-	tree_put32(p + 44, e->atime_ns);
-	tree_put64(p + 48, (uint64_t)e->atime_s);
-	tree_put64(p + 56, e->rdev);
-	tree_put16(p + 64, e->target_len);
+	tbsi_le_put16(p + 6, e->ncomp);
+	tbsi_le_put32(p + 8, e->mode);
+	tbsi_le_put32(p + 12, e->uid);
+	tbsi_le_put32(p + 16, e->gid);
+	tbsi_le_put32(p + 20, e->link);
+	tbsi_le_put64(p + 24, e->size);
+	tbsi_le_put64(p + 32, (uint64_t)e->mtime_s);
+	tbsi_le_put32(p + 40, e->mtime_ns);
+	tbsi_le_put32(p + 44, e->atime_ns);
+	tbsi_le_put64(p + 48, (uint64_t)e->atime_s);
+	tbsi_le_put64(p + 56, e->rdev);
+	tbsi_le_put16(p + 64, e->target_len);
 }
 
 /*
@@ -318,7 +318,7 @@ size_t tree_entry_encode(uint8_t *out, size_t cap, const struct tree_entry *e,
 	encode_entry_fixed(out + TREE_MSG_HDR, e);
 	p = out + TREE_MSG_HDR + TREE_ENTRY_FIXED;
 	for (i = 0; i < e->ncomp; i++) {
-		tree_put16(p, lens[i]);
+		tbsi_le_put16(p, lens[i]);
 		memcpy(p + 2, names[i], lens[i]);
 		p += 2 + lens[i];
 	}

@@ -18,7 +18,6 @@
  * again, so a record hidden behind garbage or behind a truncated record is
  * still found.
  */
-#include <endian.h>
 #include <errno.h>
 #include <string.h>
 #include <xxhash.h>
@@ -30,48 +29,6 @@ uint64_t tbs_wire_csum(const void *p, size_t n)
 	return XXH3_64bits(p, n);
 }
 
-void tbs_wire_put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-void tbs_wire_put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-void tbs_wire_put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-uint16_t tbs_wire_get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-uint32_t tbs_wire_get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-uint64_t tbs_wire_get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
 void tbs_wire_hdr_encode(uint8_t out[TBS_WIRE_HDR_LEN],
 			 const struct tbs_wire_hdr *h)
 {
@@ -81,12 +38,12 @@ void tbs_wire_hdr_encode(uint8_t out[TBS_WIRE_HDR_LEN],
 	out[3] = TBS_WIRE_MAGIC_3;
 	out[4] = h->type;
 	out[5] = h->flags;
-	tbs_wire_put16(out + 6, h->app);
-	tbs_wire_put32(out + 8, h->len);
-	tbs_wire_put32(out + 12, h->aux);
-	tbs_wire_put64(out + 16, h->off);
-	tbs_wire_put64(out + 24, h->pcsum);
-	tbs_wire_put64(out + 32, tbs_wire_csum(out, 32));
+	tbsi_le_put16(out + 6, h->app);
+	tbsi_le_put32(out + 8, h->len);
+	tbsi_le_put32(out + 12, h->aux);
+	tbsi_le_put64(out + 16, h->off);
+	tbsi_le_put64(out + 24, h->pcsum);
+	tbsi_le_put64(out + 32, tbs_wire_csum(out, 32));
 }
 
 static int is_magic(const uint8_t *p)
@@ -104,15 +61,15 @@ int tbs_wire_hdr_decode(const uint8_t in[TBS_WIRE_HDR_LEN], size_t max_payload,
 {
 	if (!is_magic(in))
 		return -EBADMSG;
-	if (tbs_wire_get64(in + 32) != tbs_wire_csum(in, 32))
+	if (tbsi_le_get64(in + 32) != tbs_wire_csum(in, 32))
 		return -EBADMSG;
 	h->type = in[4];
 	h->flags = in[5];
-	h->app = tbs_wire_get16(in + 6);
-	h->len = tbs_wire_get32(in + 8);
-	h->aux = tbs_wire_get32(in + 12);
-	h->off = tbs_wire_get64(in + 16);
-	h->pcsum = tbs_wire_get64(in + 24);
+	h->app = tbsi_le_get16(in + 6);
+	h->len = tbsi_le_get32(in + 8);
+	h->aux = tbsi_le_get32(in + 12);
+	h->off = tbsi_le_get64(in + 16);
+	h->pcsum = tbsi_le_get64(in + 24);
 	if (h->len > max_payload)
 		return -EMSGSIZE;
 	return 0;
@@ -217,13 +174,13 @@ size_t tbs_wire_hello_encode(uint8_t *out, size_t cap,
 	if (n > cap || h->id_len > TBS_WIRE_MAX_ID)
 		return 0;
 	memset(out, 0, TBS_WIRE_HELLO_LEN);
-	tbs_wire_put16(out + 0, h->major);
-	tbs_wire_put16(out + 2, h->minor);
-	tbs_wire_put32(out + 4, h->options);
-	tbs_wire_put64(out + 8, h->nonce);
-	tbs_wire_put64(out + 16, h->peer_nonce);
-	tbs_wire_put64(out + 24, h->rx_window);
-	tbs_wire_put32(out + 32, h->max_payload);
+	tbsi_le_put16(out + 0, h->major);
+	tbsi_le_put16(out + 2, h->minor);
+	tbsi_le_put32(out + 4, h->options);
+	tbsi_le_put64(out + 8, h->nonce);
+	tbsi_le_put64(out + 16, h->peer_nonce);
+	tbsi_le_put64(out + 24, h->rx_window);
+	tbsi_le_put32(out + 32, h->max_payload);
 	out[36] = h->role;
 	out[37] = h->hflags;
 	out[38] = h->id_len;
@@ -241,17 +198,17 @@ int tbs_wire_hello_decode(const uint8_t *p, size_t n, struct tbs_wire_hello *h)
 	memset(h, 0, sizeof(*h));
 	if (n < 4)
 		return -EBADMSG;
-	h->major = tbs_wire_get16(p);
-	h->minor = tbs_wire_get16(p + 2);
+	h->major = tbsi_le_get16(p);
+	h->minor = tbsi_le_get16(p + 2);
 	if (h->major != TBS_PROTO_MAJOR)
 		return -EPROTONOSUPPORT;
 	if (n < TBS_WIRE_HELLO_LEN)
 		return -EBADMSG;
-	h->options = tbs_wire_get32(p + 4);
-	h->nonce = tbs_wire_get64(p + 8);
-	h->peer_nonce = tbs_wire_get64(p + 16);
-	h->rx_window = tbs_wire_get64(p + 24);
-	h->max_payload = tbs_wire_get32(p + 32);
+	h->options = tbsi_le_get32(p + 4);
+	h->nonce = tbsi_le_get64(p + 8);
+	h->peer_nonce = tbsi_le_get64(p + 16);
+	h->rx_window = tbsi_le_get64(p + 24);
+	h->max_payload = tbsi_le_get32(p + 32);
 	h->role = p[36];
 	h->hflags = p[37];
 	h->id_len = p[38];

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byteorder.h"
+
 #define TBS_WIRE_MAGIC_0 0x54 /* 'T' */
 #define TBS_WIRE_MAGIC_1 0x42 /* 'B' */
 #define TBS_WIRE_MAGIC_2 0x53 /* 'S' */
@@ -94,12 +96,6 @@ struct tbs_wire_scan {
 #pragma GCC visibility push(hidden) /* not exported by the library */
 
 uint64_t tbs_wire_csum(const void *p, size_t n);
-void tbs_wire_put16(uint8_t *p, uint16_t v);
-void tbs_wire_put32(uint8_t *p, uint32_t v);
-void tbs_wire_put64(uint8_t *p, uint64_t v);
-uint16_t tbs_wire_get16(const uint8_t *p);
-uint32_t tbs_wire_get32(const uint8_t *p);
-uint64_t tbs_wire_get64(const uint8_t *p);
 
 void tbs_wire_hdr_encode(uint8_t out[TBS_WIRE_HDR_LEN],
 			 const struct tbs_wire_hdr *h);

@@ -48,17 +48,17 @@ static void msg(uint8_t type, uint32_t idx, uint64_t a, uint64_t b,
 	uint8_t m[64 + 128] = { 0 };
 	size_t n = 16;
 
-	tree_put32(m, idx);
-	tree_put64(m + 8, a);
+	tbsi_le_put32(m, idx);
+	tbsi_le_put64(m + 8, a);
 	if (type == TM_START) {
-		tree_put32(m, TREE_VERSION);
-		tree_put64(m + 8, a);
+		tbsi_le_put32(m, TREE_VERSION);
+		tbsi_le_put64(m + 8, a);
 		n = 24;
 	} else if (type == TM_LISTED || type == TM_DONE) {
-		tree_put64(m, a);
+		tbsi_le_put64(m, a);
 		n = 8;
 	} else if (type == TM_FILE_END) {
-		tree_put64(m + 16, b);
+		tbsi_le_put64(m + 16, b);
 		n = 24;
 	}
 	if (data) {
@@ -115,7 +115,7 @@ static int build(const char *scenario, const char *outside)
 	} else if (!strcmp(scenario, "huge-size")) {
 		one_file("x", 1ull << 60);
 	} else if (!strcmp(scenario, "huge-length")) {
-		tree_put32(rec + 4, 0x7fffffff);
+		tbsi_le_put32(rec + 4, 0x7fffffff);
 	} else if (!strcmp(scenario, "huge-data")) {
 		one_file("x", 10);
 		msg(TM_LISTED, 0, 1, 0, NULL, 0);
@@ -138,7 +138,7 @@ static int listen(struct tbs_session *s)
 
 	while ((n = tbs_session_recv(s, NULL, buf, sizeof(buf), 20000)) > 0) {
 		for (pos = 0; pos + TREE_MSG_HDR <= (size_t)n;) {
-			uint32_t len = tree_get32(buf + pos + 4);
+			uint32_t len = tbsi_le_get32(buf + pos + 4);
 
 			if (buf[pos] == TM_FAIL && len >= 8)
 				printf("receiver: %.*s\n", (int)len - 8,

@@ -68,7 +68,7 @@ static size_t make_input(uint8_t *buf, uint64_t *st)
 		if (n)
 			buf[rnd(st) % n] ^= (uint8_t)(1u << (rnd(st) % 8));
 	if (n > 8 && rnd(st) % 4 == 0) /* a length that lies */
-		tree_put32(buf + 4, rnd(st) % 2 ? rnd(st) : (uint32_t)n);
+		tbsi_le_put32(buf + 4, rnd(st) % 2 ? rnd(st) : (uint32_t)n);
 	if (n && rnd(st) % 4 == 0)
 		n -= rnd(st) % n;
 	if (n > 8 && rnd(st) % 5 == 0) { /* cut a piece out */

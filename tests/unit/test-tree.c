@@ -126,7 +126,7 @@ static void test_records(void)
 		   strstr(why, "reserved"),
 	   "reserved bits are refused: %s", why);
 	buf[1] = 0;
-	tree_put32(buf + 4, 0xffffffff);
+	tbsi_le_put32(buf + 4, 0xffffffff);
 	ok(tree_parse_record(buf, n, noop, NULL, why, sizeof(why)) == -EPROTO &&
 		   strstr(why, "longer"),
 	   "a length beyond the record is refused: %s", why);

@@ -49,7 +49,7 @@ static void test_round_trip(void)
 	   (uint8_t)(999 * 31 + 5), "payload points at the bytes");
 	ok(buf[0] == 'T' && buf[1] == 'B' && buf[2] == 'S' && buf[3] == 0xA5,
 	   "magic is TBS\\xA5");
-	ok(tbs_wire_get64(buf + 16) == 0x0123456789ABCDEFull,
+	ok(tbsi_le_get64(buf + 16) == 0x0123456789ABCDEFull,
 	   "offset is little-endian at byte 16");
 	n = make_record(buf, sizeof(buf), TBS_REC_NACK, 0, 5, 0);
 	r = tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, &sc);
@@ -182,8 +182,8 @@ static void test_hello(void)
 	p[38] = TBS_WIRE_MAX_ID + 1;
 	is_int(tbs_wire_hello_decode(p, sizeof(p), &d), -EBADMSG,
 	       "an identity above 64 bytes is refused");
-	tbs_wire_put16(p, 2);
-	tbs_wire_put16(p + 2, 3);
+	tbsi_le_put16(p, 2);
+	tbsi_le_put16(p + 2, 3);
 	is_int(tbs_wire_hello_decode(p, 4, &d), -EPROTONOSUPPORT,
 	       "major version 2 is refused from its first 4 bytes");
 	ok(d.major == 2 && d.minor == 3, "and the peer's version is reported");
