@@ -312,6 +312,89 @@ static void test_small_records_slow(void)
 	   "16-byte messages, a pause of 2.5 s: no false 'vanished'");
 }
 
+static void *start_one(void *arg)
+{
+	return (void *)(intptr_t)tbs_session_start(arg);
+}
+
+static uint8_t msg_buf[3 << 20];
+
+/* Bytes and messages, one larger than the window, on one stream. */
+static void *send_mixed(void *arg)
+{
+	struct tbs_session *a = arg;
+
+	tbs_session_send_msg(a, 7, msg_buf, 100, -1);
+	tbs_session_send(a, 8, msg_buf, 10, -1);
+	tbs_session_send_msg(a, 9, msg_buf, 2 << 20, -1); /* twice the window */
+	tbs_session_send_msg(a, 10, msg_buf, 5000, -1);
+	return NULL;
+}
+
+/*
+ * The message calls: boundaries kept, all-or-nothing under a time-out of
+ * 0, a too small buffer, bytes and messages on one stream, readiness.
+ */
+static void test_messages(void)
+{
+	struct tbs_session_opts o = { .window = 1 << 20 };
+	struct tbs_session *a, *b;
+	static uint8_t in[3 << 20];
+	uint8_t *buf = msg_buf;
+	struct pollfd p;
+	uint16_t type = 0;
+	pthread_t t;
+	void *ra;
+	int sv[2], rb, i, eagain = 0;
+	ssize_t n;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) ||
+	    tbs_session_new(&a, sv[0], sv[0], &o) ||
+	    tbs_session_new(&b, sv[1], sv[1], &o))
+		abort();
+	for (i = 0; i < (int)sizeof(msg_buf); i++)
+		buf[i] = (uint8_t)(i * 13);
+	p.fd = tbs_session_fd(b);
+	p.events = POLLIN;
+	pthread_create(&t, NULL, start_one, a);
+	rb = tbs_session_start(b);
+	pthread_join(t, &ra);
+	is_int(rb | (int)(intptr_t)ra, 0, "messages: sessions start");
+	is_int(tbs_session_recv_msg(b, NULL, in, sizeof(in), 0), -EAGAIN,
+	       "messages: nothing there, a time-out of 0: -EAGAIN");
+	pthread_create(&t, NULL, send_mixed, a);
+	for (i = 0; i < 50 && poll(&p, 1, 5000) == 1; i++)
+		if (tbs_session_ready(b) & TBS_SESSION_RECV)
+			break;
+	ok(i < 50 && p.revents, "messages: the readiness descriptor wakes "
+	   "until tbs_session_ready() says RECV");
+	n = tbs_session_recv_msg(b, &type, in, sizeof(in), 5000);
+	ok(n == 100 && type == 7 && !memcmp(in, buf, 100),
+	   "messages: the first arrives whole with its type");
+	n = tbs_session_recv_msg(b, &type, in, 4, 5000);
+	is_int(n, -EMSGSIZE, "messages: bytes then a 2 MiB message do not "
+	       "fit 4 bytes: -EMSGSIZE");
+	n = tbs_session_recv_msg(b, &type, in, sizeof(in), 5000);
+	ok(n == 5000 && type == 10 && !memcmp(in, buf, 5000),
+	   "messages: the stream goes on with the next message");
+	pthread_join(t, NULL);
+	/* fill the window, then a time-out of 0 queues nothing */
+	for (i = 0; i < 100 && tbs_session_send_msg(a, 1, buf, 400000, 0) > 0;
+	     i++)
+		;
+	n = tbs_session_send_msg(a, 1, buf, 400000, 0);
+	eagain = n == -EAGAIN;
+	ok(eagain, "messages: a full window with a time-out of 0: -EAGAIN");
+	rb = 0;
+	while ((n = tbs_session_recv_msg(b, NULL, in, sizeof(in), 500)) > 0)
+		rb += n == 400000 ? 1 : 1000;
+	ok(rb == i, "messages: the %d queued messages arrive whole", i);
+	tbs_session_free(a);
+	tbs_session_free(b);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(int argc, char **argv)
 {
 	pair_watchdog(100);
@@ -319,6 +402,7 @@ int main(int argc, char **argv)
 		test_eof();
 		return tap_done();
 	}
+	test_messages();
 	test_one_way();
 	test_duplex();
 	test_pipes();
