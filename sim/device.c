@@ -103,23 +103,6 @@ static struct service *peer_service(struct stream *s)
 	return NULL;
 }
 
-/* The peer's stream that receives what @s sends, if it is open. */
-static struct stream *stream_receiver(struct stream *s)
-{
-	struct service *svc = peer_service(s);
-	struct list_head *p;
-
-	if (!svc)
-		return NULL;
-	list_for_each(p, &svc->streams) {
-		struct stream *r = list_entry(p, struct stream, link);
-
-		if (r->in_hopid == s->out_hopid && ep_open(r))
-			return r;
-	}
-	return NULL;
-}
-
 /* The peer's stream that receives what @s sends, open or not. */
 static struct stream *stream_receiver_any(struct stream *s)
 {
@@ -135,6 +118,14 @@ static struct stream *stream_receiver_any(struct stream *s)
 			return r;
 	}
 	return NULL;
+}
+
+/* The peer's stream that receives what @s sends, if it is open. */
+static struct stream *stream_receiver(struct stream *s)
+{
+	struct stream *r = stream_receiver_any(s);
+
+	return ep_open(r) ? r : NULL;
 }
 
 /* The peer's stream that sends to @r, if it is open. */

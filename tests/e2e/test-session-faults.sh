@@ -56,16 +56,25 @@ unopened=$(sim_stat host1 wdg unopened)
 diag "frames sent toward the closed end: $unopened"
 check "three retries sent at most 6 HELLOs and 3 CLOSEs toward it" \
 	test "${unopened:-99}" -le 9
-ts "$H2" pipe wdg <"$TMP/d2" >"$TMP/o2" 2>"$TMP/e2" &
-q=$!
-ts "$H1" pipe wdg <"$TMP/d1" >"$TMP/o1" 2>"$TMP/e1"
-a=$?
-wait $q
-b=$?
-sed 's/^/# /' "$TMP/e1" "$TMP/e2"
-check "then both hosts together: exact data both ways" \
-	test $a -eq 0 -a $b -eq 0 && cmp -s "$TMP/d1" "$TMP/o2" &&
-	cmp -s "$TMP/d2" "$TMP/o1"
+# both_ways DESC: pipe wdg on host2, then on host1; exact data both ways
+both_ways() {
+	local a b q
+	ts "$H2" pipe wdg <"$TMP/d2" >"$TMP/o2" 2>"$TMP/e2" &
+	q=$!
+	sleep 0.5
+	ts "$H1" pipe wdg <"$TMP/d1" >"$TMP/o1" 2>"$TMP/e1"
+	a=$?
+	wait $q
+	b=$?
+	sed 's/^/# /' "$TMP/e1" "$TMP/e2"
+	if [ $a -eq 0 ] && [ $b -eq 0 ] && cmp -s "$TMP/d1" "$TMP/o2" &&
+		cmp -s "$TMP/d2" "$TMP/o1"; then
+		ok "$1"
+	else
+		not_ok "$1 (exit $a, $b)"
+	fi
+}
+both_ways "then both hosts together: exact data both ways"
 check "the simulator saw no wedge" grep -q "wedged=0" "$CTL"
 
 # A reopened end first reads what an earlier run sent toward it while it
@@ -74,15 +83,5 @@ check "the simulator saw no wedge" grep -q "wedged=0" "$CTL"
 check "frames of earlier runs were kept for host2" \
 	test "$(sim_stat host1 wdg unopened)" -gt 0
 ts "$H1" pipe wdg --timeout 3 </dev/null >/dev/null 2>/dev/null
-ts "$H2" pipe wdg <"$TMP/d2" >"$TMP/o2" 2>"$TMP/e2" &
-q=$!
-sleep 0.5
-ts "$H1" pipe wdg <"$TMP/d1" >"$TMP/o1" 2>"$TMP/e1"
-a=$?
-wait $q
-b=$?
-sed 's/^/# /' "$TMP/e1" "$TMP/e2"
-check "stale HELLOs read first: exact data both ways" \
-	test $a -eq 0 -a $b -eq 0 && cmp -s "$TMP/d1" "$TMP/o2" &&
-	cmp -s "$TMP/d2" "$TMP/o1"
+both_ways "stale HELLOs read first: exact data both ways"
 done_testing
