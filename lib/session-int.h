@@ -82,7 +82,7 @@ struct txrec {
  * thread moved on to another one and every record in it was consumed.
  */
 struct rxblk {
-	unsigned int refs; /* the I/O thread's, plus one per queued record */
+	unsigned int refs; /* the reader's, plus one per queued record */
 	uint8_t data[];
 };
 
@@ -143,8 +143,8 @@ struct tbs_session {
 
 	struct txrec *tx_head, *tx_tail, *tx_cur;
 	/*
-	 * Bytes of tbs_session_send() calls made while the I/O thread was
-	 * busy: they become one record when it is free again.
+	 * Bytes of tbs_session_send() calls made while a write was in
+	 * progress: they become one record when the writer is free.
 	 */
 	uint8_t *stage;
 	uint32_t stage_len;

@@ -2,8 +2,9 @@
 /*
  * The session protocol, application side: creating a session, the calls
  * that send and receive records, ending each direction and closing.
- * The protocol itself runs in the I/O thread (session-io.c); the wire format
- * is in wire.c; docs/PROTOCOL.md is the specification.
+ * The protocol itself runs in the reader and timer threads (session-read.c,
+ * session-io.c) and whichever thread writes (session-write.c); the wire
+ * format is in wire.c; docs/PROTOCOL.md is the specification.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -768,7 +769,7 @@ static int wait_rx(struct tbs_session *s, int64_t deadline)
 	}
 }
 
-/* Lock held.  Returns true when the I/O thread should raise the credit. */
+/* Lock held.  Returns true when the peer should hear of a larger credit. */
 static bool consumed(struct tbs_session *s, struct rxrec *r, size_t n)
 {
 	r->pos += (uint32_t)n;
@@ -969,7 +970,7 @@ int tbs_session_finish(struct tbs_session *s)
 		if (s->sending) {
 			r = -EBUSY;
 		} else {
-			s->tx_end_req = true; /* the I/O thread seals the hash */
+			s->tx_end_req = true; /* the timer thread seals the hash */
 			s->end_next = 0;
 		}
 	}
