@@ -260,4 +260,54 @@ is "--json: the failure and its reason" \
 	"$(field "$TMP/fail.json" lone state)" failed
 check "--json: the error is given" test -n "$(field "$TMP/fail.json" lone error)"
 diag "peer announces itself as '$h2name'"
+
+# --- several peers: host2 between host1 and host3 ---------------------------
+
+sim_start --hosts 3 --adv-delay 200 --node-delay 50
+TMP=$SIM_DIR/work
+mkdir "$TMP"
+H3=$MNT/host3
+C3=$H3/sys/kernel/config/thunderbolt/stream
+# Each host its own file: cam only between host2 and host3.
+printf '*  ssh\n' >"$TMP/host1.conf"
+printf '*  ssh\nhost3  cam  latency\n' >"$TMP/host2.conf"
+printf '*  ssh\nhost2  cam  latency\n' >"$TMP/host3.conf"
+rc() {
+	local host=$1
+	shift
+	ts "$host" reconcile --config "$TMP/${host##*/}.conf" "$@"
+}
+wait_for 10 test -e "$H2/sys/bus/thunderbolt/devices/0-3.0"
+# hop DIR: "in/out" of the stream in ConfigFS directory DIR.
+hop() {
+	echo "$(cat "$1/in_hopid")/$(cat "$1/out_hopid")"
+}
+mirror() {
+	local a b
+	a=$(hop "$1") b=$(hop "$2")
+	[ "${a#*/}/${a%/*}" = "$b" ] && [ "$a" != 0/0 ]
+}
+rc "$H2" --peer 0-3.0 >"$TMP/o2" 2>&1 &
+p=$!
+rc "$H3" >"$TMP/o3" 2>&1
+r3=$?
+wait $p
+r2=$?
+sed 's/^/# /' "$TMP/o2" "$TMP/o3"
+check "--peer of the udev instance: host2 and host3 succeed" test "$r2$r3" = 00
+check "ssh and cam towards host3, mirrored" sh -c "
+	$(declare -f hop mirror); mirror '$C2/0-3.0/ssh' '$C3/0-1.0/ssh' &&
+	mirror '$C2/0-3.0/cam' '$C3/0-1.0/cam'"
+check "nothing towards host1 yet" test ! -e "$C2/0-1.0"
+rc "$H2" >"$TMP/o2" 2>&1 &
+p=$!
+rc "$H1" >"$TMP/o1" 2>&1
+r1=$?
+wait $p
+r2=$?
+check "then every peer: host1 and host2 succeed" test "$r1$r2" = 00
+check "ssh towards host1, mirrored" sh -c "
+	$(declare -f hop mirror); mirror '$C2/0-1.0/ssh' '$C1/0-503.0/ssh'"
+check "cam only towards host3, as the file says" \
+	test ! -e "$C2/0-1.0/cam" -a ! -e "$C1/0-503.0/cam"
 done_testing
