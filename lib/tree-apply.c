@@ -1,15 +1,31 @@
 // SPDX-License-Identifier: MIT
 /*
- * The file-tree receiver's side of the file system.  Nothing from the wire
- * is used as a path: every entry's parent is reached from the receiving
- * directory one component at a time with openat(O_PATH | O_DIRECTORY |
- * O_NOFOLLOW), so a symbolic link (one that came over the cable or one
- * that was there) is never followed and ".." never occurs (the decoder
- * refused it).  Everything is created under a temporary name in its own
- * directory ("." + "tbs-" + hash of the name + ".part") and renamed into
- * place once written, verified and durable.  A large file being written
- * keeps a small journal beside it (".state": how many bytes are durable)
- * so that an interrupted transfer continues where it stopped.
+ * The file-tree receiver's side of the file system.  Its rules, in the
+ * order the code applies them:
+ *
+ * 1. Nothing from the wire is used as a path: every entry's parent is
+ *    reached from the receiving directory one component at a time with
+ *    openat(O_PATH | O_DIRECTORY | O_NOFOLLOW), so a symbolic link (one
+ *    that came over the cable or one that was there) is never followed
+ *    and ".." never occurs (the decoder refused it).
+ * 2. Everything is created under a temporary name in its own directory
+ *    (".tbs-" + hash of the name + ".part"), exclusively (O_EXCL), and
+ *    renamed into place once written, verified and durable.  No entry may
+ *    take a ".tbs-" name, so a sender cannot plant one.
+ * 3. A file that is opened again (a partial copy, its journal) must be a
+ *    regular file with one link, owned by this process, on the device of
+ *    its directory, and, for a partial copy, the inode its journal names:
+ *    so neither a sender nor a local user can point the receiver at
+ *    another file.  Opens never block (O_NONBLOCK) and never follow.
+ * 4. Nothing that was there changes without the flag that allows it:
+ *    files and links are replaced only with --overwrite (or --update when
+ *    older), directories that existed keep their owner, mode and times,
+ *    and a hard link is only made to a file this transfer wrote.
+ * 5. Every file system written to is synced before a file is confirmed.
+ *
+ * A large file being written keeps a small journal beside it (".state":
+ * how many bytes of which partial file are durable) so that an
+ * interrupted transfer continues where it stopped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +134,53 @@ static void fresh_add(struct rx *rx, uint64_t h)
 	rx->nfresh++;
 }
 
+/* ---- the file systems written to ---- */
+
+/* Notes the file system of directory @dfd, so that commits sync it. */
+static int fs_add(struct rx *rx, int dfd, uint64_t dev)
+{
+	struct rx_fs *n;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < rx->nfs; i++)
+		if (rx->fs[i].dev == dev)
+			return 0;
+	n = realloc(rx->fs, (rx->nfs + 1) * sizeof(*n));
+	if (!n) {
+		errno = ENOMEM;
+		return -1;
+	}
+	rx->fs = n;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rx->fs[rx->nfs++] = (struct rx_fs){ .dev = dev, .fd = fd };
+	return 0;
+}
+
+/* Makes everything written so far durable, on every file system. */
+int rx_sync(struct rx *rx)
+{
+	size_t i;
+
+	for (i = 0; i < rx->nfs; i++)
+		if (syncfs(rx->fs[i].fd))
+			return -errno;
+	return 0;
+}
+
+void rx_fs_free(struct rx *rx)
+{
+	size_t i;
+
+	for (i = 0; i < rx->nfs; i++)
+		close(rx->fs[i].fd);
+	free(rx->fs);
+	rx->fs = NULL;
+	rx->nfs = 0;
+}
+
 /*
  * The parent directory of @re (borrowed: valid until the next call) and
  * its last component in @name.  Negative errno: ENOENT a parent is
@@ -129,6 +192,7 @@ int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
 				.comps_len = re->path_len };
 	struct tree_comp c = { 0 };
 	size_t pos = 0, last = 0;
+	struct stat sb;
 	int fd;
 
 	while (tree_comp_next(&e, &pos, &c))
@@ -140,11 +204,16 @@ int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
 	    !memcmp(rx->pkey, e.comps, last))
 		return rx->pfd;
 	fd = walk_to(rx, e.comps, last);
+	if (fd >= 0 && (fstat(fd, &sb) || fs_add(rx, fd, sb.st_dev))) {
+		close(fd);
+		fd = -errno;
+	}
 	if (fd < 0)
 		return fd;
 	if (rx->pfd >= 0)
 		close(rx->pfd);
 	rx->pfd = fd;
+	rx->pdev = sb.st_dev;
 	memcpy(rx->pkey, e.comps, last);
 	rx->pkey_len = last;
 	rx->pfresh = last && fresh_has(rx, XXH3_64bits(e.comps, last));
@@ -167,56 +236,93 @@ static int parent_or_refuse(struct rx *rx, struct rx_entry *re, char *name)
 	return fd;
 }
 
-/* ---- the journal of a partial file ---- */
+/* ---- files opened again: partial copies and their journals ---- */
 
-static int read_state(int pfd, const char *name, struct rx_entry *re,
-		      uint64_t *verified)
+/*
+ * Opens @name in the current parent (@pfd) only if it is a regular file
+ * with one link, owned by this process, on the parent's device: one that
+ * this receiver made, not a link planted by a sender or a local user.
+ * Return: the descriptor, or -EPERM (not such a file) or -errno.
+ */
+static int open_own(struct rx *rx, int pfd, const char *name, int flags,
+		    struct stat *sb)
+{
+	int fd = openat(pfd, name,
+			flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, sb) || !S_ISREG(sb->st_mode) || sb->st_nlink != 1 ||
+	    sb->st_uid != geteuid() || sb->st_dev != rx->pdev) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+/* A new, empty file; one left by an earlier run (or planted) goes first:
+ * unlinking a name never touches what it points to. */
+static int create_excl(int pfd, const char *name)
+{
+	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(pfd, name, flags, 0600);
+
+	if (fd < 0 && errno == EEXIST && !unlinkat(pfd, name, 0))
+		fd = openat(pfd, name, flags, 0600);
+	return fd;
+}
+
+/* The journal: "tbstream partial 2 size S mtime T.N verified V inode I". */
+static int read_state(struct rx *rx, int pfd, const char *name,
+		      struct rx_entry *re, uint64_t *verified, uint64_t *ino)
 {
 	char sname[64], buf[200];
-	unsigned long long size, done;
+	unsigned long long size, done, in;
+	struct stat sb;
 	long long mt;
 	unsigned int ns;
 	ssize_t n;
 	int fd;
 
 	rx_tmp_name(name, "state", sname, sizeof(sname));
-	fd = openat(pfd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open_own(rx, pfd, sname, O_RDONLY, &sb);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
 		return -EINVAL;
 	buf[n] = 0;
 	if (sscanf(buf,
-		   "tbstream partial 1 size %llu mtime %lld.%u verified %llu",
-		   &size, &mt, &ns, &done) != 4)
+		   "tbstream partial 2 size %llu mtime %lld.%u verified %llu "
+		   "inode %llu",
+		   &size, &mt, &ns, &done, &in) != 5)
 		return -EINVAL;
 	if (size != re->size || mt != re->mtime_s || ns != re->mtime_ns ||
 	    !done || done > size)
 		return -ESTALE;
 	*verified = done;
+	*ino = in;
 	return 0;
 }
 
 static int write_state(int pfd, const char *name, const struct rx_entry *re,
-		       uint64_t verified)
+		       uint64_t verified, uint64_t ino)
 {
 	char sname[64], buf[200];
 	int fd, n, r = 0;
 
 	rx_tmp_name(name, "state", sname, sizeof(sname));
-	n = snprintf(
-		buf, sizeof(buf),
-		"tbstream partial 1 size %llu mtime %lld.%09u verified %llu\n",
-		(unsigned long long)re->size, (long long)re->mtime_s,
-		re->mtime_ns, (unsigned long long)verified);
-	fd = openat(pfd, sname, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
+	n = snprintf(buf, sizeof(buf),
+		     "tbstream partial 2 size %llu mtime %lld.%09u verified "
+		     "%llu inode %llu\n",
+		     (unsigned long long)re->size, (long long)re->mtime_s,
+		     re->mtime_ns, (unsigned long long)verified,
+		     (unsigned long long)ino);
+	fd = create_excl(pfd, sname);
 	if (fd < 0)
 		return -errno;
-	if (pwrite(fd, buf, (size_t)n, 0) != n || ftruncate(fd, n) ||
-	    fdatasync(fd))
+	if (write(fd, buf, (size_t)n) != n || fdatasync(fd))
 		r = -errno;
 	close(fd);
 	return r;
@@ -236,18 +342,17 @@ static int partial(struct rx *rx, int pfd, const char *name,
 {
 	char tname[64];
 	struct stat sb;
-	uint64_t done = 0;
+	uint64_t done = 0, ino = 0;
 	int fd, r;
 
-	if (re->size < RESUME_MIN || read_state(pfd, name, re, &done))
+	if (re->size < RESUME_MIN || read_state(rx, pfd, name, re, &done, &ino))
 		return TW_FULL;
 	rx_tmp_name(name, "part", tname, sizeof(tname));
-	fd = openat(pfd, tname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open_own(rx, pfd, tname, O_RDONLY, &sb);
 	if (fd < 0)
 		return TW_FULL;
 	re->resume = tree_hash_new();
-	r = !re->resume || fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
-	    (uint64_t)sb.st_size < done;
+	r = !re->resume || sb.st_ino != ino || (uint64_t)sb.st_size < done;
 	if (!r)
 		r = tree_hash_fd(re->resume, fd, done, rx->hbuf, TREE_REC_MAX);
 	close(fd);
@@ -256,6 +361,7 @@ static int partial(struct rx *rx, int pfd, const char *name,
 		re->resume = NULL;
 		return TW_FULL;
 	}
+	re->ino = ino;
 	*off = done;
 	*hash = tree_hash_digest(re->resume);
 	return TW_RESUME;
@@ -263,13 +369,23 @@ static int partial(struct rx *rx, int pfd, const char *name,
 
 /* ---- deciding what to ask for ---- */
 
+/* Hashes the file @sb describes, if @name still is that file. */
 static int hash_existing(struct rx *rx, int pfd, const char *name,
-			 uint64_t size, uint64_t *hash)
+			 const struct stat *sb, uint64_t *hash)
 {
 	struct tree_hash *h = tree_hash_new();
+	uint64_t size = (uint64_t)sb->st_size;
+	struct stat now;
 	int fd, r;
 
-	fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(pfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &now) || now.st_ino != sb->st_ino ||
+			now.st_dev != sb->st_dev || !S_ISREG(now.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = ESTALE;
+	}
 	if (!h || fd < 0) {
 		r = fd < 0 ? -errno : -ENOMEM;
 	} else {
@@ -282,22 +398,28 @@ static int hash_existing(struct rx *rx, int pfd, const char *name,
 	return r;
 }
 
+/* Whether what is there (@sb) is older than the entry (for --update). */
+static bool older(const struct stat *sb, const struct rx_entry *re)
+{
+	return sb->st_mtim.tv_sec < re->mtime_s ||
+	       (sb->st_mtim.tv_sec == re->mtime_s &&
+		(uint64_t)sb->st_mtim.tv_nsec < re->mtime_ns);
+}
+
 static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
 			   const char *name, const struct stat *sb,
 			   uint64_t *hash)
 {
 	bool over = rx->o.flags & TBS_TREE_OVERWRITE;
 	bool upd = rx->o.flags & TBS_TREE_UPDATE;
-	bool newer = sb->st_mtim.tv_sec > re->mtime_s ||
-		     (sb->st_mtim.tv_sec == re->mtime_s &&
-		      (uint64_t)sb->st_mtim.tv_nsec >= re->mtime_ns);
+	bool newer = !older(sb, re);
 
 	if (S_ISDIR(sb->st_mode))
 		return rx_refuse(rx, re, "a directory of that name exists");
 	if (S_ISREG(sb->st_mode) && (uint64_t)sb->st_size == re->size &&
 	    sb->st_mtim.tv_sec == re->mtime_s &&
 	    (uint64_t)sb->st_mtim.tv_nsec == re->mtime_ns &&
-	    !hash_existing(rx, pfd, name, re->size, hash)) {
+	    !hash_existing(rx, pfd, name, sb, hash)) {
 		re->wflags = over ? TWF_REPLACE : 0;
 		return TW_VERIFY;
 	}
@@ -345,15 +467,17 @@ int rx_mkdir(struct rx *rx, struct rx_entry *re)
 	if (pfd < 0)
 		return pfd;
 	if (!mkdirat(pfd, name, 0700)) {
+		re->xflags |= RXF_MADE;
 		fresh_add(rx, XXH3_64bits(rx->arena + re->path, re->path_len));
-		return 0;
-	}
-	if (errno != EEXIST)
+	} else if (errno != EEXIST) {
 		return rx_refuse(rx, re, "%s", strerror(errno));
+	}
 	if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
 	    !S_ISDIR(sb.st_mode))
 		return rx_refuse(
 			rx, re, "exists and is not a directory (not replaced)");
+	re->dev = sb.st_dev;
+	re->ino = sb.st_ino;
 	return 0;
 }
 
@@ -397,27 +521,34 @@ int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
 	char name[TREE_NAME_MAX + 1], tmp[64], t[TREE_TARGET_MAX + 1];
 	int pfd = parent_or_refuse(rx, re, name);
 	struct stat sb;
+	bool replace;
 
 	if (pfd < 0)
 		return pfd;
 	memcpy(t, target, len);
 	t[len] = 0;
+	replace = rx->o.flags & TBS_TREE_OVERWRITE;
 	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
 		if (S_ISLNK(sb.st_mode) && same_link(pfd, name, target, len)) {
-			set_link_meta(rx, pfd, name, re);
+			if (replace)
+				set_link_meta(rx, pfd, name, re);
 			return 0;
 		}
 		if (S_ISDIR(sb.st_mode))
 			return rx_refuse(rx, re,
 					 "a directory of that name exists");
+		if (!replace && (rx->o.flags & TBS_TREE_UPDATE)) {
+			if (!older(&sb, re))
+				return 0; /* --update keeps the newer one */
+			replace = true;
+		}
 	}
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	unlinkat(pfd, tmp, 0);
 	if (symlinkat(t, pfd, tmp))
 		return rx_refuse(rx, re, "%s", strerror(errno));
 	set_link_meta(rx, pfd, tmp, re);
-	return place(rx, re, pfd, tmp, name,
-		     rx->o.flags & (TBS_TREE_OVERWRITE | TBS_TREE_UPDATE));
+	return place(rx, re, pfd, tmp, name, replace);
 }
 
 int rx_special(struct rx *rx, struct rx_entry *re)
@@ -447,14 +578,22 @@ int rx_special(struct rx *rx, struct rx_entry *re)
 
 /* ---- regular files ---- */
 
-/* A new, empty temporary file; one left by an earlier run goes first. */
-static int create_tmp(int pfd, const char *tmp)
+/* The partial copy a RESUME continues: still the one that was hashed. */
+static int reopen_partial(struct rx *rx, struct rx_entry *re, int pfd,
+			  const char *tmp, uint64_t from)
 {
-	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(pfd, tmp, flags, 0600);
+	struct stat sb;
+	int fd = open_own(rx, pfd, tmp, O_WRONLY, &sb);
 
-	if (fd < 0 && errno == EEXIST && !unlinkat(pfd, tmp, 0))
-		fd = openat(pfd, tmp, flags, 0600);
+	if (fd >= 0 && (sb.st_ino != re->ino || (uint64_t)sb.st_size < from ||
+			ftruncate(fd, (off_t)from))) {
+		close(fd);
+		fd = -EPERM;
+	}
+	if (fd == -EPERM)
+		return rx_refuse(rx, re,
+				 "its partial copy changed since it was "
+				 "checked; not continued (send it again)");
 	return fd;
 }
 
@@ -463,24 +602,30 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
 	int pfd = parent_or_refuse(rx, re, name), fd;
+	struct stat sb;
 
 	if (pfd < 0)
 		return pfd;
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	if (from) {
-		fd = openat(pfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && ftruncate(fd, (off_t)from)) {
-			close(fd);
-			fd = -1;
-		}
+		fd = reopen_partial(rx, re, pfd, tmp, from);
+		if (fd < 0)
+			return fd == -EPERM ? fd : rx_refuse(rx, re, "%s",
+							      strerror(-fd));
 	} else {
 		if (re->size >= RESUME_MIN)
 			drop_state(pfd, name);
-		fd = create_tmp(pfd, tmp);
+		fd = create_excl(pfd, tmp);
+		if (fd < 0)
+			return rx_refuse(rx, re,
+					 "cannot create a file beside it: %s",
+					 strerror(errno));
 	}
-	if (fd < 0)
-		return rx_refuse(rx, re, "cannot create a file beside it: %s",
-				 strerror(errno));
+	if (fstat(fd, &sb)) {
+		close(fd);
+		return rx_refuse(rx, re, "%s", strerror(errno));
+	}
+	rx->cur.ino = sb.st_ino;
 	return fd;
 }
 
@@ -516,7 +661,7 @@ void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force)
 	pfd = rx_parent(rx, re, name);
 	if (pfd < 0 || fdatasync(f->fd))
 		return;
-	if (!write_state(pfd, name, re, f->pos))
+	if (!write_state(pfd, name, re, f->pos, f->ino))
 		f->ckpt_pos = f->pos;
 }
 
@@ -540,12 +685,20 @@ static int set_meta(struct rx *rx, int fd, const struct rx_entry *re)
 int rx_finish_file(struct rx *rx, struct rx_entry *re)
 {
 	struct rx_file *f = &rx->cur;
+	struct stat sb;
 	int r = 0;
+
 
 	if (f->pos < re->size && ftruncate(f->fd, (off_t)re->size))
 		r = -errno; /* a hole at its end */
 	if (!r)
 		r = set_meta(rx, f->fd, re);
+	if (!r && fstat(f->fd, &sb))
+		r = -errno;
+	if (!r) {
+		re->dev = sb.st_dev;
+		re->ino = sb.st_ino;
+	}
 	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
 		r = -errno;
 	else if (!r && f->pos > f->wb_pos) /* the batch's sync finds it done */
@@ -583,6 +736,17 @@ static int confirm(struct rx *rx, uint32_t idx)
 	return rx_put(rx, TM_CONFIRM, b, 4);
 }
 
+/* With --update alone, what is replaced must still be older. */
+static bool still_older(struct rx *rx, const struct rx_entry *re, int pfd,
+			const char *name)
+{
+	struct stat sb;
+
+	if (!(re->wflags & TWF_REPLACE) || (rx->o.flags & TBS_TREE_OVERWRITE))
+		return true;
+	return fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) || older(&sb, re);
+}
+
 static int rename_pending(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
@@ -591,8 +755,15 @@ static int rename_pending(struct rx *rx, struct rx_entry *re)
 	if (pfd < 0)
 		return pfd;
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	if (!still_older(rx, re, pfd, name)) {
+		unlinkat(pfd, tmp, 0);
+		return rx_refuse(rx, re,
+				 "it changed here during the transfer and is "
+				 "now newer; kept (--update)");
+	}
 	if (place(rx, re, pfd, tmp, name, re->wflags & TWF_REPLACE))
 		return -1;
+	re->xflags |= RXF_MADE;
 	if (re->size >= RESUME_MIN)
 		drop_state(pfd, name);
 	return 0;
@@ -609,13 +780,11 @@ int rx_commit(struct rx *rx)
 
 	if (!rx->npend)
 		return 0;
-	if (syncfs(rx->syncfd))
-		r = -errno;
+	r = rx_sync(rx);
 	for (i = 0; !r && i < rx->npend; i++)
-		if (rename_pending(rx, &rx->ents[rx->pend[i]]))
-			rx->ents[rx->pend[i]].state = RS_FAILED;
-	if (!r && syncfs(rx->syncfd))
-		r = -errno;
+		rename_pending(rx, &rx->ents[rx->pend[i]]);
+	if (!r)
+		r = rx_sync(rx);
 	for (i = 0; !r && i < rx->npend; i++) {
 		struct rx_entry *re = &rx->ents[rx->pend[i]];
 
@@ -644,11 +813,34 @@ static bool same_inode(int afd, const char *a, int bfd, const char *b)
 	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* Links @tmp in @pfd to file @t, if @tname still is the file it wrote. */
+static int link_made(int tfd, const char *tname, const struct rx_entry *t,
+		     int pfd, const char *tmp)
+{
+	struct stat sb;
+
+	unlinkat(pfd, tmp, 0);
+	if (linkat(tfd, tname, pfd, tmp, 0))
+		return -errno;
+	if (fstatat(pfd, tmp, &sb, AT_SYMLINK_NOFOLLOW) ||
+	    !S_ISREG(sb.st_mode) || sb.st_ino != t->ino ||
+	    sb.st_dev != t->dev) {
+		unlinkat(pfd, tmp, 0);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+/*
+ * A further name of file @re->link.  Only a file this transfer wrote gets
+ * one: a link to a file that was already here would give a sender that
+ * merely named it a second name for it, anywhere in the directory.
+ */
 static void hardlink(struct rx *rx, struct rx_entry *re)
 {
 	struct rx_entry *t = &rx->ents[re->link];
 	char tname[TREE_NAME_MAX + 1], name[TREE_NAME_MAX + 1], tmp[64];
-	int tfd, pfd;
+	int tfd, pfd, r;
 
 	if (t->kind != TK_FILE || t->state != RS_DONE) {
 		rx_refuse(rx, re, "the file it is a link to was not received");
@@ -663,11 +855,18 @@ static void hardlink(struct rx *rx, struct rx_entry *re)
 	pfd = parent_or_refuse(rx, re, name);
 	if (pfd >= 0 && same_inode(tfd, tname, pfd, name)) {
 		re->state = RS_DONE;
+	} else if (pfd >= 0 && !(t->xflags & RXF_MADE)) {
+		rx_refuse(rx, re,
+			  "the file it is a link to was already here and was "
+			  "not sent; not linked");
 	} else if (pfd >= 0) {
 		rx_tmp_name(name, "part", tmp, sizeof(tmp));
-		unlinkat(pfd, tmp, 0);
-		if (linkat(tfd, tname, pfd, tmp, 0))
-			rx_refuse(rx, re, "%s", strerror(errno));
+		r = link_made(tfd, tname, t, pfd, tmp);
+		if (r)
+			rx_refuse(rx, re, "%s",
+				  r == -ESTALE ? "the file it is a link to "
+						 "changed here; not linked"
+					       : strerror(-r));
 		else if (!place(rx, re, pfd, tmp, name,
 				rx->o.flags & TBS_TREE_OVERWRITE))
 			re->state = RS_DONE;
@@ -675,17 +874,34 @@ static void hardlink(struct rx *rx, struct rx_entry *re)
 	close(tfd);
 }
 
+/*
+ * Owner, mode and times of a directory: only of one this transfer made,
+ * or with --overwrite, and only if it still is the directory checked.
+ */
 static void dir_meta(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1];
-	int pfd = rx_parent(rx, re, name), fd;
+	struct stat sb;
+	int pfd, fd, r;
 
+	if (!(re->xflags & RXF_MADE) && !(rx->o.flags & TBS_TREE_OVERWRITE))
+		return;
+	pfd = rx_parent(rx, re, name);
 	if (pfd < 0)
 		return;
-	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || set_meta(rx, fd, re))
+	fd = openat(pfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK |
+			    O_CLOEXEC);
+	r = fd < 0 ? -errno : 0;
+	if (!r && (fstat(fd, &sb) || sb.st_ino != re->ino ||
+		   sb.st_dev != re->dev))
+		r = -ESTALE;
+	if (!r)
+		r = set_meta(rx, fd, re);
+	if (r)
 		rx_refuse(rx, re, "cannot set its mode or times: %s",
-			  strerror(errno));
+			  r == -ESTALE ? "it was replaced during the transfer"
+				       : strerror(-r));
 	if (fd >= 0)
 		close(fd);
 }
@@ -707,8 +923,9 @@ int rx_finalize(struct rx *rx)
 		if (rx->ents[i].kind == TK_DIR &&
 		    rx->ents[i].state != RS_FAILED)
 			dir_meta(rx, &rx->ents[i]);
-	if (syncfs(rx->syncfd))
-		return tbsi_err(rx->err, -errno, "could not sync: %s",
-				strerror(errno));
+	r = rx_sync(rx);
+	if (r)
+		return tbsi_err(rx->err, r, "could not sync: %s",
+				strerror(-r));
 	return 0;
 }

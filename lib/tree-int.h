@@ -50,6 +50,12 @@
 #define TREE_TARGET_MAX 4095 /* bytes of a symbolic link's target */
 #define TREE_TEXT_MAX 1024 /* bytes of a message text */
 #define TREE_NONE 0xffffffffu /* no index: no hard link, whole transfer */
+/*
+ * Names that begin so are the receiver's own (partial files, journals):
+ * no entry may have such a component, and a sender does not send them.
+ */
+#define TREE_TMP_PREFIX ".tbs-"
+#define TREE_TMP_PREFIX_LEN 5
 
 enum tree_msg_type {
 	TM_START = 0x01,
@@ -136,6 +142,7 @@ int tree_decode(uint8_t type, const uint8_t *p, size_t len, struct tree_msg *m,
 int tree_comp_next(const struct tree_entry *e, size_t *pos,
 		   struct tree_comp *c);
 const char *tree_name_problem(const uint8_t *name, size_t len);
+bool tree_name_reserved(const uint8_t *name, size_t len);
 size_t tree_entry_encode(uint8_t *out, size_t cap, const struct tree_entry *e,
 			 const char *const *names, const uint16_t *lens,
 			 const char *target);

@@ -19,13 +19,17 @@ enum rx_state {
 	RS_FAILED,
 };
 
+#define RXF_MADE 0x1 /* this transfer created or wrote it */
+
 struct rx_entry {
 	uint8_t kind, state, want, wflags;
+	uint8_t xflags; /* RXF_* */
 	uint16_t ncomp;
 	uint32_t mode, uid, gid, link;
 	uint32_t mtime_ns, atime_ns;
 	int64_t mtime_s, atime_s;
 	uint64_t size, rdev, woff;
+	uint64_t dev, ino; /* what was checked or made: compared before use */
 	size_t path; /* offset of its components in rx->arena */
 	size_t path_len;
 	struct tree_hash *resume; /* hash of the partial copy's prefix */
@@ -38,18 +42,30 @@ struct rx_file {
 	uint64_t pos;
 	uint64_t ckpt_pos;
 	uint64_t wb_pos; /* write-back started up to here */
+	uint64_t ino; /* of the partial file */
 	int64_t ckpt_ms;
 	struct tree_hash *hash;
 };
 
+/* A file system the transfer wrote to: each is synced before confirming. */
+struct rx_fs {
+	uint64_t dev;
+	int fd; /* a readable directory on it, for syncfs */
+};
+
+/* Sends a finished record of messages to the sender. */
+typedef int (*rx_emit_fn)(void *arg, const uint8_t *buf, size_t len);
+
 struct rx {
-	struct tbs_session *s;
+	rx_emit_fn emit;
+	void *emit_arg;
 	struct tbs_tree_opts o;
 	struct tbs_tree_stats st;
 	struct tbs_error *err;
 	bool is_root;
 	int root; /* O_PATH descriptor of the directory */
-	int syncfd; /* readable descriptor of it, for syncfs */
+	struct rx_fs *fs; /* every file system written to, the root's first */
+	size_t nfs;
 
 	struct rx_entry *ents;
 	size_t n, cap;
@@ -58,6 +74,7 @@ struct rx {
 	bool started, listed, done;
 
 	int pfd; /* parent directory of the last entry looked up */
+	uint64_t pdev; /* its device */
 	uint8_t pkey[TREE_PATH_MAX * 2];
 	size_t pkey_len;
 	bool pfresh; /* this transfer created it */
@@ -72,9 +89,9 @@ struct rx {
 
 	uint8_t *out;
 	size_t out_len;
-	uint8_t *buf; /* the record being parsed */
 	uint8_t *hbuf; /* for hashing files already there */
 	char fatal[TBS_MSG_MAX];
+	char first[TBS_MSG_MAX]; /* the first entry refused or failed */
 };
 
 /* tree-apply.c */
@@ -96,9 +113,26 @@ void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
 int rx_commit(struct rx *rx);
 int rx_finalize(struct rx *rx);
 
-/* tree-recv.c */
+int rx_sync(struct rx *rx);
+void rx_fs_free(struct rx *rx);
+
+/* tree-recv.c: the protocol side */
 __attribute__((format(printf, 3, 4))) int
 rx_refuse(struct rx *rx, struct rx_entry *re, const char *fmt, ...);
 int rx_put(struct rx *rx, uint8_t type, const void *body, size_t len);
+
+/*
+ * The receiver without a session, for tbs_tree_recv() and for the fuzz
+ * target that drives its file-system side with records: rx_open() on a
+ * directory, rx_record() for each record of the sender, rx_idle() when
+ * nothing came for a while, rx_end() after DONE (FINISH is emitted),
+ * rx_close().  Records to the sender go to @emit.
+ */
+int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
+	    rx_emit_fn emit, void *emit_arg, struct tbs_error *err);
+int rx_record(struct rx *rx, uint16_t type, const uint8_t *buf, size_t len);
+int rx_idle(struct rx *rx);
+int rx_end(struct rx *rx);
+void rx_close(struct rx *rx);
 
 #endif

@@ -19,10 +19,9 @@
 #include <xxhash.h>
 
 #include "tbstream.h"
-#include "../lib/tree-int.h"
+#include "tree-records.h"
 
-static uint8_t rec[TREE_REC_MAX];
-static size_t rec_len;
+static struct trec R;
 
 static void entry(uint32_t idx, uint8_t kind, uint64_t size, int n,
 		  const char *const *names, const uint16_t *lens,
@@ -38,35 +37,14 @@ static void entry(uint32_t idx, uint8_t kind, uint64_t size, int n,
 		.target_len = target ? (uint16_t)strlen(target) : 0,
 	};
 
-	rec_len += tree_entry_encode(rec + rec_len, sizeof(rec) - rec_len, &e,
-				     names, lens, target);
+	R.len += tree_entry_encode(R.buf + R.len, sizeof(R.buf) - R.len, &e,
+				   names, lens, target);
 }
 
 static void msg(uint8_t type, uint32_t idx, uint64_t a, uint64_t b,
 		const void *data, size_t len)
 {
-	uint8_t m[64 + 128] = { 0 };
-	size_t n = 16;
-
-	tbsi_le_put32(m, idx);
-	tbsi_le_put64(m + 8, a);
-	if (type == TM_START) {
-		tbsi_le_put32(m, TREE_VERSION);
-		tbsi_le_put64(m + 8, a);
-		n = 24;
-	} else if (type == TM_LISTED || type == TM_DONE) {
-		tbsi_le_put64(m, a);
-		n = 8;
-	} else if (type == TM_FILE_END) {
-		tbsi_le_put64(m + 16, b);
-		n = 24;
-	}
-	if (data) {
-		memcpy(m + n, data, len);
-		n += len;
-	}
-	rec_len +=
-		tree_msg_put(rec + rec_len, sizeof(rec) - rec_len, type, m, n);
+	trec_msg(&R, type, idx, a, b, data, len);
 }
 
 static void one_file(const char *name, uint64_t size)
@@ -115,12 +93,12 @@ static int build(const char *scenario, const char *outside)
 	} else if (!strcmp(scenario, "huge-size")) {
 		one_file("x", 1ull << 60);
 	} else if (!strcmp(scenario, "huge-length")) {
-		tbsi_le_put32(rec + 4, 0x7fffffff);
+		tbsi_le_put32(R.buf + 4, 0x7fffffff);
 	} else if (!strcmp(scenario, "huge-data")) {
 		one_file("x", 10);
 		msg(TM_LISTED, 0, 1, 0, NULL, 0);
 		msg(TM_FILE, 0, 0, 0, NULL, 0);
-		msg(TM_DATA, 0, 0, 0, rec, 100);
+		msg(TM_DATA, 0, 0, 0, R.buf, 100);
 	} else if (strcmp(scenario, "huge-count")) {
 		fprintf(stderr, "hostile-send: unknown scenario %s\n",
 			scenario);
@@ -162,7 +140,7 @@ static int attack(struct tbs_endpoint *ep)
 	if (r)
 		return r;
 	r = tbs_session_start(s);
-	if (!r && tbs_session_send(s, TBS_TREE_APP, rec, rec_len, 20000) < 0)
+	if (!r && tbs_session_send(s, TBS_TREE_APP, R.buf, R.len, 20000) < 0)
 		r = -EIO;
 	if (!r)
 		r = listen(s);
