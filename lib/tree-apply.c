@@ -458,26 +458,82 @@ int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off, uint64_t *hash)
 
 /* ---- directories, links, special files ---- */
 
+/*
+ * A directory this receiver made carries a marker until it gets its
+ * owner, mode and times, so that a run that continues an interrupted one
+ * finishes it too.  The marker counts only as a regular file with one
+ * link, of this user, naming the directory's inode: a sender cannot
+ * plant it (the name is reserved), nor can a local user.
+ */
+#define DIR_MARK TREE_TMP_PREFIX "dir"
+
+static void mark_dir(int dfd, const struct stat *d)
+{
+	char text[64];
+	int fd = create_excl(dfd, DIR_MARK), n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(text, sizeof(text), "tbstream directory 1 inode %llu\n",
+		     (unsigned long long)d->st_ino);
+	if (write(fd, text, (size_t)n) != n)
+		unlinkat(dfd, DIR_MARK, 0);
+	close(fd);
+}
+
+static bool marked(int dfd, const struct stat *d)
+{
+	unsigned long long ino;
+	char text[64];
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	fd = openat(dfd, DIR_MARK,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
+			    sb.st_uid != geteuid() || sb.st_dev != d->st_dev
+		    ? -1
+		    : read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = 0;
+	return sscanf(text, "tbstream directory 1 inode %llu", &ino) == 1 &&
+	       ino == d->st_ino;
+}
+
 int rx_mkdir(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1];
 	struct stat sb;
-	int pfd = parent_or_refuse(rx, re, name);
+	int pfd = parent_or_refuse(rx, re, name), fd;
+	bool made;
 
 	if (pfd < 0)
 		return pfd;
-	if (!mkdirat(pfd, name, 0700)) {
-		re->xflags |= RXF_MADE;
-		fresh_add(rx, XXH3_64bits(rx->arena + re->path, re->path_len));
-	} else if (errno != EEXIST) {
+	made = !mkdirat(pfd, name, 0700);
+	if (!made && errno != EEXIST)
 		return rx_refuse(rx, re, "%s", strerror(errno));
-	}
-	if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
-	    !S_ISDIR(sb.st_mode))
+	fd = openat(pfd, name,
+		    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb)) {
+		if (fd >= 0)
+			close(fd);
 		return rx_refuse(
 			rx, re, "exists and is not a directory (not replaced)");
+	}
 	re->dev = sb.st_dev;
 	re->ino = sb.st_ino;
+	if (made)
+		mark_dir(fd, &sb);
+	if (made || marked(fd, &sb))
+		re->xflags |= RXF_MADE;
+	if (made)
+		fresh_add(rx, XXH3_64bits(rx->arena + re->path, re->path_len));
+	close(fd);
 	return 0;
 }
 
@@ -832,9 +888,10 @@ static int link_made(int tfd, const char *tname, const struct rx_entry *t,
 }
 
 /*
- * A further name of file @re->link.  Only a file this transfer wrote gets
- * one: a link to a file that was already here would give a sender that
- * merely named it a second name for it, anywhere in the directory.
+ * A further name of file @re->link: of a file this transfer wrote or
+ * found identical.  A file kept because it is newer here (--update) is
+ * not the sender's: a sender that merely named it with an old time would
+ * get a second name for it, anywhere in the directory.
  */
 static void hardlink(struct rx *rx, struct rx_entry *re)
 {
@@ -855,10 +912,10 @@ static void hardlink(struct rx *rx, struct rx_entry *re)
 	pfd = parent_or_refuse(rx, re, name);
 	if (pfd >= 0 && same_inode(tfd, tname, pfd, name)) {
 		re->state = RS_DONE;
-	} else if (pfd >= 0 && !(t->xflags & RXF_MADE)) {
+	} else if (pfd >= 0 && t->want == TW_KEEP) {
 		rx_refuse(rx, re,
-			  "the file it is a link to was already here and was "
-			  "not sent; not linked");
+			  "the file it is a link to was kept, newer here "
+			  "(--update); not linked");
 	} else if (pfd >= 0) {
 		rx_tmp_name(name, "part", tmp, sizeof(tmp));
 		r = link_made(tfd, tname, t, pfd, tmp);
@@ -896,6 +953,8 @@ static void dir_meta(struct rx *rx, struct rx_entry *re)
 	if (!r && (fstat(fd, &sb) || sb.st_ino != re->ino ||
 		   sb.st_dev != re->dev))
 		r = -ESTALE;
+	if (!r && (re->xflags & RXF_MADE))
+		unlinkat(fd, DIR_MARK, 0);
 	if (!r)
 		r = set_meta(rx, fd, re);
 	if (r)
