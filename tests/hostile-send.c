@@ -8,7 +8,7 @@
  *	hostile-send SYSROOT STREAM SCENARIO OUTSIDE
  *
  * SCENARIO is one of dotdot, absolute, slash, nul, symlink, huge-size,
- * huge-length, huge-data, huge-count; OUTSIDE is a directory outside the
+ * huge-length, huge-data, huge-count, abort; OUTSIDE is a directory outside the
  * receiver's, the target of the symbolic link in "symlink".  Prints the
  * receiver's messages; exits 0 once the receiver answered.
  */
@@ -70,6 +70,10 @@ static void through_link(const char *outside)
 	msg(TM_DONE, 0, 3, 0, NULL, 0);
 }
 
+/* "abort": the sender ends the session with a message made to drive
+ * the receiver's terminal (title, erased line, a fake verdict). */
+static const char *abort_text;
+
 static int build(const char *scenario, const char *outside)
 {
 	static const char nul[] = { 'a', 0, 'b' };
@@ -99,6 +103,8 @@ static int build(const char *scenario, const char *outside)
 		msg(TM_LISTED, 0, 1, 0, NULL, 0);
 		msg(TM_FILE, 0, 0, 0, NULL, 0);
 		msg(TM_DATA, 0, 0, 0, R.buf, 100);
+	} else if (!strcmp(scenario, "abort")) {
+		abort_text = "\033]0;pwned\007\r\033[2K\033[1Averified OK\n";
 	} else if (strcmp(scenario, "huge-count")) {
 		fprintf(stderr, "hostile-send: unknown scenario %s\n",
 			scenario);
@@ -140,6 +146,11 @@ static int attack(struct tbs_endpoint *ep)
 	if (r)
 		return r;
 	r = tbs_session_start(s);
+	if (!r && abort_text) {
+		tbs_session_abort(s, -EIO, abort_text);
+		tbs_session_free(s);
+		return 0;
+	}
 	if (!r && tbs_session_send(s, TBS_TREE_APP, R.buf, R.len, 20000) < 0)
 		r = -EIO;
 	if (!r)

@@ -511,6 +511,166 @@ static void test_link_existing(void)
 	       "its directory keeps its mode");
 }
 
+/* ---- the sender, against a receiver driven by hand ---- */
+
+struct htx {
+	struct tbs_session *s;
+	const char *path;
+	int r;
+	struct tbs_error e;
+};
+
+static void *htx_main(void *arg)
+{
+	struct htx *h = arg;
+
+	h->r = tbs_session_start(h->s);
+	if (!h->r)
+		h->r = tbs_tree_send(h->s, &h->path, 1, NULL, NULL, &h->e);
+	tbs_session_close(h->s);
+	return NULL;
+}
+
+/* What the sender sent, and the receiver's hand. */
+struct seen {
+	void (*act)(int step); /* 0: after the list, 1: at the first data */
+	struct tbs_session *s;
+	int files[8], nfiles, data, ends, skips;
+	bool done;
+};
+
+static void answer(struct seen *w, uint8_t type, const void *b, size_t n)
+{
+	uint8_t rec[64];
+
+	tbs_session_send(w->s, TBS_TREE_APP, rec,
+			 tree_msg_put(rec, sizeof(rec), type, b, n), WAIT_MS);
+}
+
+static int on_sent(void *arg, const struct tree_msg *m)
+{
+	struct seen *w = arg;
+	uint8_t b[24] = { 0 };
+	int i;
+
+	if (m->type == TM_ENTRY && m->e.kind == TK_FILE && w->nfiles < 8)
+		w->files[w->nfiles++] = (int)m->e.index;
+	if (m->type == TM_LISTED) {
+		w->act(0);
+		for (i = 0; i < w->nfiles; i++) {
+			tbsi_le_put32(b, (uint32_t)w->files[i]);
+			b[4] = TW_FULL;
+			answer(w, TM_WANT, b, 24);
+		}
+	}
+	if (m->type == TM_DATA && !w->data++)
+		w->act(1);
+	w->ends += m->type == TM_FILE_END;
+	w->skips += m->type == TM_SKIP;
+	if (m->type == TM_DONE) {
+		memset(b, 0, 16);
+		answer(w, TM_FINISH, b, 16);
+		w->done = true;
+	}
+	return 0;
+}
+
+/* Sends @src to a receiver that wants every file and calls @act. */
+static int send_to_hand(const char *src, void (*act)(int), struct seen *w,
+			struct tbs_error *e)
+{
+	struct tbs_session_opts o = { .handshake_ms = WAIT_MS,
+				      .idle_ms = WAIT_MS,
+				      .confirm_ms = WAIT_MS };
+	static uint8_t buf[TREE_REC_MAX];
+	struct htx h = { .path = src };
+	pthread_t t;
+	ssize_t n;
+	int sv[2];
+
+	*w = (struct seen){ .act = act };
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	o.role = TBS_ROLE_SENDER;
+	tbs_session_new(&h.s, sv[0], sv[0], &o);
+	o.role = TBS_ROLE_RECEIVER;
+	tbs_session_new(&w->s, sv[1], sv[1], &o);
+	pthread_create(&t, NULL, htx_main, &h);
+	tbs_session_start(w->s);
+	while (!w->done &&
+	       (n = tbs_session_recv(w->s, NULL, buf, sizeof(buf), WAIT_MS)) >
+		       0)
+		tree_parse_record(buf, (size_t)n, on_sent, w, NULL, 0);
+	while (tbs_session_recv(w->s, NULL, buf, sizeof(buf), WAIT_MS) > 0)
+		;
+	tbs_session_confirm(w->s);
+	tbs_session_close(w->s);
+	pthread_join(t, NULL);
+	tbs_session_free(w->s);
+	tbs_session_free(h.s);
+	close(sv[0]);
+	close(sv[1]);
+	printf("#   sender: %d %s\n", h.r, h.e.msg);
+	*e = h.e;
+	return h.r;
+}
+
+static char victim[1024];
+
+static void to_fifo(int step)
+{
+	if (step == 0 && (unlink(victim) || mkfifo(victim, 0644)))
+		perror(victim);
+}
+
+static void shrink(int step)
+{
+	if (step == 0 && truncate(victim, 3))
+		perror(victim);
+}
+
+static void rewrite(int step)
+{
+	int fd = step == 1 ? open(victim, O_WRONLY) : -1;
+
+	if (fd >= 0 && pwrite(fd, "NEW", 3, 30u << 20) != 3)
+		perror(victim);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A source file replaced by a FIFO after the list: not a hang. */
+static void test_sender_changes(void)
+{
+	static uint8_t big[32u << 20];
+	struct tbs_error e;
+	struct seen w;
+
+	dir("s", 0755);
+	put("s/f", "content\n", 8, 1000);
+	pathof(victim, sizeof(victim), "s/f");
+	is_int(send_to_hand(victim, to_fifo, &w, &e), -EIO,
+	       "a file that became a FIFO: the sender fails, no hang");
+	ok(w.skips == 1 && !w.ends, "it was skipped, not sent");
+	ok(strstr(e.msg, "changed since it was listed") != NULL,
+	   "the verdict says why by itself");
+
+	unlink(victim);
+	put("s/f", "long enough content\n", 20, 1000);
+	is_int(send_to_hand(victim, shrink, &w, &e), -EIO,
+	       "a file that shrank after the list: the sender fails");
+	ok(w.skips == 1 && !w.ends && strstr(e.msg, "changed"),
+	   "it was skipped, and the verdict says why");
+
+	memset(big, 'o', sizeof(big));
+	put("s/f", big, sizeof(big), 1000);
+	is_int(send_to_hand(victim, rewrite, &w, &e), -EIO,
+	       "a file rewritten while sent: the sender fails");
+	ok(w.data > 0 && w.skips == 1 && !w.ends,
+	   "what was sent of it is not ended as the file");
+	ok(strstr(e.msg, "changed while it was being sent") != NULL,
+	   "and the verdict says so");
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -527,6 +687,7 @@ int main(void)
 	test_existing_dirs();
 	test_update_symlink();
 	test_link_existing();
+	test_sender_changes();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd))
 		return 1;
