@@ -361,18 +361,6 @@ bool tbsi_img_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
-void tbsi_img_hash_zeros(XXH3_state_t *h, uint64_t len)
-{
-	static const uint8_t zeros[256 * 1024];
-	size_t n;
-
-	while (len) {
-		n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
-		XXH3_128bits_update(h, zeros, n);
-		len -= n;
-	}
-}
-
 int tbsi_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
@@ -387,25 +375,6 @@ int tbsi_pread_all(int fd, void *buf, size_t len, uint64_t off)
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Feeds [off, off + len) of @fd to @h, reading through @buf. */
-int tbsi_img_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *h,
-			uint8_t *buf, size_t bufsize)
-{
-	size_t n;
-	int ret;
-
-	while (len) {
-		n = len < bufsize ? (size_t)len : bufsize;
-		ret = tbsi_pread_all(fd, buf, n, off);
-		if (ret)
-			return ret;
-		XXH3_128bits_update(h, buf, n);
-		off += n;
-		len -= n;
 	}
 	return 0;
 }

@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "tbstream.h"
+#include "tree-hash.h"
 
 enum img_type {
 	IMG_HEADER = 0x4901,
@@ -43,7 +44,9 @@ enum img_type {
 #define IMG_MAGIC 0x4d494254u /* "TBIM" */
 #define IMG_VERSION 1
 #define IMG_F_ZSTD 0x1
-#define IMG_HASH_XXH3_128 1
+/* The hash of the image: the hash tree of tree-hash.c (1 was plain XXH3). */
+#define IMG_HASH_TREE 2
+#define IMG_HASH_NAME "xxh3-128-tree"
 #define IMG_HEADER_LEN 408
 #define IMG_EXTENT_HDR 24
 #define IMG_ENC_RAW 0
@@ -86,9 +89,6 @@ int tbsi_img_open_device(const char *path, dev_t rdev, uint64_t size,
 			 struct tbs_error *err);
 int tbsi_img_zero_range(int fd, bool is_dev, uint64_t off, uint64_t len);
 bool tbsi_img_is_zero(const uint8_t *p, size_t len);
-int tbsi_img_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *h,
-			uint8_t *buf, size_t bufsize);
-void tbsi_img_hash_zeros(XXH3_state_t *h, uint64_t len);
 
 /* image-sidecar.c: the files beside an image, relative to its directory */
 struct img_journal {

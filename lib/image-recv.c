@@ -42,7 +42,7 @@ struct receiver {
 	int fd;
 	bool is_dev, finished;
 	uint64_t cursor, ckpt, sync_every;
-	XXH3_state_t *hash;
+	struct tree_hash *hash;
 	uint8_t *rec, *raw;
 	ZSTD_DCtx *dctx;
 };
@@ -268,13 +268,11 @@ static int send_start(struct receiver *r)
 	uint64_t v[3];
 	int ret;
 
-	XXH3_128bits_reset(r->hash);
-	ret = tbsi_img_hash_range(r->fd, 0, r->j.done, r->hash, r->rec,
-				  IMG_REC_MAX);
+	ret = tree_hash_fd(r->hash, r->fd, r->j.done, r->rec, IMG_REC_MAX);
 	if (ret)
 		return fail(r, ret, "could not read '%s': %s", r->path,
 			    strerror(-ret));
-	h = XXH3_128bits_digest(r->hash);
+	h = tree_hash_digest128(r->hash);
 	v[0] = r->j.done;
 	v[1] = h.high64;
 	v[2] = h.low64;
@@ -309,7 +307,7 @@ static int on_begin(struct receiver *r, const uint8_t *p, size_t n)
 	r->cursor = r->ckpt = r->st.start = b;
 	if (b)
 		return 0;
-	XXH3_128bits_reset(r->hash);
+	tree_hash_reset(r->hash);
 	if (r->j.done) {
 		r->j.done = 0;
 		return resize(r, 0);
@@ -371,7 +369,7 @@ static int on_extent(struct receiver *r, const uint8_t *p, size_t n)
 			    "the extent at offset %llu failed its check; "
 			    "nothing of it was written",
 			    (unsigned long long)x.offset);
-	XXH3_128bits_update(r->hash, data, x.raw_len);
+	tree_hash_update(r->hash, data, x.raw_len);
 	w = pwrite(r->fd, data, x.raw_len, (off_t)x.offset);
 	if (w != (ssize_t)x.raw_len)
 		return fail(r, w < 0 ? -errno : -ENOSPC,
@@ -401,7 +399,7 @@ static int on_zero(struct receiver *r, const uint8_t *p, size_t n)
 	if (ret)
 		return fail(r, ret, "could not write zeros to '%s': %s",
 			    r->path, strerror(-ret));
-	tbsi_img_hash_zeros(r->hash, v[1]);
+	tree_hash_zeros(r->hash, v[1]);
 	r->cursor += v[1];
 	r->st.zero_bytes += v[1];
 	return checkpoint(r);
@@ -418,7 +416,7 @@ static void now_utc(char *buf, size_t len)
 
 static int on_final(struct receiver *r, const uint8_t *p, size_t n)
 {
-	XXH128_hash_t mine = XXH3_128bits_digest(r->hash), theirs;
+	XXH128_hash_t mine = tree_hash_digest128(r->hash), theirs;
 	uint64_t v[2];
 
 	if (tbsi_img_get_u64s(p, n, v, 2) || r->cursor != r->info.size)
@@ -569,7 +567,7 @@ int tbs_image_recv(struct tbs_session *s, const char *path,
 
 	r.err = err ? err : &e;
 	r.sync_every = r.o->sync_every ? r.o->sync_every : TBS_IMAGE_SYNC_EVERY;
-	r.hash = XXH3_createState();
+	r.hash = tree_hash_new();
 	r.rec = malloc(IMG_REC_MAX);
 	r.raw = malloc(IMG_MAX_EXTENT);
 	if (!r.hash || !r.rec || !r.raw)
@@ -590,7 +588,7 @@ int tbs_image_recv(struct tbs_session *s, const char *path,
 		close(r.jdfd);
 	if (r.dfd >= 0)
 		close(r.dfd);
-	XXH3_freeState(r.hash);
+	tree_hash_free(r.hash);
 	free(r.rec);
 	free(r.raw);
 	ZSTD_freeDCtx(r.dctx);

@@ -230,9 +230,9 @@ int tbsi_img_sidecar_write(int dfd, const char *base,
 	int n, ret;
 
 	n = snprintf(p, left,
-		     "{\n  \"format\": \"tbsimage 1\",\n"
+		     "{\n  \"format\": \"tbsimage 2\",\n"
 		     "  \"size\": %llu,\n  \"block_size\": %u,\n"
-		     "  \"hash_algorithm\": \"xxh3-128\",\n",
+		     "  \"hash_algorithm\": \"" IMG_HASH_NAME "\",\n",
 		     (unsigned long long)i->size, i->block_size);
 	p += n;
 	left -= (size_t)n;
@@ -273,7 +273,7 @@ static bool json_get_str(const char *line, const char *key, char *out,
 }
 
 static void sidecar_line(const char *line, struct tbs_image_info *info,
-			 int *seen)
+			 char *algo, int *seen)
 {
 	unsigned long long v;
 	const char *p;
@@ -284,6 +284,8 @@ static void sidecar_line(const char *line, struct tbs_image_info *info,
 	} else if ((p = strstr(line, "\"block_size\":")) &&
 		   sscanf(p + 13, "%llu", &v) == 1 && v <= UINT32_MAX) {
 		info->block_size = (uint32_t)v;
+	} else if (json_get_str(line, "hash_algorithm", algo, 32)) {
+		*seen |= 4;
 	} else if (json_get_str(line, "hash", info->hash, sizeof(info->hash))) {
 		*seen |= 2;
 	} else if (!json_get_str(line, "source", info->source,
@@ -299,7 +301,7 @@ static void sidecar_line(const char *line, struct tbs_image_info *info,
 int tbs_image_sidecar_read(const char *image, struct tbs_image_info *info,
 			   struct tbs_error *err)
 {
-	char path[PATH_MAX], line[1024];
+	char path[PATH_MAX], line[1024], algo[32] = "";
 	XXH128_hash_t h;
 	int seen = 0;
 	FILE *f;
@@ -311,9 +313,15 @@ int tbs_image_sidecar_read(const char *image, struct tbs_image_info *info,
 		return tbsi_err(err, -errno, "could not open '%s': %s", path,
 				strerror(errno));
 	while (fgets(line, sizeof(line), f))
-		sidecar_line(line, info, &seen);
+		sidecar_line(line, info, algo, &seen);
 	fclose(f);
-	if (seen != 3 || tbsi_img_hash_parse(info->hash, &h))
+	if ((seen & 4) && strcmp(algo, IMG_HASH_NAME))
+		return tbsi_err(err, -EINVAL,
+				"'%s' gives the hash as %s, which this tbstream "
+				"does not compute (an image of an older "
+				"tbstream: 'xxhsum -H2' checks it)",
+				path, algo);
+	if ((seen & 3) != 3 || tbsi_img_hash_parse(info->hash, &h))
 		return tbsi_err(err, -EINVAL,
 				"'%s' is not a tbstream image sidecar (no size "
 				"or hash)",

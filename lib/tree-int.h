@@ -37,6 +37,7 @@
 #include <sys/types.h>
 
 #include "byteorder.h"
+#include "tree-hash.h"
 
 #define TBS_TREE_APP 0x7472 /* session application type, "tr" */
 #define TREE_VERSION 1
@@ -149,17 +150,5 @@ size_t tree_entry_encode(uint8_t *out, size_t cap, const struct tree_entry *e,
 size_t tree_msg_put(uint8_t *out, size_t cap, uint8_t type, const void *body,
 		    size_t len);
 int tree_path_text(const struct tree_entry *e, char *buf, size_t len);
-
-/* The hash of a file's content: XXH3-64 of its bytes, holes as zeros. */
-struct tree_hash;
-struct tree_hash *tree_hash_new(void);
-void tree_hash_free(struct tree_hash *h);
-void tree_hash_reset(struct tree_hash *h);
-void tree_hash_update(struct tree_hash *h, const void *buf, size_t len);
-void tree_hash_zeros(struct tree_hash *h, uint64_t len);
-uint64_t tree_hash_digest(struct tree_hash *h);
-/* Hashes the first @len bytes of @fd into @h (reset first). */
-int tree_hash_fd(struct tree_hash *h, int fd, uint64_t len, void *buf,
-		 size_t buf_len);
 
 #endif

@@ -18,6 +18,7 @@
 #include "../tap.h"
 
 #define SIZE 65536
+#define HUGE (1ull << 43) /* 8 TiB: hours of hashing zeros one by one */
 
 struct rx {
 	struct tbs_session *s;
@@ -67,12 +68,16 @@ static void send_extent(struct tbs_session *s, uint64_t off, uint32_t len)
 	tbs_session_send(s, IMG_EXTENT, p, IMG_EXTENT_HDR + len, 5000);
 }
 
-/* The hash of an image of SIZE zeros. */
-static XXH128_hash_t zeros_hash(void)
+/* The hash of an image of @size zeros. */
+static XXH128_hash_t zeros_hash(uint64_t size)
 {
-	static const uint8_t z[SIZE];
+	struct tree_hash *t = tree_hash_new();
+	XXH128_hash_t h;
 
-	return XXH3_128bits(z, sizeof(z));
+	tree_hash_zeros(t, size);
+	h = tree_hash_digest128(t);
+	tree_hash_free(t);
+	return h;
 }
 
 /* The hostile side: a header, what @act sends, then the end. */
@@ -94,7 +99,7 @@ static int run(const char *path, int act, struct tbs_error *err)
 		return -ENOMEM;
 	pthread_create(&t, NULL, rx_run, &r);
 	tbs_session_start(s);
-	send_header(s, act == 4 ? IMG_MAX_SIZE + 1 : SIZE);
+	send_header(s, act == 4 ? IMG_MAX_SIZE + 1 : act == 6 ? HUGE : SIZE);
 	tbs_session_recv(s, NULL, buf, sizeof(buf), 5000); /* START */
 	send_u64s(s, IMG_BEGIN, 0, 0, 1);
 	if (act == 0) {
@@ -107,10 +112,11 @@ static int run(const char *path, int act, struct tbs_error *err)
 	} else if (act == 3) {
 		send_u64s(s, IMG_ZERO, 0, SIZE, 2);
 		send_u64s(s, IMG_FINAL, 1, 2, 2);
-	} else if (act == 5) { /* an honest image of zeros */
-		XXH128_hash_t h = zeros_hash();
+	} else if (act == 5 || act == 6) { /* an image of zeros */
+		uint64_t size = act == 6 ? HUGE : SIZE;
+		XXH128_hash_t h = zeros_hash(size);
 
-		send_u64s(s, IMG_ZERO, 0, SIZE, 2);
+		send_u64s(s, IMG_ZERO, 0, size, 2);
 		send_u64s(s, IMG_FINAL, h.high64, h.low64, 2);
 	}
 	tbs_session_finish(s);
@@ -269,6 +275,13 @@ int main(void)
 	ret = run(img, 4, &e);
 	is_int(ret, -EPROTO, "an absurd image size is refused");
 	ok(access(img, F_OK) != 0, "before any file is made");
+	alarm(60);
+	ret = run(img, 6, &e);
+	alarm(0);
+	is_int(ret, 0, "8 TiB of zeros described in a few bytes: done at once");
+	is_int(size_of(img), (off_t)HUGE, "a sparse image of that size");
+	unlink(img);
+	unlink(side);
 	test_planted(dir);
 
 	snprintf(side, sizeof(side), "rm -rf %s", dir);

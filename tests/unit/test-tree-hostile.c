@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -511,6 +513,92 @@ static void test_link_existing(void)
 	       "its directory keeps its mode");
 }
 
+/*
+ * Durability: every file system the receiver writes to is synced before
+ * it confirms.  syncfs() is taken over here to see which ones it syncs.
+ */
+static dev_t synced[8];
+static int nsynced;
+
+int syncfs(int fd)
+{
+	struct stat sb;
+	int i;
+
+	if (!fstat(fd, &sb)) {
+		for (i = 0; i < nsynced && synced[i] != sb.st_dev; i++)
+			;
+		if (i == nsynced && nsynced < 8)
+			synced[nsynced++] = sb.st_dev;
+	}
+	return (int)syscall(SYS_syncfs, fd);
+}
+
+static void test_mount_inside(void)
+{
+	struct trec_meta f = { .size = 4, .mtime = 1000 };
+	struct tree_hash *h = tree_hash_new();
+	struct trec r = { 0 };
+	struct answers a;
+	char p[1024];
+	bool seen = false;
+	int i;
+
+	dir("d10", 0755);
+	dir("d10/mnt", 0755);
+	pathof(p, sizeof(p), "d10/mnt");
+	if (geteuid() || mount("tmpfs", p, "tmpfs", 0, "size=1m")) {
+		tap_skip("needs root to mount a file system inside");
+		tree_hash_free(h);
+		return;
+	}
+	tree_hash_update(h, "data", 4);
+	trec_msg(&r, TM_START, 0, 2, 0, NULL, 0);
+	trec_entry(&r, 0, TK_DIR, "mnt", NULL);
+	trec_entry(&r, 1, TK_FILE, "mnt/f", &f);
+	trec_msg(&r, TM_LISTED, 0, 2, 0, NULL, 0);
+	trec_msg(&r, TM_FILE, 1, 0, 0, NULL, 0);
+	trec_data(&r, 1, 0, "data", 4);
+	trec_msg(&r, TM_FILE_END, 1, 4, tree_hash_digest(h), NULL, 0);
+	trec_msg(&r, TM_DONE, 0, 2, 0, NULL, 0);
+	nsynced = 0;
+	is_int(hostile("d10", 0, &r, 1, &a, NULL), 0,
+	       "a file into a file system mounted inside the directory");
+	for (i = 0; i < nsynced; i++)
+		seen |= synced[i] == st("d10/mnt/f").st_dev;
+	ok(seen, "that file system was synced before the file was confirmed");
+	umount2(p, MNT_DETACH);
+	tree_hash_free(h);
+}
+
+/*
+ * 8 TiB of zeros announced in a few bytes (a file of that size with no
+ * data): hashing them one by one would take hours; the hash tree takes
+ * no time.  The alarm of main() fails the test if it hangs.
+ */
+static void test_huge_zeros(void)
+{
+	struct trec_meta z = { .size = 1ull << 43, .mtime = 1000 };
+	struct tree_hash *h = tree_hash_new();
+	struct trec r = { 0 };
+	struct answers a;
+
+	dir("d11", 0755);
+	tree_hash_zeros(h, z.size);
+	trec_msg(&r, TM_START, 0, 1, 0, NULL, 0);
+	trec_entry(&r, 0, TK_FILE, "sparse", &z);
+	trec_msg(&r, TM_LISTED, 0, 1, 0, NULL, 0);
+	trec_msg(&r, TM_FILE, 0, 0, 0, NULL, 0);
+	trec_msg(&r, TM_FILE_END, 0, z.size, tree_hash_digest(h), NULL, 0);
+	trec_msg(&r, TM_DONE, 0, 1, 0, NULL, 0);
+	is_int(hostile("d11", 0, &r, 1, &a, NULL), 0,
+	       "a file of 8 TiB of zeros is received at once");
+	ok(st("d11/sparse").st_size == (off_t)z.size &&
+		   st("d11/sparse").st_blocks == 0,
+	   "as a sparse file");
+	tree_hash_free(h);
+}
+
 /* ---- the sender, against a receiver driven by hand ---- */
 
 struct htx {
@@ -687,6 +775,8 @@ int main(void)
 	test_existing_dirs();
 	test_update_symlink();
 	test_link_existing();
+	test_mount_inside();
+	test_huge_zeros();
 	test_sender_changes();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd))
