@@ -45,12 +45,35 @@
 #define CKPT_BYTES (1ull << 30)
 #define WRITEBACK (8u << 20) /* start writing back every 8 MiB */
 
+/* The entries from the top down to @idx (its directories, then it). */
+int rx_chain(const struct rx *rx, uint32_t idx, uint32_t *out)
+{
+	uint32_t up[TREE_DEPTH_MAX];
+	int n = 0, i;
+
+	for (; idx != TREE_NONE && n < TREE_DEPTH_MAX; idx = rx->ents[idx].parent)
+		up[n++] = idx;
+	for (i = 0; i < n; i++)
+		out[i] = up[n - 1 - i];
+	return n;
+}
+
 void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
 	     size_t len)
 {
-	struct tree_entry e = { .comps = rx->arena + re->path,
-				.comps_len = re->path_len };
+	uint8_t comps[TREE_PATH_MAX + 2 * TREE_DEPTH_MAX];
+	uint32_t idx[TREE_DEPTH_MAX];
+	struct tree_entry e = { .comps = comps };
+	int n = rx_chain(rx, (uint32_t)(re - rx->ents), idx), i;
 
+	for (i = 0; i < n; i++) {
+		const struct rx_entry *c = &rx->ents[idx[i]];
+
+		tbsi_le_put16(comps + e.comps_len, c->name_len);
+		memcpy(comps + e.comps_len + 2, rx->arena + c->name,
+		       c->name_len);
+		e.comps_len += 2 + (size_t)c->name_len;
+	}
 	if (tree_path_text(&e, buf, len) && len > 4)
 		memcpy(buf + len - 4, "...", 4);
 }
@@ -61,17 +84,18 @@ void rx_tmp_name(const char *name, const char *ext, char *buf, size_t len)
 		 (uint64_t)XXH3_64bits(name, strlen(name)), ext);
 }
 
-static int walk_to(struct rx *rx, const uint8_t *key, size_t len)
+/* Opens directory entry @dir from the root, one name at a time. */
+static int walk_to(struct rx *rx, uint32_t dir)
 {
-	struct tree_entry e = { .comps = key, .comps_len = len };
-	struct tree_comp c;
+	uint32_t idx[TREE_DEPTH_MAX];
 	char name[TREE_NAME_MAX + 1];
-	size_t pos = 0;
-	int fd = rx->root, nfd;
+	int n = rx_chain(rx, dir, idx), i, fd = rx->root, nfd;
 
-	while (tree_comp_next(&e, &pos, &c)) {
-		memcpy(name, c.name, c.len);
-		name[c.len] = 0;
+	for (i = 0; i < n; i++) {
+		const struct rx_entry *c = &rx->ents[idx[i]];
+
+		memcpy(name, rx->arena + c->name, c->name_len);
+		name[c->name_len] = 0;
 		nfd = openat(fd, name,
 			     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd != rx->root)
@@ -81,57 +105,6 @@ static int walk_to(struct rx *rx, const uint8_t *key, size_t len)
 		fd = nfd;
 	}
 	return fd == rx->root ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
-}
-
-/*
- * Directories this transfer created (hashes of their paths): nothing can
- * be in them but what this transfer put there, so a file in one needs no
- * look for an earlier copy.  A collision of hashes would only cost that
- * look: renames never replace without permission.
- */
-static bool fresh_has(const struct rx *rx, uint64_t h)
-{
-	size_t i, mask = rx->fresh_cap - 1;
-
-	if (!rx->fresh_cap)
-		return false;
-	h = h ? h : 1;
-	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
-		if (rx->fresh[i] == h)
-			return true;
-	return false;
-}
-
-static void fresh_add(struct rx *rx, uint64_t h)
-{
-	size_t i, cap, mask;
-	uint64_t *n;
-
-	if (rx->nfresh * 2 >= rx->fresh_cap) {
-		cap = rx->fresh_cap ? rx->fresh_cap * 2 : 256;
-		n = calloc(cap, sizeof(*n));
-		if (!n)
-			return;
-		for (i = 0; i < rx->fresh_cap; i++) {
-			size_t j = rx->fresh[i] & (cap - 1);
-
-			if (!rx->fresh[i])
-				continue;
-			while (n[j])
-				j = (j + 1) & (cap - 1);
-			n[j] = rx->fresh[i];
-		}
-		free(rx->fresh);
-		rx->fresh = n;
-		rx->fresh_cap = cap;
-	}
-	h = h ? h : 1;
-	mask = rx->fresh_cap - 1;
-	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
-		if (rx->fresh[i] == h)
-			return;
-	rx->fresh[i] = h;
-	rx->nfresh++;
 }
 
 /* ---- the file systems written to ---- */
@@ -188,22 +161,14 @@ void rx_fs_free(struct rx *rx)
  */
 int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
 {
-	struct tree_entry e = { .comps = rx->arena + re->path,
-				.comps_len = re->path_len };
-	struct tree_comp c = { 0 };
-	size_t pos = 0, last = 0;
 	struct stat sb;
 	int fd;
 
-	while (tree_comp_next(&e, &pos, &c))
-		if (pos < e.comps_len)
-			last = pos;
-	memcpy(name, c.name, c.len);
-	name[c.len] = 0;
-	if (rx->pfd >= 0 && rx->pkey_len == last &&
-	    !memcmp(rx->pkey, e.comps, last))
+	memcpy(name, rx->arena + re->name, re->name_len);
+	name[re->name_len] = 0;
+	if (rx->pfd >= 0 && rx->pidx == re->parent)
 		return rx->pfd;
-	fd = walk_to(rx, e.comps, last);
+	fd = walk_to(rx, re->parent);
 	if (fd >= 0 && (fstat(fd, &sb) || fs_add(rx, fd, sb.st_dev))) {
 		close(fd);
 		fd = -errno;
@@ -214,9 +179,9 @@ int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
 		close(rx->pfd);
 	rx->pfd = fd;
 	rx->pdev = sb.st_dev;
-	memcpy(rx->pkey, e.comps, last);
-	rx->pkey_len = last;
-	rx->pfresh = last && fresh_has(rx, XXH3_64bits(e.comps, last));
+	rx->pidx = re->parent;
+	rx->pfresh = re->parent != TREE_NONE &&
+		     (rx->ents[re->parent].xflags & RXF_FRESH);
 	return fd;
 }
 
@@ -531,8 +496,8 @@ int rx_mkdir(struct rx *rx, struct rx_entry *re)
 		mark_dir(fd, &sb);
 	if (made || marked(fd, &sb))
 		re->xflags |= RXF_MADE;
-	if (made)
-		fresh_add(rx, XXH3_64bits(rx->arena + re->path, re->path_len));
+	if (made) /* nothing can be in it but what this transfer puts */
+		re->xflags |= RXF_FRESH;
 	close(fd);
 	return 0;
 }

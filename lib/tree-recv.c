@@ -16,12 +16,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "tree-recv.h"
 
 #define DEF_MAX_ENTRIES (16u << 20)
 #define DEF_MAX_FILE_SIZE (1ull << 50)
-#define ARENA_MAX (1ull << 30)
+#define ARENA_MAX (1ull << 30) /* bytes of last names */
 #define COMMIT_FILES 8192
 #define COMMIT_BYTES (256ull << 20)
 #define COMMIT_MS 2000
@@ -130,33 +131,128 @@ static void progress(struct rx *rx)
 
 /* ---- entries ---- */
 
+/* ---- entries: a parent and a name each ---- */
+
+static uint64_t path_hash(const uint8_t *comps, size_t len)
+{
+	uint64_t h = XXH3_64bits(comps, len);
+
+	return h ? h : 1;
+}
+
+/* Whether directory entry @idx has the path @comps[0, @len). */
+static bool same_path(const struct rx *rx, uint32_t idx, const uint8_t *comps,
+		      size_t len)
+{
+	struct tree_entry e = { .comps = comps, .comps_len = len };
+	uint32_t up[TREE_DEPTH_MAX];
+	struct tree_comp c;
+	size_t pos = 0;
+	int n = rx_chain(rx, idx, up), i = 0;
+
+	while (tree_comp_next(&e, &pos, &c)) {
+		const struct rx_entry *d = &rx->ents[up[i]];
+
+		if (i == n || d->name_len != c.len ||
+		    memcmp(rx->arena + d->name, c.name, c.len))
+			return false;
+		i++;
+	}
+	return i == n;
+}
+
+/* The first directory entry with path @comps[0, @len), or TREE_NONE. */
+static uint32_t dir_find(const struct rx *rx, const uint8_t *comps,
+			 size_t len)
+{
+	uint64_t h = path_hash(comps, len);
+	size_t i, mask = rx->dirs_cap - 1;
+
+	if (!rx->dirs_cap)
+		return TREE_NONE;
+	for (i = h & mask; rx->dirs[i].hash; i = (i + 1) & mask)
+		if (rx->dirs[i].hash == h &&
+		    same_path(rx, rx->dirs[i].idx, comps, len))
+			return rx->dirs[i].idx;
+	return TREE_NONE;
+}
+
+static void dir_put(struct rx_dir *t, size_t cap, struct rx_dir d)
+{
+	size_t i = d.hash & (cap - 1);
+
+	while (t[i].hash)
+		i = (i + 1) & (cap - 1);
+	t[i] = d;
+}
+
+static int dir_add(struct rx *rx, uint32_t idx, const struct tree_entry *e)
+{
+	struct rx_dir *t;
+	size_t cap, i;
+
+	if (rx->ndirs * 2 >= rx->dirs_cap) {
+		cap = rx->dirs_cap ? rx->dirs_cap * 2 : 256;
+		t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (i = 0; i < rx->dirs_cap; i++)
+			if (rx->dirs[i].hash)
+				dir_put(t, cap, rx->dirs[i]);
+		free(rx->dirs);
+		rx->dirs = t;
+		rx->dirs_cap = cap;
+	}
+	dir_put(rx->dirs, rx->dirs_cap,
+		(struct rx_dir){ .hash = path_hash(e->comps, e->comps_len),
+				 .idx = idx });
+	rx->ndirs++;
+	return 0;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 1024;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	q = realloc(*p, n * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/*
+ * Keeps what the receiver needs of entry @e: its parent, which must be a
+ * directory listed before it (as a sender lists them), and its last name.
+ */
 static int store_entry(struct rx *rx, const struct tree_entry *e,
 		       struct rx_entry **out)
 {
+	struct tree_comp c = { 0 };
+	size_t pos = 0, last = 0;
 	struct rx_entry *re;
+	uint32_t parent = TREE_NONE;
 
-	if (rx->n == rx->cap) {
-		size_t cap = rx->cap ? rx->cap * 2 : 1024;
-
-		re = realloc(rx->ents, cap * sizeof(*re));
-		if (!re)
-			return -ENOMEM;
-		rx->ents = re;
-		rx->cap = cap;
-	}
-	if (rx->arena_len + e->comps_len > rx->arena_cap) {
-		size_t cap = (rx->arena_cap + e->comps_len) * 2;
-		uint8_t *a = realloc(rx->arena, cap);
-
-		if (!a)
-			return -ENOMEM;
-		rx->arena = a;
-		rx->arena_cap = cap;
-	}
+	while (tree_comp_next(e, &pos, &c))
+		if (pos < e->comps_len)
+			last = pos;
+	if (last && (parent = dir_find(rx, e->comps, last)) == TREE_NONE)
+		return violation(rx, "an entry before its directory");
+	if (grow((void **)&rx->ents, &rx->cap, rx->n + 1, sizeof(*re)) ||
+	    grow((void **)&rx->arena, &rx->arena_cap, rx->arena_len + c.len, 1))
+		return -ENOMEM;
 	re = &rx->ents[rx->n++];
 	*re = (struct rx_entry){
 		.kind = e->kind,
-		.ncomp = e->ncomp,
+		.name = (uint32_t)rx->arena_len,
+		.name_len = (uint8_t)c.len,
+		.parent = parent,
 		.mode = e->mode,
 		.uid = e->uid,
 		.gid = e->gid,
@@ -167,13 +263,11 @@ static int store_entry(struct rx *rx, const struct tree_entry *e,
 		.atime_s = e->atime_s,
 		.size = e->size,
 		.rdev = e->rdev,
-		.path = rx->arena_len,
-		.path_len = e->comps_len,
 	};
-	memcpy(rx->arena + rx->arena_len, e->comps, e->comps_len);
-	rx->arena_len += e->comps_len;
+	memcpy(rx->arena + rx->arena_len, c.name, c.len);
+	rx->arena_len += c.len;
 	*out = re;
-	return 0;
+	return e->kind == TK_DIR ? dir_add(rx, (uint32_t)(rx->n - 1), e) : 0;
 }
 
 static void count(struct rx *rx, const struct rx_entry *re)
@@ -232,18 +326,18 @@ static bool reserved(const struct tree_entry *e)
 
 static int on_entry(struct rx *rx, const struct tree_entry *e)
 {
-	struct rx_entry *re;
+	struct rx_entry *re = NULL;
 	int r;
 
 	if (!rx->started || rx->listed)
 		return violation(rx, "an entry out of place");
 	if (e->index != rx->n)
 		return violation(rx, "entry %u out of order", e->index);
-	if (rx->n >= rx->o.max_entries)
-		return violation(rx, "more than %llu entries (the limit)",
-				 (unsigned long long)rx->o.max_entries);
-	if (rx->arena_len + e->comps_len > ARENA_MAX)
-		return violation(rx, "more path bytes than the limit");
+	if (rx->n >= rx->announced)
+		return violation(rx, "more entries than the %llu it announced",
+				 (unsigned long long)rx->announced);
+	if (rx->arena_len + TREE_NAME_MAX > ARENA_MAX)
+		return violation(rx, "more bytes of names than the limit");
 	if (e->size > rx->o.max_file_size)
 		return violation(rx, "a file of %llu bytes (limit %llu)",
 				 (unsigned long long)e->size,
@@ -475,6 +569,7 @@ static int on_start(struct rx *rx, const struct tree_msg *m)
 		return violation(rx, "a list of %llu entries (limit %llu)",
 				 (unsigned long long)m->a,
 				 (unsigned long long)rx->o.max_entries);
+	rx->announced = m->a;
 	rx->started = true;
 	return 0;
 }
@@ -676,7 +771,7 @@ void rx_close(struct rx *rx)
 	free(rx->ents);
 	free(rx->arena);
 	free(rx->pend);
-	free(rx->fresh);
+	free(rx->dirs);
 	free(rx->out);
 	free(rx->hbuf);
 }

@@ -20,18 +20,24 @@ enum rx_state {
 };
 
 #define RXF_MADE 0x1 /* this transfer created or wrote it */
+#define RXF_FRESH 0x2 /* a directory this run created: empty but for us */
 
+/*
+ * An entry, as little as the receiver needs: its path is its parent (an
+ * earlier directory entry, or none: the receiving directory) and its last
+ * name, so that memory grows with names received, not with whole paths.
+ */
 struct rx_entry {
 	uint8_t kind, state, want, wflags;
 	uint8_t xflags; /* RXF_* */
-	uint16_t ncomp;
+	uint8_t name_len;
+	uint32_t name; /* offset of its last name in rx->arena */
+	uint32_t parent; /* index of its directory's entry, or TREE_NONE */
 	uint32_t mode, uid, gid, link;
 	uint32_t mtime_ns, atime_ns;
 	int64_t mtime_s, atime_s;
 	uint64_t size, rdev, woff;
 	uint64_t dev, ino; /* what was checked or made: compared before use */
-	size_t path; /* offset of its components in rx->arena */
-	size_t path_len;
 	struct tree_hash *resume; /* hash of the partial copy's prefix */
 };
 
@@ -45,6 +51,12 @@ struct rx_file {
 	uint64_t ino; /* of the partial file */
 	int64_t ckpt_ms;
 	struct tree_hash *hash;
+};
+
+/* A slot of the table of directory entries (open addressing). */
+struct rx_dir {
+	uint64_t hash; /* of the path's components as on the wire; 0: free */
+	uint32_t idx;
 };
 
 /* A file system the transfer wrote to: each is synced before confirming. */
@@ -69,17 +81,17 @@ struct rx {
 
 	struct rx_entry *ents;
 	size_t n, cap;
-	uint8_t *arena;
+	uint64_t announced; /* entries START announced: no more are taken */
+	uint8_t *arena; /* last names */
 	size_t arena_len, arena_cap;
+	struct rx_dir *dirs; /* directory entries by the hash of their path */
+	size_t ndirs, dirs_cap;
 	bool started, listed, done;
 
 	int pfd; /* parent directory of the last entry looked up */
 	uint64_t pdev; /* its device */
-	uint8_t pkey[TREE_PATH_MAX * 2];
-	size_t pkey_len;
+	uint32_t pidx; /* its entry (TREE_NONE: the root); valid if pfd >= 0 */
 	bool pfresh; /* this transfer created it */
-	uint64_t *fresh; /* set of directories this transfer created */
-	size_t nfresh, fresh_cap;
 
 	struct rx_file cur;
 	uint32_t *pend;
@@ -95,6 +107,7 @@ struct rx {
 };
 
 /* tree-apply.c */
+int rx_chain(const struct rx *rx, uint32_t idx, uint32_t *out);
 int rx_parent(struct rx *rx, const struct rx_entry *re, char *name);
 void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
 	     size_t len);

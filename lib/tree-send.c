@@ -22,8 +22,8 @@
 #define HASH_BUF (256 * 1024)
 #define SEND_WAIT_MS 200
 
-static void notify_v(struct tx *tx, bool failure, const char *fmt,
-		     va_list ap)
+__attribute__((format(printf, 3, 0))) static void
+notify_v(struct tx *tx, bool failure, const char *fmt, va_list ap)
 {
 	char msg[TBS_MSG_MAX + TREE_TEXT_MAX];
 

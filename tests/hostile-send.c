@@ -61,13 +61,14 @@ static void through_link(const char *outside)
 	uint16_t al[] = { 4 }, bl[] = { 4, 1 };
 
 	entry(0, TK_SYMLINK, 0, 1, a, al, outside);
-	entry(1, TK_FILE, 5, 2, b, bl, NULL);
-	entry(2, TK_DIR, 0, 2, b, bl, NULL);
-	msg(TM_LISTED, 0, 3, 0, NULL, 0);
-	msg(TM_FILE, 1, 0, 0, NULL, 0);
-	msg(TM_DATA, 1, 0, 0, "pwned", 5);
-	msg(TM_FILE_END, 1, 5, XXH3_64bits("pwned", 5), NULL, 0);
-	msg(TM_DONE, 0, 3, 0, NULL, 0);
+	entry(1, TK_DIR, 0, 1, a, al, NULL); /* the link is in its place */
+	entry(2, TK_FILE, 5, 2, b, bl, NULL);
+	entry(3, TK_DIR, 0, 2, b, bl, NULL);
+	msg(TM_LISTED, 0, 4, 0, NULL, 0);
+	msg(TM_FILE, 2, 0, 0, NULL, 0);
+	msg(TM_DATA, 2, 0, 0, "pwned", 5);
+	msg(TM_FILE_END, 2, 5, XXH3_64bits("pwned", 5), NULL, 0);
+	msg(TM_DONE, 0, 4, 0, NULL, 0);
 }
 
 /* "abort": the sender ends the session with a message made to drive
@@ -80,7 +81,7 @@ static int build(const char *scenario, const char *outside)
 	const char *names[3] = { "", "etc", "x" };
 	uint16_t lens[3] = { 0, 3, 1 };
 
-	msg(TM_START, 0, !strcmp(scenario, "huge-count") ? 1ull << 40 : 3, 0,
+	msg(TM_START, 0, !strcmp(scenario, "huge-count") ? 1ull << 40 : 4, 0,
 	    NULL, 0);
 	if (!strcmp(scenario, "dotdot")) {
 		one_file("..", 4);
