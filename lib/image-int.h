@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "tbstream.h"
+#include "own.h"
 #include "tree-hash.h"
 
 enum img_type {
@@ -100,8 +101,6 @@ struct img_journal {
 
 struct stat;
 uint64_t tbsi_img_key(const struct tbs_image_info *info);
-int tbsi_img_open_own(int dfd, const char *name, int flags, struct stat *sb);
-int tbsi_img_create(int dfd, const char *name, int flags, mode_t mode);
 int tbsi_img_sync_dir(int dfd);
 int tbsi_img_journal_read(int dfd, const char *name, struct img_journal *j);
 int tbsi_img_journal_write(int dfd, const char *name,

@@ -203,7 +203,7 @@ static int reopen_file(struct receiver *r)
 {
 	struct stat sb;
 
-	r->fd = tbsi_img_open_own(r->dfd, r->base, O_RDWR, &sb);
+	r->fd = tbsi_open_own(r->dfd, r->base, O_RDWR, 0, &sb);
 	if (r->fd >= 0 && sb.st_ino != r->j.target) {
 		close(r->fd);
 		r->fd = -EPERM;

@@ -56,74 +56,16 @@ uint64_t tbsi_img_key(const struct tbs_image_info *info)
 	return k;
 }
 
-/**
- * tbsi_img_open_own() - open a file the receiver made, never another
- * @dfd:   directory it is in
- * @name:  its name there
- * @flags: O_RDONLY or O_RDWR
- * @sb:    receives its status
- *
- * Opens without following a link or blocking, and only a regular file
- * with one link, owned by this process: a journal or an image that a
- * local user planted (a link to another file, a FIFO) is not used.
- *
- * Return: the descriptor, -EPERM for another kind of file, or -errno.
- */
-int tbsi_img_open_own(int dfd, const char *name, int flags, struct stat *sb)
-{
-	int fd = openat(dfd, name,
-			flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, sb) || !S_ISREG(sb->st_mode) || sb->st_nlink != 1 ||
-	    sb->st_uid != geteuid()) {
-		close(fd);
-		return -EPERM;
-	}
-	return fd;
-}
-
-/**
- * tbsi_img_create() - create a file exclusively, replacing a stale name
- * @dfd:  directory
- * @name: name in it
- * @flags: O_WRONLY or O_RDWR
- * @mode: its permissions
- *
- * A file, link or FIFO left under @name (by a killed run, or planted) is
- * unlinked first: that removes the name, never what it points to.
- *
- * Return: the descriptor, or -errno.
- */
-int tbsi_img_create(int dfd, const char *name, int flags, mode_t mode)
-{
-	int f = flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(dfd, name, f, mode);
-
-	if (fd < 0 && errno == EEXIST && !unlinkat(dfd, name, 0))
-		fd = openat(dfd, name, f, mode);
-	return fd < 0 ? -errno : fd;
-}
-
 /* The journal: "tbsimage-journal 2", key, size, done, and the target
  * (inode of the image file, or the device number) it belongs to. */
 int tbsi_img_journal_read(int dfd, const char *name, struct img_journal *j)
 {
 	unsigned long long k, s, d, t;
 	char buf[256];
-	struct stat sb;
-	ssize_t n;
-	int fd;
+	int ret = tbsi_read_own(dfd, name, 0, buf, sizeof(buf));
 
-	fd = tbsi_img_open_own(dfd, name, O_RDONLY, &sb);
-	if (fd < 0)
-		return fd;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EINVAL;
-	buf[n] = '\0';
+	if (ret)
+		return ret;
 	if (sscanf(buf,
 		   "tbsimage-journal 2\nkey %llx\nsize %llu\ndone %llu\n"
 		   "target %llu",
@@ -158,7 +100,7 @@ static int replace_file(int dfd, const char *name, const char *text,
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = tbsi_img_create(dfd, tmp, O_WRONLY, mode);
+	fd = tbsi_create_excl(dfd, tmp, O_WRONLY, mode);
 	if (fd < 0)
 		return fd;
 	ret = tbsi_write_all(fd, text, strlen(text));

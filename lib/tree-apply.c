@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "own.h"
 #include "tree-recv.h"
 
 #define RESUME_MIN (8u << 20) /* files from this size keep a journal */
@@ -203,38 +204,20 @@ static int parent_or_refuse(struct rx *rx, struct rx_entry *re, char *name)
 
 /* ---- files opened again: partial copies and their journals ---- */
 
-/*
- * Opens @name in the current parent (@pfd) only if it is a regular file
- * with one link, owned by this process, on the parent's device: one that
- * this receiver made, not a link planted by a sender or a local user.
- * Return: the descriptor, or -EPERM (not such a file) or -errno.
- */
+/* A file the receiver made, in the current parent @pfd: see own.h. */
 static int open_own(struct rx *rx, int pfd, const char *name, int flags,
 		    struct stat *sb)
 {
-	int fd = openat(pfd, name,
-			flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, sb) || !S_ISREG(sb->st_mode) || sb->st_nlink != 1 ||
-	    sb->st_uid != geteuid() || sb->st_dev != rx->pdev) {
-		close(fd);
-		return -EPERM;
-	}
-	return fd;
+	return tbsi_open_own(pfd, name, flags, rx->pdev, sb);
 }
 
-/* A new, empty file; one left by an earlier run (or planted) goes first:
- * unlinking a name never touches what it points to. */
 static int create_excl(int pfd, const char *name)
 {
-	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(pfd, name, flags, 0600);
+	int fd = tbsi_create_excl(pfd, name, O_WRONLY, 0600);
 
-	if (fd < 0 && errno == EEXIST && !unlinkat(pfd, name, 0))
-		fd = openat(pfd, name, flags, 0600);
-	return fd;
+	if (fd < 0)
+		errno = -fd;
+	return fd < 0 ? -1 : fd;
 }
 
 /* The journal: "tbstream partial 2 size S mtime T.N verified V inode I". */
@@ -243,21 +226,14 @@ static int read_state(struct rx *rx, int pfd, const char *name,
 {
 	char sname[64], buf[200];
 	unsigned long long size, done, in;
-	struct stat sb;
 	long long mt;
 	unsigned int ns;
-	ssize_t n;
-	int fd;
+	int r;
 
 	rx_tmp_name(name, "state", sname, sizeof(sname));
-	fd = open_own(rx, pfd, sname, O_RDONLY, &sb);
-	if (fd < 0)
-		return fd;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EINVAL;
-	buf[n] = 0;
+	r = tbsi_read_own(pfd, sname, rx->pdev, buf, sizeof(buf));
+	if (r)
+		return r;
 	if (sscanf(buf,
 		   "tbstream partial 2 size %llu mtime %lld.%u verified %llu "
 		   "inode %llu",
@@ -450,23 +426,9 @@ static bool marked(int dfd, const struct stat *d)
 {
 	unsigned long long ino;
 	char text[64];
-	struct stat sb;
-	ssize_t n;
-	int fd;
 
-	fd = openat(dfd, DIR_MARK,
-		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
-			    sb.st_uid != geteuid() || sb.st_dev != d->st_dev
-		    ? -1
-		    : read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	text[n] = 0;
-	return sscanf(text, "tbstream directory 1 inode %llu", &ino) == 1 &&
+	return !tbsi_read_own(dfd, DIR_MARK, d->st_dev, text, sizeof(text)) &&
+	       sscanf(text, "tbstream directory 1 inode %llu", &ino) == 1 &&
 	       ino == d->st_ino;
 }
 
