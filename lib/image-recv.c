@@ -26,6 +26,7 @@
 #include "internal.h"
 
 #define RUN_DIR "/run/tbstream"
+#define DRAIN_MS 30000
 
 struct receiver {
 	struct tbs_session *s;
@@ -539,16 +540,23 @@ static int run(struct receiver *r)
 	return ret;
 }
 
-/* After a failure: tell the sender, and read its stream to its end. */
+/*
+ * After a failure: tell the sender, and read its stream to its end, for
+ * DRAIN_MS at most (a sender may never stop).
+ */
 static void drain(struct receiver *r, int code)
 {
+	int64_t end = tbsi_now_ms() + DRAIN_MS, left;
 	uint16_t type;
+	ssize_t n = 1;
 
 	if (code != -ECONNABORTED)
 		tbsi_img_send_error(r->s, code, r->err->msg);
-	while (tbs_session_recv(r->s, &type, r->rec, IMG_REC_MAX, -1) > 0)
-		;
-	tbs_session_confirm(r->s);
+	while (n > 0 && (left = end - tbsi_now_ms()) > 0)
+		n = tbs_session_recv(r->s, &type, r->rec, IMG_REC_MAX,
+				     (int)left);
+	if (!n)
+		tbs_session_confirm(r->s);
 }
 
 int tbs_image_recv(struct tbs_session *s, const char *path,

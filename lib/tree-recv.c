@@ -27,6 +27,7 @@
 #define COMMIT_BYTES (256ull << 20)
 #define COMMIT_MS 2000
 #define IDLE_POLL_MS 300
+#define END_WAIT_MS 60000 /* for the sender's end after FINISH */
 
 int rx_put(struct rx *rx, uint8_t type, const void *body, size_t len)
 {
@@ -820,7 +821,12 @@ static int finish(struct rx *rx, struct tbs_session *s, uint8_t *buf)
 		return r;
 	if (r) /* a local failure already explained, or the session's */
 		return rx->err->code == r ? r : session_err(rx, s, r);
-	n = tbs_session_recv(s, NULL, buf, TREE_REC_MAX, -1);
+	n = tbs_session_recv(s, NULL, buf, TREE_REC_MAX, END_WAIT_MS);
+	if (n == -EAGAIN)
+		return tbsi_err(rx->err, -ETIMEDOUT,
+				"the sender did not end the transfer within "
+				"%d s of its end (every file is in place)",
+				END_WAIT_MS / 1000);
 	if (n != 0)
 		return n > 0 ? violation(rx, "%s", "data after the end")
 			     : session_err(rx, s, (int)n);
