@@ -5,7 +5,8 @@
 # as systemd-analyze security rates it; then the command lines of the
 # reconcile units, as systemd would run them for the instances the udev
 # rule starts (tbstream-reconcile@SERVICE.service), bring the configured
-# streams up on two simulated hosts.
+# streams up on two simulated hosts, also under the unit's capability
+# bounding set, with no new privileges and a read-only root.
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
