@@ -6,6 +6,32 @@
  * failure, unless its comment says otherwise.  The library keeps no global
  * state; every call that touches the system takes the system root ("/" on a
  * real machine, a tbsim host directory in tests).
+ *
+ * The ABI.  Only the functions declared here are exported, each under the
+ * symbol version of the release that added it (lib/libtbstream.sym); the
+ * soname changes only when something existing changes incompatibly.
+ *
+ * Option structs (every struct tbs_*_opts) grow without breaking programs
+ * built against an older header, by one convention:
+ *  - the first member is "size_t size", the size of the struct as the
+ *    program was compiled; declare and fill one with TBS_OPTS_INIT(), which
+ *    sets it and zero-fills the rest:
+ *
+ *	struct tbs_up_opts o = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = 5000);
+ *
+ *  - zero is the default of every member, so a member added later keeps
+ *    the older behaviour for a program that does not know it;
+ *  - new members are only ever added at the end, and so that the struct
+ *    has no padding after its last member (the library checks both);
+ *  - a NULL pointer to options means every default;
+ *  - the library reads only the first @size bytes (members beyond them
+ *    take their defaults), fails with -EINVAL when @size is smaller than
+ *    the first published layout (zero: TBS_OPTS_INIT() was not used), and
+ *    with -E2BIG when the program's struct is larger than the library
+ *    knows and a member the library does not know is not zero.
+ *
+ * Structs the library fills in (struct tbs_stream, struct tbs_peer, the
+ * *_stats structs, struct tbs_error) keep their layout within a soname.
  */
 #ifndef TBSTREAM_H
 #define TBSTREAM_H
@@ -13,6 +39,17 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/**
+ * TBS_OPTS_INIT() - a zero-filled option struct with its size set
+ * @type: the struct's tag without "struct", e.g. tbs_up_opts
+ * @...:  designated initialisers of the members to set (may be empty)
+ *
+ * An expression of type struct @type: use it to declare options or to
+ * reset them, e.g. "o = TBS_OPTS_INIT(tbs_tree_opts);".
+ */
+#define TBS_OPTS_INIT(type, ...) \
+	((struct type){ .size = sizeof(struct type), __VA_ARGS__ })
 
 /**
  * tbs_version() - the library's version
@@ -250,24 +287,28 @@ int tbs_stream_set(const char *root, const char *service, const char *name,
 int tbs_stream_holders(const char *root, const struct tbs_stream *st,
 		       pid_t *pids, size_t max, pid_t exclude);
 
+/** tbs_up_opts.throttling: no interrupt throttling (lowest latency). */
+#define TBS_THROTTLING_OFF (-1)
+
 /**
  * struct tbs_up_opts - how tbs_stream_up() sets a stream up
+ * @size:       sizeof(struct tbs_up_opts): use TBS_OPTS_INIT()
  * @timeout_ms: how long to wait for the peer, its advertisement and the
  *              device node; 0 means 30 s
  * @ring_size:  DMA ring entries, 0 for the driver's default
- * @throttling: interrupt throttling in ns, -1 for the driver's default
+ * @throttling: interrupt throttling in ns, 0 for the driver's default,
+ *              %TBS_THROTTLING_OFF for none
+ * @cancel_fd:  a descriptor that becomes readable when the caller wants
+ *              the call to stop waiting (the read end of a pipe, an
+ *              eventfd); 0 for none (standard input is never one)
  */
 struct tbs_up_opts {
+	size_t size;
 	int timeout_ms;
 	int ring_size;
 	int throttling;
+	int cancel_fd;
 };
-
-/**
- * tbs_up_opts_init() - default options
- * @opts: filled with defaults
- */
-void tbs_up_opts_init(struct tbs_up_opts *opts);
 
 /**
  * tbs_up_opts_profile() - apply a named profile
@@ -305,7 +346,9 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
  * Return: 1 when this call created the stream, 0 when it existed already;
  * -ENODEV no peer or no driver, -ENOTUNIQ several peers and no @peer_uid,
  * -ENOSPC no free HopID, -ETIMEDOUT the peer did not advertise the stream
- * (or the device node did not appear) in time, or another negative errno.
+ * (or the device node did not appear) in time, -ECANCELED when
+ * @opts->cancel_fd became readable (what this call created is removed
+ * again), or another negative errno.
  */
 int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 		  const struct tbs_up_opts *opts, struct tbs_stream *st,
@@ -410,6 +453,7 @@ enum tbs_session_role {
 
 /**
  * struct tbs_session_opts - how a session behaves; zero means the default
+ * @size: sizeof(struct tbs_session_opts): use TBS_OPTS_INIT()
  * @role: an enum tbs_session_role
  * @id: transfer identity given to the peer (opaque, may be NULL)
  * @id_len: its length, at most TBS_SESSION_MAX_ID
@@ -424,6 +468,7 @@ enum tbs_session_role {
  *	    512 KiB)
  */
 struct tbs_session_opts {
+	size_t size;
 	int role;
 	const void *id;
 	size_t id_len;
@@ -463,7 +508,8 @@ struct tbs_session;
  * Nothing is sent yet.  The descriptors are switched to O_NONBLOCK; they
  * stay owned by the caller and must outlive the session.
  *
- * Return: 0, -EINVAL for bad options, -ENOMEM.
+ * Return: 0, -EINVAL for bad options, -E2BIG for options newer than this
+ * library, -ENOMEM.
  */
 int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 		    const struct tbs_session_opts *opts);
@@ -664,6 +710,7 @@ struct tbs_tree_stats {
 
 /**
  * struct tbs_tree_opts - how a transfer behaves; zero means the default
+ * @size: sizeof(struct tbs_tree_opts): use TBS_OPTS_INIT()
  * @flags: TBS_TREE_* bits
  * @max_entries: receiver: most entries accepted (default 16777216)
  * @max_file_size: receiver: largest file accepted (default 2^50)
@@ -677,6 +724,7 @@ struct tbs_tree_stats {
  * thread-safe.
  */
 struct tbs_tree_opts {
+	size_t size;
 	unsigned int flags;
 	uint64_t max_entries;
 	uint64_t max_file_size;
@@ -786,6 +834,7 @@ struct tbs_image_stats {
 
 /**
  * struct tbs_image_opts - how an image is sent or received
+ * @size:       sizeof(struct tbs_image_opts): use TBS_OPTS_INIT()
  * @force:      send: read a device even while mounted read-write;
  *              receive: overwrite an existing file that is not a
  *              resumable transfer
@@ -798,6 +847,7 @@ struct tbs_image_stats {
  * @arg:        passed to @progress
  */
 struct tbs_image_opts {
+	size_t size;
 	bool force;
 	int compress;
 	uint64_t sync_every;

@@ -31,6 +31,31 @@ int tbsi_write_attr(const char *path, const char *val, struct tbs_error *err);
 __attribute__((format(printf, 3, 4))) int
 tbsi_err(struct tbs_error *err, int code, const char *fmt, ...);
 
+/* The end of member @m of struct type @t. */
+#define tbsi_offsetofend(t, m) (offsetof(t, m) + sizeof(((t *)0)->m))
+
+/*
+ * Copies the caller's options @src (NULL: all defaults) into @dst, by the
+ * convention at the top of tbstream.h: @min is the size of the struct's
+ * first published layout.  Return: 0, -EINVAL, -E2BIG.
+ */
+int tbsi_opts_load(void *dst, size_t dst_size, const void *src, size_t min);
+
+/*
+ * TBSI_OPTS_LOAD(dst, src, first_last, last): tbsi_opts_load() for a
+ * struct whose first published layout ended at member @first_last and
+ * whose last member is now @last (there must be no padding after it).
+ */
+#define TBSI_OPTS_LOAD(dst, src, first_last, last)                             \
+	({                                                                     \
+		_Static_assert(sizeof(*(dst)) ==                               \
+				       tbsi_offsetofend(typeof(*(dst)), last), \
+			       "padding after the last member of an options "  \
+			       "struct");                                      \
+		tbsi_opts_load(dst, sizeof(*(dst)), src,                       \
+			       tbsi_offsetofend(typeof(*(dst)), first_last));  \
+	})
+
 bool tbsi_exists(const char *path);
 bool tbsi_is_dir(const char *path);
 int64_t tbsi_now_ms(void);

@@ -603,13 +603,16 @@ static int open_dir(struct rx *rx, const char *dir)
 static int rx_init(struct rx *rx, struct tbs_session *s, const char *dir,
 		   const struct tbs_tree_opts *opts, struct tbs_error *err)
 {
+	int r;
+
 	memset(rx, 0, sizeof(*rx));
 	rx->s = s;
 	rx->err = err;
 	rx->root = rx->syncfd = rx->pfd = -1;
 	rx->cur.fd = -1;
-	if (opts)
-		rx->o = *opts;
+	r = TBSI_OPTS_LOAD(&rx->o, opts, arg, arg);
+	if (r)
+		return tbsi_err(err, r, "struct tbs_tree_opts is not valid");
 	if (!rx->o.max_entries || rx->o.max_entries > TREE_NONE - 1)
 		rx->o.max_entries = DEF_MAX_ENTRIES;
 	if (!rx->o.max_file_size)

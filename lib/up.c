@@ -15,6 +15,7 @@
  *   wait for /dev/tbstreamX            wait for /dev/tbstreamX
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -38,18 +39,11 @@ struct up_ctx {
 	struct tbs_error *err;
 };
 
-void tbs_up_opts_init(struct tbs_up_opts *opts)
-{
-	opts->timeout_ms = 30000;
-	opts->ring_size = 0;
-	opts->throttling = -1;
-}
-
 int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile)
 {
 	if (!strcmp(profile, "latency")) {
 		opts->ring_size = 128;
-		opts->throttling = 0;
+		opts->throttling = TBS_THROTTLING_OFF;
 	} else if (!strcmp(profile, "throughput")) {
 		opts->ring_size = 4096;
 		opts->throttling = 16384;
@@ -62,6 +56,21 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile)
 static bool expired(const struct up_ctx *c)
 {
 	return tbsi_now_ms() >= c->deadline;
+}
+
+/* Waits @ms, or less when the caller cancels: then -ECANCELED. */
+static int pause_ms(struct up_ctx *c, int ms)
+{
+	struct pollfd pfd = { .fd = c->opts->cancel_fd, .events = POLLIN };
+
+	if (!c->opts->cancel_fd) {
+		tbsi_sleep_ms(ms);
+		return 0;
+	}
+	if (poll(&pfd, 1, ms) == 0)
+		return 0;
+	return tbsi_err(c->err, -ECANCELED,
+			"setting up stream '%s' was cancelled", c->name);
 }
 
 static int timeout_s(const struct up_ctx *c)
@@ -93,7 +102,9 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 		ret = tbs_peer_find(c->root, peer_uid, &c->peer, c->err);
 		if (ret != -ENODEV || expired(c))
 			return ret;
-		tbsi_sleep_ms(POLL_MS * 4);
+		ret = pause_ms(c, POLL_MS * 4);
+		if (ret)
+			return ret;
 	}
 }
 
@@ -105,9 +116,12 @@ static int apply_tuning(struct up_ctx *c)
 	if (c->opts->ring_size > 0)
 		ret = tbs_stream_set(c->root, s, c->name, TBS_ATTR_RING_SIZE,
 				     c->opts->ring_size, c->err);
-	if (!ret && c->opts->throttling >= 0)
+	if (!ret && c->opts->throttling)
 		ret = tbs_stream_set(c->root, s, c->name, TBS_ATTR_THROTTLING,
-				     c->opts->throttling, c->err);
+				     c->opts->throttling == TBS_THROTTLING_OFF
+					     ? 0
+					     : c->opts->throttling,
+				     c->err);
 	return ret;
 }
 
@@ -165,19 +179,25 @@ static int allocate(struct up_ctx *c, struct tbs_stream *st)
 	return ret;
 }
 
-/* Polls briefly for HopIDs taken from the advertisement. */
-static bool follow_settled(struct up_ctx *c, struct tbs_stream *st)
+/*
+ * Polls briefly for HopIDs taken from the advertisement: 1 when they are
+ * there, 0 when not, or -ECANCELED.
+ */
+static int follow_settled(struct up_ctx *c, struct tbs_stream *st)
 {
 	int64_t until = tbsi_now_ms() + FOLLOW_SETTLE_MS;
+	int ret;
 
 	do {
 		if (tbs_stream_get(c->root, c->peer.service, c->name, st, NULL))
-			return false;
+			return 0;
 		if (st->in_hopid > 0 && st->out_hopid > 0)
-			return true;
-		tbsi_sleep_ms(POLL_MS);
+			return 1;
+		ret = pause_ms(c, POLL_MS);
+		if (ret)
+			return ret;
 	} while (tbsi_now_ms() < until);
-	return false;
+	return 0;
 }
 
 /*
@@ -244,8 +264,9 @@ static int follow(struct up_ctx *c, struct tbs_stream *st)
 				return ret;
 			present = true;
 		}
-		if (follow_settled(c, st))
-			return 0;
+		ret = follow_settled(c, st);
+		if (ret)
+			return ret < 0 ? ret : 0;
 		if (expired(c))
 			return follow_timeout(c);
 		ret = tbs_stream_remove(c->root, c->peer.service, c->name,
@@ -253,7 +274,9 @@ static int follow(struct up_ctx *c, struct tbs_stream *st)
 		if (ret)
 			return ret;
 		present = false;
-		tbsi_sleep_ms(FOLLOW_PAUSE_MS);
+		ret = pause_ms(c, FOLLOW_PAUSE_MS);
+		if (ret)
+			return ret;
 	}
 }
 
@@ -270,7 +293,9 @@ static int wait_node(struct up_ctx *c, struct tbs_stream *st)
 			return 0;
 		if (expired(c))
 			break;
-		tbsi_sleep_ms(POLL_MS);
+		ret = pause_ms(c, POLL_MS);
+		if (ret)
+			return ret;
 	}
 	if (!st->device[0])
 		return tbsi_err(c->err, -EIO,
@@ -303,19 +328,34 @@ static int pick_role(struct up_ctx *c, bool *allocator)
 	return 0;
 }
 
+/*
+ * Undoes what this call created, after a failure that left the stream
+ * behind: a cancellation or a device node that never came.
+ */
+static void undo(struct up_ctx *c)
+{
+	struct tbs_stream st;
+
+	if (!c->existed &&
+	    !tbs_stream_get(c->root, c->peer.service, c->name, &st, NULL))
+		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
+}
+
 int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 		  const struct tbs_up_opts *opts, struct tbs_stream *st,
 		  struct tbs_error *err)
 {
-	struct tbs_up_opts o;
 	struct up_ctx c = { .root = root, .name = name, .err = err };
+	struct tbs_up_opts o;
 	bool allocator = false;
 	int ret;
 
-	if (opts)
-		o = *opts;
-	else
-		tbs_up_opts_init(&o);
+	ret = TBSI_OPTS_LOAD(&o, opts, cancel_fd, cancel_fd);
+	if (ret)
+		return tbsi_err(err, ret, "struct tbs_up_opts: %s",
+				ret == -E2BIG
+					? "options newer than this library"
+					: "size not set (TBS_OPTS_INIT)");
 	if (o.timeout_ms <= 0)
 		o.timeout_ms = 30000;
 	c.opts = &o;
@@ -336,5 +376,7 @@ int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 	ret = allocator ? allocate(&c, st) : follow(&c, st);
 	if (!ret)
 		ret = wait_node(&c, st);
+	if (ret)
+		undo(&c);
 	return ret ? ret : !c.existed;
 }

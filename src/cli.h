@@ -21,6 +21,9 @@ enum {
 	EXIT_BUSY = 5, /* in use, or no free HopID / DMA ring */
 };
 
+/* How long a command waits for the peer unless told (--timeout). */
+#define CLI_TIMEOUT_MS 30000
+
 struct cli {
 	const char *root;
 };

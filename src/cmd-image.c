@@ -217,15 +217,13 @@ static void human_summary(const struct image_args *a,
 static int run_session(const struct image_args *a, struct tbs_endpoint *ep,
 		       struct tbs_image_stats *st, struct tbs_error *e)
 {
-	struct tbs_session_opts so = {
+	struct tbs_session_opts so = TBS_OPTS_INIT(
+		tbs_session_opts,
 		.role = a->send ? TBS_ROLE_SENDER : TBS_ROLE_RECEIVER,
-		.id = "image",
-		.id_len = 5,
-		.handshake_ms = a->up.timeout_ms,
+		.id = "image", .id_len = 5, .handshake_ms = a->up.timeout_ms,
 		.confirm_ms = 600000,
 		/* Rides over the pauses of a disk (writeback, checkpoints). */
-		.window = 32 << 20,
-	};
+		.window = 32 << 20);
 	struct tbs_session *s;
 	int ret;
 
@@ -295,13 +293,16 @@ static int verify(const struct image_args *a, struct tbs_image_stats *st,
 
 int cmd_image(const struct cli *cli, int argc, char **argv)
 {
-	struct image_args a = { .name = "image" };
+	struct image_args a = {
+		.name = "image",
+		.io = TBS_OPTS_INIT(tbs_image_opts),
+		.up = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS)
+	};
 	struct tbs_image_stats st = { 0 };
 	struct tbs_error e = { 0 };
 	struct progress p;
 	int ret;
 
-	tbs_up_opts_init(&a.up);
 	ret = image_parse(argc, argv, &a);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;

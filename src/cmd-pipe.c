@@ -117,14 +117,15 @@ static void pipe_down(const struct cli *cli, const struct tbs_stream *st)
 
 int cmd_pipe(const struct cli *cli, int argc, char **argv)
 {
-	struct pipe_args a = { 0 };
+	struct pipe_args a = {
+		.opts = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS)
+	};
 	struct tbs_error e = { 0 };
 	static struct pipe_guard guard; /* its thread may outlive this frame */
 	struct tbs_endpoint ep;
 	struct tbs_stream st;
 	int ret, created;
 
-	tbs_up_opts_init(&a.opts);
 	ret = pipe_parse(argc, argv, &a);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;

@@ -18,7 +18,8 @@ void xfer_init(struct xfer *x, const char *cmd)
 	memset(x, 0, sizeof(*x));
 	x->cmd = cmd;
 	x->name = "files";
-	tbs_up_opts_init(&x->up);
+	x->up = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS);
+	x->tree = TBS_OPTS_INIT(tbs_tree_opts);
 	pthread_mutex_init(&x->lock, NULL);
 }
 
@@ -146,7 +147,8 @@ static int session_run(struct xfer *x, struct tbs_endpoint *ep, int role,
 		       int (*engine)(struct xfer *x, struct tbs_session *s,
 				     struct tbs_error *e))
 {
-	struct tbs_session_opts so = { .role = role };
+	struct tbs_session_opts so =
+		TBS_OPTS_INIT(tbs_session_opts, .role = role);
 	struct tbs_error e = { 0 };
 	struct tbs_session *s;
 	int r;

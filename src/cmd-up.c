@@ -75,7 +75,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 		} else if (c == 'r' && !num_opt(optarg, 1 << 20, &t)) {
 			a->opts.ring_size = t;
 		} else if (c == 'T' && !num_opt(optarg, 1 << 30, &t)) {
-			a->opts.throttling = t;
+			a->opts.throttling = t ? t : TBS_THROTTLING_OFF;
 		} else if (c == 'P' && !tbs_up_opts_profile(&a->opts, optarg)) {
 			continue;
 		} else {
@@ -110,12 +110,13 @@ static void up_json(const struct tbs_stream *st, int created)
 
 int cmd_up(const struct cli *cli, int argc, char **argv)
 {
-	struct up_args a = { 0 };
+	struct up_args a = {
+		.opts = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS)
+	};
 	struct tbs_error e = { 0 };
 	struct tbs_stream st;
 	int ret;
 
-	tbs_up_opts_init(&a.opts);
 	ret = up_parse(argc, argv, &a);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
