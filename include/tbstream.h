@@ -443,6 +443,7 @@ void tbs_endpoint_close(struct tbs_endpoint *ep);
 #include <sys/types.h>
 
 #define TBS_SESSION_MAX_RECORD (256 * 1024) /* largest record payload */
+#define TBS_SESSION_MAX_MSG (1024 * 1024 * 1024) /* largest message */
 #define TBS_SESSION_MAX_ID 64 /* longest transfer identity */
 
 enum tbs_session_role {
@@ -663,6 +664,99 @@ uint32_t tbs_session_options(struct tbs_session *s);
  */
 void tbs_session_get_stats(struct tbs_session *s,
 			   struct tbs_session_stats *st);
+
+/*
+ * Messages: the same stream of records, with boundaries kept.  A message
+ * is one or more records, the last one marked (PROTOCOL.md, 3.2); it
+ * arrives whole, in order, checked, with its application type.  Messages
+ * and tbs_session_send() bytes may be mixed on one session: tbs_session_recv()
+ * reads across boundaries, tbs_session_recv_msg() up to the next one.
+ */
+
+/**
+ * tbs_session_send_msg() - queue one message for the peer
+ * @s: started session
+ * @type: application type, passed through unchanged
+ * @buf: the message
+ * @len: its length, 1 to %TBS_SESSION_MAX_MSG
+ * @timeout_ms: how long to wait for room in the window; 0 does not wait,
+ *		-1 waits as long as the peer is alive
+ *
+ * A message up to the window size (&tbs_session_opts.window) is queued
+ * whole or not at all: on time-out nothing was queued, so a live source
+ * can drop a frame instead of stalling.  A longer message is queued record
+ * by record as the window frees (the window is not enlarged): the time-out
+ * applies until its first record is queued, after which the call waits as
+ * long as the peer is alive.  The payload is copied once, into the window
+ * (kept until the peer acknowledged it); a record goes out as soon as the
+ * I/O thread is free, with no delay for coalescing.
+ *
+ * Return: @len; -EAGAIN when the window had no room for it in time;
+ * -EINVAL for an empty message; -EMSGSIZE above %TBS_SESSION_MAX_MSG;
+ * -EPIPE after tbs_session_finish(); -EBUSY when another thread is
+ * sending; or the session's error.
+ */
+ssize_t tbs_session_send_msg(struct tbs_session *s, uint16_t type,
+			     const void *buf, size_t len, int timeout_ms);
+
+/**
+ * tbs_session_recv_msg() - take the next message, whole
+ * @s: started session
+ * @type: where to store its application type (may be NULL)
+ * @buf: destination
+ * @cap: size of @buf
+ * @timeout_ms: how long to wait for a message to begin; 0 does not wait,
+ *		-1 waits as long as the peer is alive
+ *
+ * Copies the message into @buf as its records arrive (the session does
+ * not hold a whole message, so messages larger than the window work; a
+ * message larger than @cap is consumed and dropped).  Once its first
+ * bytes were there the call returns only with the whole message or the
+ * session's error.  If tbs_session_recv() took part of a message, the
+ * rest of it is the next message.
+ *
+ * Return: the message's length (> 0); 0 once the peer ended its stream and
+ * the whole-stream hash matched (call tbs_session_confirm() as for
+ * tbs_session_recv()); -EAGAIN when no message began in time; -EMSGSIZE
+ * when it was longer than @cap (the stream stays usable: the next call
+ * returns the next message); -EPROTO when the peer's stream ended inside a
+ * message; or the session's error.
+ */
+ssize_t tbs_session_recv_msg(struct tbs_session *s, uint16_t *type, void *buf,
+			     size_t cap, int timeout_ms);
+
+/* tbs_session_ready() bits */
+#define TBS_SESSION_RECV 0x1 /* recv would not wait: data, end or error */
+#define TBS_SESSION_SEND 0x2 /* the window has room (or the session failed) */
+#define TBS_SESSION_ERROR 0x4 /* the session failed: every call says why */
+
+/**
+ * tbs_session_fd() - a descriptor for an event loop
+ * @s: session
+ *
+ * The descriptor becomes readable (poll, epoll, select, a GLib source)
+ * whenever the session's readiness may have changed: data or the end of
+ * the peer's stream arrived, the window freed, the handshake completed,
+ * the session failed.  Call tbs_session_ready() then: it says what is
+ * ready and makes the descriptor unreadable again until the next change.
+ * The descriptor belongs to the session (do not read or close it); it is
+ * readable at first, so that the caller looks once.
+ *
+ * Return: the descriptor, or a negative errno.
+ */
+int tbs_session_fd(struct tbs_session *s);
+
+/**
+ * tbs_session_ready() - what the session can do now without waiting
+ * @s: session
+ *
+ * Clears the readiness of tbs_session_fd().  Use it with calls that do
+ * not wait (a time-out of 0), and call it again after each wake-up: each
+ * change wakes the descriptor once.
+ *
+ * Return: %TBS_SESSION_RECV, %TBS_SESSION_SEND and %TBS_SESSION_ERROR bits.
+ */
+unsigned int tbs_session_ready(struct tbs_session *s);
 /* --- end session --- */
 
 /* --- tree --- */

@@ -19,9 +19,15 @@
 #include "tbstream.h"
 #include "wire.h"
 
-#define HELLO_MAX_TIMED 6 /* HELLOs sent before the peer answered */
+#define HELLO_MAX_TIMED 6 /* HELLOs toward a peer not known to be open */
 #define HELLO_FIRST_MS 250 /* then 500, 1000, 2000, 4000 */
+#define HELLO_ECHO_MS 250 /* HELLOs answering damaged bytes: at most 4/s */
 #define TICK_MS 10
+#define SMALL_REC 4096 /* records up to this are copied out of the block */
+#define COALESCE_CAP (16u * 1024) /* send(): small records grow to this */
+#define REC_COST 64 /* memory of a record beyond its payload: the window
+			* holds at most window / REC_COST records */
+#define DRAIN_MS 2000 /* longest drain of the peer's data after a failure */
 #define CTL_CAP 16384
 #define WR_BATCH 8 /* DATA records per write, up to WR_BATCH_BYTES */
 #define WR_BATCH_BYTES (1u << 20)
@@ -37,12 +43,19 @@ enum session_state {
 	ST_FAILED,
 };
 
+/*
+ * A record to send.  It enters the stream hash when the I/O thread writes
+ * it the first time (sealed), so that the hash follows the stream's order.
+ */
 struct txrec {
 	struct txrec *next;
 	uint64_t off;
+	uint64_t seq; /* record number in the stream, from 0 */
 	uint64_t pcsum;
 	uint32_t len;
 	uint16_t app;
+	uint8_t flags; /* TBS_WF_EOM */
+	bool sealed;
 	uint8_t data[];
 };
 
@@ -58,12 +71,14 @@ struct rxblk {
 
 struct rxrec {
 	struct rxrec *next;
-	struct rxblk *blk;
+	struct rxblk *blk; /* NULL: the payload was copied into copy[] */
 	const uint8_t *data;
 	uint64_t pcsum;
 	uint32_t len;
 	uint32_t pos;
 	uint16_t app;
+	uint8_t flags; /* TBS_WF_EOM */
+	uint8_t copy[];
 };
 
 enum write_kind { WR_NONE, WR_CTL, WR_DATA };
@@ -88,26 +103,43 @@ struct tbs_session {
 	struct tbs_session_stats st;
 	bool sending, receiving; /* guards against concurrent misuse */
 
-	struct tbs_wire_hello peer;
+	struct tbs_wire_hello peer; /* until established: the latest HELLO */
 	bool peer_known, established;
+	uint64_t key; /* of the session with peer.nonce; 0 until known */
 	uint32_t agreed;
 	int hellos; /* timed HELLOs sent */
-	int64_t start_ms, hello_next;
+	int hello_budget; /* timed HELLOs this session may send */
+	bool rx_activity; /* bytes arrived since the last HELLO */
+	uint64_t foreign; /* record starts of another session or damaged */
+	int64_t start_ms, hello_next, echo_next;
+	int nfd; /* readiness descriptor (eventfd), -1 until asked for */
 
 	struct txrec *tx_head, *tx_tail, *tx_cur;
+	/*
+	 * Bytes of tbs_session_send() calls made while the I/O thread was
+	 * busy: they become one record when it is free again.
+	 */
+	uint8_t *stage;
+	uint32_t stage_len;
+	uint32_t stage_calls; /* each reserved REC_COST */
+	uint16_t stage_app;
+	bool nfd_signalled;
 	uint64_t tx_off; /* next offset to assign */
 	uint64_t tx_acked; /* peer has everything below */
 	uint64_t tx_sent; /* end of what was written at least once */
 	uint64_t tx_flight; /* end of what is in flight since the last rewind */
 	uint64_t tx_limit; /* peer's credit */
-	uint64_t tx_buffered; /* payload bytes held in the list */
+	uint64_t tx_buffered; /* payload bytes held, REC_COST per record */
+	uint64_t tx_seq; /* next record number to assign */
+	uint64_t tx_rec_limit; /* peer's record credit */
 	uint32_t epoch;
 	uint64_t retry_off;
 	int retries;
 	int64_t progress_ms;
-	XXH3_state_t *tx_hash;
-	bool tx_end_req, tx_end_acked;
+	XXH3_state_t *tx_hash; /* over the records sealed so far */
+	bool tx_end_req, tx_end_sealed, tx_end_acked;
 	uint64_t tx_end_hash;
+	bool peer_confirming; /* the peer read our stream to its end */
 	int64_t end_next;
 
 	struct rxrec *rx_head, *rx_tail;
@@ -115,6 +147,12 @@ struct tbs_session {
 	uint64_t rx_freed; /* bytes taken out of the queue */
 	uint64_t rx_delivered; /* bytes copied to the application */
 	uint64_t rx_ack_sent, rx_limit_sent;
+	uint64_t rx_nrec; /* records queued */
+	uint64_t rx_seq; /* records accepted in order */
+	uint64_t rx_recs_freed; /* records taken by the application */
+	uint64_t rx_rec_limit_sent;
+	size_t rx_copied; /* bytes of copied records (payload and header) */
+	bool rx_in_msg; /* recv_msg copied part of a message */
 	XXH3_state_t *rx_hash;
 	bool rx_end, rx_eof, rx_confirmed, closing;
 	uint64_t rx_end_total, rx_end_hash;
@@ -123,6 +161,7 @@ struct tbs_session {
 	int64_t nack_ms, ack_due;
 	int64_t last_rx, last_tx;
 	bool endack_due, bye_sent, bye_rcvd, peer_gone;
+	int64_t drain_until; /* after a failure: read until then or EOF */
 	/* end of protected by lock */
 
 	struct rxblk *blk; /* being read into; protected by lock: refs */
@@ -147,7 +186,14 @@ void tbs_session_wake(struct tbs_session *s);
 void *tbs_session_io_main(void *arg);
 bool tbs_session_rx_verified(struct tbs_session *s);
 void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
-		       uint16_t app);
+		       uint16_t app, uint8_t flags);
+void tbs_session_notify(struct tbs_session *s);
+bool tbs_session_stage_flush(struct tbs_session *s);
+uint64_t tbs_session_credit(struct tbs_session *s);
+uint64_t tbs_session_rec_credit(struct tbs_session *s);
+void tbs_session_rxrec_free(struct tbs_session *s, struct rxrec *r);
+void tbs_session_budget_load(struct tbs_session *s);
+void tbs_session_budget_save(struct tbs_session *s, bool answered);
 struct rxblk *tbs_session_blk_new(struct tbs_session *s);
 void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
 

@@ -25,7 +25,7 @@ static void queue_ctl(struct tbs_session *s, uint8_t type, uint32_t aux,
 	if (s->ctl_pos == s->ctl_len)
 		s->ctl_pos = s->ctl_len = 0;
 	n = tbs_wire_encode(s->ctl + s->ctl_len, CTL_CAP - s->ctl_len, &h,
-			    payload);
+			    payload, s->key);
 	/* a full queue drops the record: every control record is repeated */
 	s->ctl_len += n;
 }
@@ -61,13 +61,22 @@ static void queue_hello(struct tbs_session *s, uint64_t peer_nonce)
 	queue_ctl(s, TBS_REC_HELLO, 0, 0, p, (uint32_t)n);
 }
 
+/* ACK aux bit: the application read the peer's stream to its end. */
+#define ACK_CONFIRMING 0x1
+
 static void queue_ack(struct tbs_session *s)
 {
-	uint64_t limit = s->rx_freed + s->o.window;
+	uint64_t limit = tbs_session_credit(s);
+	uint64_t recs = tbs_session_rec_credit(s);
+	uint8_t p[16];
 
-	queue_u64(s, TBS_REC_ACK, 0, s->rx_off, limit);
+	tbsi_le_put64(p, limit);
+	tbsi_le_put64(p + 8, recs);
+	queue_ctl(s, TBS_REC_ACK, s->rx_eof && !s->rx_confirmed ?
+		  ACK_CONFIRMING : 0, s->rx_off, p, sizeof(p));
 	s->rx_ack_sent = s->rx_off;
 	s->rx_limit_sent = limit;
+	s->rx_rec_limit_sent = recs;
 	s->ack_due = 0;
 }
 
@@ -126,12 +135,27 @@ static int check_peer(struct tbs_session *s, const struct tbs_wire_hello *h)
 	return 0;
 }
 
+/*
+ * Until the handshake completed, the latest HELLO names the peer: a HELLO
+ * of an earlier run, delivered late, is replaced by the live peer's.
+ */
 static void learn_peer(struct tbs_session *s, const struct tbs_wire_hello *h)
 {
 	s->peer = *h;
 	s->peer_known = true;
+	s->key = tbs_wire_key(s->nonce, h->nonce);
 	s->agreed = s->o.options & h->options;
 	s->tx_limit = h->rx_window;
+	s->tx_rec_limit = h->rx_window / REC_COST;
+}
+
+static void set_established(struct tbs_session *s)
+{
+	s->established = true;
+	s->state = ST_OPEN;
+	tbs_session_budget_save(s, true);
+	tbs_session_notify(s);
+	pthread_cond_broadcast(&s->cv);
 }
 
 static void on_hello(struct tbs_session *s, const uint8_t *p, uint32_t n)
@@ -140,11 +164,11 @@ static void on_hello(struct tbs_session *s, const uint8_t *p, uint32_t n)
 	int r = tbs_wire_hello_decode(p, n, &h);
 
 	if (r == -EPROTONOSUPPORT) {
-		queue_hello(s, 0);
+		queue_hello(s, 0); /* so that the peer says the same */
 		tbs_session_fail(s, r,
-				 "peer speaks session protocol %u.%u; this side supports %u.x only (update the older side)",
-				 h.major, h.minor, TBS_PROTO_MAJOR);
-		queue_abort(s); /* the peer is not known: the loop would not */
+				 "peer speaks session protocol %u.%u; this side speaks %u.%u and does not talk to %u.x (update the older side)",
+				 h.major, h.minor, TBS_PROTO_MAJOR,
+				 TBS_PROTO_MINOR, h.major);
 		return;
 	}
 	if (r < 0 || h.nonce == s->nonce) {
@@ -152,26 +176,65 @@ static void on_hello(struct tbs_session *s, const uint8_t *p, uint32_t n)
 			tbs_session_fail(s, -EPROTO, "peer sent a malformed HELLO");
 		return;
 	}
-	if (s->peer_known && h.nonce != s->peer.nonce) {
-		tbs_session_fail(s, -ECONNRESET,
-				 "peer restarted its session (new HELLO after the handshake); start again");
-		return;
+	if (s->established && h.nonce != s->peer.nonce) {
+		if (h.peer_nonce == 0)
+			tbs_session_fail(s, -ECONNRESET,
+					 "peer restarted its session (new HELLO after the handshake); start again");
+		return; /* a HELLO of an earlier run */
 	}
-	if (!s->peer_known) {
+	if (!s->established) {
 		if (check_peer(s, &h))
 			return;
 		learn_peer(s, &h);
-	}
-	if (h.peer_nonce == s->nonce && !s->established) {
-		s->established = true;
-		s->state = ST_OPEN;
-		pthread_cond_broadcast(&s->cv);
+		if (h.peer_nonce == s->nonce)
+			set_established(s);
 	}
 	if (!(h.hflags & TBS_HF_ESTABLISHED))
 		queue_hello(s, h.nonce);
 }
 
 /* ---- data direction: receiving ---- */
+
+/*
+ * Memory held for the application: the blocks, and the records copied out
+ * of them.  Bounded by twice the window and two blocks, whatever the peer
+ * sends; lock held.
+ */
+static bool rx_over_memory(struct tbs_session *s, uint32_t len)
+{
+	uint64_t held = (uint64_t)s->rx_blocks * RX_BLOCK + s->rx_copied;
+
+	if (len <= SMALL_REC)
+		held += sizeof(struct rxrec) + len;
+	return held > 2 * (uint64_t)s->o.window + 2 * RX_BLOCK;
+}
+
+static struct rxrec *rxrec_new(struct tbs_session *s,
+			       const struct tbs_wire_hdr *h, const uint8_t *p)
+{
+	bool small = h->len <= SMALL_REC;
+	struct rxrec *r = malloc(sizeof(*r) + (small ? h->len : 0));
+
+	if (!r)
+		return NULL;
+	if (small) {
+		memcpy(r->copy, p, h->len);
+		r->blk = NULL;
+		r->data = r->copy;
+		s->rx_copied += sizeof(*r) + h->len;
+	} else {
+		r->blk = s->blk;
+		s->blk->refs++;
+		r->data = p;
+	}
+	r->next = NULL;
+	r->pcsum = h->pcsum;
+	r->len = h->len;
+	r->pos = 0;
+	r->app = h->app;
+	r->flags = h->flags & TBS_WF_EOM;
+	return r;
+}
 
 static void on_data(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		    const uint8_t *p, int64_t now)
@@ -189,31 +252,27 @@ static void on_data(struct tbs_session *s, const struct tbs_wire_hdr *h,
 			s->ack_due = now;
 		return;
 	}
-	if (h->off + h->len > s->rx_freed + s->o.window)
+	if (h->off + h->len > s->rx_limit_sent ||
+	    s->rx_seq >= s->rx_rec_limit_sent || rx_over_memory(s, h->len))
 		return; /* beyond the credit we gave: let it be resent */
-	r = malloc(sizeof(*r));
+	r = rxrec_new(s, h, p);
 	if (!r) {
 		tbs_session_fail(s, -ENOMEM, "out of memory receiving at offset %llu",
 				 (unsigned long long)h->off);
 		return;
 	}
-	r->next = NULL;
-	r->blk = s->blk;
-	s->blk->refs++;
-	r->data = p;
-	r->pcsum = h->pcsum;
-	r->len = h->len;
-	r->pos = 0;
-	r->app = h->app;
 	if (s->rx_tail)
 		s->rx_tail->next = r;
 	else
 		s->rx_head = r;
 	s->rx_tail = r;
+	s->rx_nrec++;
+	s->rx_seq++;
 	s->rx_off += h->len;
 	s->st.bytes_received += h->len;
 	if (!s->ack_due)
 		s->ack_due = now + TICK_MS;
+	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
 }
 
@@ -238,6 +297,7 @@ static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		s->rx_end_total = h->off;
 		s->rx_end_hash = tbsi_le_get64(p);
 		queue_ack(s);
+		tbs_session_notify(s);
 		pthread_cond_broadcast(&s->cv);
 	}
 	if (s->rx_confirmed)
@@ -257,9 +317,10 @@ static void free_acked(struct tbs_session *s)
 			s->tx_tail = NULL;
 		if (s->tx_cur == r)
 			s->tx_cur = r->next;
-		s->tx_buffered -= r->len;
+		s->tx_buffered -= r->len + REC_COST;
 		free(r);
 	}
+	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
 }
 
@@ -308,9 +369,18 @@ static void on_ack(struct tbs_session *s, const struct tbs_wire_hdr *h,
 {
 	uint64_t limit;
 
-	if (h->len < 8)
+	if (h->len < 16)
 		return;
 	limit = tbsi_le_get64(p);
+	if (tbsi_le_get64(p + 8) > s->tx_rec_limit) {
+		s->tx_rec_limit = tbsi_le_get64(p + 8);
+		pthread_cond_broadcast(&s->cv);
+	}
+	if (!s->peer_confirming && h->aux & ACK_CONFIRMING &&
+	    s->tx_end_sealed && h->off == s->tx_off) {
+		s->peer_confirming = true;
+		pthread_cond_broadcast(&s->cv);
+	}
 	advance_acked(s, h->off, now);
 	if (limit > s->tx_limit) {
 		s->tx_limit = limit;
@@ -411,18 +481,14 @@ static void on_record(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		on_hello(s, p, h->len);
 		return;
 	}
+	/* the header is keyed: the record is of this session */
 	if (h->type == TBS_REC_ABORT) {
 		on_abort(s, h, p);
 		return;
 	}
-	if (!s->established && s->peer_known) {
-		/* the peer only sends these once it saw our nonce echoed */
-		s->established = true;
-		s->state = ST_OPEN;
-		pthread_cond_broadcast(&s->cv);
-	}
-	if (s->established)
-		on_established_record(s, h, p, now);
+	if (!s->established)
+		set_established(s); /* the peer saw our nonce answered */
+	on_established_record(s, h, p, now);
 }
 
 static void on_bad(struct tbs_session *s, const struct tbs_wire_hdr *h,
@@ -434,11 +500,17 @@ static void on_bad(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		queue_nack(s, h->aux, now);
 }
 
-static void on_garbage(struct tbs_session *s, size_t n)
+/*
+ * Bytes that are not a record: damage, a frame lost inside a record,
+ * records of an earlier session, or a peer that does not speak the
+ * protocol at all (nothing in them even starts like a record).
+ */
+static void on_garbage(struct tbs_session *s, size_t n, size_t foreign)
 {
 	s->st.garbage_bytes += n;
+	s->foreign += foreign;
 	if (!s->peer_known && s->st.garbage_bytes >= 16384 &&
-	    !s->st.records_received)
+	    !s->st.records_received && !s->foreign)
 		tbs_session_fail(s, -EPROTO,
 				 "the peer is not speaking the tbstream session protocol: %llu bytes arrived without a valid record (is the other side sending raw data?)",
 				 (unsigned long long)s->st.garbage_bytes);
@@ -476,9 +548,9 @@ static void rx_process(struct tbs_session *s, int64_t now)
 	while (s->state != ST_FAILED) {
 		r = tbs_wire_scan(s->blk->data + s->rxstart,
 				  s->rxlen - s->rxstart,
-				  TBS_WIRE_MAX_PAYLOAD, &sc);
-		if (sc.skipped)
-			on_garbage(s, sc.skipped);
+				  TBS_WIRE_MAX_PAYLOAD, s->key, &sc);
+		if (sc.skipped || sc.foreign)
+			on_garbage(s, sc.skipped, sc.foreign);
 		s->rxstart += sc.used;
 		if (r == TBS_WIRE_MORE)
 			break;
@@ -501,13 +573,12 @@ static void rx_process(struct tbs_session *s, int64_t now)
  */
 static void on_eof(struct tbs_session *s, int err)
 {
-	if (err)
-		s->peer_gone = true;
+	s->peer_gone = true; /* closed or gone: an ABORT would not arrive */
 	if (both_done(s)) {
-		s->peer_gone = true;
 		s->bye_rcvd = true;
 		if (s->state == ST_OPEN) {
 			s->state = ST_DONE;
+			tbs_session_notify(s);
 			pthread_cond_broadcast(&s->cv);
 		}
 		return;
@@ -545,23 +616,42 @@ static void on_eof(struct tbs_session *s, int err)
 	}
 }
 
-static void io_read(struct tbs_session *s)
+/* After a failure: what the peer still sends is read and dropped. */
+static ssize_t read_drained(struct tbs_session *s)
+{
+	uint8_t buf[65536];
+	ssize_t n = read(s->rfd, buf, sizeof(buf));
+
+	if (n > 0) {
+		pthread_mutex_lock(&s->lock);
+		s->last_rx = tbs_session_now_ms();
+		pthread_mutex_unlock(&s->lock);
+	}
+	return n;
+}
+
+static void io_read(struct tbs_session *s, bool failed)
 {
 	ssize_t n;
 
-	n = read(s->rfd, s->blk->data + s->rxlen, RX_BLOCK - s->rxlen);
+	if (failed)
+		n = read_drained(s);
+	else
+		n = read(s->rfd, s->blk->data + s->rxlen, RX_BLOCK - s->rxlen);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	pthread_mutex_lock(&s->lock);
-	if (n > 0) {
+	if (n > 0 && !failed) {
 		s->rxlen += (size_t)n;
 		s->eio_run = 0;
+		s->rx_activity = true;
 		rx_process(s, tbs_session_now_ms());
 	} else if (n == 0) {
 		on_eof(s, 0);
-	} else if (errno == EIO && ++s->eio_run < EIO_MAX_RUN) {
+	} else if (n < 0 && errno == EIO && ++s->eio_run < EIO_MAX_RUN) {
 		s->st.bad_records++; /* a frame with a CRC error was dropped */
-	} else {
+		s->rx_activity = true;
+	} else if (n < 0) {
 		on_eof(s, errno == ECONNRESET ? 0 : -errno);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -577,19 +667,32 @@ static struct txrec *next_data(struct tbs_session *s)
 	while (r && r->off + r->len <= s->tx_acked)
 		r = r->next;
 	s->tx_cur = r;
-	if (!r || !s->established || r->off + r->len > s->tx_limit)
+	if (!r || !s->established || r->off + r->len > s->tx_limit ||
+	    r->seq >= s->tx_rec_limit)
 		return NULL;
 	return r;
+}
+
+/* The first write of a record puts it in the stream hash, in order. */
+static void seal(struct tbs_session *s, struct txrec *r)
+{
+	if (r->sealed)
+		return;
+	r->sealed = true;
+	tbs_session_chain(s->tx_hash, r->pcsum, r->len, r->app, r->flags);
 }
 
 static void add_to_batch(struct tbs_session *s, struct txrec *r)
 {
 	struct tbs_wire_hdr h = {
 		.type = TBS_REC_DATA, .app = r->app, .len = r->len,
-		.aux = s->epoch, .off = r->off, .pcsum = r->pcsum,
+		.aux = s->epoch, .off = r->off,
 	};
 
-	tbs_wire_hdr_encode(s->wr_hdr[s->wr_n], &h);
+	seal(s, r);
+	h.pcsum = r->pcsum;
+	h.flags = r->flags;
+	tbs_wire_hdr_encode(s->wr_hdr[s->wr_n], &h, s->key);
 	s->wr_rec[s->wr_n++] = r;
 	s->wr_total += TBS_WIRE_HDR_LEN + r->len;
 	s->tx_cur = r->next;
@@ -608,6 +711,8 @@ static bool pick_data(struct tbs_session *s)
 
 	s->wr_n = 0;
 	s->wr_pos = s->wr_total = 0;
+	if (!s->tx_cur && s->stage_len)
+		tbs_session_stage_flush(s);
 	while (s->wr_n < WR_BATCH && (r = next_data(s))) {
 		if (s->wr_n && s->wr_total + r->len > WR_BATCH_BYTES)
 			break;
@@ -686,45 +791,81 @@ static void wrote(struct tbs_session *s, size_t n)
 	}
 }
 
-static void io_write(struct tbs_session *s)
+/* Returns true when the descriptor took everything offered. */
+static bool io_write(struct tbs_session *s)
 {
 	ssize_t n;
+	bool all = false;
 
 	if (s->wr == WR_CTL)
 		n = write(s->wfd, s->ctl + s->ctl_pos, s->ctl_len - s->ctl_pos);
 	else
 		n = write_data(s);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return false;
 	pthread_mutex_lock(&s->lock);
 	if (n > 0) {
 		s->last_tx = tbs_session_now_ms();
 		wrote(s, (size_t)n);
+		all = s->wr == WR_NONE;
 	} else if (n < 0) {
 		batch_done(s);
 		s->ctl_pos = s->ctl_len = 0;
-		s->peer_gone = true;
 		on_eof(s, errno == EPIPE || errno == ECONNRESET ? 0 : -errno);
 	}
 	pthread_mutex_unlock(&s->lock);
+	return all;
 }
 
 /* ---- timers ---- */
 
+static void handshake_timeout(struct tbs_session *s)
+{
+	if (s->peer_known)
+		tbs_session_fail(s, -ETIMEDOUT,
+				 "the peer answered but the handshake did not complete within %d s (%llu bad records, %llu bytes damaged: is the link corrupting data?)",
+				 s->o.handshake_ms / 1000,
+				 (unsigned long long)s->st.bad_records,
+				 (unsigned long long)s->st.garbage_bytes);
+	else if (s->st.garbage_bytes || s->st.bad_records)
+		tbs_session_fail(s, -ETIMEDOUT,
+				 "no valid answer from the peer within %d s, only damaged data (%llu bytes, %llu bad records): the link corrupts data, or an earlier run's data arrived",
+				 s->o.handshake_ms / 1000,
+				 (unsigned long long)s->st.garbage_bytes,
+				 (unsigned long long)s->st.bad_records);
+	else if (s->hello_budget < HELLO_MAX_TIMED && s->hellos == s->hello_budget)
+		tbs_session_fail(s, -ETIMEDOUT,
+				 "no answer from the peer within %d s; %d HELLOs toward this stream had already gone unanswered, so this side only listened (more could wedge the link); is tbstream running on the other host?",
+				 s->o.handshake_ms / 1000,
+				 HELLO_MAX_TIMED - s->hello_budget);
+	else
+		tbs_session_fail(s, -ETIMEDOUT,
+				 "no answer from the peer within %d s; is tbstream running on the other host?",
+				 s->o.handshake_ms / 1000);
+}
+
+/*
+ * HELLOs: at most the budget while nothing is known of the peer (frames
+ * into a closed end may wedge the link), and one more whenever bytes
+ * arrived since the last one (the peer is open, but its HELLO or our
+ * answer was damaged), at most every HELLO_ECHO_MS.
+ */
 static void handshake_timers(struct tbs_session *s, int64_t now)
 {
 	if (now - s->start_ms >= s->o.handshake_ms) {
-		tbs_session_fail(s, -ETIMEDOUT,
-				 s->peer_known ?
-				 "the peer answered but the handshake did not complete within %d s" :
-				 "no answer from the peer within %d s; is tbstream running on the other host?",
-				 s->o.handshake_ms / 1000);
+		handshake_timeout(s);
 		return;
 	}
-	if (s->hellos < HELLO_MAX_TIMED && now >= s->hello_next) {
+	if (s->hellos < s->hello_budget && now >= s->hello_next) {
 		queue_hello(s, s->peer_known ? s->peer.nonce : 0);
 		s->hello_next = now + ((int64_t)HELLO_FIRST_MS << s->hellos);
 		s->hellos++;
+		s->rx_activity = false;
+		tbs_session_budget_save(s, false);
+	} else if (s->rx_activity && now >= s->echo_next) {
+		queue_hello(s, s->peer_known ? s->peer.nonce : 0);
+		s->rx_activity = false;
+		s->echo_next = now + HELLO_ECHO_MS;
 	}
 }
 
@@ -733,8 +874,15 @@ static void tx_timers(struct tbs_session *s, int64_t now)
 	if (s->tx_flight > s->tx_acked && s->wr != WR_DATA &&
 	    now - s->progress_ms >= s->o.rto_ms)
 		rewind_to(s, s->tx_acked, now);
-	if (s->tx_end_req && !s->tx_end_acked && s->tx_cur == NULL &&
-	    s->wr == WR_NONE && now >= s->end_next) {
+	if (!s->tx_end_req || s->tx_end_acked || s->tx_cur || s->stage_len ||
+	    s->wr != WR_NONE)
+		return;
+	if (!s->tx_end_sealed) {
+		/* every record was written once, so sealed */
+		s->tx_end_hash = XXH3_64bits_digest(s->tx_hash);
+		s->tx_end_sealed = true;
+	}
+	if (now >= s->end_next) {
 		queue_u64(s, TBS_REC_END, s->epoch, s->tx_off, s->tx_end_hash);
 		s->end_next = now + s->o.rto_ms;
 	}
@@ -742,7 +890,8 @@ static void tx_timers(struct tbs_session *s, int64_t now)
 
 static void rx_timers(struct tbs_session *s, int64_t now)
 {
-	uint64_t limit = s->rx_freed + s->o.window;
+	uint64_t limit = tbs_session_credit(s);
+	uint64_t recs = tbs_session_rec_credit(s);
 
 	if (s->closing && !s->rx_confirmed && tbs_session_rx_verified(s)) {
 		s->rx_confirmed = true;
@@ -758,6 +907,7 @@ static void rx_timers(struct tbs_session *s, int64_t now)
 	if ((s->ack_due && now >= s->ack_due) ||
 	    s->rx_off - s->rx_ack_sent >= s->o.window / 4 ||
 	    limit - s->rx_limit_sent >= s->o.window / 4 ||
+	    recs - s->rx_rec_limit_sent >= s->o.window / REC_COST / 4 ||
 	    now - s->last_tx >= s->o.idle_ms / 4)
 		queue_ack(s);
 }
@@ -799,22 +949,19 @@ static void timers(struct tbs_session *s, int64_t now)
 /* ---- the loop ---- */
 
 /*
- * Whether to read: there must be room in the block, and the blocks held by
- * unread records stay within twice the receive window (a peer sending
- * mostly garbage or duplicates cannot make us hold more).  Lock held.
+ * Whether to read: there must be room in the block.  Records are never
+ * the reason to stop reading (acknowledgements and keep-alives must get
+ * through to a slow application); on_data() bounds the memory.  Lock held.
  */
 static bool rx_room(struct tbs_session *s)
 {
 	if (RX_BLOCK - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD)
 		rx_next_block(s);
-	if (s->rxlen == RX_BLOCK)
-		return false;
-	return (uint64_t)s->rx_blocks * RX_BLOCK <=
-	       2 * s->o.window + 2 * RX_BLOCK;
+	return s->rxlen < RX_BLOCK;
 }
 
 static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,
-		    int *rev, int *wev)
+		    int timeout, int *rev, int *wev)
 {
 	struct pollfd p[3] = {
 		{ .fd = s->evfd, .events = POLLIN },
@@ -826,7 +973,7 @@ static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,
 
 	if (n == 2 && want_write)
 		p[1].events |= POLLOUT;
-	if (poll(p, (nfds_t)n, TICK_MS) < 0)
+	if (poll(p, (nfds_t)n, timeout) < 0)
 		return -errno;
 	if (p[0].revents & POLLIN && read(s->evfd, &v, sizeof(v)) < 0)
 		v = 0;
@@ -835,16 +982,26 @@ static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,
 	return 0;
 }
 
+/*
+ * A failed side sends its ABORT, then reads and drops what the peer still
+ * sends until the peer closes or goes quiet (closing with the peer's data
+ * in flight can wedge the link), at most DRAIN_MS.
+ */
+static bool failed_exit(struct tbs_session *s, int64_t *fail_ms, int64_t now)
+{
+	if (!*fail_ms)
+		*fail_ms = now;
+	if (s->peer_gone || now - *fail_ms > DRAIN_MS)
+		return true;
+	if (s->wr != WR_NONE || s->ctl_pos < s->ctl_len)
+		return now - *fail_ms > 200; /* the ABORT could not leave */
+	return now - s->last_rx > 200 && now - *fail_ms > 50;
+}
+
 static bool should_exit(struct tbs_session *s, int64_t *fail_ms, int64_t now)
 {
-	if (s->state == ST_FAILED) {
-		/* give an ABORT a moment to leave, then stop */
-		if (!*fail_ms)
-			*fail_ms = now;
-		return s->peer_gone ||
-		       (s->wr == WR_NONE && s->ctl_pos == s->ctl_len) ||
-		       now - *fail_ms > 200;
-	}
+	if (s->state == ST_FAILED)
+		return failed_exit(s, fail_ms, now);
 	if (s->stop)
 		return true;
 	if (s->state == ST_DONE)
@@ -857,8 +1014,8 @@ void *tbs_session_io_main(void *arg)
 {
 	struct tbs_session *s = arg;
 	int64_t fail_ms = 0, now;
-	bool want_w, want_r;
-	int rev = 0, wev = 0;
+	bool want_w, want_r, failed, wrote_all;
+	int rev = 0, wev = 0, timeout;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -875,14 +1032,20 @@ void *tbs_session_io_main(void *arg)
 		}
 		timers(s, now);
 		want_w = pick_write(s);
-		want_r = s->state != ST_FAILED && rx_room(s);
+		failed = s->state == ST_FAILED;
+		want_r = failed || rx_room(s);
 		pthread_mutex_unlock(&s->lock);
-		if (poll_fds(s, want_w, want_r, &rev, &wev) < 0)
+		/*
+		 * Write at once, without polling first; wait for the
+		 * descriptor only when it took less than offered.
+		 */
+		wrote_all = want_w && io_write(s);
+		timeout = wrote_all ? 0 : TICK_MS;
+		if (poll_fds(s, want_w && !wrote_all, want_r, timeout, &rev,
+			     &wev) < 0)
 			continue;
-		if (rev & (POLLIN | POLLHUP | POLLERR))
-			io_read(s);
-		if (want_w && wev & (POLLOUT | POLLERR))
-			io_write(s);
+		if (want_r && rev & (POLLIN | POLLHUP | POLLERR))
+			io_read(s, failed);
 	}
 	return NULL;
 }

@@ -39,7 +39,45 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
 	va_end(ap);
 	s->error = s->msg;
+	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
+}
+
+/* Makes the readiness descriptor readable, once until it is read; lock held. */
+void tbs_session_notify(struct tbs_session *s)
+{
+	uint64_t one = 1;
+
+	if (s->nfd < 0 || s->nfd_signalled)
+		return;
+	s->nfd_signalled = true;
+	if (write(s->nfd, &one, sizeof(one)) < 0)
+		return; /* saturated: it is readable anyway */
+}
+
+/*
+ * The credits to give the peer: bytes (what the application took plus the
+ * window) and records (what it took plus window / REC_COST), so that
+ * memory stays bounded with small records too.  Lock held.
+ */
+uint64_t tbs_session_credit(struct tbs_session *s)
+{
+	return s->rx_freed + s->o.window;
+}
+
+uint64_t tbs_session_rec_credit(struct tbs_session *s)
+{
+	return s->rx_recs_freed + s->o.window / REC_COST;
+}
+
+void tbs_session_rxrec_free(struct tbs_session *s, struct rxrec *r)
+{
+	s->rx_nrec--;
+	if (r->blk)
+		tbs_session_blk_put(s, r->blk);
+	else
+		s->rx_copied -= sizeof(*r) + r->len;
+	free(r);
 }
 
 void tbs_session_wake(struct tbs_session *s)
@@ -60,17 +98,18 @@ bool tbs_session_rx_verified(struct tbs_session *s)
 
 /*
  * The whole-stream hash: XXH3-64 over, for each record in order, its
- * payload checksum, length and type (16 bytes).  The payload checksums
+ * payload checksum, length, type and end-of-message flag (16 bytes).  The payload checksums
  * cover every byte, so each byte is hashed once, not twice.
  */
 void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
-		       uint16_t app)
+		       uint16_t app, uint8_t flags)
 {
 	uint8_t d[16] = { 0 };
 
 	tbsi_le_put64(d, pcsum);
 	tbsi_le_put32(d + 8, len);
 	tbsi_le_put16(d + 12, app);
+	d[14] = flags & TBS_WF_EOM;
 	XXH3_64bits_update(st, d, sizeof(d));
 }
 
@@ -184,9 +223,10 @@ static int init_sync(struct tbs_session *s)
 static int alloc_buffers(struct tbs_session *s)
 {
 	s->blk = tbs_session_blk_new(s);
+	s->stage = malloc(COALESCE_CAP);
 	s->tx_hash = XXH3_createState();
 	s->rx_hash = XXH3_createState();
-	if (!s->blk || !s->tx_hash || !s->rx_hash)
+	if (!s->blk || !s->stage || !s->tx_hash || !s->rx_hash)
 		return -ENOMEM;
 	XXH3_64bits_reset(s->tx_hash);
 	XXH3_64bits_reset(s->rx_hash);
@@ -196,6 +236,7 @@ static int alloc_buffers(struct tbs_session *s)
 static void free_buffers(struct tbs_session *s)
 {
 	free(s->blk);
+	free(s->stage);
 	XXH3_freeState(s->tx_hash);
 	XXH3_freeState(s->rx_hash);
 }
@@ -206,6 +247,7 @@ static int init_fds(struct tbs_session *s, int rfd, int wfd)
 
 	s->rfd = rfd;
 	s->wfd = wfd;
+	s->nfd = -1;
 	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->evfd < 0)
 		return -errno;
@@ -237,6 +279,9 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	s->o.id = NULL;
 	s->error = "";
 	s->nonce = make_nonce(s);
+	/* the credits the HELLO gives */
+	s->rx_limit_sent = s->o.window;
+	s->rx_rec_limit_sent = s->o.window / REC_COST;
 	r = alloc_buffers(s);
 	if (r)
 		goto err_buffers;
@@ -285,12 +330,13 @@ void tbs_session_free(struct tbs_session *s)
 	}
 	while ((r = s->rx_head)) {
 		s->rx_head = r->next;
-		tbs_session_blk_put(s, r->blk);
-		free(r);
+		tbs_session_rxrec_free(s, r);
 	}
 	fcntl(s->rfd, F_SETFL, s->rfl);
 	fcntl(s->wfd, F_SETFL, s->wfl);
 	close(s->evfd);
+	if (s->nfd >= 0)
+		close(s->nfd);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cv);
 	free_buffers(s);
@@ -308,6 +354,7 @@ int tbs_session_start(struct tbs_session *s)
 		return -EALREADY;
 	}
 	s->state = ST_HANDSHAKE;
+	tbs_session_budget_load(s);
 	s->start_ms = s->last_rx = s->last_tx = tbs_session_now_ms();
 	s->hello_next = s->start_ms;
 	deadline = s->start_ms + s->o.handshake_ms + 1000;
@@ -339,9 +386,19 @@ static int session_gone(struct tbs_session *s)
 	return 0;
 }
 
-static int reserve_window(struct tbs_session *s, size_t len, int timeout_ms)
+/* Whether @len more bytes fit in the window now; lock held. */
+static bool window_has(struct tbs_session *s, size_t len)
 {
-	int64_t deadline = deadline_in(timeout_ms);
+	return !s->tx_buffered || s->tx_buffered + len <= s->o.window;
+}
+
+/*
+ * Waits until @len bytes fit in the window and reserves them; lock held.
+ * Leaves s->sending set on success: the caller queues, then clears it.
+ */
+static int reserve_window(struct tbs_session *s, size_t len,
+			  int64_t deadline)
+{
 	int r;
 
 	for (;;) {
@@ -352,9 +409,9 @@ static int reserve_window(struct tbs_session *s, size_t len, int timeout_ms)
 			return -EPIPE;
 		if (s->sending)
 			return -EBUSY;
-		if (len > s->peer.max_payload)
+		if (len > s->peer.max_payload && len <= TBS_WIRE_MAX_PAYLOAD)
 			return -EMSGSIZE;
-		if (!s->tx_buffered || s->tx_buffered + len <= s->o.window)
+		if (window_has(s, len))
 			break;
 		if (wait_until(s, deadline) == -ETIMEDOUT)
 			return -EAGAIN;
@@ -368,6 +425,7 @@ static void append_tx(struct tbs_session *s, struct txrec *t)
 {
 	t->next = NULL;
 	t->off = s->tx_off;
+	t->seq = s->tx_seq++;
 	s->tx_off += t->len;
 	if (s->tx_tail)
 		s->tx_tail->next = t;
@@ -379,11 +437,95 @@ static void append_tx(struct tbs_session *s, struct txrec *t)
 	s->st.bytes_sent += t->len;
 }
 
+static struct txrec *txrec_new(uint16_t type, const void *buf, size_t len,
+			       uint8_t flags)
+{
+	struct txrec *t = malloc(sizeof(*t) + len);
+
+	if (!t)
+		return NULL;
+	t->len = (uint32_t)len;
+	t->app = type;
+	t->flags = flags;
+	t->sealed = false;
+	memcpy(t->data, buf, len);
+	t->pcsum = tbs_wire_csum(t->data, len);
+	return t;
+}
+
+/*
+ * Turns the staged bytes into a record at the end of the queue; lock held.
+ * Returns false when out of memory (the bytes stay staged).
+ */
+bool tbs_session_stage_flush(struct tbs_session *s)
+{
+	struct txrec *t;
+
+	if (!s->stage_len)
+		return true;
+	t = txrec_new(s->stage_app, s->stage, s->stage_len, 0);
+	if (!t)
+		return false;
+	s->tx_buffered -= (uint64_t)(s->stage_calls - 1) * REC_COST;
+	s->stage_len = 0;
+	s->stage_calls = 0;
+	append_tx(s, t);
+	return true;
+}
+
+/*
+ * While the I/O thread is busy, small sends are staged and go out as one
+ * record once it is free (coalescing never holds data back otherwise);
+ * lock held.  Returns false when the bytes must become a record of their
+ * own.
+ */
+static bool stage(struct tbs_session *s, uint16_t type, const void *buf,
+		  size_t len)
+{
+	bool busy = s->tx_cur || s->wr != WR_NONE || s->stage_len;
+
+	if (!busy || len > COALESCE_CAP / 2)
+		return false;
+	if (s->stage_len && (s->stage_app != type ||
+			     s->stage_len + len > COALESCE_CAP) &&
+	    !tbs_session_stage_flush(s))
+		return false;
+	memcpy(s->stage + s->stage_len, buf, len);
+	s->stage_len += (uint32_t)len;
+	s->stage_calls++;
+	s->stage_app = type;
+	return true;
+}
+
+/* Queues records made outside the lock; ends the send call. */
+static void queue_records(struct tbs_session *s, struct txrec **t, size_t n)
+{
+	bool idle;
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	s->sending = false;
+	idle = !s->tx_cur && s->wr == WR_NONE;
+	tbs_session_stage_flush(s); /* what was staged goes first */
+	for (i = 0; i < n; i++)
+		append_tx(s, t[i]);
+	pthread_mutex_unlock(&s->lock);
+	if (idle)
+		tbs_session_wake(s);
+}
+
+static void unreserve(struct tbs_session *s, size_t len)
+{
+	pthread_mutex_lock(&s->lock);
+	s->sending = false;
+	s->tx_buffered -= len;
+	pthread_mutex_unlock(&s->lock);
+}
+
 ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 			 const void *buf, size_t len, int timeout_ms)
 {
 	struct txrec *t;
-	bool idle;
 	int r;
 
 	if (len > TBS_WIRE_MAX_PAYLOAD)
@@ -391,29 +533,118 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 	if (!len)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	r = reserve_window(s, len, timeout_ms);
+	r = reserve_window(s, len + REC_COST, deadline_in(timeout_ms));
+	if (!r && stage(s, type, buf, len)) {
+		s->sending = false;
+		pthread_mutex_unlock(&s->lock);
+		return (ssize_t)len;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (r)
 		return r;
-	t = malloc(sizeof(*t) + len);
-	if (t) {
-		t->len = (uint32_t)len;
-		t->app = type;
-		memcpy(t->data, buf, len);
-		t->pcsum = tbs_wire_csum(t->data, len);
-		tbs_session_chain(s->tx_hash, t->pcsum, t->len, type);
+	t = txrec_new(type, buf, len, 0);
+	if (!t) {
+		unreserve(s, len + REC_COST);
+		return -ENOMEM;
 	}
+	queue_records(s, &t, 1);
+	return (ssize_t)len;
+}
+
+/* Largest record the peer accepts; lock held. */
+static size_t record_max(struct tbs_session *s)
+{
+	size_t m = s->peer.max_payload;
+
+	return m && m < TBS_WIRE_MAX_PAYLOAD ? m : TBS_WIRE_MAX_PAYLOAD;
+}
+
+/*
+ * A message that fits in the window: queued whole or not at all, so that
+ * a time-out never leaves half a message.
+ */
+static ssize_t send_whole(struct tbs_session *s, uint16_t type,
+			  const uint8_t *buf, size_t len, int64_t deadline)
+{
+	struct txrec *one, **t = &one;
+	size_t n, i, per, k;
+	int r;
+
 	pthread_mutex_lock(&s->lock);
-	s->sending = false;
-	idle = !s->tx_cur; /* else the I/O thread gets to it by itself */
-	if (t)
-		append_tx(s, t);
-	else
-		s->tx_buffered -= len;
+	per = record_max(s);
+	n = (len + per - 1) / per;
+	r = reserve_window(s, len + n * REC_COST, deadline);
 	pthread_mutex_unlock(&s->lock);
-	if (idle)
-		tbs_session_wake(s);
-	return t ? (ssize_t)len : -ENOMEM;
+	if (r)
+		return r;
+	if (n > 1)
+		t = malloc(n * sizeof(*t));
+	for (i = 0; t && i < n; i++) {
+		k = i + 1 < n ? per : len - i * per;
+		t[i] = txrec_new(type, buf + i * per, k,
+				 i + 1 == n ? TBS_WF_EOM : 0);
+		if (!t[i])
+			break;
+	}
+	if (!t || i < n) {
+		while (t && i--)
+			free(t[i]);
+		if (t != &one)
+			free(t);
+		unreserve(s, len + n * REC_COST);
+		return -ENOMEM;
+	}
+	queue_records(s, t, n);
+	if (t != &one)
+		free(t);
+	return (ssize_t)len;
+}
+
+/*
+ * A message larger than the window goes out record by record as the
+ * window frees; the time-out applies until its first record is queued.
+ */
+static ssize_t send_stream(struct tbs_session *s, uint16_t type,
+			   const uint8_t *buf, size_t len, int64_t deadline)
+{
+	size_t done = 0, k;
+	struct txrec *t;
+	int r;
+
+	while (done < len) {
+		pthread_mutex_lock(&s->lock);
+		k = record_max(s);
+		if (k > len - done)
+			k = len - done;
+		r = reserve_window(s, k + REC_COST, done ? -1 : deadline);
+		pthread_mutex_unlock(&s->lock);
+		if (r)
+			return r;
+		t = txrec_new(type, buf + done, k,
+			      done + k == len ? TBS_WF_EOM : 0);
+		if (!t) {
+			unreserve(s, k + REC_COST);
+			return -ENOMEM;
+		}
+		queue_records(s, &t, 1);
+		done += k;
+	}
+	return (ssize_t)len;
+}
+
+ssize_t tbs_session_send_msg(struct tbs_session *s, uint16_t type,
+			     const void *buf, size_t len, int timeout_ms)
+{
+	int64_t deadline = deadline_in(timeout_ms);
+
+	if (!len)
+		return -EINVAL;
+	if (len > TBS_SESSION_MAX_MSG)
+		return -EMSGSIZE;
+	if (len + len / (TBS_WIRE_MAX_PAYLOAD / 2) * REC_COST + REC_COST <=
+	    s->o.window)
+		return send_whole(s, type, buf, len, deadline);
+	return send_stream(s, type, buf, len, deadline);
 }
 
 /* The peer's stream ended and everything was read: check it; lock held. */
@@ -430,21 +661,20 @@ static int rx_at_end(struct tbs_session *s)
 		return -EBADMSG;
 	}
 	s->rx_eof = true;
+	s->ack_due = tbs_session_now_ms(); /* the next ACK says so */
+	tbs_session_wake(s);
 	return 0;
 }
 
 /* Waits for a record to read, or the end; lock held. 1: a record. */
-static int wait_rx(struct tbs_session *s, int timeout_ms)
+static int wait_rx(struct tbs_session *s, int64_t deadline)
 {
-	int64_t deadline = deadline_in(timeout_ms);
 	int r;
 
 	for (;;) {
 		r = session_gone(s);
 		if (r)
 			return r;
-		if (s->receiving)
-			return -EBUSY;
 		if (s->rx_head)
 			return 1;
 		if (s->rx_end)
@@ -456,57 +686,154 @@ static int wait_rx(struct tbs_session *s, int timeout_ms)
 	}
 }
 
-static void consumed(struct tbs_session *s, struct rxrec *r, size_t n)
+/* Lock held.  Returns true when the I/O thread should raise the credit. */
+static bool consumed(struct tbs_session *s, struct rxrec *r, size_t n)
 {
 	r->pos += (uint32_t)n;
 	s->rx_delivered += n;
 	if (r->pos < r->len)
-		return;
-	tbs_session_chain(s->rx_hash, r->pcsum, r->len, r->app);
+		return false;
+	tbs_session_chain(s->rx_hash, r->pcsum, r->len, r->app, r->flags);
 	s->rx_head = r->next;
 	if (!s->rx_head)
 		s->rx_tail = NULL;
 	s->rx_freed += r->len;
-	tbs_session_blk_put(s, r->blk);
-	free(r);
+	s->rx_recs_freed++;
+	tbs_session_rxrec_free(s, r);
+	return tbs_session_credit(s) - s->rx_limit_sent >= s->o.window / 4 ||
+	       tbs_session_rec_credit(s) - s->rx_rec_limit_sent >=
+		       s->o.window / REC_COST / 4;
+}
+
+/*
+ * Copies up to @len bytes of the head record into @buf (NULL: drops them);
+ * lock held on entry and exit, dropped while copying.  Sets *@eom at the
+ * end of a message.
+ */
+static size_t take(struct tbs_session *s, uint16_t *type, uint8_t *buf,
+		   size_t len, bool *eom)
+{
+	struct rxrec *r = s->rx_head;
+	size_t n = r->len - r->pos;
+	bool wake;
+
+	if (n > len)
+		n = len;
+	s->receiving = true;
+	pthread_mutex_unlock(&s->lock);
+	if (buf)
+		memcpy(buf, r->data + r->pos, n);
+	if (type)
+		*type = r->app;
+	pthread_mutex_lock(&s->lock);
+	s->receiving = false;
+	*eom = r->pos + n == r->len && r->flags & TBS_WF_EOM;
+	wake = consumed(s, r, n);
+	if (wake)
+		tbs_session_wake(s);
+	return n;
 }
 
 ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 			 size_t len, int timeout_ms)
 {
-	struct rxrec *r;
-	bool wake;
+	bool eom;
 	size_t n;
 	int ret;
 
 	if (!len)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	ret = wait_rx(s, timeout_ms);
+	ret = s->receiving ? -EBUSY : wait_rx(s, deadline_in(timeout_ms));
 	if (ret <= 0) {
 		pthread_mutex_unlock(&s->lock);
 		return ret;
 	}
-	r = s->rx_head;
-	s->receiving = true;
+	n = take(s, type, buf, len, &eom);
+	s->rx_in_msg = !eom;
 	pthread_mutex_unlock(&s->lock);
+	return (ssize_t)n;
+}
 
-	n = r->len - r->pos;
-	if (n > len)
-		n = len;
-	memcpy(buf, r->data + r->pos, n);
-	if (type)
-		*type = r->app;
+/*
+ * Copies the rest of the current message; lock held.  Returns its length,
+ * or -EMSGSIZE when it was longer than @cap (the rest was dropped).
+ */
+static ssize_t take_msg(struct tbs_session *s, uint16_t *type, uint8_t *buf,
+			size_t cap)
+{
+	size_t got = 0, total = 0, n;
+	bool eom = false;
+	int r;
+
+	s->rx_in_msg = true;
+	while (!eom) {
+		r = wait_rx(s, -1);
+		if (r <= 0)
+			return r ? r : -EPROTO; /* the stream ended inside */
+		n = take(s, total ? NULL : type, got < cap ? buf + got : NULL,
+			 got < cap ? cap - got : SIZE_MAX, &eom);
+		total += n;
+		if (got < cap)
+			got += n;
+	}
+	s->rx_in_msg = false;
+	return total > cap ? -EMSGSIZE : (ssize_t)total;
+}
+
+ssize_t tbs_session_recv_msg(struct tbs_session *s, uint16_t *type, void *buf,
+			     size_t cap, int timeout_ms)
+{
+	ssize_t ret;
 
 	pthread_mutex_lock(&s->lock);
-	s->receiving = false;
-	consumed(s, r, n);
-	/* the I/O thread raises the peer's credit by a quarter window */
-	wake = s->rx_freed + s->o.window - s->rx_limit_sent >= s->o.window / 4;
+	if (s->receiving) {
+		ret = -EBUSY;
+	} else {
+		ret = wait_rx(s, deadline_in(timeout_ms));
+		if (ret > 0)
+			ret = take_msg(s, type, buf, cap);
+	}
 	pthread_mutex_unlock(&s->lock);
-	if (wake)
-		tbs_session_wake(s);
-	return (ssize_t)n;
+	return ret;
+}
+
+int tbs_session_fd(struct tbs_session *s)
+{
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nfd < 0) {
+		s->nfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		s->nfd_signalled = false;
+		tbs_session_notify(s); /* the caller looks first */
+	}
+	r = s->nfd < 0 ? -errno : s->nfd;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+unsigned int tbs_session_ready(struct tbs_session *s)
+{
+	unsigned int ev = 0;
+	uint64_t v;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->nfd >= 0 && s->nfd_signalled) {
+		if (read(s->nfd, &v, sizeof(v)) < 0)
+			v = 0;
+		s->nfd_signalled = false;
+	}
+	if (s->state == ST_FAILED)
+		ev |= TBS_SESSION_ERROR | TBS_SESSION_RECV | TBS_SESSION_SEND;
+	if (s->state == ST_OPEN || s->state == ST_DONE) {
+		if (s->rx_head || s->rx_end || s->state == ST_DONE)
+			ev |= TBS_SESSION_RECV;
+		if (!s->tx_end_req && s->tx_buffered < s->o.window)
+			ev |= TBS_SESSION_SEND;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ev;
 }
 
 /*
@@ -527,7 +854,16 @@ static int wait_end_acked(struct tbs_session *s)
 			limit = s->tx_limit;
 			deadline = deadline_in(s->o.confirm_ms);
 		}
-		if (wait_until(s, deadline) == -ETIMEDOUT) {
+		if (wait_until(s, deadline) != -ETIMEDOUT)
+			continue;
+		if (s->peer_confirming) {
+			/*
+			 * The peer read everything and makes it durable (a
+			 * long sync): it is alive, the idle time-out tells
+			 * otherwise.
+			 */
+			deadline = deadline_in(s->o.confirm_ms);
+		} else {
 			tbs_session_fail(s, -ETIMEDOUT,
 					 "peer did not confirm the end of the stream: no progress for %d s (%llu bytes sent, %llu acknowledged)",
 					 s->o.confirm_ms / 1000,
@@ -550,8 +886,7 @@ int tbs_session_finish(struct tbs_session *s)
 		if (s->sending) {
 			r = -EBUSY;
 		} else {
-			s->tx_end_req = true;
-			s->tx_end_hash = XXH3_64bits_digest(s->tx_hash);
+			s->tx_end_req = true; /* the I/O thread seals the hash */
 			s->end_next = 0;
 		}
 	}
@@ -575,6 +910,7 @@ int tbs_session_confirm(struct tbs_session *s)
 		s->rx_confirmed = true;
 		s->endack_due = true;
 	}
+	tbs_session_notify(s);
 	pthread_mutex_unlock(&s->lock);
 	tbs_session_wake(s);
 	return r;

@@ -12,6 +12,11 @@
  *   0x07    BYE     u64 stream hash              total bytes confirmed
  *   0x08    ABORT   message text (<= 200)        0
  *
+ * The header checksum of HELLO is seeded with 0, so that any side, of any
+ * version, can read it; every other record's is seeded with the session
+ * key, derived from both HELLO nonces, so that a record of another session
+ * (an earlier run's frames, delivered late) is rejected like damaged bytes.
+ *
  * The scanner never trusts a length before the header checksum matched, and
  * never accepts a length above the caller's maximum.  After any mismatch it
  * moves one byte past the suspected record start and looks for the magic
@@ -29,8 +34,28 @@ uint64_t tbs_wire_csum(const void *p, size_t n)
 	return XXH3_64bits(p, n);
 }
 
+/*
+ * The key of the session between the HELLO nonces @nonce_a and @nonce_b:
+ * the same on both sides (the order does not matter), never 0.
+ */
+uint64_t tbs_wire_key(uint64_t nonce_a, uint64_t nonce_b)
+{
+	uint8_t d[16];
+	uint64_t k;
+
+	tbsi_le_put64(d, nonce_a < nonce_b ? nonce_a : nonce_b);
+	tbsi_le_put64(d + 8, nonce_a < nonce_b ? nonce_b : nonce_a);
+	k = XXH3_64bits(d, sizeof(d));
+	return k ? k : 1;
+}
+
+static uint64_t hdr_csum(const uint8_t *p, uint64_t key)
+{
+	return XXH3_64bits_withSeed(p, 32, key);
+}
+
 void tbs_wire_hdr_encode(uint8_t out[TBS_WIRE_HDR_LEN],
-			 const struct tbs_wire_hdr *h)
+			 const struct tbs_wire_hdr *h, uint64_t key)
 {
 	out[0] = TBS_WIRE_MAGIC_0;
 	out[1] = TBS_WIRE_MAGIC_1;
@@ -43,7 +68,8 @@ void tbs_wire_hdr_encode(uint8_t out[TBS_WIRE_HDR_LEN],
 	tbsi_le_put32(out + 12, h->aux);
 	tbsi_le_put64(out + 16, h->off);
 	tbsi_le_put64(out + 24, h->pcsum);
-	tbsi_le_put64(out + 32, tbs_wire_csum(out, 32));
+	tbsi_le_put64(out + 32,
+		      hdr_csum(out, h->type == TBS_REC_HELLO ? 0 : key));
 }
 
 static int is_magic(const uint8_t *p)
@@ -53,15 +79,29 @@ static int is_magic(const uint8_t *p)
 }
 
 /*
- * Returns 0, -EBADMSG for a bad magic or header checksum, -EMSGSIZE for a
- * length above max_payload (only reported once the checksum matched).
+ * Whether the header checksum matches: seed 0 for a HELLO, the session key
+ * for anything else (no record but HELLO is valid before the key is known).
+ */
+static int hdr_valid(const uint8_t *in, uint64_t key)
+{
+	uint64_t c = tbsi_le_get64(in + 32);
+
+	if (in[4] == TBS_REC_HELLO)
+		return c == hdr_csum(in, 0);
+	return key && c == hdr_csum(in, key);
+}
+
+/*
+ * Returns 0, -EBADMSG for a bad magic or header checksum (or a record of
+ * another session), -EMSGSIZE for a length above max_payload (only
+ * reported once the checksum matched).
  */
 int tbs_wire_hdr_decode(const uint8_t in[TBS_WIRE_HDR_LEN], size_t max_payload,
-			struct tbs_wire_hdr *h)
+			uint64_t key, struct tbs_wire_hdr *h)
 {
 	if (!is_magic(in))
 		return -EBADMSG;
-	if (tbsi_le_get64(in + 32) != tbs_wire_csum(in, 32))
+	if (!hdr_valid(in, key))
 		return -EBADMSG;
 	h->type = in[4];
 	h->flags = in[5];
@@ -80,7 +120,7 @@ int tbs_wire_hdr_decode(const uint8_t in[TBS_WIRE_HDR_LEN], size_t max_payload,
  * size, or 0 when it does not fit in cap.
  */
 size_t tbs_wire_encode(uint8_t *out, size_t cap, struct tbs_wire_hdr *h,
-		       const void *payload)
+		       const void *payload, uint64_t key)
 {
 	size_t n = TBS_WIRE_HDR_LEN + (size_t)h->len;
 
@@ -89,7 +129,7 @@ size_t tbs_wire_encode(uint8_t *out, size_t cap, struct tbs_wire_hdr *h,
 	h->pcsum = tbs_wire_csum(payload, h->len);
 	if (h->len)
 		memcpy(out + TBS_WIRE_HDR_LEN, payload, h->len);
-	tbs_wire_hdr_encode(out, h);
+	tbs_wire_hdr_encode(out, h, key);
 	return n;
 }
 
@@ -112,14 +152,16 @@ static size_t find_magic(const uint8_t *buf, size_t len, size_t from)
 }
 
 static int scan_at(const uint8_t *buf, size_t len, size_t i,
-		   size_t max_payload, struct tbs_wire_scan *out)
+		   size_t max_payload, uint64_t key, struct tbs_wire_scan *out)
 {
 	struct tbs_wire_hdr *h = &out->hdr;
 
 	if (len - i < TBS_WIRE_HDR_LEN)
 		return TBS_WIRE_MORE;
-	if (tbs_wire_hdr_decode(buf + i, max_payload, h))
+	if (tbs_wire_hdr_decode(buf + i, max_payload, key, h)) {
+		out->foreign++;
 		return -1;
+	}
 	if (len - i - TBS_WIRE_HDR_LEN < h->len)
 		return TBS_WIRE_MORE;
 	if (tbs_wire_csum(buf + i + TBS_WIRE_HDR_LEN, h->len) != h->pcsum)
@@ -135,7 +177,7 @@ static int scan_at(const uint8_t *buf, size_t len, size_t i,
  * record's start, so that its payload is searched for records too).
  */
 int tbs_wire_scan(const uint8_t *buf, size_t len, size_t max_payload,
-		  struct tbs_wire_scan *out)
+		  uint64_t key, struct tbs_wire_scan *out)
 {
 	size_t i = 0;
 	int r;
@@ -147,7 +189,7 @@ int tbs_wire_scan(const uint8_t *buf, size_t len, size_t max_payload,
 			out->used = out->skipped = len;
 			return TBS_WIRE_MORE;
 		}
-		r = scan_at(buf, len, i, max_payload, out);
+		r = scan_at(buf, len, i, max_payload, key, out);
 		if (r == TBS_WIRE_MORE) {
 			out->used = out->skipped = i;
 			return r;

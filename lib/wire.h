@@ -15,7 +15,11 @@
  *    12    4 aux        type-specific (DATA/NACK: epoch, ABORT: errno)
  *    16    8 offset     type-specific stream offset
  *    24    8 pcsum      XXH3-64 of the payload
- *    32    8 hcsum      XXH3-64 of bytes 0..31
+ *    32    8 hcsum      XXH3-64 of bytes 0..31, seeded with the session
+ *                       key (HELLO: seed 0)
+ *
+ * The session key binds every record but HELLO to one session: a record
+ * of an earlier run fails the header check like any damaged bytes.
  */
 #ifndef TBS_WIRE_H
 #define TBS_WIRE_H
@@ -35,7 +39,7 @@
 #define TBS_WIRE_HELLO_LEN 40 /* fixed part of a HELLO payload */
 #define TBS_WIRE_MAX_MSG 200 /* longest ABORT message */
 
-#define TBS_PROTO_MAJOR 1
+#define TBS_PROTO_MAJOR 2
 #define TBS_PROTO_MINOR 0
 
 enum tbs_wire_type {
@@ -52,6 +56,8 @@ enum tbs_wire_type {
 /* header flags */
 /* a receiver that does not know the record's type skips it */
 #define TBS_WF_OPTIONAL 0x01
+/* DATA: the last record of a message */
+#define TBS_WF_EOM 0x02
 
 /* HELLO flags */
 #define TBS_HF_ESTABLISHED 0x01 /* sender has seen its own nonce echoed */
@@ -89,6 +95,7 @@ enum tbs_wire_result {
 struct tbs_wire_scan {
 	size_t used; /* bytes of the input the caller may drop */
 	size_t skipped; /* of those, bytes that were not part of a record */
+	size_t foreign; /* record starts whose header check failed */
 	struct tbs_wire_hdr hdr; /* RECORD and BAD_PAYLOAD */
 	const uint8_t *payload; /* RECORD only; points into the input */
 };
@@ -97,14 +104,15 @@ struct tbs_wire_scan {
 
 uint64_t tbs_wire_csum(const void *p, size_t n);
 
+uint64_t tbs_wire_key(uint64_t nonce_a, uint64_t nonce_b);
 void tbs_wire_hdr_encode(uint8_t out[TBS_WIRE_HDR_LEN],
-			 const struct tbs_wire_hdr *h);
+			 const struct tbs_wire_hdr *h, uint64_t key);
 int tbs_wire_hdr_decode(const uint8_t in[TBS_WIRE_HDR_LEN], size_t max_payload,
-			struct tbs_wire_hdr *h);
+			uint64_t key, struct tbs_wire_hdr *h);
 size_t tbs_wire_encode(uint8_t *out, size_t cap, struct tbs_wire_hdr *h,
-		       const void *payload);
+		       const void *payload, uint64_t key);
 int tbs_wire_scan(const uint8_t *buf, size_t len, size_t max_payload,
-		  struct tbs_wire_scan *out);
+		  uint64_t key, struct tbs_wire_scan *out);
 
 size_t tbs_wire_hello_encode(uint8_t *out, size_t cap,
 			     const struct tbs_wire_hello *h);

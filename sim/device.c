@@ -16,7 +16,9 @@
  *		tx ring to drain into the peer; what is left is lost
  *
  * Frames toward a peer whose stream is not open are dropped (and, with
- * --wedge, use up the link's credits until it stops).
+ * --wedge, use up the link's credits until it stops).  With --stale, data
+ * frames toward a closed end are kept instead and read first at its next
+ * open: the contract's "not guaranteed to arrive" cuts both ways.
  */
 #include <errno.h>
 #include <poll.h>
@@ -101,8 +103,8 @@ static struct service *peer_service(struct stream *s)
 	return NULL;
 }
 
-/* The peer's stream that receives what @s sends, if it is open. */
-static struct stream *stream_receiver(struct stream *s)
+/* The peer's stream that receives what @s sends, open or not. */
+static struct stream *stream_receiver_any(struct stream *s)
 {
 	struct service *svc = peer_service(s);
 	struct list_head *p;
@@ -112,10 +114,18 @@ static struct stream *stream_receiver(struct stream *s)
 	list_for_each(p, &svc->streams) {
 		struct stream *r = list_entry(p, struct stream, link);
 
-		if (r->in_hopid == s->out_hopid && ep_open(r))
+		if (r->in_hopid == s->out_hopid && !r->removed)
 			return r;
 	}
 	return NULL;
+}
+
+/* The peer's stream that receives what @s sends, if it is open. */
+static struct stream *stream_receiver(struct stream *s)
+{
+	struct stream *r = stream_receiver_any(s);
+
+	return ep_open(r) ? r : NULL;
 }
 
 /* The peer's stream that sends to @r, if it is open. */
@@ -186,6 +196,21 @@ static void corrupt(struct frame *f)
 	f->crc_error = 1;
 }
 
+/* With --stale: keep a data frame for the closed end's next open. */
+static bool keep_stale(struct fabric *fab, struct stream *s, struct frame *f)
+{
+	struct stream *r = stream_receiver_any(s);
+
+	if (!fab->opt.stale || f->kind != FRAME_DATA || !r)
+		return false;
+	if (!r->stale.slot && ring_init(&r->stale, r->ring_size))
+		return false;
+	if (r->stale.count >= r->stale.size)
+		return false;
+	ring_push(&r->stale, f);
+	return true;
+}
+
 /* Count a frame dropped toward a closed peer; with --wedge, credits. */
 static bool drop_unopened(struct fabric *fab, struct stream *s,
 			  struct cable_end *e, struct frame *f)
@@ -198,6 +223,8 @@ static bool drop_unopened(struct fabric *fab, struct stream *s,
 		e->credits--;
 	}
 	s->cnt.unopened++;
+	if (keep_stale(fab, s, f))
+		return true;
 	if (f->kind == FRAME_DATA)
 		s->cnt.dropped++;
 	frame_free(fab, f);
@@ -416,6 +443,18 @@ static int open_wait(struct fabric *fab, struct stream *s, bool nonblock,
 	}
 }
 
+/* A new endpoint reads the frames kept for it first. */
+static void take_stale(struct stream *s)
+{
+	struct frame *f;
+
+	while (s->ep->rx.count < s->ep->rx.size && (f = ring_pop(&s->stale))) {
+		s->cnt.rx_frames++;
+		s->cnt.rx_bytes += f->len;
+		ring_push(&s->ep->rx, f);
+	}
+}
+
 int dev_open(struct fabric *fab, struct stream *s, bool nonblock,
 	     struct waiter *w, struct handle **hp)
 {
@@ -427,9 +466,12 @@ int dev_open(struct fabric *fab, struct stream *s, bool nonblock,
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	if (!s->ep && !endpoint_new(fab, s)) {
-		free(h);
-		return -ENOMEM;
+	if (!s->ep) {
+		if (!endpoint_new(fab, s)) {
+			free(h);
+			return -ENOMEM;
+		}
+		take_stale(s);
 	}
 	h->ep = s->ep;
 	h->ep->refs++;

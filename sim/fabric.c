@@ -557,6 +557,7 @@ void stream_put(struct stream *s)
 	if (--s->refs)
 		return;
 	pthread_cond_destroy(&s->open_cond);
+	free(s->stale.slot);
 	free(s);
 }
 
@@ -566,6 +567,8 @@ int stream_rmdir(struct fabric *fab, struct stream *s)
 
 	if (s->ep)
 		endpoint_kill(fab, s->ep, EP_REMOVED);
+	if (s->stale.slot)
+		ring_drain(fab, &s->stale);
 	hopid_put(&svc->in_used, s->in_hopid);
 	hopid_put(&svc->out_used, s->out_hopid);
 	s->in_hopid = s->out_hopid = 0;

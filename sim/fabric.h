@@ -105,6 +105,11 @@ struct stream {
 	unsigned int nopen;
 	struct endpoint *ep;
 	struct counters cnt;
+	/*
+	 * With --stale: data frames sent toward this stream while it was
+	 * closed, delivered first at its next open (at most ring_size).
+	 */
+	struct ring stale;
 	uint64_t pump_at; /* a pump event is pending for then (0: none) */
 	pthread_cond_t open_cond; /* blocking opens wait for attach */
 };
@@ -174,6 +179,7 @@ struct sim_options {
 	uint64_t latency_us;
 	bool new_kernel;	  /* EIO on CRC, EPIPE, POLLHUP, busy_poll */
 	bool wedge;		  /* model credit wedges */
+	bool stale;		  /* keep frames toward a closed end */
 	bool network;		  /* peers also offer the network service */
 	char link_speed[32];
 	char (*cable_spec)[2][32];

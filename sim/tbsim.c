@@ -75,6 +75,9 @@ static void usage(FILE *out)
 "                       after the peer closed, a busy_poll attribute\n"
 "  --wedge              frames toward a closed peer use up 16 credits,\n"
 "                       then the link stops until unplugged\n"
+"  --stale              data frames sent toward a closed end are kept (up\n"
+"                       to its ring size) and read first at its next open,\n"
+"                       as a reopened end may read an earlier run's frames\n"
 "Link:\n"
 "  --rate BYTES_PER_S   link rate of each cable and direction (0: unlimited)\n"
 "  --latency US         one-way latency (0)\n"
@@ -95,7 +98,7 @@ static void usage(FILE *out)
 enum {
 	OPT_HOSTS = 256, OPT_CABLE, OPT_NETWORK, OPT_LINK_SPEED, OPT_RINGS,
 	OPT_MAX_HOPID, OPT_ADV_DELAY, OPT_NODE_DELAY, OPT_FLUSH, OPT_NEW_KERNEL,
-	OPT_WEDGE, OPT_RATE, OPT_LATENCY, OPT_WATCH, OPT_LIFETIME, OPT_STOP,
+	OPT_WEDGE, OPT_STALE, OPT_RATE, OPT_LATENCY, OPT_WATCH, OPT_LIFETIME, OPT_STOP,
 };
 
 static const struct option long_opts[] = {
@@ -110,6 +113,7 @@ static const struct option long_opts[] = {
 	{ "flush-ms", required_argument, NULL, OPT_FLUSH },
 	{ "new-kernel", no_argument, NULL, OPT_NEW_KERNEL },
 	{ "wedge", no_argument, NULL, OPT_WEDGE },
+	{ "stale", no_argument, NULL, OPT_STALE },
 	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "latency", required_argument, NULL, OPT_LATENCY },
 	{ "watch-pid", required_argument, NULL, OPT_WATCH },
@@ -221,6 +225,9 @@ static int parse_args(int argc, char **argv, struct sim *sim,
 			break;
 		case OPT_WEDGE:
 			o->wedge = true;
+			break;
+		case OPT_STALE:
+			o->stale = true;
 			break;
 		case OPT_RATE:
 			bad = number(name, optarg, 0, 1ULL << 40, &v);

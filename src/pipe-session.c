@@ -21,7 +21,8 @@
 
 struct sender {
 	struct tbs_session *s;
-	struct pipe_stop stop;
+	struct pipe_stop stop; /* fired: stop waiting for standard input */
+	struct pipe_stop done; /* fired by the sender when it returns */
 	unsigned long long bytes;
 	int err; /* negative errno, 0 */
 	bool stdin_err;
@@ -44,28 +45,19 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /*
- * Reads up to @len bytes: waits for the first, then takes what arrives
- * within a millisecond, so that records are large without holding back
- * interactive input.
+ * Reads what standard input has, up to @len bytes, as soon as there is
+ * something: no wait for more (the session coalesces small records while
+ * it is busy writing, so bulk data still makes large records).
  */
-static ssize_t read_full(const struct pipe_stop *st, int fd, char *buf,
+static ssize_t read_some(const struct pipe_stop *st, int fd, char *buf,
 			 size_t len)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
 	ssize_t n;
 
-	while (got < len && (!got || poll(&pfd, 1, 1) > 0)) {
-		n = pipe_io(st, fd, buf + got, len - got, false);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return got ? (ssize_t)got : -errno;
-		if (n == 0)
-			break;
-		got += n;
-	}
-	return got;
+	do
+		n = pipe_io(st, fd, buf, len, false);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
 }
 
 /* Tells the peer why this side gives up, so that it can say so too. */
@@ -85,9 +77,11 @@ static void send_loop(struct sender *snd, char *buf)
 	ssize_t n;
 
 	while (!snd->err) {
-		n = read_full(&snd->stop, 0, buf, CHUNK);
-		if (n == -ECANCELED)
+		n = read_some(&snd->stop, 0, buf, CHUNK);
+		if (n == -ECANCELED) {
+			snd->err = -ECANCELED; /* the session failed */
 			break;
+		}
 		if (n < 0) {
 			snd->err = n;
 			snd->stdin_err = true;
@@ -113,13 +107,38 @@ static void *send_run(void *arg)
 	char *buf;
 
 	buf = malloc(CHUNK);
-	if (!buf) {
+	if (!buf)
 		snd->err = -ENOMEM;
-		return NULL;
-	}
-	send_loop(snd, buf);
+	else
+		send_loop(snd, buf);
 	free(buf);
+	pipe_stop_fire(&snd->done);
 	return NULL;
+}
+
+/*
+ * Waits for the sender after our receiving direction ended well.  If the
+ * session fails meanwhile (the peer killed, the cable pulled), the sender
+ * may be waiting for standard input that never comes (a terminal, a FIFO,
+ * tail -f): stop it.
+ */
+static void join_sender(struct sender *snd, pthread_t t)
+{
+	struct pollfd p[2] = {
+		{ .fd = tbs_session_fd(snd->s), .events = POLLIN },
+		{ .fd = snd->done.fds[0], .events = POLLIN },
+	};
+
+	while (p[0].fd >= 0 && !p[1].revents) {
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents &&
+		    tbs_session_ready(snd->s) & TBS_SESSION_ERROR) {
+			pipe_stop_fire(&snd->stop);
+			break;
+		}
+	}
+	pthread_join(t, NULL);
 }
 
 /* Writes the peer's data to standard output; 0 once confirmed. */
@@ -217,7 +236,7 @@ static int run(struct tbs_session *s, bool quiet)
 	ret = tbs_session_start(s);
 	if (ret)
 		return session_fail(s, "no session with the peer", ret);
-	if (pipe_stop_init(&snd.stop) ||
+	if (pipe_stop_init(&snd.stop) || pipe_stop_init(&snd.done) ||
 	    pthread_create(&t, NULL, send_run, &snd)) {
 		cli_msg("could not start a thread");
 		return EXIT_FAIL;
@@ -232,12 +251,14 @@ static int run(struct tbs_session *s, bool quiet)
 		pipe_stop_fire(&snd.stop);
 		pthread_join(t, NULL);
 		pipe_stop_fini(&snd.stop);
+		pipe_stop_fini(&snd.done);
 		if (snd.stdin_err)
 			return send_result(s, &snd);
 		return recv_fail(s, ret, out_err, got);
 	}
-	pthread_join(t, NULL);
+	join_sender(&snd, t);
 	pipe_stop_fini(&snd.stop);
+	pipe_stop_fini(&snd.done);
 	show(&pr, &snd, got);
 	progress_end(&pr);
 	return send_result(s, &snd);

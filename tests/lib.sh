@@ -101,6 +101,8 @@ sim_start() {
 	trap 'exit 143' TERM
 	timeout -k 2 20 "$TBSIM" --watch-pid $$ --lifetime 1800 "$@" "$MNT" ||
 		bail "tbsim did not start"
+	# the HELLO budget of each device is kept here, per simulator
+	export TBSTREAM_RUNDIR=$SIM_DIR/run
 	H1=$MNT/host1
 	H2=$MNT/host2
 	CTL=$MNT/control

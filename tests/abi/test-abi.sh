@@ -58,7 +58,7 @@ else
 	sed 's/^/#   /' "$tmp/report"
 fi
 added=$(abidiff --added-fns --suppressions "$supp" "$base" "$tmp/now.abi" |
-	sed -n "s/^  \[A\] 'function \(.*\)'.*/\1/p")
+	sed -n "s/^  \[A\] 'function \(.*\)'.*/\1/p" | paste -sd ';' -)
 [ -z "$added" ] || diag "added since the baseline: $added"
 
 # Self-check: a function gone from the library is an incompatible change.

@@ -22,6 +22,10 @@ struct end {
 	bool no_close; /* stop after the transfer, do not close */
 	bool slow; /* pause after each record received */
 	bool no_confirm; /* never confirm the peer's stream */
+	uint64_t stop_after; /* stop reading after this many bytes (0: no) */
+	int confirm_delay_ms; /* "make the data durable" takes this long */
+	int start_pause_ms; /* the application reads nothing for so long */
+	size_t msg_size; /* send messages of this size (0: bytes) */
 
 	int new_r, start_r, send_r, finish_r, recv_r, confirm_r, close_r;
 	uint64_t received;
@@ -64,10 +68,17 @@ static inline void *end_send(void *arg)
 		n = rec_size(e->seed, off);
 		if (n > e->send_len - off)
 			n = (size_t)(e->send_len - off);
+		if (e->msg_size)
+			n = e->msg_size < e->send_len - off ?
+				    e->msg_size : (size_t)(e->send_len - off);
 		for (i = 0; i < n; i++)
 			buf[i] = gen_byte(e->seed, off + i);
-		r = tbs_session_send(e->s, (uint16_t)(buf[0] ^ 0x5a), buf, n,
-				     20000);
+		if (e->msg_size)
+			r = tbs_session_send_msg(e->s, (uint16_t)(buf[0] ^ 0x5a),
+						 buf, n, 20000);
+		else
+			r = tbs_session_send(e->s, (uint16_t)(buf[0] ^ 0x5a),
+					     buf, n, 20000);
 		if (r < 0)
 			break;
 		off += n;
@@ -89,6 +100,8 @@ static inline void end_recv(struct end *e)
 	ssize_t n, i;
 
 	e->rx_ok = true;
+	if (e->start_pause_ms)
+		usleep((useconds_t)e->start_pause_ms * 1000);
 	while ((n = tbs_session_recv(e->s, &type, buf, TBS_SESSION_MAX_RECORD,
 				     20000)) > 0) {
 		if (type != (uint16_t)(buf[0] ^ 0x5a))
@@ -99,11 +112,14 @@ static inline void end_recv(struct end *e)
 		__atomic_add_fetch(&e->received, (uint64_t)n, __ATOMIC_RELAXED);
 		if (e->slow)
 			usleep(2000);
+		if (e->stop_after && e->received >= e->stop_after)
+			break;
 	}
 	free(buf);
 	e->recv_r = (int)n;
 	if (n == 0 && !e->no_confirm) {
-		usleep(50000); /* "make the data durable" */
+		/* "make the data durable" */
+		usleep(e->confirm_delay_ms ? e->confirm_delay_ms * 1000 : 50000);
 		e->confirmed = true;
 		e->confirm_r = tbs_session_confirm(e->s);
 	}

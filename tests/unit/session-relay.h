@@ -29,6 +29,7 @@ struct relay_dir {
 	uint64_t drop_frame_at[RELAY_MAX_FAULTS]; /* lose the frame with it */
 	uint64_t flip_at[RELAY_MAX_FAULTS]; /* flip one bit of that byte */
 	uint64_t corrupt_from; /* flip a bit in every frame after this */
+	int corrupt_frames; /* damage the first N frames, header or payload */
 	uint64_t eof_at; /* cut the direction after this many bytes */
 	bool short_writes; /* write in pieces of 1..997 bytes */
 	_Atomic uint64_t freeze_at; /* stop forwarding after it: peer gone */
@@ -71,6 +72,11 @@ static inline void relay_flip(struct relay_dir *d, uint8_t *buf, size_t n)
 			buf[d->flip_at[i] - d->bytes] ^= 0x10;
 	if (d->corrupt_from && d->bytes + n > d->corrupt_from)
 		buf[rand_r(&d->seed) % n] ^= 0x01;
+	if (d->corrupt_frames > 0) {
+		/* alternately in the header and past it */
+		buf[(d->corrupt_frames % 2 ? 20 : 60) % n] ^= 0x04;
+		d->corrupt_frames--;
+	}
 }
 
 static inline int relay_write(struct relay_dir *d, const uint8_t *p, size_t n)

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * Handshake tests against a scripted peer that writes records itself: the
- * limit on unanswered HELLOs, version negotiation, a peer that speaks raw
- * data, incompatible roles, record types from later versions.
+ * limit on unanswered HELLOs (per session and per device), version
+ * negotiation, a peer that speaks raw data, incompatible roles, record
+ * types from later versions, records of an earlier session.
  */
+#include <dirent.h>
 #include <fcntl.h>
 
 #include "../../lib/wire.h"
@@ -64,7 +66,7 @@ static int read_records(int fd, int ms, struct tbs_wire_hdr *hdrs, int max,
 		if (k <= 0)
 			break;
 		len += (size_t)k;
-		while (tbs_wire_scan(buf, len, TBS_WIRE_MAX_PAYLOAD, &sc) ==
+		while (tbs_wire_scan(buf, len, TBS_WIRE_MAX_PAYLOAD, 0, &sc) ==
 		       TBS_WIRE_RECORD) {
 			if (sc.hdr.type == TBS_REC_HELLO && hello)
 				tbs_wire_hello_decode(sc.payload, sc.hdr.len,
@@ -80,22 +82,30 @@ static int read_records(int fd, int ms, struct tbs_wire_hdr *hdrs, int max,
 	return n;
 }
 
-static void send_record(int fd, uint8_t type, uint8_t flags, const void *p,
-			uint32_t len)
+#define PEER_NONCE 0x5eedull
+
+/* The key of the scripted peer's session with the session under test. */
+static uint64_t key_with(uint64_t nonce)
+{
+	return tbs_wire_key(nonce, PEER_NONCE);
+}
+
+static void send_keyed(int fd, uint8_t type, uint8_t flags, const void *p,
+		       uint32_t len, uint64_t key)
 {
 	static uint8_t buf[TBS_WIRE_HDR_LEN + 4096];
 	struct tbs_wire_hdr h = { .type = type, .flags = flags, .len = len };
-	size_t n = tbs_wire_encode(buf, sizeof(buf), &h, p);
+	size_t n = tbs_wire_encode(buf, sizeof(buf), &h, p, key);
 
 	if (write(fd, buf, n) != (ssize_t)n)
 		abort();
 }
 
-static void send_hello(int fd, uint16_t major, uint16_t minor,
-		       uint64_t peer_nonce, size_t extra)
+static void send_hello_from(int fd, uint16_t major, uint16_t minor,
+			    uint64_t nonce, uint64_t peer_nonce, size_t extra)
 {
 	struct tbs_wire_hello h = {
-		.major = major, .minor = minor, .nonce = 0x5eed,
+		.major = major, .minor = minor, .nonce = nonce,
 		.peer_nonce = peer_nonce, .rx_window = 1 << 20,
 		.max_payload = TBS_WIRE_MAX_PAYLOAD,
 		.hflags = TBS_HF_ESTABLISHED,
@@ -104,7 +114,13 @@ static void send_hello(int fd, uint16_t major, uint16_t minor,
 	size_t n = tbs_wire_hello_encode(p, sizeof(p), &h);
 
 	memset(p + n, 0x77, extra);
-	send_record(fd, TBS_REC_HELLO, 0, p, (uint32_t)(n + extra));
+	send_keyed(fd, TBS_REC_HELLO, 0, p, (uint32_t)(n + extra), 0);
+}
+
+static void send_hello(int fd, uint16_t major, uint16_t minor,
+		       uint64_t peer_nonce, size_t extra)
+{
+	send_hello_from(fd, major, minor, PEER_NONCE, peer_nonce, extra);
 }
 
 static void test_hello_limit(void)
@@ -130,23 +146,34 @@ static void test_hello_limit(void)
 	one_done(&o);
 }
 
-static void test_major(void)
+/* A peer of protocol 1.x (or a later major) is refused, with a clear word. */
+static void test_major(uint16_t major)
 {
 	struct one o;
 	struct tbs_wire_hdr h[16];
-	int n, i, aborts = 0;
+	struct tbs_wire_hello mine = { 0 };
+	char want[32];
+	int n, i, hellos = 0, others = 0;
 
 	one_init(&o, 5000);
-	send_hello(o.peer, 2, 0, 0, 0);
+	read_records(o.peer, 2000, h, 1, &mine, NULL);
+	send_hello(o.peer, major, 0, 0, 0);
 	pthread_join(o.thread, NULL);
-	is_int(o.r, -EPROTONOSUPPORT, "major version 2: -EPROTONOSUPPORT");
+	ok(o.r == -EPROTONOSUPPORT, "major version %u: -EPROTONOSUPPORT",
+	   major);
 	printf("# %s\n", tbs_session_error(o.s));
-	ok(strstr(tbs_session_error(o.s), "protocol 2.0") != NULL,
-	   "the message names the peer's version");
-	n = read_records(o.peer, 300, h, 16, NULL, NULL);
-	for (i = 0; i < n; i++)
-		aborts += h[i].type == TBS_REC_ABORT;
-	ok(aborts == 1, "the peer is told why, with an ABORT");
+	snprintf(want, sizeof(want), "protocol %u.0", major);
+	ok(strstr(tbs_session_error(o.s), want) != NULL &&
+	   strstr(tbs_session_error(o.s), "update the older side") != NULL,
+	   "the message names the peer's version and what to do");
+	n = read_records(o.peer, 300, h, 16, &mine, NULL);
+	for (i = 0; i < n; i++) {
+		hellos += h[i].type == TBS_REC_HELLO;
+		others += h[i].type != TBS_REC_HELLO;
+	}
+	ok(hellos >= 1 && mine.major == TBS_PROTO_MAJOR && !others,
+	   "the peer gets a HELLO of %u.x to refuse in turn, nothing else",
+	   TBS_PROTO_MAJOR);
 	one_done(&o);
 }
 
@@ -193,11 +220,12 @@ static void test_later_minor(void)
 
 	one_init(&o, 5000);
 	read_records(o.peer, 2000, h, 1, &mine, NULL);
-	send_hello(o.peer, 1, 9, mine.nonce, 24);
+	send_hello(o.peer, 2, 9, mine.nonce, 24);
 	pthread_join(o.thread, NULL);
-	is_int(o.r, 0, "a peer of version 1.9 with a longer HELLO is accepted");
-	send_record(o.peer, 0x40, TBS_WF_OPTIONAL, "new", 3);
-	send_record(o.peer, 0x41, 0, "new", 3);
+	is_int(o.r, 0, "a peer of version 2.9 with a longer HELLO is accepted");
+	send_keyed(o.peer, 0x40, TBS_WF_OPTIONAL, "new", 3,
+		   key_with(mine.nonce));
+	send_keyed(o.peer, 0x41, 0, "new", 3, key_with(mine.nonce));
 	r = tbs_session_recv(o.s, NULL, buf, sizeof(buf), 5000);
 	is_int(r, -EPROTO, "an unknown record type fails the session");
 	printf("# %s\n", tbs_session_error(o.s));
@@ -250,7 +278,7 @@ static void test_hostile_peer(void)
 
 	one_init(&o, 5000);
 	read_records(o.peer, 2000, h, 1, &mine, NULL);
-	send_hello(o.peer, 1, 0, mine.nonce, 0);
+	send_hello(o.peer, 2, 0, mine.nonce, 0);
 	pthread_join(o.thread, NULL);
 	is_int(o.r, 0, "hostile peer: handshake completes");
 	pthread_create(&tx, NULL, hostile_sender, &o);
@@ -272,7 +300,8 @@ static void test_hostile_peer(void)
 		r.aux = (uint32_t)(hostile_offset(&st) % 4);
 		r.len = (uint32_t)(hostile_offset(&st) % sizeof(p));
 		memset(p, (int)i, sizeof(p));
-		n = tbs_wire_encode(rec, sizeof(rec), &r, p);
+		n = tbs_wire_encode(rec, sizeof(rec), &r, p,
+				    key_with(mine.nonce));
 		if (write(o.peer, rec, n) < 0 && errno != EAGAIN)
 			break;
 	}
@@ -331,10 +360,118 @@ static void test_roles(void)
 	   "the message says why");
 }
 
+/*
+ * Records of an earlier session arrive first (the contract: a reopened end
+ * may read the old process's last frames): a HELLO with another nonce,
+ * records bound to the old session's key, and records with the fixed seed
+ * of protocol 1.  None may count; the live peer's HELLO then wins.
+ */
+static void test_stale_records(void)
+{
+	uint64_t old = tbs_wire_key(0x1234, 0x01d);
+	struct tbs_wire_hello mine = { 0 };
+	struct tbs_wire_hdr h[1];
+	uint8_t buf[64], eight[8] = { 0 };
+	uint16_t type = 0;
+	struct one o;
+
+	one_init(&o, 5000);
+	read_records(o.peer, 2000, h, 1, &mine, NULL);
+	send_hello_from(o.peer, 2, 0, 0x01d, 0x1234, 0);
+	send_keyed(o.peer, TBS_REC_DATA, TBS_WF_EOM, "stale", 5, old);
+	send_keyed(o.peer, TBS_REC_ENDACK, 0, eight, 8, old);
+	send_keyed(o.peer, TBS_REC_ABORT, 0, "old abort", 9, old);
+	send_keyed(o.peer, TBS_REC_ABORT, 0, "unkeyed abort", 13, 0);
+	send_keyed(o.peer, TBS_REC_DATA, 0, "unkeyed", 7, 0);
+	send_hello(o.peer, 2, 0, mine.nonce, 0);
+	pthread_join(o.thread, NULL);
+	is_int(o.r, 0, "stale records: the handshake with the live peer completes");
+	printf("# %s\n", tbs_session_error(o.s));
+	send_keyed(o.peer, TBS_REC_DATA, TBS_WF_EOM, "live", 4,
+		   key_with(mine.nonce));
+	is_int(tbs_session_recv_msg(o.s, &type, buf, sizeof(buf), 5000), 4,
+	       "stale records: only the live message is delivered");
+	ok(!memcmp(buf, "live", 4), "stale records: its bytes are the live ones");
+	one_done(&o);
+}
+
+static int budget_file(const char *dir)
+{
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+	char path[512], val[16] = { 0 };
+	int fd, n = -1;
+
+	while (dp && (d = readdir(dp)))
+		if (!strncmp(d->d_name, "hello-", 6)) {
+			snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+			fd = open(path, O_RDONLY);
+			n = fd >= 0 && read(fd, val, sizeof(val) - 1) > 0 ?
+				    atoi(val) : -2;
+			if (fd >= 0)
+				close(fd);
+		}
+	if (dp)
+		closedir(dp);
+	return n;
+}
+
+/* Runs one session toward a silent peer, writing to @wfd. */
+static int silent_run(int wfd, int ms, char *msg, size_t len)
+{
+	struct tbs_session_opts opts =
+		TBS_OPTS_INIT(tbs_session_opts, .handshake_ms = ms);
+	struct tbs_session *s;
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) ||
+	    tbs_session_new(&s, sv[0], wfd, &opts))
+		abort();
+	r = tbs_session_start(s);
+	snprintf(msg, len, "%s", tbs_session_error(s));
+	tbs_session_free(s);
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
+
+/*
+ * The HELLOs that went unanswered toward one device are counted across
+ * sessions (and processes): a retried command gets no new allowance, so
+ * retries cannot wedge the link; an answer clears the count.
+ */
+static void test_budget_across(void)
+{
+	char dir[] = "/tmp/tbs-budget.XXXXXX", msg[256];
+	int wfd, a, b, c;
+
+	if (!mkdtemp(dir))
+		abort();
+	setenv("TBSTREAM_RUNDIR", dir, 1);
+	wfd = open("/dev/null", O_WRONLY); /* a device: the count is kept */
+	silent_run(wfd, 1100, msg, sizeof(msg));
+	a = budget_file(dir);
+	silent_run(wfd, 1100, msg, sizeof(msg));
+	b = budget_file(dir);
+	silent_run(wfd, 1100, msg, sizeof(msg));
+	c = budget_file(dir);
+	printf("# unanswered after each run: %d %d %d; %s\n", a, b, c, msg);
+	ok(a == 3 && b == 6 && c == 6,
+	   "budget: 3 HELLOs, then the 3 left, then none, toward one device");
+	ok(strstr(msg, "only listened") != NULL,
+	   "budget: the time-out says this side only listened, and why");
+	close(wfd);
+	unsetenv("TBSTREAM_RUNDIR");
+	rmdir(dir);
+}
+
 int main(void)
 {
-	pair_watchdog(50);
-	test_major();
+	pair_watchdog(80);
+	test_major(1);
+	test_major(3);
+	test_stale_records();
+	test_budget_across();
 	test_raw_peer();
 	test_closed_early();
 	test_later_minor();

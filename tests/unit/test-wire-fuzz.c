@@ -13,13 +13,14 @@
 
 #define ITERATIONS 100000
 #define INPUT_CAP 65536
+#define TEST_KEY WIRE_FUZZ_KEY
 
 static size_t put_record(uint8_t *out, size_t cap, uint64_t *st)
 {
 	static const uint8_t types[] = { 1, 2, 2, 2, 3, 4, 5, 6, 7, 8, 0x40 };
 	uint8_t p[3000];
 	struct tbs_wire_hdr h = { 0 };
-	struct tbs_wire_hello hello = { .major = 1, .id_len = 5,
+	struct tbs_wire_hello hello = { .major = 2, .id_len = 5,
 					.id = "ident" };
 	size_t i;
 
@@ -31,11 +32,11 @@ static size_t put_record(uint8_t *out, size_t cap, uint64_t *st)
 		p[i] = (uint8_t)rnd(st);
 	if (h.type == TBS_REC_HELLO) {
 		hello.minor = (uint16_t)(rnd(st) % 3);
-		hello.major = rnd(st) % 4 ? 1 : 2;
+		hello.major = rnd(st) % 4 ? 2 : 1;
 		h.len = (uint32_t)tbs_wire_hello_encode(p, sizeof(p), &hello);
 		h.len += rnd(st) % 16;
 	}
-	return tbs_wire_encode(out, cap, &h, p);
+	return tbs_wire_encode(out, cap, &h, p, TEST_KEY);
 }
 
 static size_t make_input(uint8_t *buf, uint64_t *st)

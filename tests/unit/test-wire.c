@@ -11,6 +11,8 @@
 #include "../../lib/wire.h"
 #include "../tap.h"
 
+#define TEST_KEY 0x1234abcd5678ef00ull
+
 static size_t make_record(uint8_t *out, size_t cap, uint8_t type,
 			  uint16_t app, uint64_t off, size_t len)
 {
@@ -23,7 +25,7 @@ static size_t make_record(uint8_t *out, size_t cap, uint8_t type,
 
 	for (i = 0; i < len; i++)
 		p[i] = (uint8_t)(i * 31 + 5);
-	n = tbs_wire_encode(out, cap, &h, p);
+	n = tbs_wire_encode(out, cap, &h, p, TEST_KEY);
 	free(p);
 	return n;
 }
@@ -37,7 +39,7 @@ static void test_round_trip(void)
 	int r;
 
 	is_int(n, TBS_WIRE_HDR_LEN + 1000, "record size is header + payload");
-	r = tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, &sc);
+	r = tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc);
 	is_int(r, TBS_WIRE_RECORD, "a record decodes");
 	is_int(sc.used, n, "all of it is used");
 	is_int(sc.skipped, 0, "nothing skipped");
@@ -52,7 +54,7 @@ static void test_round_trip(void)
 	ok(tbsi_le_get64(buf + 16) == 0x0123456789ABCDEFull,
 	   "offset is little-endian at byte 16");
 	n = make_record(buf, sizeof(buf), TBS_REC_NACK, 0, 5, 0);
-	r = tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, &sc);
+	r = tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc);
 	ok(r == TBS_WIRE_RECORD && sc.hdr.len == 0 && sc.used == n,
 	   "an empty record decodes");
 	is_int(make_record(buf, 100, TBS_REC_DATA, 0, 0, 61), 0,
@@ -71,7 +73,7 @@ static void test_every_bit(void)
 	for (bit = 0; bit < n * 8; bit++) {
 		memcpy(buf, orig, n);
 		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-		r = tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, &sc);
+		r = tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc);
 		if (r == TBS_WIRE_RECORD)
 			wrong++;
 		else if (r == TBS_WIRE_BAD_PAYLOAD)
@@ -94,7 +96,7 @@ static void test_truncated(void)
 	size_t len, bad = 0;
 
 	for (len = 0; len < n; len++)
-		if (tbs_wire_scan(buf, len, TBS_WIRE_MAX_PAYLOAD, &sc) !=
+		if (tbs_wire_scan(buf, len, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc) !=
 			    TBS_WIRE_MORE ||
 		    sc.used != 0)
 			bad++;
@@ -117,12 +119,12 @@ static void test_resync(void)
 	n = make_record(buf + g, 2000, TBS_REC_DATA, 1, 0, 1000);
 	g += n / 2; /* keep half of it */
 	n = make_record(buf + g, sizeof(buf) - g, TBS_REC_DATA, 2, 1000, 1500);
-	r = tbs_wire_scan(buf, 1000, TBS_WIRE_MAX_PAYLOAD, &sc);
+	r = tbs_wire_scan(buf, 1000, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc);
 	ok(r == TBS_WIRE_MORE && sc.used == 1000 && sc.skipped == 1000,
 	   "pure garbage is skipped, fake magics included");
 	for (pos = 0; pos < g + n && found < 2; pos += sc.used) {
 		r = tbs_wire_scan(buf + pos, g + n - pos, TBS_WIRE_MAX_PAYLOAD,
-				  &sc);
+				  TEST_KEY, &sc);
 		if (r == TBS_WIRE_RECORD)
 			found = sc.hdr.app;
 		if (r == TBS_WIRE_MORE && !sc.used)
@@ -140,26 +142,26 @@ static void test_hostile_length(void)
 	struct tbs_wire_scan sc;
 	int r;
 
-	tbs_wire_hdr_encode(buf, &h);
-	is_int(tbs_wire_hdr_decode(buf, TBS_WIRE_MAX_PAYLOAD, &out), -EMSGSIZE,
+	tbs_wire_hdr_encode(buf, &h, TEST_KEY);
+	is_int(tbs_wire_hdr_decode(buf, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &out), -EMSGSIZE,
 	       "a length of 4 GiB is refused even with a valid checksum");
-	r = tbs_wire_scan(buf, sizeof(buf), TBS_WIRE_MAX_PAYLOAD, &sc);
+	r = tbs_wire_scan(buf, sizeof(buf), TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc);
 	ok(r == TBS_WIRE_MORE && sc.used == sizeof(buf),
 	   "the scanner skips it instead of waiting for 4 GiB");
 	h.len = TBS_WIRE_MAX_PAYLOAD + 1;
-	tbs_wire_hdr_encode(buf, &h);
-	is_int(tbs_wire_hdr_decode(buf, TBS_WIRE_MAX_PAYLOAD, &out), -EMSGSIZE,
+	tbs_wire_hdr_encode(buf, &h, TEST_KEY);
+	is_int(tbs_wire_hdr_decode(buf, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &out), -EMSGSIZE,
 	       "one byte above the maximum is refused");
 	h.len = 4096;
-	tbs_wire_hdr_encode(buf, &h);
-	is_int(tbs_wire_hdr_decode(buf, 1024, &out), -EMSGSIZE,
+	tbs_wire_hdr_encode(buf, &h, TEST_KEY);
+	is_int(tbs_wire_hdr_decode(buf, 1024, TEST_KEY, &out), -EMSGSIZE,
 	       "the caller's maximum applies");
 }
 
 static void test_hello(void)
 {
 	struct tbs_wire_hello h = {
-		.major = 1, .minor = 0, .options = 0xA5, .nonce = 42,
+		.major = 2, .minor = 0, .options = 0xA5, .nonce = 42,
 		.peer_nonce = 43, .rx_window = 1 << 22, .max_payload = 65536,
 		.role = 1, .hflags = 1, .id_len = 3, .id = "abc",
 	};
@@ -182,18 +184,59 @@ static void test_hello(void)
 	p[38] = TBS_WIRE_MAX_ID + 1;
 	is_int(tbs_wire_hello_decode(p, sizeof(p), &d), -EBADMSG,
 	       "an identity above 64 bytes is refused");
-	tbsi_le_put16(p, 2);
+	tbsi_le_put16(p, 1);
 	tbsi_le_put16(p + 2, 3);
 	is_int(tbs_wire_hello_decode(p, 4, &d), -EPROTONOSUPPORT,
-	       "major version 2 is refused from its first 4 bytes");
-	ok(d.major == 2 && d.minor == 3, "and the peer's version is reported");
+	       "major version 1 is refused from its first 4 bytes");
+	ok(d.major == 1 && d.minor == 3, "and the peer's version is reported");
+	tbsi_le_put16(p, 3);
+	is_int(tbs_wire_hello_decode(p, 4, &d), -EPROTONOSUPPORT,
+	       "so is major version 3");
 	h.id_len = TBS_WIRE_MAX_ID + 1;
 	is_int(tbs_wire_hello_encode(p, sizeof(p), &h), 0,
 	       "encode refuses a long identity");
 }
 
+/*
+ * Records are bound to their session: only HELLO is valid without the key,
+ * and a record under another key (an earlier session's) is not a record.
+ */
+static void test_keys(void)
+{
+	uint64_t other = tbs_wire_key(1, 2);
+	uint8_t buf[256], hello[TBS_WIRE_HELLO_LEN];
+	struct tbs_wire_hdr h = { .type = TBS_REC_DATA, .len = 4 };
+	struct tbs_wire_scan sc;
+	size_t n;
+
+	ok(tbs_wire_key(1, 2) == tbs_wire_key(2, 1) && tbs_wire_key(1, 2) &&
+	   tbs_wire_key(1, 2) != tbs_wire_key(1, 3),
+	   "the key is the same on both sides and differs per session");
+	n = tbs_wire_encode(buf, sizeof(buf), &h, "data", TEST_KEY);
+	is_int(tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc),
+	       TBS_WIRE_RECORD, "a record decodes under its session's key");
+	is_int(tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, other, &sc),
+	       TBS_WIRE_MORE, "not under another session's key");
+	ok(sc.skipped == n && sc.foreign == 1,
+	   "it is skipped, and counted as a foreign record start");
+	is_int(tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, 0, &sc),
+	       TBS_WIRE_MORE, "nor before any key is known");
+	n = tbs_wire_encode(buf, sizeof(buf), &h, "data", 0);
+	is_int(tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, TEST_KEY, &sc),
+	       TBS_WIRE_MORE, "a DATA record with the fixed seed of 1.x is not one");
+	memset(hello, 0, sizeof(hello));
+	h.type = TBS_REC_HELLO;
+	h.len = sizeof(hello);
+	n = tbs_wire_encode(buf, sizeof(buf), &h, hello, TEST_KEY);
+	is_int(tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, 0, &sc),
+	       TBS_WIRE_RECORD, "a HELLO decodes without a key");
+	is_int(tbs_wire_scan(buf, n, TBS_WIRE_MAX_PAYLOAD, other, &sc),
+	       TBS_WIRE_RECORD, "and under any key");
+}
+
 int main(void)
 {
+	test_keys();
 	test_round_trip();
 	test_every_bit();
 	test_truncated();
