@@ -171,7 +171,9 @@ int tbs_peer_find(const char *root, const char *spec, struct tbs_peer *peer,
  * @throttling: interrupt throttling, ns
  * @connected:  the peer behind @service is connected now
  * @holder:     a process that has the device open, 0 if none
- * @holders:    how many processes have the device open
+ * @holders:    how many processes have the device open; -1 when not looked
+ *              up (tbs_stream_get() does not, tbs_streams_list() and
+ *              tbs_stream_find() do)
  * @holder_comm: command name of @holder
  */
 struct tbs_stream {
@@ -209,12 +211,15 @@ int tbs_streams_list(const char *root, struct tbs_stream **streams,
 void tbs_streams_free(struct tbs_stream *streams);
 
 /**
- * tbs_stream_get() - read one stream's configuration and holders
+ * tbs_stream_get() - read one stream's configuration
  * @root:    system root
  * @service: ConfigFS service directory ("0-503.0")
  * @name:    stream name
  * @st:      receives the stream
  * @err:     receives the reason of a failure, may be NULL
+ *
+ * Reads ConfigFS and sysfs only, so that it can be polled cheaply; the
+ * holders (@st->holders is -1) come from tbs_stream_holders().
  *
  * Return: 0, or -ENOENT when the stream does not exist.
  */
@@ -335,8 +340,16 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
  * HopIDs (from 9 upwards; 8 is kept for IP over Thunderbolt and taken only
  * when nothing else is free); the other creates its stream again until it
  * has taken the HopIDs from the peer's advertisement.  Returns once the
- * device node exists.  On a stream that already has its HopIDs it changes
- * nothing.
+ * device node exists.  On the allocator, a stream that already has its
+ * HopIDs is used as it is; on the follower it is made again when no
+ * process has it open, so that its HopIDs are the allocator's current
+ * ones (its ring size and throttling are kept).
+ *
+ * It heals what killed processes left behind: while the follower's stream
+ * does not get its HopIDs, and when the allocator finds none free, streams
+ * towards the same peer that no process uses and that the peer does not
+ * advertise any more are removed, since they hold HopIDs that may be
+ * needed.  Streams the peer still has are kept as they are.
  *
  * Waits up to the time-out for a peer to be connected.  The allocating
  * host cannot tell whether the peer ever runs the same command: only the

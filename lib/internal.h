@@ -61,6 +61,29 @@ bool tbsi_is_dir(const char *path);
 int64_t tbsi_now_ms(void);
 void tbsi_sleep_ms(int ms);
 
+/*
+ * Fills in the holders of the @n streams of @arr, in one walk over /proc.
+ * Return: 0 or -ENOMEM.
+ */
+int tbsi_holders_fill(struct tbs_stream *arr, int n);
+
+/* Locks (heal.c): flock(2) on ConfigFS directories; -errno on failure. */
+int tbsi_lock_root(const char *root, int how);
+/* A shared lock on an existing stream's directory; -ENOENT when gone. */
+int tbsi_stream_lock(const char *root, const char *service, const char *name);
+void tbsi_unlock(int fd);
+/* tbs_stream_create(), and *@lockfd a shared lock on the new stream. */
+int tbsi_stream_create_locked(const char *root, const char *service,
+			      const char *name, int *lockfd,
+			      struct tbs_error *err);
+/*
+ * Removes the streams on @service (but @skip) that no process uses and
+ * the peer does not advertise; with @settle_ms > 0, only those it does not
+ * advertise after that long either.  Return: how many, or -errno.
+ */
+int tbsi_heal(const char *root, const char *service, const char *skip,
+	      int settle_ms);
+
 /* Parses "D-R" (XDomain) or "D-R.I" (service); @index NULL for XDomain. */
 int tbsi_parse_router(const char *s, unsigned int *domain, uint64_t *route,
 		      unsigned int *index);

@@ -13,6 +13,18 @@
  *   out_hopid = 9, 10, ... (8 last)      there yet) rmdir, pause, mkdir
  *          ---- advertisement ---->    HopIDs taken, mirrored
  *   wait for /dev/tbstreamX            wait for /dev/tbstreamX
+ *
+ * The allocator's mkdir already takes the peer's HopIDs when the peer
+ * advertises the name.  On the follower, a stream that exists with HopIDs
+ * but is used by nobody is made again, so that its HopIDs always are the
+ * allocator's current ones, never a killed run's.
+ *
+ * Self-healing (heal.c): while the follower's stream does not get its
+ * HopIDs, and when the allocator finds no free HopID, streams towards the
+ * same peer that nobody uses and the peer no longer has are removed:
+ * their HopIDs may be the ones needed.  Throughout, the stream's ConfigFS
+ * directory is locked (shared) so that another process's healing leaves
+ * it alone.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,6 +39,8 @@
 #define LAST_HOPID 4095
 #define FOLLOW_SETTLE_MS 200
 #define FOLLOW_PAUSE_MS 300
+#define HEAL_EVERY_MS 2000
+#define HEAL_SETTLE_MS 2000 /* longer than an advertisement takes */
 #define POLL_MS 50
 
 struct up_ctx {
@@ -36,6 +50,9 @@ struct up_ctx {
 	struct tbs_peer peer;
 	int64_t deadline;
 	bool existed;
+	int lockfd; /* shared lock on the stream's directory, or -1 */
+	int64_t healed; /* when the follower last healed, 0: never */
+	struct tbs_stream old; /* a stream made again: its tuning */
 	struct tbs_error *err;
 };
 
@@ -108,38 +125,85 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 	}
 }
 
+/* The options' tuning, else that of the stream made again (c->old). */
 static int apply_tuning(struct up_ctx *c)
 {
 	const char *s = c->peer.service;
-	int ret = 0;
+	int ring = c->opts->ring_size, thr = c->opts->throttling, ret = 0;
 
-	if (c->opts->ring_size > 0)
+	if (!ring)
+		ring = c->old.ring_size;
+	if (thr == TBS_THROTTLING_OFF)
+		thr = 0;
+	else if (!thr)
+		thr = c->old.throttling;
+	if (ring > 0)
 		ret = tbs_stream_set(c->root, s, c->name, TBS_ATTR_RING_SIZE,
-				     c->opts->ring_size, c->err);
-	if (!ret && c->opts->throttling)
+				     ring, c->err);
+	if (!ret && thr >= 0)
 		ret = tbs_stream_set(c->root, s, c->name, TBS_ATTR_THROTTLING,
-				     c->opts->throttling == TBS_THROTTLING_OFF
-					     ? 0
-					     : c->opts->throttling,
-				     c->err);
+				     thr, c->err);
 	return ret;
+}
+
+static void unlock_stream(struct up_ctx *c)
+{
+	tbsi_unlock(c->lockfd);
+	c->lockfd = -1;
+}
+
+/* Locks an existing stream; -ENOENT when it is gone. */
+static int lock_stream(struct up_ctx *c)
+{
+	int fd = tbsi_stream_lock(c->root, c->peer.service, c->name);
+
+	if (fd < 0)
+		return fd;
+	unlock_stream(c);
+	c->lockfd = fd;
+	return 0;
 }
 
 static int create(struct up_ctx *c)
 {
-	int ret;
+	int fd = -1, ret;
 
-	ret = tbs_stream_create(c->root, c->peer.service, c->name, c->err);
-	if (!ret)
-		ret = apply_tuning(c);
-	return ret;
+	ret = tbsi_stream_create_locked(c->root, c->peer.service, c->name, &fd,
+					c->err);
+	if (ret == -EEXIST) /* made meanwhile by another process */
+		return lock_stream(c);
+	if (ret)
+		return ret;
+	unlock_stream(c);
+	c->lockfd = fd;
+	return apply_tuning(c);
 }
 
-/* Writes the first free HopID of 9.., then 8, to @attr. */
-static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
+/* Removes this call's stream (gone already is fine). */
+static int remove_own(struct up_ctx *c)
 {
-	const char *what = attr == TBS_ATTR_IN_HOPID ? "receive" : "transmit";
-	int h, ret;
+	int ret;
+
+	unlock_stream(c);
+	ret = tbs_stream_remove(c->root, c->peer.service, c->name, c->err);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/*
+ * Removes the streams towards the peer that nobody uses and it lacks
+ * (carefully on the allocator, see heal.c).
+ */
+static int heal(struct up_ctx *c, bool allocator)
+{
+	c->healed = tbsi_now_ms();
+	return tbsi_heal(c->root, c->peer.service, c->name,
+			 allocator ? HEAL_SETTLE_MS : 0);
+}
+
+/* Writes the first free HopID of 9.. to @attr: -EBUSY when none is. */
+static int alloc_range(struct up_ctx *c, enum tbs_attr attr, int *last)
+{
+	int h, ret = -EBUSY;
 
 	for (h = FIRST_HOPID; h <= LAST_HOPID; h++) {
 		ret = tbs_stream_set(c->root, c->peer.service, c->name, attr, h,
@@ -147,7 +211,24 @@ static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
 		if (ret != -EBUSY)
 			break;
 	}
-	if (ret == -EINVAL || ret == -EBUSY)
+	*last = h - 1;
+	/* -EINVAL: past the highest HopID of the hardware */
+	return ret == -EINVAL && h > FIRST_HOPID ? -EBUSY : ret;
+}
+
+/*
+ * Writes the first free HopID of 9.. to @attr; when none is, after healing
+ * the streams nobody uses any more, and then 8.
+ */
+static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
+{
+	const char *what = attr == TBS_ATTR_IN_HOPID ? "receive" : "transmit";
+	int ret, last;
+
+	ret = alloc_range(c, attr, &last);
+	if (ret == -EBUSY && !c->healed && heal(c, true) > 0)
+		ret = alloc_range(c, attr, &last);
+	if (ret == -EBUSY)
 		ret = tbs_stream_set(c->root, c->peer.service, c->name, attr,
 				     SHARED_HOPID, c->err);
 	if (ret == -EINVAL || ret == -EBUSY)
@@ -156,8 +237,7 @@ static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
 				"(tried %d..%d and %d): take down streams you "
 				"no longer need "
 				"('tbstream list', 'tbstream down')",
-				what, c->name, FIRST_HOPID, h - 1,
-				SHARED_HOPID);
+				what, c->name, FIRST_HOPID, last, SHARED_HOPID);
 	return ret;
 }
 
@@ -175,7 +255,7 @@ static int allocate(struct up_ctx *c, struct tbs_stream *st)
 	if (!ret && st->out_hopid <= 0)
 		ret = alloc_hopid(c, TBS_ATTR_OUT_HOPID);
 	if (ret && !c->existed)
-		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
+		remove_own(c);
 	return ret;
 }
 
@@ -228,7 +308,7 @@ static int follow_timeout(struct up_ctx *c)
 {
 	char held[256];
 
-	tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
+	remove_own(c);
 	if (c->existed)
 		tbs_stream_create(c->root, c->peer.service, c->name, NULL);
 	held_hopids(c, held, sizeof(held));
@@ -252,9 +332,15 @@ static int follow_timeout(struct up_ctx *c)
 		timeout_s(c), c->name);
 }
 
-static int follow(struct up_ctx *c, struct tbs_stream *st)
+/* Whether the follower should heal now: at once, then now and then. */
+static bool heal_due(const struct up_ctx *c)
 {
-	bool present = c->existed;
+	return !c->healed || tbsi_now_ms() - c->healed >= HEAL_EVERY_MS;
+}
+
+static int follow(struct up_ctx *c, struct tbs_stream *st, bool present)
+{
+	bool healed;
 	int ret;
 
 	for (;;) {
@@ -269,12 +355,13 @@ static int follow(struct up_ctx *c, struct tbs_stream *st)
 			return ret < 0 ? ret : 0;
 		if (expired(c))
 			return follow_timeout(c);
-		ret = tbs_stream_remove(c->root, c->peer.service, c->name,
-					c->err);
+		healed = heal_due(c) && heal(c, false) > 0;
+		ret = remove_own(c);
 		if (ret)
 			return ret;
 		present = false;
-		ret = pause_ms(c, FOLLOW_PAUSE_MS);
+		/* After healing, made again at once to read the advertisement */
+		ret = healed ? 0 : pause_ms(c, FOLLOW_PAUSE_MS);
 		if (ret)
 			return ret;
 	}
@@ -341,11 +428,52 @@ static void undo(struct up_ctx *c)
 		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
 }
 
+/*
+ * Whether an existing stream is to be made again (see the top): on the
+ * follower, with HopIDs, used by no process.
+ */
+static bool remake(const struct up_ctx *c, const struct tbs_stream *st,
+		   bool allocator)
+{
+	return !allocator && st->in_hopid > 0 && st->out_hopid > 0 &&
+	       tbs_stream_holders(c->root, st, NULL, 0, 0) == 0;
+}
+
+/* Brings the stream up on a peer found and a role chosen. */
+static int bring_up(struct up_ctx *c, struct tbs_stream *st, bool allocator)
+{
+	bool present;
+	int ret;
+
+	c->existed =
+		!tbs_stream_get(c->root, c->peer.service, c->name, st, NULL) &&
+		!lock_stream(c);
+	present = c->existed;
+	if (present && st->in_hopid > 0 && st->out_hopid > 0 &&
+	    !remake(c, st, allocator))
+		return wait_node(c, st);
+	if (present && !allocator && st->in_hopid > 0) {
+		c->old = *st;
+		ret = remove_own(c);
+		if (ret)
+			return ret;
+		present = false;
+	}
+	ret = allocator ? allocate(c, st) : follow(c, st, present);
+	if (!ret)
+		ret = wait_node(c, st);
+	if (ret)
+		undo(c);
+	return ret;
+}
+
 int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 		  const struct tbs_up_opts *opts, struct tbs_stream *st,
 		  struct tbs_error *err)
 {
-	struct up_ctx c = { .root = root, .name = name, .err = err };
+	struct up_ctx c = {
+		.root = root, .name = name, .err = err, .lockfd = -1
+	};
 	struct tbs_up_opts o;
 	bool allocator = false;
 	int ret;
@@ -359,6 +487,7 @@ int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 	if (o.timeout_ms <= 0)
 		o.timeout_ms = 30000;
 	c.opts = &o;
+	c.old.throttling = -1;
 	c.deadline = tbsi_now_ms() + o.timeout_ms;
 	if (!tbsi_valid_name(name))
 		return tbsi_err(
@@ -368,15 +497,8 @@ int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 	ret = find_peer(&c, peer_uid);
 	if (!ret)
 		ret = pick_role(&c, &allocator);
-	if (ret)
-		return ret;
-	c.existed = !tbs_stream_get(root, c.peer.service, name, st, NULL);
-	if (c.existed && st->in_hopid > 0 && st->out_hopid > 0)
-		return wait_node(&c, st);
-	ret = allocator ? allocate(&c, st) : follow(&c, st);
 	if (!ret)
-		ret = wait_node(&c, st);
-	if (ret)
-		undo(&c);
+		ret = bring_up(&c, st, allocator);
+	unlock_stream(&c);
 	return ret ? ret : !c.existed;
 }
