@@ -24,8 +24,10 @@
  * probing it again after a while.
  *
  * Locking.  A bring-up creates a stream and takes its lock while it holds
- * a shared flock on the ConfigFS root; healing holds that one exclusive,
- * so it never finds a stream between its mkdir and its lock.  flock(2)
+ * a shared flock on sys/kernel/config/thunderbolt; healing holds that one
+ * exclusive, so it never finds a stream between its mkdir and its lock.
+ * (The driver's own directory below it, thunderbolt/stream, is what
+ * 'tbstream reconcile' locks to take turns with other runs.)  flock(2)
  * locks vanish with the process that held them, also after a kill -9.
  */
 #include <errno.h>
@@ -62,7 +64,7 @@ int tbsi_lock_root(const char *root, int how)
 {
 	char path[PATH_MAX];
 
-	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS);
+	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS_PARENT);
 	return lock_path(path, how);
 }
 

@@ -67,7 +67,10 @@ void tbsi_sleep_ms(int ms);
  */
 int tbsi_holders_fill(struct tbs_stream *arr, int n);
 
-/* Locks (heal.c): flock(2) on ConfigFS directories; -errno on failure. */
+/*
+ * Locks (heal.c): flock(2) on ConfigFS directories; -errno on failure.
+ * The "root" lock is on sys/kernel/config/thunderbolt.
+ */
 int tbsi_lock_root(const char *root, int how);
 /* A shared lock on an existing stream's directory; -ENOENT when gone. */
 int tbsi_stream_lock(const char *root, const char *service, const char *name);
