@@ -438,6 +438,51 @@ int tbs_endpoint_open(const char *root, const struct tbs_stream *st,
  */
 void tbs_endpoint_close(struct tbs_endpoint *ep);
 
+/**
+ * enum tbs_check - what a check of tbs_diagnose() found
+ * @TBS_CHECK_OK:   as it should be
+ * @TBS_CHECK_INFO: worth knowing; nothing to do
+ * @TBS_CHECK_WARN: streams work, but something is likely to fail
+ * @TBS_CHECK_FAIL: streams cannot work until it is fixed
+ */
+enum tbs_check {
+	TBS_CHECK_OK,
+	TBS_CHECK_INFO,
+	TBS_CHECK_WARN,
+	TBS_CHECK_FAIL,
+};
+
+/**
+ * typedef tbs_diag_fn - receives one finding of tbs_diagnose()
+ * @arg:    the @arg given to tbs_diagnose()
+ * @check:  what was checked: "kernel", "bus", "driver", "configfs",
+ *          "peer", "network", "rings", "streams" (others may be added)
+ * @status: what was found
+ * @code:   a negative errno for %TBS_CHECK_FAIL (-ENODEV: something is
+ *          missing), else 0
+ * @msg:    the finding and what to do, one line
+ */
+typedef void (*tbs_diag_fn)(void *arg, const char *check,
+			    enum tbs_check status, int code, const char *msg);
+
+/**
+ * tbs_diagnose() - check the whole chain from the kernel to the streams
+ * @root:   system root
+ * @peer:   restrict the stream checks to this peer's unique id, or NULL
+ * @report: called once or more per check, in order, may be NULL
+ * @arg:    passed to @report
+ *
+ * Finds a kernel without the stream driver (before 7.2), no Thunderbolt
+ * bus, the module not loaded, ConfigFS not mounted or the kernel built
+ * without CONFIG_USB4_CONFIGFS, no peer (or one without the stream
+ * service), IP over Thunderbolt and HopID 8, the streams holding DMA
+ * rings, and streams that cannot work; changes nothing.
+ *
+ * Return: 0 when no check failed, else the @code of the first failure.
+ */
+int tbs_diagnose(const char *root, const char *peer, tbs_diag_fn report,
+		 void *arg);
+
 /* --- end streams --- */
 
 /* --- session --- */

@@ -128,14 +128,6 @@ static int stream_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-static int no_driver(const char *path, struct tbs_error *err)
-{
-	return tbsi_err(err, -ENODEV,
-			"the stream driver is not loaded ('%s' is missing): "
-			"load it with 'modprobe thunderbolt_stream'",
-			path);
-}
-
 int tbs_streams_list(const char *root, struct tbs_stream **streams,
 		     struct tbs_error *err)
 {
@@ -149,7 +141,7 @@ int tbs_streams_list(const char *root, struct tbs_stream **streams,
 	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS);
 	dir = opendir(path);
 	if (!dir)
-		return no_driver(path, err);
+		return tbsi_no_driver(root, err);
 	while (!ret && (de = readdir(dir)))
 		if (de->d_name[0] != '.')
 			ret = list_service(root, de->d_name, &arr, &n);
@@ -200,7 +192,7 @@ int tbs_stream_create(const char *root, const char *service, const char *name,
 			TBS_NAME_MAX);
 	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS);
 	if (!tbsi_is_dir(path))
-		return no_driver(path, err);
+		return tbsi_no_driver(root, err);
 	stream_path(path, sizeof(path), root, service, NULL, NULL);
 	ret = make_dir(path, err);
 	if (ret && ret != -EEXIST)

@@ -87,6 +87,20 @@ int tbsi_stream_create_locked(const char *root, const char *service,
 int tbsi_heal(const char *root, const char *service, const char *skip,
 	      int settle_ms);
 
+/*
+ * Fills @err with why the stream driver's ConfigFS directory is missing
+ * (kernel, bus, module, ConfigFS: see diag.c).  Return: its code.
+ */
+int tbsi_no_driver(const char *root, struct tbs_error *err);
+/* Likewise, why no peer offers the stream service (cable, its driver). */
+int tbsi_no_peer(const char *root, struct tbs_error *err);
+/*
+ * The first network interface of IP over Thunderbolt (thunderbolt*) and
+ * its operstate; false when there is none.
+ */
+bool tbsi_net_iface(const char *root, char *name, size_t len, char *state,
+		    size_t slen);
+
 /* Parses "D-R" (XDomain) or "D-R.I" (service); @index NULL for XDomain. */
 int tbsi_parse_router(const char *s, unsigned int *domain, uint64_t *route,
 		      unsigned int *index);

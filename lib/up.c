@@ -104,12 +104,7 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 	/* A missing bus or driver will not come by waiting. */
 	tbsi_path(path, sizeof(path), c->root, TBSI_CONFIGFS);
 	if (!tbsi_is_dir(path))
-		return tbsi_err(
-			c->err, -ENODEV,
-			"the stream driver is not loaded ('%s' is missing): "
-			"load it with 'modprobe thunderbolt_stream' on both "
-			"hosts",
-			path);
+		return tbsi_no_driver(c->root, c->err);
 	tbsi_path(path, sizeof(path), c->root, TBSI_DEVICES);
 	if (!tbsi_is_dir(path))
 		return tbsi_err(c->err, -ENODEV,
@@ -213,7 +208,24 @@ static int alloc_range(struct up_ctx *c, enum tbs_attr attr, int *last)
 	}
 	*last = h - 1;
 	/* -EINVAL: past the highest HopID of the hardware */
-	return ret == -EINVAL && h > FIRST_HOPID ? -EBUSY : ret;
+	return ret == -EINVAL ? -EBUSY : ret;
+}
+
+static int no_hopid(struct up_ctx *c, const char *what, int last)
+{
+	char net[32], state[32], why[160] = "";
+
+	if (tbsi_net_iface(c->root, net, sizeof(net), state, sizeof(state)) &&
+	    !strcmp(state, "up"))
+		snprintf(why, sizeof(why),
+			 "; HopID 8 is IP over Thunderbolt's (%s): 'ip link "
+			 "set %s down' frees it",
+			 net, net);
+	return tbsi_err(c->err, -ENOSPC,
+			"no free HopID for the %s path of stream '%s' (tried "
+			"%d..%d and %d): take down streams you no longer need "
+			"('tbstream list', 'tbstream down')%s",
+			what, c->name, FIRST_HOPID, last, SHARED_HOPID, why);
 }
 
 /*
@@ -232,12 +244,7 @@ static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
 		ret = tbs_stream_set(c->root, c->peer.service, c->name, attr,
 				     SHARED_HOPID, c->err);
 	if (ret == -EINVAL || ret == -EBUSY)
-		return tbsi_err(c->err, -ENOSPC,
-				"no free HopID for the %s path of stream '%s' "
-				"(tried %d..%d and %d): take down streams you "
-				"no longer need "
-				"('tbstream list', 'tbstream down')",
-				what, c->name, FIRST_HOPID, last, SHARED_HOPID);
+		return no_hopid(c, what, last);
 	return ret;
 }
 

@@ -35,6 +35,7 @@ struct cli_cmd {
 };
 
 int cmd_list(const struct cli *cli, int argc, char **argv);
+int cmd_doctor(const struct cli *cli, int argc, char **argv);
 int cmd_up(const struct cli *cli, int argc, char **argv);
 int cmd_down(const struct cli *cli, int argc, char **argv);
 int cmd_pipe(const struct cli *cli, int argc, char **argv);
