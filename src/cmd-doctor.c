@@ -67,23 +67,6 @@ static void on_finding(void *arg, const char *check, enum tbs_check st,
 	d->n++;
 }
 
-/* --peer as a unique id (the peer must be connected); NULL for all. */
-static int peer_uid(const struct cli *cli, const char *spec, char *uid,
-		    size_t len)
-{
-	struct tbs_error e = { 0 };
-	struct tbs_peer p;
-
-	if (!spec) {
-		uid[0] = '\0';
-		return 0;
-	}
-	if (tbs_peer_find(cli->root, spec, &p, &e))
-		return cli_fail(&e);
-	snprintf(uid, len, "%s", p.unique_id);
-	return 0;
-}
-
 int cmd_doctor(const struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -111,7 +94,8 @@ int cmd_doctor(const struct cli *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error("doctor", "unexpected argument");
-	ret = peer_uid(cli, peer, uid, sizeof(uid));
+	uid[0] = '\0';
+	ret = peer ? cli_peer_uid(cli, peer, uid, sizeof(uid)) : 0;
 	if (ret)
 		return ret;
 	if (d.json)
