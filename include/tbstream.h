@@ -340,10 +340,8 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
  * HopIDs (from 9 upwards; 8 is kept for IP over Thunderbolt and taken only
  * when nothing else is free); the other creates its stream again until it
  * has taken the HopIDs from the peer's advertisement.  Returns once the
- * device node exists.  On the allocator, a stream that already has its
- * HopIDs is used as it is; on the follower it is made again when no
- * process has it open, so that its HopIDs are the allocator's current
- * ones (its ring size and throttling are kept).
+ * device node exists.  On a stream that already has its HopIDs it changes
+ * nothing.
  *
  * It heals what killed processes left behind: while the follower's stream
  * does not get its HopIDs, and when the allocator finds none free, streams

@@ -15,9 +15,11 @@
  *   wait for /dev/tbstreamX            wait for /dev/tbstreamX
  *
  * The allocator's mkdir already takes the peer's HopIDs when the peer
- * advertises the name.  On the follower, a stream that exists with HopIDs
- * but is used by nobody is made again, so that its HopIDs always are the
- * allocator's current ones, never a killed run's.
+ * advertises the name: a stream a killed run left on the follower keeps
+ * matching when the allocator makes its side again.  A stream that exists
+ * with its HopIDs is used as it is (a follower's stream made again would
+ * be a new device, and lose the HELLO budget that keeps retries from
+ * wedging the link: session-budget.c).
  *
  * Self-healing (heal.c): while the follower's stream does not get its
  * HopIDs, and when the allocator finds no free HopID, streams towards the
@@ -52,7 +54,6 @@ struct up_ctx {
 	bool existed;
 	int lockfd; /* shared lock on the stream's directory, or -1 */
 	int64_t healed; /* when the follower last healed, 0: never */
-	struct tbs_stream old; /* a stream made again: its tuning */
 	struct tbs_error *err;
 };
 
@@ -120,18 +121,15 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 	}
 }
 
-/* The options' tuning, else that of the stream made again (c->old). */
 static int apply_tuning(struct up_ctx *c)
 {
 	const char *s = c->peer.service;
 	int ring = c->opts->ring_size, thr = c->opts->throttling, ret = 0;
 
-	if (!ring)
-		ring = c->old.ring_size;
 	if (thr == TBS_THROTTLING_OFF)
 		thr = 0;
 	else if (!thr)
-		thr = c->old.throttling;
+		thr = -1; /* the driver's default */
 	if (ring > 0)
 		ret = tbs_stream_set(c->root, s, c->name, TBS_ATTR_RING_SIZE,
 				     ring, c->err);
@@ -435,38 +433,17 @@ static void undo(struct up_ctx *c)
 		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
 }
 
-/*
- * Whether an existing stream is to be made again (see the top): on the
- * follower, with HopIDs, used by no process.
- */
-static bool remake(const struct up_ctx *c, const struct tbs_stream *st,
-		   bool allocator)
-{
-	return !allocator && st->in_hopid > 0 && st->out_hopid > 0 &&
-	       tbs_stream_holders(c->root, st, NULL, 0, 0) == 0;
-}
-
 /* Brings the stream up on a peer found and a role chosen. */
 static int bring_up(struct up_ctx *c, struct tbs_stream *st, bool allocator)
 {
-	bool present;
 	int ret;
 
 	c->existed =
 		!tbs_stream_get(c->root, c->peer.service, c->name, st, NULL) &&
 		!lock_stream(c);
-	present = c->existed;
-	if (present && st->in_hopid > 0 && st->out_hopid > 0 &&
-	    !remake(c, st, allocator))
+	if (c->existed && st->in_hopid > 0 && st->out_hopid > 0)
 		return wait_node(c, st);
-	if (present && !allocator && st->in_hopid > 0) {
-		c->old = *st;
-		ret = remove_own(c);
-		if (ret)
-			return ret;
-		present = false;
-	}
-	ret = allocator ? allocate(c, st) : follow(c, st, present);
+	ret = allocator ? allocate(c, st) : follow(c, st, c->existed);
 	if (!ret)
 		ret = wait_node(c, st);
 	if (ret)
@@ -494,7 +471,6 @@ int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 	if (o.timeout_ms <= 0)
 		o.timeout_ms = 30000;
 	c.opts = &o;
-	c.old.throttling = -1;
 	c.deadline = tbsi_now_ms() + o.timeout_ms;
 	if (!tbsi_valid_name(name))
 		return tbsi_err(

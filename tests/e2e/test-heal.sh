@@ -70,11 +70,13 @@ check "follower's stale stream holding 9/9: the next transfer succeeds" \
 check "and the stale stream is gone" absent "$FOLLOW" old
 clean_all
 
-# 2. The same name, with other HopIDs than the allocator's stream has.
-ts "$ALLOC" up same >/dev/null
+# 2. The same name, as a killed run leaves it on the follower when the
+# allocator took its side down: the allocator takes its HopIDs again.
 stale "$FOLLOW" same 12 13
 check "follower's stale stream of the same name: the transfer succeeds" \
 	normal same "$FOLLOW" "$ALLOC"
+is "and it was reused, with its HopIDs" \
+	"$(attr "$FOLLOW" same in_hopid)/$(attr "$FOLLOW" same out_hopid)" 12/13
 clean_all
 
 # 3. A stream both hosts still have and nobody uses is kept (HopIDs and
