@@ -15,6 +15,33 @@
  * signal's number.  On every error path the stream is taken down as after
  * success.  A command must start no thread before job_run(): the signals
  * are blocked in every thread and taken by one thread of the skeleton.
+ *
+ * A new command, in short:
+ *
+ *	static int cam_body(struct job *j, void *arg)
+ *	{
+ *		// the work, on j->ep.rfd and j->ep.wfd; 0 or a negative errno
+ *	}
+ *
+ *	int cmd_cam(const struct cli *cli, int argc, char **argv)
+ *	{
+ *		static const struct option opts[] = { JOB_LONGOPTS, ... };
+ *		struct job j;
+ *		int c, ret;
+ *
+ *		job_init(&j, cli, "cam");	// the default stream name
+ *		while ((c = getopt_long(argc, argv, JOB_SHORTOPTS "...",
+ *					opts, NULL)) != -1)
+ *			if (job_opt(&j, c, optarg) <= 0)
+ *				...		// the command's own options
+ *		ret = job_check_name(&j, "cam");
+ *		if (ret)
+ *			return ret;
+ *		ret = job_run(&j, cam_body, &args);
+ *		if (ret && !j.ran)
+ *			return cli_fail(&j.err);	// bring-up or open
+ *		return cli_exit_status(ret);
+ *	}
  */
 #ifndef TBS_JOB_H
 #define TBS_JOB_H
