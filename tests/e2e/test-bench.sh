@@ -27,27 +27,6 @@ both() {
 	sed 's/^/# second: /' "$TMP/e2"
 }
 
-# sane FILE SIZES...: the JSON of one side is what it must be.
-sane() {
-	python3 - "$@" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-sizes = [int(s) for s in sys.argv[2:]]
-res = j["results"]
-assert j["role"] in ("leader", "follower"), j["role"]
-assert j["stream"] == "bench" and j["device"] and j["peer_unique_id"]
-assert isinstance(j["ring_size"], int) and isinstance(j["throttling"], int)
-assert [(r["size"], r["kind"]) for r in res] == \
-	[(s, k) for s in sizes for k in ("raw", "session")], res
-for r in res:
-	for f in ("rtt_p50_us", "rtt_p90_us", "rtt_p99_us", "mb_per_s",
-		  "mb_per_s_both"):
-		assert isinstance(r[f], (int, float)) and r[f] > 0, (r, f)
-	assert r["rtt_p50_us"] <= r["rtt_p90_us"] <= r["rtt_p99_us"], r
-	assert r["round_trips"] >= 20 and r["bytes"] >= r["size"], r
-PY
-}
-
 # same_figures A B: both sides print the leader's figures, one leads.
 same_figures() {
 	python3 - "$1" "$2" <<'PY'
@@ -62,8 +41,8 @@ both "$H1" "$H2" $SMALL --json
 is "host1 first: host1 exits 0" "$RA" 0
 is "host2 exits 0" "$RB" 0
 check "host1's JSON: a raw and a session result per size, all sane" \
-	sane "$TMP/o1" 64 4096 65536
-check "host2's JSON: the same" sane "$TMP/o2" 64 4096 65536
+	bench_sane "$TMP/o1" 64 4096 65536
+check "host2's JSON: the same" bench_sane "$TMP/o2" 64 4096 65536
 check "one leads, one follows, both print the same figures" \
 	same_figures "$TMP/o1" "$TMP/o2"
 check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
@@ -72,8 +51,8 @@ check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
 both "$H2" "$H1" $SMALL --json
 is "host2 first: host2 exits 0" "$RA" 0
 is "host1 exits 0" "$RB" 0
-check "host2's JSON is sane" sane "$TMP/o1" 64 4096 65536
-check "host1's JSON is sane" sane "$TMP/o2" 64 4096 65536
+check "host2's JSON is sane" bench_sane "$TMP/o1" 64 4096 65536
+check "host1's JSON is sane" bench_sane "$TMP/o2" 64 4096 65536
 check "and the figures are the same on both" \
 	same_figures "$TMP/o1" "$TMP/o2"
 
@@ -117,7 +96,7 @@ wait $a
 RA=$?
 is "different plans: both exit 0" "$RA$RB" 00
 check "the leader's sizes were measured on both" \
-	sane "$TMP/o2" 4096
+	bench_sane "$TMP/o2" 4096
 check "the follower says the peer's plan applies" \
 	grep -q "the peer leads" "$TMP/e2"
 
