@@ -39,6 +39,8 @@
 #define SMALL_REC 4096 /* records up to this are copied out of the block */
 #define COALESCE_CAP (16u * 1024) /* send(): small records grow to this */
 #define DIRECT_MAX (8u * 1024) /* a send call up to this writes itself */
+#define POOL_MIN (64u * 1024) /* records from this size reuse buffers */
+#define POOL_CLASSES 3 /* of 64, 128 and 256 KiB */
 #define REC_COST 64 /* memory of a record beyond its payload: the window
 			* holds at most window / REC_COST records */
 #define DRAIN_MS 2000 /* longest drain of the peer's data after a failure */
@@ -69,6 +71,7 @@ struct txrec {
 	uint64_t seq; /* record number in the stream, from 0 */
 	uint64_t pcsum;
 	uint32_t len;
+	uint32_t cap; /* room for payload (session-pool.c) */
 	uint16_t app;
 	uint8_t flags; /* TBS_WF_EOM */
 	bool sealed;
@@ -196,6 +199,10 @@ struct tbs_session {
 	size_t rd_size; /* how much the next read asks for */
 	unsigned int eio_run;
 	unsigned int rx_blocks; /* blocks alive; protected by lock */
+	pthread_mutex_t pool_lock; /* protects the two below */
+	struct txrec *pool[POOL_CLASSES];
+	uint64_t pool_bytes;
+
 	uint8_t ctl[CTL_CAP]; /* protected by lock, see above */
 	size_t ctl_len, ctl_pos;
 	enum write_kind wr;
@@ -229,6 +236,9 @@ uint64_t tbs_session_rec_credit(struct tbs_session *s);
 void tbs_session_rxrec_free(struct tbs_session *s, struct rxrec *r);
 void tbs_session_budget_load(struct tbs_session *s);
 void tbs_session_budget_save(struct tbs_session *s, bool answered);
+struct txrec *tbs_session_txrec_alloc(struct tbs_session *s, size_t len);
+void tbs_session_txrec_put(struct tbs_session *s, struct txrec *t);
+void tbs_session_pool_free(struct tbs_session *s);
 struct rxblk *tbs_session_blk_new(struct tbs_session *s);
 void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
 

@@ -310,9 +310,11 @@ static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
 
 /* ---- data direction: sending ---- */
 
+/* Frees what the peer acknowledged; a sender waiting for room hears of it. */
 void tbs_session_free_acked(struct tbs_session *s)
 {
 	struct txrec *r;
+	bool freed = false;
 
 	while ((r = s->tx_head) && r->off + r->len <= s->tx_acked &&
 	       r != s->wr_rec[0]) { /* the batch being written stays */
@@ -322,8 +324,11 @@ void tbs_session_free_acked(struct tbs_session *s)
 		if (s->tx_cur == r)
 			s->tx_cur = r->next;
 		s->tx_buffered -= r->len + REC_COST;
-		free(r);
+		tbs_session_txrec_put(s, r);
+		freed = true;
 	}
+	if (!freed)
+		return;
 	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
 }
@@ -337,6 +342,7 @@ static void advance_acked(struct tbs_session *s, uint64_t off, int64_t now)
 	s->progress_ms = now;
 	if (s->retry_off < off)
 		s->retries = 0;
+	pthread_cond_broadcast(&s->cv); /* progress, for wait_end_acked() */
 	tbs_session_free_acked(s);
 }
 

@@ -260,6 +260,11 @@ static int init_sync(struct tbs_session *s)
 	if (r)
 		return -r;
 	r = pthread_mutex_init(&s->lock, NULL);
+	if (!r) {
+		r = pthread_mutex_init(&s->pool_lock, NULL);
+		if (r)
+			pthread_mutex_destroy(&s->lock);
+	}
 	if (r) {
 		pthread_cond_destroy(&s->cv);
 		pthread_cond_destroy(&s->rx_cv);
@@ -271,6 +276,7 @@ static int init_sync(struct tbs_session *s)
 static void destroy_sync(struct tbs_session *s)
 {
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->rx_cv);
 }
@@ -393,6 +399,7 @@ void tbs_session_free(struct tbs_session *s)
 		s->tx_head = t->next;
 		free(t);
 	}
+	tbs_session_pool_free(s);
 	while ((r = s->rx_head)) {
 		s->rx_head = r->next;
 		tbs_session_rxrec_free(s, r);
@@ -518,14 +525,13 @@ static void append_tx(struct tbs_session *s, struct txrec *t)
 	s->st.bytes_sent += t->len;
 }
 
-static struct txrec *txrec_new(uint16_t type, const void *buf, size_t len,
-			       uint8_t flags)
+static struct txrec *txrec_new(struct tbs_session *s, uint16_t type,
+			       const void *buf, size_t len, uint8_t flags)
 {
-	struct txrec *t = malloc(sizeof(*t) + len);
+	struct txrec *t = tbs_session_txrec_alloc(s, len);
 
 	if (!t)
 		return NULL;
-	t->len = (uint32_t)len;
 	t->app = type;
 	t->flags = flags;
 	t->sealed = false;
@@ -544,7 +550,7 @@ bool tbs_session_stage_flush(struct tbs_session *s)
 
 	if (!s->stage_len)
 		return true;
-	t = txrec_new(s->stage_app, s->stage, s->stage_len, 0);
+	t = txrec_new(s, s->stage_app, s->stage, s->stage_len, 0);
 	if (!t)
 		return false;
 	s->tx_buffered -= (uint64_t)(s->stage_calls - 1) * REC_COST;
@@ -626,7 +632,7 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 	pthread_mutex_unlock(&s->lock);
 	if (r)
 		return r;
-	t = txrec_new(type, buf, len, 0);
+	t = txrec_new(s, type, buf, len, 0);
 	if (!t) {
 		unreserve(s, len + REC_COST);
 		return -ENOMEM;
@@ -665,14 +671,14 @@ static ssize_t send_whole(struct tbs_session *s, uint16_t type,
 		t = malloc(n * sizeof(*t));
 	for (i = 0; t && i < n; i++) {
 		k = i + 1 < n ? per : len - i * per;
-		t[i] = txrec_new(type, buf + i * per, k,
+		t[i] = txrec_new(s, type, buf + i * per, k,
 				 i + 1 == n ? TBS_WF_EOM : 0);
 		if (!t[i])
 			break;
 	}
 	if (!t || i < n) {
 		while (t && i--)
-			free(t[i]);
+			tbs_session_txrec_put(s, t[i]);
 		if (t != &one)
 			free(t);
 		unreserve(s, len + n * REC_COST);
@@ -704,7 +710,7 @@ static ssize_t send_stream(struct tbs_session *s, uint16_t type,
 		pthread_mutex_unlock(&s->lock);
 		if (r)
 			return r;
-		t = txrec_new(type, buf + done, k,
+		t = txrec_new(s, type, buf + done, k,
 			      done + k == len ? TBS_WF_EOM : 0);
 		if (!t) {
 			unreserve(s, k + REC_COST);
