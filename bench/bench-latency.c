@@ -27,7 +27,7 @@
 
 #include <tbstream.h>
 
-#define WARMUP 10
+#include "rtt.h"
 
 static const size_t sizes[] = { 64, 4096 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
@@ -38,29 +38,6 @@ struct echo {
 	size_t len;
 	int n;
 };
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int full(int fd, void *buf, size_t len, bool wr)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = wr ? write(fd, (char *)buf + done, len - done) :
-			 read(fd, (char *)buf + done, len - done);
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
-}
 
 static void *raw_echo(void *arg)
 {

@@ -14,13 +14,8 @@
 # Usage: bench/bench-latency.sh [COUNT]   (round trips of each kind, 3000)
 # Uses build/ (TBSIM and TBSTREAM may name other binaries).
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
-TBSIM=${TBSIM:-$top/build/sim/tbsim}
-TBSTREAM=${TBSTREAM:-$top/build/src/tbstream}
 T=${T:-120}
-TOP_SRCDIR=$top
-. "$top/tests/lib.sh"
-. "$top/tests/e2e/common.sh"
+. "$(dirname "$0")/common.sh"
 count=${1:-3000}
 blocks=6
 libdir=$(dirname "$TBSTREAM")/../lib

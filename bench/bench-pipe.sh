@@ -16,17 +16,10 @@
 # Usage: bench/bench-pipe.sh [MIB]   (MIB: size of the unlimited run, 1024)
 # Uses build/ (TBSIM and TBSTREAM may name other binaries).
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
-TBSIM=${TBSIM:-$top/build/sim/tbsim}
-TBSTREAM=${TBSTREAM:-$top/build/src/tbstream}
-T=${T:-300}
-TOP_SRCDIR=$top
-. "$top/tests/lib.sh"
-. "$top/tests/e2e/common.sh"
+. "$(dirname "$0")/common.sh"
 size_mib=${1:-1024}
 ROUNDS=${ROUNDS:-4}
 
-now() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1048576 / (e - s) }'; }
 
 # cpu OUT CMD...: runs CMD (standard input and output as given), writes

@@ -11,17 +11,10 @@
 # Usage: bench/bench-streams.sh [ROUNDS]   (round trips per size, 2000)
 # Uses build/ (TBSIM and TBSTREAM may name other binaries).
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
-TBSIM=${TBSIM:-$top/build/sim/tbsim}
-TBSTREAM=${TBSTREAM:-$top/build/src/tbstream}
-T=${T:-300}
-TOP_SRCDIR=$top
-. "$top/tests/lib.sh"
-. "$top/tests/e2e/common.sh"
+. "$(dirname "$0")/common.sh"
 rounds=${1:-2000}
 CHUNK=64M
 
-now() { date +%s.%N; }
 
 sim_start --adv-delay 100 >/dev/null
 TMP=$SIM_DIR/work

@@ -20,32 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WARMUP 10
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int full(int fd, char *buf, size_t len, int wr)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = wr ? write(fd, buf + done, len - done) :
-			 read(fd, buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
-}
+#include "rtt.h"
 
 static pid_t spawn(char **argv, int *in, int *out)
 {
@@ -99,7 +74,7 @@ int main(int argc, char **argv)
 		return 1;
 	for (i = -WARMUP; i < count; i++) {
 		t0 = now_us();
-		if (full(in, buf, size, 1) || full(out, buf, size, 0)) {
+		if (full(in, buf, size, true) || full(out, buf, size, false)) {
 			fprintf(stderr, "pipe-rtt: the command ended early\n");
 			kill(pid, SIGTERM);
 			return 1;
