@@ -35,6 +35,7 @@ struct up_ctx {
 	struct tbs_peer peer;
 	int64_t deadline;
 	bool existed;
+	bool made; /* the stream in place is the one this call created */
 	struct tbs_error *err;
 };
 
@@ -127,6 +128,7 @@ static int create(struct up_ctx *c)
 	ret = tbs_stream_create(c->root, c->peer.service, c->name, c->err);
 	if (ret == -EEXIST) /* it did not exist a moment ago */
 		return contended(c);
+	c->made = !ret;
 	if (!ret)
 		ret = apply_tuning(c);
 	return ret;
@@ -171,7 +173,7 @@ static int allocate(struct up_ctx *c, struct tbs_stream *st)
 		ret = alloc_hopid(c, TBS_ATTR_IN_HOPID);
 	if (!ret && st->out_hopid <= 0)
 		ret = alloc_hopid(c, TBS_ATTR_OUT_HOPID);
-	if (ret && !c->existed)
+	if (ret && c->made)
 		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
 	return ret;
 }
@@ -263,6 +265,7 @@ static int follow(struct up_ctx *c, struct tbs_stream *st)
 					c->err);
 		if (ret)
 			return ret == -ENOENT ? contended(c) : ret;
+		c->made = false;
 		present = false;
 		tbsi_sleep_ms(FOLLOW_PAUSE_MS);
 	}
@@ -347,5 +350,5 @@ int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 	ret = allocator ? allocate(&c, st) : follow(&c, st);
 	if (!ret)
 		ret = wait_node(&c, st);
-	return ret ? ret : !c.existed;
+	return ret ? ret : c.made;
 }
