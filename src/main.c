@@ -18,6 +18,7 @@ static const struct cli_cmd commands[] = {
 	{ "recv", cmd_recv, "receive files and directories from the peer" },
 	{ "image", cmd_image, "back up or restore a whole disk, verified" },
 	{ "reconcile", cmd_reconcile, "bring the configured streams up" },
+	{ "doctor", cmd_doctor, "check the driver, the peer and the streams" },
 };
 
 static void usage(FILE *out)
