@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "internal.h"
@@ -343,6 +344,15 @@ static bool heal_due(const struct up_ctx *c)
 	return !c->healed || tbsi_now_ms() - c->healed >= HEAL_EVERY_MS;
 }
 
+/* Whether another process has the stream's device open: not removed. */
+static bool held_by_another(struct up_ctx *c, struct tbs_stream *st)
+{
+	pid_t pid;
+
+	return !tbs_stream_get(c->root, c->peer.service, c->name, st, NULL) &&
+	       tbs_stream_holders(c->root, st, &pid, 1, getpid()) > 0;
+}
+
 static int follow(struct up_ctx *c, struct tbs_stream *st, bool present)
 {
 	bool healed;
@@ -360,6 +370,11 @@ static int follow(struct up_ctx *c, struct tbs_stream *st, bool present)
 			return ret < 0 ? ret : 0;
 		if (expired(c))
 			return follow_timeout(c);
+		if (held_by_another(c, st))
+			return tbsi_err(c->err, -EBUSY,
+					"stream '%s' is in use by another "
+					"process (another tbstream on it?)",
+					c->name);
 		healed = heal_due(c) && heal(c, false) > 0;
 		ret = remove_own(c);
 		if (ret)
@@ -379,6 +394,12 @@ static int wait_node(struct up_ctx *c, struct tbs_stream *st)
 	for (;;) {
 		ret = tbs_stream_get(c->root, c->peer.service, c->name, st,
 				     c->err);
+		if (ret == -ENOENT) /* removed since: another process on it */
+			return tbsi_err(c->err, -EBUSY,
+					"stream '%s' was removed by another "
+					"process while it was being set up "
+					"(another tbstream on it?)",
+					c->name);
 		if (ret)
 			return ret;
 		if (st->device[0] && tbsi_exists(st->device))

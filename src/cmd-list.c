@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "escape.h"
 
 /* A finding of tbs_diagnose() worth showing: a failure or a warning. */
 struct problem {
@@ -55,11 +56,14 @@ static bool stream_of(const struct tbs_stream *s, const struct tbs_peer *p)
 
 static void human_stream(const struct tbs_stream *s)
 {
+	char comm[4 * sizeof(s->holder_comm)];
+
 	printf("    Stream %s: %s  in %d out %d  ring %d  throttling %d ns",
 	       s->name, s->device[0] ? s->device : "(no device)", s->in_hopid,
 	       s->out_hopid, s->ring_size, s->throttling);
+	esc_text(comm, sizeof(comm), s->holder_comm, ESC_TERM);
 	if (s->holders > 0)
-		printf("  open by %d (%s)%s", (int)s->holder, s->holder_comm,
+		printf("  open by %d (%s)%s", (int)s->holder, comm,
 		       s->holders > 1 ? " and others" : "");
 	if (s->in_hopid <= 0 || s->out_hopid <= 0)
 		printf("  [no HopIDs]");
@@ -68,11 +72,14 @@ static void human_stream(const struct tbs_stream *s)
 
 static void human_peer(const struct view *v, const struct tbs_peer *p)
 {
+	/* The names are the peer's own (its XDomain properties). */
+	char vendor[4 * sizeof(p->vendor_name)], dev[4 * sizeof(p->device_name)];
 	int i;
 
-	printf("Domain %u Route %llx: %s%s%s\n", p->domain, p->route,
-	       p->vendor_name, p->vendor_name[0] ? " " : "",
-	       p->device_name[0] ? p->device_name : "(unnamed host)");
+	esc_text(vendor, sizeof(vendor), p->vendor_name, ESC_TERM);
+	esc_text(dev, sizeof(dev), p->device_name, ESC_TERM);
+	printf("Domain %u Route %llx: %s%s%s\n", p->domain, p->route, vendor,
+	       vendor[0] ? " " : "", dev[0] ? dev : "(unnamed host)");
 	printf("    Unique id: %s\n    Service: %s%s\n", p->unique_id,
 	       p->service, p->network ? " (also IP over Thunderbolt)" : "");
 	if (p->rx_speed[0] || p->tx_speed[0])
