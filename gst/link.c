@@ -28,6 +28,7 @@
 #define SLICE_MS 500 /* longest blocking call while connecting */
 #define PAUSE_MS 200 /* between attempts that failed at once */
 #define HANDSHAKE_MS 30000 /* one session's handshake, without a time-out */
+#define NOTICE_MS 2000 /* say what the link waits for only after this */
 
 static int64_t now_ms(void)
 {
@@ -181,10 +182,13 @@ int tbs_link_wake_fd(struct tbs_link *l)
 	return l->wake;
 }
 
-/* Tells the owner what the link waits for, once per new reason. */
+/*
+ * Tells the owner what the link waits for, once per new reason, once it
+ * has waited a moment (a peer that is there answers before that).
+ */
 static void waiting(struct tbs_link *l, const char *msg)
 {
-	if (!strcmp(l->waiting, msg))
+	if (now_ms() - l->wait_since < NOTICE_MS || !strcmp(l->waiting, msg))
 		return;
 	snprintf(l->waiting, sizeof(l->waiting), "%s", msg);
 	if (l->notify)
@@ -354,6 +358,17 @@ static int connect_session(struct tbs_link *l, int64_t deadline,
 	return r;
 }
 
+/* A slice ran out: says what the whole wait is for, not the slice. */
+static const char *slice_msg(struct tbs_link *l)
+{
+	snprintf(l->err.msg, sizeof(l->err.msg),
+		 "no peer has set up stream '%s': is a %s running on the other host, on that stream?",
+		 l->cfg.stream,
+		 l->cfg.role == TBS_ROLE_SENDER ? "tbstreamsrc (tbstream cam recv)" :
+						  "tbstreamsink (tbstream cam send)");
+	return l->err.msg;
+}
+
 int tbs_link_connect(struct tbs_link *l, struct tbs_session **sp)
 {
 	int64_t deadline = l->cfg.timeout_ms ? now_ms() + l->cfg.timeout_ms :
@@ -361,6 +376,7 @@ int tbs_link_connect(struct tbs_link *l, struct tbs_session **sp)
 	int64_t t0;
 	int r;
 
+	l->wait_since = now_ms();
 	if (l->cfg.fd >= 0)
 		return connect_fd(l, sp);
 	for (;;) {
@@ -381,6 +397,8 @@ int tbs_link_connect(struct tbs_link *l, struct tbs_session **sp)
 		}
 		if (tbs_link_interrupted(l))
 			return -ECANCELED;
+		if (r == -ETIMEDOUT)
+			slice_msg(l);
 		if (deadline && now_ms() >= deadline)
 			return r;
 		waiting(l, l->err.msg);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tbstream.h"
 
@@ -60,6 +61,7 @@ struct tbs_link {
 	bool created; /* this link brought it up: take it down at the end */
 	bool fd_spent; /* fd mode: a session failed on the descriptor */
 	char waiting[TBS_MSG_MAX]; /* the last message given to notify */
+	int64_t wait_since; /* when this connect began, ms */
 	struct tbs_error err; /* why connect failed */
 };
 
