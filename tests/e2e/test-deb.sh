@@ -101,6 +101,8 @@ check "libtbstream0 holds the library under its soname" sh -c \
 	"dpkg-deb -c '$(deb libtbstream0)' | grep -q 'libtbstream\\.so\\.0 -> '"
 check "gstreamer1.0-tbstream holds the plugin in GStreamer's directory" sh -c \
 	"dpkg-deb -c '$(deb gstreamer1.0-tbstream)' | grep -q 'usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/gstreamer-1.0/libgsttbstream\\.so$'"
+check "and tbstream-cam" sh -c \
+	"dpkg-deb -c '$(deb gstreamer1.0-tbstream)' | grep -q 'usr/libexec/tbstream/tbstream-cam$'"
 check "libtbstream-dev holds the header and tbstream.pc" sh -c \
 	"dpkg-deb -c '$(deb libtbstream-dev)' | grep -q include/tbstream.h &&
 	 dpkg-deb -c '$(deb libtbstream-dev)' | grep -q pkgconfig/tbstream.pc"
@@ -135,6 +137,9 @@ if command -v gst-inspect-1.0 >/dev/null; then
 	check "GStreamer finds the installed elements" env -u GST_PLUGIN_PATH \
 		-u GST_PLUGIN_PATH_1_0 GST_REGISTRY_1_0="$W/registry.bin" \
 		t gst-inspect-1.0 tbstreamsrc
+	check "the installed tbstream cam runs the installed tbstream-cam" \
+		env -u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 \
+		GST_REGISTRY_1_0="$W/registry.bin" t /usr/bin/tbstream cam --list
 else
 	skip "gst-inspect-1.0 missing (gstreamer1.0-tools)"
 fi
