@@ -133,12 +133,15 @@ check "the group tbstream exists" getent group tbstream
 check "the boot unit is enabled" \
 	test -L /etc/systemd/system/multi-user.target.wants/tbstream-reconcile.service
 check "pkg-config finds the library" pkg-config --exists tbstream
+quiet() {
+	"$@" >/dev/null 2>&1
+}
 if command -v gst-inspect-1.0 >/dev/null; then
-	check "GStreamer finds the installed elements" t env \
+	check "GStreamer finds the installed elements" quiet t env \
 		-u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 \
 		GST_REGISTRY_1_0="$W/registry.bin" gst-inspect-1.0 tbstreamsrc
 	check "the installed tbstream cam runs the installed tbstream-cam" \
-		t env -u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 \
+		quiet t env -u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 \
 		GST_REGISTRY_1_0="$W/registry.bin" /usr/bin/tbstream cam --list
 else
 	skip "gst-inspect-1.0 missing (gstreamer1.0-tools)"
