@@ -253,7 +253,7 @@ static GstBuffer *read_frame(GstTbStreamSrc *self, uint32_t len,
 	return b;
 }
 
-/* Whether a frame is to be pushed: in order, decodable, with caps. */
+/* Whether a frame is to be pushed: in order and decodable. */
 static gboolean admit(GstTbStreamSrc *self, const struct tbs_media_frame *f)
 {
 	gboolean delta = f->flags & TBS_MF_DELTA;
@@ -278,7 +278,7 @@ static gboolean admit(GstTbStreamSrc *self, const struct tbs_media_frame *f)
 		return FALSE;
 	}
 	self->need_key = FALSE;
-	return self->caps != NULL;
+	return TRUE; /* a sender without caps (filesrc) gets none either */
 }
 
 /* Moves the buffer's running time so that it is due on arrival. */
