@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "media-gst.h"
 
@@ -279,4 +280,25 @@ void tbs_gst_post_link_error(GstElement *e, int code, const gchar *msg)
 
 	g_error_free(err);
 	gst_element_post_message(e, m);
+}
+
+void tbs_gst_link_notify(void *arg, const char *msg)
+{
+	GstElement *e = arg;
+
+	GST_INFO_OBJECT(e, "%s", msg);
+	tbs_gst_post(e, "tbstream-waiting", "message", G_TYPE_STRING, msg,
+		     NULL);
+}
+
+gboolean tbs_gst_valid_name(GstElement *e, const gchar *name)
+{
+	if (name && name[0] && strlen(name) <= TBS_NAME_MAX &&
+	    !strchr(name, '/'))
+		return TRUE;
+	GST_ELEMENT_ERROR(e, RESOURCE, SETTINGS,
+			  ("invalid stream name '%s': 1 to %d bytes, no '/'",
+			   name ? name : "", TBS_NAME_MAX),
+			  (NULL));
+	return FALSE;
 }

@@ -58,6 +58,12 @@ void tbs_gst_segment_from_wire(const struct tbs_media_segment *w,
 /* Posts an element message named @name with the fields given (@field may be
  * NULL for none), a list ended by NULL as for gst_structure_new(). */
 void tbs_gst_post(GstElement *e, const gchar *name, const gchar *field, ...);
+/* The link's notify callback (@arg: the element): a "tbstream-waiting"
+ * element message with the text. */
+void tbs_gst_link_notify(void *arg, const char *msg);
+/* Whether @name is a stream name; posts an error on @e when it is not. */
+gboolean tbs_gst_valid_name(GstElement *e, const gchar *name);
+
 /* Posts the link's failure as an error (with "errno" in its details). */
 void tbs_gst_post_link_error(GstElement *e, int code, const gchar *msg);
 

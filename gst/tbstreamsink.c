@@ -716,34 +716,13 @@ static gpointer io_main(gpointer data)
 	return NULL;
 }
 
-static void link_notify(void *arg, const char *msg)
-{
-	GstTbStreamSink *self = arg;
-
-	GST_INFO_OBJECT(self, "%s", msg);
-	tbs_gst_post(GST_ELEMENT(self), "tbstream-waiting", "message",
-		     G_TYPE_STRING, msg, NULL);
-}
-
-static gboolean valid_name(GstElement *e, const gchar *name)
-{
-	if (name && name[0] && strlen(name) <= TBS_NAME_MAX &&
-	    !strchr(name, '/'))
-		return TRUE;
-	GST_ELEMENT_ERROR(e, RESOURCE, SETTINGS,
-			  ("invalid stream name '%s': 1 to %d bytes, no '/'",
-			   name ? name : "", TBS_NAME_MAX),
-			  (NULL));
-	return FALSE;
-}
-
 static gboolean gst_tb_stream_sink_start(GstBaseSink *bs)
 {
 	GstTbStreamSink *self = GST_TB_STREAM_SINK(bs);
 	struct tbs_link_cfg cfg;
 	int r;
 
-	if (!valid_name(GST_ELEMENT(self), self->where.stream))
+	if (!tbs_gst_valid_name(GST_ELEMENT(self), self->where.stream))
 		return FALSE;
 	self->flow = GST_FLOW_OK;
 	self->flushing = self->stopping = self->connected = FALSE;
@@ -754,7 +733,7 @@ static gboolean gst_tb_stream_sink_start(GstBaseSink *bs)
 	GST_OBJECT_LOCK(self);
 	tbs_gst_link_cfg(&self->where, TBS_ROLE_SENDER, &cfg);
 	r = self->work < 0 ? -errno : tbs_link_init(&self->link, &cfg,
-						    link_notify, self);
+						    tbs_gst_link_notify, self);
 	GST_OBJECT_UNLOCK(self);
 	if (r) {
 		GST_ELEMENT_ERROR(self, RESOURCE, FAILED, (NULL),

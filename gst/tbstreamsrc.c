@@ -495,33 +495,17 @@ static gboolean gst_tb_stream_src_event(GstBaseSrc *bs, GstEvent *ev)
 	return GST_BASE_SRC_CLASS(gst_tb_stream_src_parent_class)->event(bs, ev);
 }
 
-static void link_notify(void *arg, const char *msg)
-{
-	GstTbStreamSrc *self = arg;
-
-	GST_INFO_OBJECT(self, "%s", msg);
-	tbs_gst_post(GST_ELEMENT(self), "tbstream-waiting", "message",
-		     G_TYPE_STRING, msg, NULL);
-}
-
 static gboolean gst_tb_stream_src_start(GstBaseSrc *bs)
 {
 	GstTbStreamSrc *self = GST_TB_STREAM_SRC(bs);
-	const gchar *name = self->where.stream;
 	struct tbs_link_cfg cfg;
 	int r;
 
-	if (!name || !name[0] || strlen(name) > TBS_NAME_MAX ||
-	    strchr(name, '/')) {
-		GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
-				  ("invalid stream name '%s': 1 to %d bytes, no '/'",
-				   name ? name : "", TBS_NAME_MAX),
-				  (NULL));
+	if (!tbs_gst_valid_name(GST_ELEMENT(self), self->where.stream))
 		return FALSE;
-	}
 	GST_OBJECT_LOCK(self);
 	tbs_gst_link_cfg(&self->where, TBS_ROLE_RECEIVER, &cfg);
-	r = tbs_link_init(&self->link, &cfg, link_notify, self);
+	r = tbs_link_init(&self->link, &cfg, tbs_gst_link_notify, self);
 	GST_OBJECT_UNLOCK(self);
 	if (r) {
 		GST_ELEMENT_ERROR(self, RESOURCE, FAILED, (NULL),
