@@ -226,10 +226,10 @@ static bool transient(int r)
 	       r == -ENOSPC;
 }
 
-static void up_opts(struct tbs_up_opts *o, int ms)
+/* The bring-up's options: a slice, ended early by an interruption. */
+static void up_opts(struct tbs_link *l, struct tbs_up_opts *o, int ms)
 {
-	tbs_up_opts_init(o);
-	o->timeout_ms = ms;
+	*o = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = ms, .cancel_fd = l->wake);
 }
 
 /* One slice of bring-up and open: 0 when the device is open. */
@@ -239,7 +239,7 @@ static int open_slice(struct tbs_link *l, int ms)
 	int r;
 
 	if (!l->up) {
-		up_opts(&o, ms);
+		up_opts(l, &o, ms);
 		r = tbs_stream_up(l->cfg.root, l->cfg.peer, l->cfg.stream, &o,
 				  &l->st, &l->err);
 		if (r < 0)
@@ -256,12 +256,10 @@ static int open_slice(struct tbs_link *l, int ms)
 static void session_opts(struct tbs_link *l, struct tbs_session_opts *o,
 			 int handshake_ms)
 {
-	memset(o, 0, sizeof(*o));
-	o->role = l->cfg.role;
-	o->id = TBS_MEDIA_ID;
-	o->id_len = strlen(TBS_MEDIA_ID);
-	o->window = l->cfg.window;
-	o->handshake_ms = handshake_ms;
+	*o = TBS_OPTS_INIT(tbs_session_opts, .role = l->cfg.role,
+			   .id = TBS_MEDIA_ID, .id_len = strlen(TBS_MEDIA_ID),
+			   .window = l->cfg.window,
+			   .handshake_ms = handshake_ms);
 }
 
 /* Refuses a peer that runs another engine on the same stream name. */

@@ -32,6 +32,7 @@
 #include <gst/gst.h>
 
 #include "cam.h"
+#include "job.h"
 
 static void cam_usage(FILE *out)
 {
@@ -130,29 +131,31 @@ static int cam_flag(struct cam_args *a, int c, const char *arg)
 		a->json = true;
 	else if (c == 'q')
 		a->quiet = true;
-	else if (c == 's')
-		a->stream = arg;
-	else if (c == 'p')
-		a->peer = arg;
 	else
 		return 0;
 	return 1;
 }
 
-static int cam_opt(struct cam_args *a, int c, const char *arg)
+/*
+ * --stream, --peer and --timeout are the job skeleton's (job.h), as for
+ * every command on a stream; the rest of the job (bring-up, reopening
+ * after a restart or an unplug, take-down) is the elements' own, so that
+ * the picture comes back by itself and a signal can end a file cleanly.
+ */
+static int cam_opt(struct cam_args *a, struct job *j, int c, const char *arg)
 {
 	int r = cam_flag(a, c, arg);
 	long n;
 
 	if (r)
 		return r > 0 ? 0 : -1;
+	if (c == 's' || c == 'p' || c == 't')
+		return job_opt(j, c, arg) > 0 ? 0 : -1;
 	n = cli_parse_num(arg);
 	if (c == OPT_FPS && n >= 1 && n <= 1000)
 		a->fps = (int)n;
 	else if (c == OPT_FRAMES && n >= 1)
 		a->frames = n;
-	else if (c == 't' && n >= 1 && n <= 86400)
-		a->timeout = (int)n;
 	else
 		return -1;
 	return 0;
@@ -189,7 +192,8 @@ static int cam_check(struct cam_args *a, int argc, char **argv)
 	return 0;
 }
 
-static int cam_parse(int argc, char **argv, struct cam_args *a)
+static int cam_parse(int argc, char **argv, struct cam_args *a,
+		     struct job *j)
 {
 	static const struct option opts[] = {
 		{ "test", no_argument, NULL, OPT_TEST },
@@ -220,20 +224,26 @@ static int cam_parse(int argc, char **argv, struct cam_args *a)
 			return -1;
 		}
 		outs += c == OPT_WINDOW || c == OPT_V4L2 || c == OPT_FILE;
-		if (c == '?' || cam_opt(a, c, optarg))
+		if (c == '?' || cam_opt(a, j, c, optarg))
 			return cli_usage_error("cam", "bad option or value");
 	}
 	if (outs > 1)
 		return cli_usage_error("cam", "one of --window, --v4l2 and --file");
+	a->stream = j->name;
+	a->peer = j->peer;
+	a->timeout = j->up.timeout_ms / 1000;
 	return cam_check(a, argc, argv);
 }
 
 int cmd_cam(const struct cli *cli, int argc, char **argv)
 {
-	struct cam_args a = { .stream = "cam", .root = cli->root };
+	struct cam_args a = { .root = cli->root };
+	struct job j;
 	int r;
 
-	r = cam_parse(argc, argv, &a);
+	job_init(&j, cli, "cam");
+	j.up.timeout_ms = 0; /* a camera's viewer waits for ever */
+	r = cam_parse(argc, argv, &a, &j);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	if (!gst_init_check(NULL, NULL, NULL)) {

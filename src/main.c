@@ -19,6 +19,7 @@ static const struct cli_cmd commands[] = {
 	{ "image", cmd_image, "back up or restore a whole disk, verified" },
 	{ "cam", cmd_cam, "share a camera with the peer (GStreamer)" },
 	{ "reconcile", cmd_reconcile, "bring the configured streams up" },
+	{ "doctor", cmd_doctor, "check the driver, the peer and the streams" },
 };
 
 static void usage(FILE *out)

@@ -133,13 +133,11 @@ struct peer {
 static void *peer_start_main(void *arg)
 {
 	struct peer *p = arg;
-	struct tbs_session_opts o = { 0 };
+	struct tbs_session_opts o = TBS_OPTS_INIT(
+		tbs_session_opts, .role = p->role, .id = TBS_MEDIA_ID,
+		.id_len = strlen(TBS_MEDIA_ID), .handshake_ms = T_MS,
+		.window = p->window);
 
-	o.role = p->role;
-	o.id = TBS_MEDIA_ID;
-	o.id_len = strlen(TBS_MEDIA_ID);
-	o.handshake_ms = T_MS;
-	o.window = p->window;
 	p->r = tbs_session_new(&p->s, p->fd, p->fd, &o);
 	if (!p->r)
 		p->r = tbs_session_start(p->s);
