@@ -49,6 +49,30 @@ void job_init(struct job *j, const struct cli *cli, const char *name)
 	j->ep.rfd = j->ep.wfd = -1;
 }
 
+int job_up_opt(struct tbs_up_opts *up, int c, const char *arg)
+{
+	long v;
+
+	switch (c) {
+	case 'P':
+		return tbs_up_opts_profile(up, arg) ? -1 : 1;
+	case JOB_OPT_RING_SIZE:
+		v = cli_parse_num(arg);
+		if (v <= 0 || v > 1 << 20)
+			return -1;
+		up->ring_size = (int)v;
+		return 1;
+	case JOB_OPT_THROTTLING:
+		v = cli_parse_num(arg);
+		if (v < 0 || v > 1 << 30)
+			return -1;
+		up->throttling = v ? (int)v : TBS_THROTTLING_OFF;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int job_opt(struct job *j, int c, const char *arg)
 {
 	long t;
@@ -66,13 +90,11 @@ int job_opt(struct job *j, int c, const char *arg)
 			return -1;
 		j->up.timeout_ms = (int)t * 1000;
 		return 1;
-	case 'P':
-		return tbs_up_opts_profile(&j->up, arg) ? -1 : 1;
 	case 'k':
 		j->keep = true;
 		return 1;
 	default:
-		return 0;
+		return job_up_opt(&j->up, c, arg);
 	}
 }
 
