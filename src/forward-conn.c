@@ -140,7 +140,7 @@ void conn_free(struct fwd_mux *m, struct conn *c)
 /* A local socket error: reset it and tell the peer. */
 void conn_fail_local(struct fwd_mux *m, struct conn *c, int err)
 {
-	char how[128];
+	char how[FWD_TEXT_MAX + 32];
 
 	conn_close_local(m, c, true);
 	c->err = err ? err : EIO;
