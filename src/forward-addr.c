@@ -189,9 +189,11 @@ static int unix_stale(const struct fwd_addr *a, char *msg, size_t len)
 	return -EADDRINUSE;
 }
 
-int fwd_listen(const struct fwd_addr *a, char *msg, size_t len)
+int fwd_listen(struct fwd_addr *a, char *msg, size_t len)
 {
+	const struct sockaddr_un *un = (const void *)&a->sa[0];
 	int fd, r, one = 1, fam = a->sa[0].ss_family;
+	struct stat sb;
 
 	if (a->is_unix) {
 		r = unix_stale(a, msg, len);
@@ -206,6 +208,10 @@ int fwd_listen(const struct fwd_addr *a, char *msg, size_t len)
 	if (bind(fd, (const void *)&a->sa[0], a->salen[0]) ||
 	    listen(fd, SOMAXCONN))
 		goto err_close;
+	if (a->is_unix && !lstat(un->sun_path, &sb)) {
+		a->dev = sb.st_dev;
+		a->ino = sb.st_ino;
+	}
 	return fd;
 err_close:
 	r = errno;
@@ -221,13 +227,13 @@ err:
 void fwd_unlisten(const struct fwd_addr *a, int fd)
 {
 	const struct sockaddr_un *un = (const void *)&a->sa[0];
-	struct stat sb, ours;
+	struct stat sb;
 
 	if (fd < 0)
 		return;
 	/* Removes the socket file only while it is still ours. */
-	if (a->is_unix && !fstat(fd, &ours) && !lstat(un->sun_path, &sb) &&
-	    sb.st_ino == ours.st_ino && sb.st_dev == ours.st_dev)
+	if (a->is_unix && a->ino && !lstat(un->sun_path, &sb) &&
+	    sb.st_ino == a->ino && sb.st_dev == a->dev)
 		unlink(un->sun_path);
 	close(fd);
 }

@@ -98,6 +98,8 @@ struct fwd_addr {
 	struct sockaddr_storage sa[FWD_ADDRS_MAX];
 	socklen_t salen[FWD_ADDRS_MAX];
 	bool is_unix;
+	dev_t dev; /* the UNIX socket file this process made */
+	ino_t ino;
 };
 
 /*
@@ -111,7 +113,7 @@ void fwd_addr_format(const struct sockaddr *sa, socklen_t len, char *buf,
  * Listens on @a (a stale UNIX socket, one nobody listens on, is replaced).
  * Return: the descriptor, or a negative errno with @msg set.
  */
-int fwd_listen(const struct fwd_addr *a, char *msg, size_t len);
+int fwd_listen(struct fwd_addr *a, char *msg, size_t len);
 void fwd_unlisten(const struct fwd_addr *a, int fd);
 /* Starts a non-blocking connect to address @i of @a; fd or -errno. */
 int fwd_connect_start(const struct fwd_addr *a, int i, bool *done);

@@ -1,0 +1,103 @@
+# Helpers for the tests of tbstream forward and tbstream disk, sourced
+# after tests/lib.sh and tests/e2e/common.sh.  Every process started here
+# is stopped on every exit path, before the simulator is unmounted.
+# shellcheck shell=bash
+
+BG_PIDS=
+SSHD_PID=
+
+fwd_cleanup() {
+	local p
+	for p in $BG_PIDS $SSHD_PID; do
+		kill "$p" 2>/dev/null
+	done
+	for p in $BG_PIDS $SSHD_PID; do
+		wait "$p" 2>/dev/null
+	done
+	BG_PIDS= SSHD_PID=
+	sim_cleanup
+}
+
+# fwd_start [tbsim options]: sim_start, a work directory $TMP, and the
+# clean-up of everything started in the background.
+fwd_start() {
+	sim_start "$@"
+	trap fwd_cleanup EXIT
+	TMP=$SIM_DIR/work
+	mkdir "$TMP"
+}
+
+# bg CMD...: run CMD in the background under a time limit; $! is its pid.
+bg() {
+	timeout -k 3 "${BG_LIMIT:-600}" "$@" &
+	BG_PIDS="$BG_PIDS $!"
+}
+
+# stop_bg PID: SIGTERM, then wait; sets $ST to its exit status.
+stop_bg() {
+	kill "$1" 2>/dev/null
+	wait "$1"
+	ST=$?
+}
+
+free_port() {
+	python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# fwd HOST LOG ARGS...: tbstream forward in the background, -v, its log
+# in LOG; sets $FWD_PID.
+fwd() {
+	local host=$1 log=$2
+	shift 2
+	bg "$TBSTREAM" --sysroot "$host" forward -v "$@" >"$log" 2>&1
+	FWD_PID=$!
+}
+
+# link_up LOG [N]: until LOG says the link is up (N times), 30 s.
+link_up() {
+	local n=${2:-1} i
+	for i in $(seq 300); do
+		[ "$(grep -c 'link up' "$1")" -ge "$n" ] && return 0
+		sleep 0.1
+	done
+	echo "# no link in $1:"
+	sed 's/^/#   /' "$1"
+	return 1
+}
+
+# sshd_start PORT: an sshd on 127.0.0.1:PORT with its own host key and
+# a client key ($TMP/ssh/id) allowed to log in as the current user.
+sshd_start() {
+	local d=$TMP/ssh
+	mkdir -p "$d"
+	[ -d /run/sshd ] || mkdir -m 0755 /run/sshd 2>/dev/null || return 1
+	ssh-keygen -q -t ed25519 -N '' -f "$d/host" || return 1
+	ssh-keygen -q -t ed25519 -N '' -f "$d/id" || return 1
+	cp "$d/id.pub" "$d/authorized_keys"
+	cat >"$d/sshd_config" <<-EOF
+		ListenAddress 127.0.0.1:$1
+		HostKey $d/host
+		AuthorizedKeysFile $d/authorized_keys
+		PidFile $d/sshd.pid
+		StrictModes no
+		UsePAM no
+		PermitRootLogin prohibit-password
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		Subsystem sftp internal-sftp
+	EOF
+	timeout -k 3 "${BG_LIMIT:-600}" /usr/sbin/sshd -D -e \
+		-f "$d/sshd_config" 2>"$d/log" &
+	SSHD_PID=$!
+	wait_for 10 grep -q "Server listening" "$d/log"
+}
+
+# ssh_opts PORT: the client options for the test key.
+ssh_opts() {
+	echo "-F /dev/null -i $TMP/ssh/id -o StrictHostKeyChecking=no" \
+		"-o UserKnownHostsFile=/dev/null -o BatchMode=yes" \
+		"-o LogLevel=ERROR -o ConnectTimeout=20"
+}
