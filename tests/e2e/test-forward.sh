@@ -191,7 +191,8 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
 	(cd "$TMP/www" && exec timeout 600 python3 -m http.server \
 		--bind ::1 "$hp6" >/dev/null 2>&1) &
 	BG_PIDS="$BG_PIDS $!"
-	wait_for 10 curl -sf -o /dev/null "http://[::1]:$hp6/f1"
+	wait_for 30 curl -sf -o /dev/null "http://[::1]:$hp6/f1" ||
+		diag "http.server on [::1]:$hp6 did not answer"
 	fwd "$H2" "$TMP/v6.c" v6 --connect "[::1]:$hp6"
 	c=$FWD_PID
 	fwd "$H1" "$TMP/v6.l" v6 --listen "unix:$TMP/http.sock"
@@ -200,6 +201,8 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
 	t curl -s --fail --unix-socket "$TMP/http.sock" -o "$TMP/got/v6" \
 		"http://x/f77"
 	same "$TMP/www/f77" "$TMP/got/v6" "UNIX socket to IPv6: right body"
+	cmp -s "$TMP/www/f77" "$TMP/got/v6" ||
+		sed 's/^/# /' "$TMP/v6.l" "$TMP/v6.c"
 	stop_bg "$l"
 	check "the UNIX socket is removed at the end" \
 		test ! -e "$TMP/http.sock"
