@@ -18,6 +18,7 @@ static const struct cli_cmd commands[] = {
 	{ "recv", cmd_recv, "receive files and directories from the peer" },
 	{ "image", cmd_image, "back up or restore a whole disk, verified" },
 	{ "forward", cmd_forward, "carry socket connections to the peer" },
+	{ "reconcile", cmd_reconcile, "bring the configured streams up" },
 };
 
 static void usage(FILE *out)
@@ -28,7 +29,7 @@ static void usage(FILE *out)
 		     "\n"
 		     "Commands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-7s  %s\n", commands[i].name,
+		fprintf(out, "  %-9s  %s\n", commands[i].name,
 			commands[i].summary);
 	fprintf(out,
 		"\n"
