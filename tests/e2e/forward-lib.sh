@@ -33,6 +33,13 @@ bg() {
 	BG_PIDS="$BG_PIDS $!"
 }
 
+# kill_bg PID: SIGKILL to the command bg started as PID (not to the
+# timeout(1) around it), then wait.
+kill_bg() {
+	pkill -KILL -P "$1"
+	wait "$1" 2>/dev/null
+}
+
 # stop_bg PID: SIGTERM, then wait; sets $ST to its exit status.
 stop_bg() {
 	kill "$1" 2>/dev/null
