@@ -808,9 +808,14 @@ int tbs_tree_send(struct tbs_session *s, const char *const *paths, size_t n,
  * @st: receives the counters (may be NULL)
  * @err: receives the reason of a failure (may be NULL)
  *
+ * Nothing that was in @dir changes unless @opts allows it
+ * (%TBS_TREE_OVERWRITE, %TBS_TREE_UPDATE), and files are confirmed only
+ * once every file system they were written to was synced.
+ *
  * Return: 0 when every entry was written, verified and made durable;
- * -EIO when some entries were refused or failed, -EPROTO when the sender
- * broke the protocol (nothing more is written), or the session's error.
+ * -EIO when some entries were refused or failed (the message names the
+ * first), -EPROTO when the sender broke the protocol (nothing more is
+ * written), or the session's error.
  */
 int tbs_tree_recv(struct tbs_session *s, const char *dir,
 		  const struct tbs_tree_opts *opts, struct tbs_tree_stats *st,
@@ -944,11 +949,15 @@ int tbs_image_send(struct tbs_session *s, const char *path,
  * @err:  receives the reason of a failure, may be NULL
  *
  * Refuses a mounted or held device and one smaller than the image.  A file
- * gets a sidecar (@path + %TBS_IMAGE_SIDECAR) once complete.
+ * gets a sidecar (@path + %TBS_IMAGE_SIDECAR) once complete.  The last
+ * component of @path is followed only when it is a symbolic link to a
+ * block device; everything beside the target is written relative to its
+ * directory, through files created exclusively.
  *
  * Return: 0 when the image is complete, verified and durable; -EBUSY,
- * -EFBIG (target too small), -EEXIST (file exists), -EBADMSG (hash
- * mismatch), or another negative errno.
+ * -EFBIG (target too small), -EEXIST (file exists), -ELOOP (a symbolic
+ * link to no block device), -EBADMSG (hash mismatch), or another negative
+ * errno.
  */
 int tbs_image_recv(struct tbs_session *s, const char *path,
 		   const struct tbs_image_opts *opts, struct tbs_image_stats *st,

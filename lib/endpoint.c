@@ -67,6 +67,9 @@ static int open_probe(const struct tbs_stream *st, int timeout_ms,
 	}
 }
 
+#define CLAIM_TRIES 10 /* times CLAIM_PAUSE_MS: a loser closes by then */
+#define CLAIM_PAUSE_MS 20
+
 static int busy(const struct tbs_stream *st, pid_t pid, struct tbs_error *err)
 {
 	char path[64], comm[32] = "?";
@@ -88,6 +91,7 @@ static int claim(const char *root, const struct tbs_stream *st, int fd,
 		 struct tbs_error *err)
 {
 	pid_t pid = 0;
+	int i;
 
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		if (errno != EWOULDBLOCK)
@@ -96,8 +100,16 @@ static int claim(const char *root, const struct tbs_stream *st, int fd,
 		tbs_stream_holders(root, st, &pid, 1, getpid());
 		return busy(st, pid, err);
 	}
-	if (tbs_stream_holders(root, st, &pid, 1, getpid()) > 0)
-		return busy(st, pid, err);
+	/*
+	 * The lock is ours.  Another tbstream that opened the device at the
+	 * same moment fails to lock it and closes it at once: only a holder
+	 * that stays is a reader that would steal data.
+	 */
+	for (i = 0; tbs_stream_holders(root, st, &pid, 1, getpid()) > 0; i++) {
+		if (i == CLAIM_TRIES)
+			return busy(st, pid, err);
+		tbsi_sleep_ms(CLAIM_PAUSE_MS);
+	}
 	return 0;
 }
 

@@ -261,68 +261,51 @@ int tbs_image_probe(const char *path, bool force, struct tbs_image_info *info,
 	return 0;
 }
 
-static int open_target_dev(const char *path, int fd, dev_t d, uint64_t size,
-			   struct tbs_error *err)
+/**
+ * tbsi_img_open_device() - open a block device an image is restored onto
+ * @path: the device as the user named it (a link such as
+ *        /dev/disk/by-id/... is the user's choice and is followed)
+ * @rdev: the device number it had when it was checked
+ * @size: size of the image
+ * @err:  receives the reason of a failure
+ *
+ * Refuses a device that is mounted or held, one smaller than the image,
+ * and a path that no longer is that device.  Never creates anything.
+ *
+ * Return: the descriptor (opened O_EXCL: the kernel refuses it while the
+ * device is in use), or a negative errno.
+ */
+int tbsi_img_open_device(const char *path, dev_t rdev, uint64_t size,
+			 struct tbs_error *err)
 {
+	struct stat sb;
 	uint64_t have;
-	int ret, xfd;
+	int fd, ret;
 
-	ret = dev_check_use(path, d, true, false, err);
+	ret = dev_check_use(path, rdev, true, false, err);
 	if (ret)
 		return ret;
-	ret = dev_size(fd, path, &have, err);
-	if (ret)
-		return ret;
-	if (have < size)
-		return tbsi_err(
+	fd = open(path, O_RDWR | O_EXCL | O_CLOEXEC);
+	if (fd < 0)
+		return tbsi_err(err, -errno,
+				"could not open '%s' for writing: %s", path,
+				strerror(errno));
+	if (fstat(fd, &sb) || !S_ISBLK(sb.st_mode) || sb.st_rdev != rdev)
+		ret = tbsi_err(err, -ESTALE,
+			       "'%s' changed while it was being opened", path);
+	else
+		ret = dev_size(fd, path, &have, err);
+	if (!ret && have < size)
+		ret = tbsi_err(
 			err, -EFBIG,
 			"'%s' has %llu bytes, the image %llu: it does not fit",
 			path, (unsigned long long)have,
 			(unsigned long long)size);
-	/* O_EXCL on a block device: the kernel refuses it while in use. */
-	xfd = open(path, O_RDWR | O_EXCL | O_CLOEXEC);
-	if (xfd < 0)
-		return tbsi_err(err, -errno,
-				"could not open '%s' for writing: %s", path,
-				strerror(errno));
-	return xfd;
-}
-
-/**
- * tbsi_img_open_target() - open where an image is written
- * @path:   image file (created) or block device
- * @size:   size of the image
- * @is_dev: set when @path is a block device
- * @err:    receives the reason of a failure
- *
- * Return: the descriptor, or a negative errno.
- */
-int tbsi_img_open_target(const char *path, uint64_t size, bool *is_dev,
-			 struct tbs_error *err)
-{
-	struct stat sb;
-	int fd, ret;
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return tbsi_err(err, -errno, "could not open '%s': %s", path,
-				strerror(errno));
-	if (fstat(fd, &sb)) {
-		ret = tbsi_err(err, -errno, "could not stat '%s': %s", path,
-			       strerror(errno));
-	} else if (S_ISBLK(sb.st_mode)) {
-		*is_dev = true;
-		ret = open_target_dev(path, fd, sb.st_rdev, size, err);
-	} else if (S_ISREG(sb.st_mode)) {
-		*is_dev = false;
-		return fd;
-	} else {
-		ret = tbsi_err(err, -EINVAL,
-			       "'%s' is neither a block device nor a file",
-			       path);
+	if (ret) {
+		close(fd);
+		return ret;
 	}
-	close(fd);
-	return ret;
+	return fd;
 }
 
 /**
@@ -378,18 +361,6 @@ bool tbsi_img_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
-void tbsi_img_hash_zeros(XXH3_state_t *h, uint64_t len)
-{
-	static const uint8_t zeros[256 * 1024];
-	size_t n;
-
-	while (len) {
-		n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
-		XXH3_128bits_update(h, zeros, n);
-		len -= n;
-	}
-}
-
 int tbsi_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
@@ -404,25 +375,6 @@ int tbsi_pread_all(int fd, void *buf, size_t len, uint64_t off)
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Feeds [off, off + len) of @fd to @h, reading through @buf. */
-int tbsi_img_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *h,
-			uint8_t *buf, size_t bufsize)
-{
-	size_t n;
-	int ret;
-
-	while (len) {
-		n = len < bufsize ? (size_t)len : bufsize;
-		ret = tbsi_pread_all(fd, buf, n, off);
-		if (ret)
-			return ret;
-		XXH3_128bits_update(h, buf, n);
-		off += n;
-		len -= n;
 	}
 	return 0;
 }

@@ -27,6 +27,8 @@
 #include <xxhash.h>
 
 #include "tbstream.h"
+#include "own.h"
+#include "tree-hash.h"
 
 enum img_type {
 	IMG_HEADER = 0x4901,
@@ -43,7 +45,9 @@ enum img_type {
 #define IMG_MAGIC 0x4d494254u /* "TBIM" */
 #define IMG_VERSION 1
 #define IMG_F_ZSTD 0x1
-#define IMG_HASH_XXH3_128 1
+/* The hash of the image: the hash tree of tree-hash.c (1 was plain XXH3). */
+#define IMG_HASH_TREE 2
+#define IMG_HASH_NAME "xxh3-128-tree"
 #define IMG_HEADER_LEN 408
 #define IMG_EXTENT_HDR 24
 #define IMG_ENC_RAW 0
@@ -82,27 +86,27 @@ int tbsi_img_hash_parse(const char *s, XXH128_hash_t *h);
 /* image-dev.c */
 int tbsi_img_open_source(const char *path, bool force,
 			 struct tbs_image_info *info, struct tbs_error *err);
-int tbsi_img_open_target(const char *path, uint64_t size, bool *is_dev,
+int tbsi_img_open_device(const char *path, dev_t rdev, uint64_t size,
 			 struct tbs_error *err);
 int tbsi_img_zero_range(int fd, bool is_dev, uint64_t off, uint64_t len);
 bool tbsi_img_is_zero(const uint8_t *p, size_t len);
-int tbsi_img_hash_range(int fd, uint64_t off, uint64_t len, XXH3_state_t *h,
-			uint8_t *buf, size_t bufsize);
-void tbsi_img_hash_zeros(XXH3_state_t *h, uint64_t len);
 
-/* image-sidecar.c */
+/* image-sidecar.c: the files beside an image, relative to its directory */
 struct img_journal {
 	uint64_t key;
 	uint64_t size;
 	uint64_t done;
+	uint64_t target; /* inode of the image file, or device number */
 };
 
+struct stat;
 uint64_t tbsi_img_key(const struct tbs_image_info *info);
-int tbsi_img_journal_path(const char *target, bool is_dev,
-			  const char *state_dir, char *buf, size_t len);
-int tbsi_img_journal_read(const char *path, struct img_journal *j);
-int tbsi_img_journal_write(const char *path, const struct img_journal *j);
-int tbsi_img_sidecar_write(const char *image, const struct tbs_image_info *i,
+int tbsi_img_sync_dir(int dfd);
+int tbsi_img_journal_read(int dfd, const char *name, struct img_journal *j);
+int tbsi_img_journal_write(int dfd, const char *name,
+			   const struct img_journal *j);
+int tbsi_img_sidecar_write(int dfd, const char *base,
+			   const struct tbs_image_info *i,
 			   struct tbs_error *err);
 int tbsi_write_all(int fd, const void *buf, size_t len);
 int tbsi_pread_all(int fd, void *buf, size_t len, uint64_t off);

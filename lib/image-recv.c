@@ -25,6 +25,9 @@
 #include "image-int.h"
 #include "internal.h"
 
+#define RUN_DIR "/run/tbstream"
+#define DRAIN_MS 30000
+
 struct receiver {
 	struct tbs_session *s;
 	const struct tbs_image_opts *o;
@@ -32,12 +35,15 @@ struct receiver {
 	struct tbs_image_stats st;
 	struct tbs_image_info info;
 	const char *path;
-	char jpath[PATH_MAX];
+	int dfd; /* the target's directory (O_PATH) */
+	char base[NAME_MAX + 1]; /* the target's name in it */
+	int jdfd; /* the journal's directory: @dfd, or the state directory */
+	char jname[NAME_MAX + 32];
 	struct img_journal j;
 	int fd;
 	bool is_dev, finished;
 	uint64_t cursor, ckpt, sync_every;
-	XXH3_state_t *hash;
+	struct tree_hash *hash;
 	uint8_t *rec, *raw;
 	ZSTD_DCtx *dctx;
 };
@@ -91,44 +97,153 @@ static int resize(struct receiver *r, uint64_t keep)
 	return 0;
 }
 
-/* Whether an existing file may be overwritten from the start. */
-static int check_fresh(struct receiver *r, bool resumable)
+/* The target's directory (held) and its name in it. */
+static int split_target(struct receiver *r)
+{
+	const char *slash = strrchr(r->path, '/'), *base;
+	char dir[PATH_MAX];
+
+	base = slash ? slash + 1 : r->path;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..") ||
+	    strlen(base) + sizeof(TBS_IMAGE_JOURNAL) + 4 > NAME_MAX)
+		return fail(r, -EINVAL,
+			    "'%s' does not name a file or a device", r->path);
+	snprintf(r->base, sizeof(r->base), "%s", base);
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash ? (int)(slash - r->path) + (slash == r->path) : 1,
+		 slash ? r->path : ".");
+	r->dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (r->dfd < 0)
+		return fail(r, -errno, "could not open '%s': %s", dir,
+			    strerror(errno));
+	return 0;
+}
+
+/*
+ * What the target is, without following its last component: nothing
+ * (a new file), a file, or a block device.  A symbolic link is followed
+ * only to a block device (/dev/disk/by-id/...), which the user named.
+ */
+static int classify(struct receiver *r, struct stat *sb, bool *exists)
+{
+	*exists = !fstatat(r->dfd, r->base, sb, AT_SYMLINK_NOFOLLOW);
+	if (!*exists)
+		return errno == ENOENT ? 0
+				       : fail(r, -errno, "could not stat '%s': %s",
+					      r->path, strerror(errno));
+	if (S_ISLNK(sb->st_mode) &&
+	    (stat(r->path, sb) || !S_ISBLK(sb->st_mode)))
+		return fail(r, -ELOOP,
+			    "'%s' is a symbolic link to no block device; not "
+			    "followed (give the file itself)",
+			    r->path);
+	r->is_dev = S_ISBLK(sb->st_mode);
+	if (!r->is_dev && !S_ISREG(sb->st_mode))
+		return fail(r, -EINVAL,
+			    "'%s' is neither a block device nor a file",
+			    r->path);
+	return 0;
+}
+
+/* Where a device's journal goes: a directory only this user may write. */
+static int open_state_dir(struct receiver *r)
+{
+	const char *dir = r->o->state_dir ? r->o->state_dir : RUN_DIR;
+	struct stat sb;
+
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return fail(r, -errno, "could not create '%s': %s", dir,
+			    strerror(errno));
+	r->jdfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (r->jdfd < 0 || fstat(r->jdfd, &sb))
+		return fail(r, -errno, "could not open '%s': %s", dir,
+			    strerror(errno));
+	if (sb.st_uid != geteuid() || (sb.st_mode & 022))
+		return fail(r, -EPERM,
+			    "'%s' may be written by other users; the journal "
+			    "is not kept there (use --state-dir)",
+			    dir);
+	return 0;
+}
+
+/* A journal counts only for the same image and the same target. */
+static bool resumable(struct receiver *r, const struct stat *sb, bool exists)
+{
+	uint64_t target = r->is_dev ? (uint64_t)sb->st_rdev : sb->st_ino;
+
+	return exists &&
+	       !tbsi_img_journal_read(r->jdfd, r->jname, &r->j) &&
+	       r->j.key == tbsi_img_key(&r->info) &&
+	       r->j.size == r->info.size && r->j.target == target &&
+	       (r->is_dev || (sb->st_nlink == 1 && sb->st_uid == geteuid()));
+}
+
+/* A new image file; an existing one is replaced (its name, not its
+ * bytes) only when empty or with --force. */
+static int create_file(struct receiver *r, const struct stat *sb, bool exists)
+{
+	if (exists && sb->st_size && !r->o->force)
+		return fail(r, -EEXIST,
+			    "'%s' exists and is not an unfinished transfer; "
+			    "remove it or use --force",
+			    r->path);
+	if (exists && unlinkat(r->dfd, r->base, 0))
+		return fail(r, -errno, "could not replace '%s': %s", r->path,
+			    strerror(errno));
+	r->fd = openat(r->dfd, r->base,
+		       O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		       0644);
+	if (r->fd < 0)
+		return fail(r, -errno, "could not create '%s': %s", r->path,
+			    strerror(errno));
+	return 0;
+}
+
+/* The image file of an unfinished transfer: still the one journaled. */
+static int reopen_file(struct receiver *r)
 {
 	struct stat sb;
 
-	if (resumable || r->o->force || stat(r->path, &sb) ||
-	    !S_ISREG(sb.st_mode) || !sb.st_size)
-		return 0;
-	return fail(r, -EEXIST,
-		    "'%s' exists and is not an unfinished transfer; remove it "
-		    "or use --force",
-		    r->path);
+	r->fd = tbsi_open_own(r->dfd, r->base, O_RDWR, 0, &sb);
+	if (r->fd >= 0 && sb.st_ino != r->j.target) {
+		close(r->fd);
+		r->fd = -EPERM;
+	}
+	if (r->fd < 0)
+		return fail(r, r->fd == -EPERM ? -ESTALE : r->fd,
+			    "'%s' changed while it was being opened", r->path);
+	return 0;
 }
 
 static int open_target(struct receiver *r)
 {
 	struct stat sb;
-	bool resumable;
+	bool exists, resume;
 	int ret;
 
-	r->is_dev = !stat(r->path, &sb) && S_ISBLK(sb.st_mode);
-	ret = tbsi_img_journal_path(r->path, r->is_dev, r->o->state_dir,
-				    r->jpath, sizeof(r->jpath));
-	if (ret)
-		return fail(r, ret, "target path too long");
-	resumable = !tbsi_img_journal_read(r->jpath, &r->j) &&
-		    r->j.key == tbsi_img_key(&r->info) &&
-		    r->j.size == r->info.size;
-	ret = check_fresh(r, resumable);
+	ret = split_target(r) ?: classify(r, &sb, &exists);
 	if (ret)
 		return ret;
-	r->fd = tbsi_img_open_target(r->path, r->info.size, &r->is_dev, r->err);
-	if (r->fd < 0)
-		return r->fd;
-	if (!resumable) {
-		r->j.key = tbsi_img_key(&r->info);
-		r->j.size = r->info.size;
-		r->j.done = 0;
+	snprintf(r->jname, sizeof(r->jname), "%s%s", r->base,
+		 TBS_IMAGE_JOURNAL);
+	r->jdfd = r->dfd;
+	if (r->is_dev && (ret = open_state_dir(r)))
+		return ret;
+	resume = resumable(r, &sb, exists);
+	if (r->is_dev)
+		r->fd = tbsi_img_open_device(r->path, sb.st_rdev, r->info.size,
+					     r->err);
+	else
+		ret = resume ? reopen_file(r) : create_file(r, &sb, exists);
+	if (ret || r->fd < 0)
+		return ret ? ret : r->fd;
+	if (!resume) {
+		r->j = (struct img_journal){ .key = tbsi_img_key(&r->info),
+					     .size = r->info.size };
+		if (fstat(r->fd, &sb))
+			return fail(r, -errno, "could not stat '%s': %s",
+				    r->path, strerror(errno));
+		r->j.target = r->is_dev ? (uint64_t)sb.st_rdev : sb.st_ino;
 		return resize(r, 0);
 	}
 	/* Bytes past the journal's offset may be from the broken run. */
@@ -140,9 +255,9 @@ static int journal(struct receiver *r, uint64_t done)
 	int ret;
 
 	r->j.done = done;
-	ret = tbsi_img_journal_write(r->jpath, &r->j);
+	ret = tbsi_img_journal_write(r->jdfd, r->jname, &r->j);
 	if (ret)
-		return fail(r, ret, "could not write '%s': %s", r->jpath,
+		return fail(r, ret, "could not write '%s': %s", r->jname,
 			    strerror(-ret));
 	return 0;
 }
@@ -154,13 +269,11 @@ static int send_start(struct receiver *r)
 	uint64_t v[3];
 	int ret;
 
-	XXH3_128bits_reset(r->hash);
-	ret = tbsi_img_hash_range(r->fd, 0, r->j.done, r->hash, r->rec,
-				  IMG_REC_MAX);
+	ret = tree_hash_fd(r->hash, r->fd, r->j.done, r->rec, IMG_REC_MAX);
 	if (ret)
 		return fail(r, ret, "could not read '%s': %s", r->path,
 			    strerror(-ret));
-	h = XXH3_128bits_digest(r->hash);
+	h = tree_hash_digest128(r->hash);
 	v[0] = r->j.done;
 	v[1] = h.high64;
 	v[2] = h.low64;
@@ -195,7 +308,7 @@ static int on_begin(struct receiver *r, const uint8_t *p, size_t n)
 	r->cursor = r->ckpt = r->st.start = b;
 	if (b)
 		return 0;
-	XXH3_128bits_reset(r->hash);
+	tree_hash_reset(r->hash);
 	if (r->j.done) {
 		r->j.done = 0;
 		return resize(r, 0);
@@ -257,7 +370,7 @@ static int on_extent(struct receiver *r, const uint8_t *p, size_t n)
 			    "the extent at offset %llu failed its check; "
 			    "nothing of it was written",
 			    (unsigned long long)x.offset);
-	XXH3_128bits_update(r->hash, data, x.raw_len);
+	tree_hash_update(r->hash, data, x.raw_len);
 	w = pwrite(r->fd, data, x.raw_len, (off_t)x.offset);
 	if (w != (ssize_t)x.raw_len)
 		return fail(r, w < 0 ? -errno : -ENOSPC,
@@ -287,7 +400,7 @@ static int on_zero(struct receiver *r, const uint8_t *p, size_t n)
 	if (ret)
 		return fail(r, ret, "could not write zeros to '%s': %s",
 			    r->path, strerror(-ret));
-	tbsi_img_hash_zeros(r->hash, v[1]);
+	tree_hash_zeros(r->hash, v[1]);
 	r->cursor += v[1];
 	r->st.zero_bytes += v[1];
 	return checkpoint(r);
@@ -304,7 +417,7 @@ static void now_utc(char *buf, size_t len)
 
 static int on_final(struct receiver *r, const uint8_t *p, size_t n)
 {
-	XXH128_hash_t mine = XXH3_128bits_digest(r->hash), theirs;
+	XXH128_hash_t mine = tree_hash_digest128(r->hash), theirs;
 	uint64_t v[2];
 
 	if (tbsi_img_get_u64s(p, n, v, 2) || r->cursor != r->info.size)
@@ -316,7 +429,7 @@ static int on_final(struct receiver *r, const uint8_t *p, size_t n)
 	theirs.low64 = v[1];
 	tbsi_img_hash_hex(&mine, r->st.hash);
 	if (!XXH128_isEqual(mine, theirs)) {
-		unlink(r->jpath);
+		unlinkat(r->jdfd, r->jname, 0);
 		return fail(r, -EBADMSG,
 			    "the image's hash %s differs from the source's; "
 			    "the image must not be used",
@@ -339,11 +452,15 @@ static int complete(struct receiver *r)
 		return fail(r, -errno, "could not sync '%s': %s", r->path,
 			    strerror(errno));
 	if (!r->is_dev) {
-		ret = tbsi_img_sidecar_write(r->path, &r->info, r->err);
+		ret = tbsi_img_sidecar_write(r->dfd, r->base, &r->info, r->err);
 		if (ret)
 			return ret;
 	}
-	unlink(r->jpath);
+	unlinkat(r->jdfd, r->jname, 0);
+	ret = tbsi_img_sync_dir(r->jdfd);
+	if (ret)
+		return fail(r, ret, "could not sync the directory of '%s': %s",
+			    r->path, strerror(-ret));
 	r->st.confirmed = r->info.size;
 	tbsi_img_hash_parse(r->info.hash, &h);
 	v[0] = h.high64;
@@ -423,16 +540,23 @@ static int run(struct receiver *r)
 	return ret;
 }
 
-/* After a failure: tell the sender, and read its stream to its end. */
+/*
+ * After a failure: tell the sender, and read its stream to its end, for
+ * DRAIN_MS at most (a sender may never stop).
+ */
 static void drain(struct receiver *r, int code)
 {
+	int64_t end = tbsi_now_ms() + DRAIN_MS, left;
 	uint16_t type;
+	ssize_t n = 1;
 
 	if (code != -ECONNABORTED)
 		tbsi_img_send_error(r->s, code, r->err->msg);
-	while (tbs_session_recv(r->s, &type, r->rec, IMG_REC_MAX, -1) > 0)
-		;
-	tbs_session_confirm(r->s);
+	while (n > 0 && (left = end - tbsi_now_ms()) > 0)
+		n = tbs_session_recv(r->s, &type, r->rec, IMG_REC_MAX,
+				     (int)left);
+	if (!n)
+		tbs_session_confirm(r->s);
 }
 
 int tbs_image_recv(struct tbs_session *s, const char *path,
@@ -441,14 +565,17 @@ int tbs_image_recv(struct tbs_session *s, const char *path,
 {
 	static const struct tbs_image_opts defaults;
 	struct tbs_error e = { 0 };
-	struct receiver r = {
-		.s = s, .o = opts ? opts : &defaults, .fd = -1, .path = path
-	};
+	struct receiver r = { .s = s,
+			      .o = opts ? opts : &defaults,
+			      .fd = -1,
+			      .dfd = -1,
+			      .jdfd = -1,
+			      .path = path };
 	int ret, f;
 
 	r.err = err ? err : &e;
 	r.sync_every = r.o->sync_every ? r.o->sync_every : TBS_IMAGE_SYNC_EVERY;
-	r.hash = XXH3_createState();
+	r.hash = tree_hash_new();
 	r.rec = malloc(IMG_REC_MAX);
 	r.raw = malloc(IMG_MAX_EXTENT);
 	if (!r.hash || !r.rec || !r.raw)
@@ -465,7 +592,11 @@ int tbs_image_recv(struct tbs_session *s, const char *path,
 		*st = r.st;
 	if (r.fd >= 0)
 		close(r.fd);
-	XXH3_freeState(r.hash);
+	if (r.jdfd >= 0 && r.jdfd != r.dfd)
+		close(r.jdfd);
+	if (r.dfd >= 0)
+		close(r.dfd);
+	tree_hash_free(r.hash);
 	free(r.rec);
 	free(r.raw);
 	ZSTD_freeDCtx(r.dctx);

@@ -28,7 +28,7 @@ struct sender {
 	struct tbs_image_stats st;
 	struct tbs_image_info info;
 	int fd;
-	XXH3_state_t *hash;
+	struct tree_hash *hash;
 	uint8_t *chunk; /* CHUNK bytes after HEADROOM */
 	uint8_t *zbuf;
 	size_t zcap;
@@ -278,7 +278,7 @@ static int send_from(struct sender *x, uint64_t off)
 	while (off < x->info.size && !ret && !x->peer_err) {
 		d = next_data(x, off);
 		if (d > off) {
-			tbsi_img_hash_zeros(x->hash, d - off);
+			tree_hash_zeros(x->hash, d - off);
 			add_zeros(x, off, d - off);
 			off = d;
 			continue;
@@ -291,7 +291,7 @@ static int send_from(struct sender *x, uint64_t off)
 				"could not read '%s' at offset %llu: %s",
 				x->info.source, (unsigned long long)off,
 				strerror(-ret));
-		XXH3_128bits_update(x->hash, x->chunk, n);
+		tree_hash_update(x->hash, x->chunk, n);
 		ret = send_chunk(x, off, n);
 		if (!ret && x->zero_len >= ZERO_FLUSH)
 			ret = flush_zeros(x);
@@ -332,16 +332,15 @@ static int choose_begin(struct sender *x, uint64_t *begin)
 
 	*begin = 0;
 	if (x->start) {
-		ret = tbsi_img_hash_range(x->fd, 0, x->start, x->hash, x->chunk,
-					  CHUNK);
+		ret = tree_hash_fd(x->hash, x->fd, x->start, x->chunk, CHUNK);
 		if (ret)
 			return tbsi_err(x->err, ret, "could not read '%s': %s",
 					x->info.source, strerror(-ret));
-		h = XXH3_128bits_digest(x->hash);
+		h = tree_hash_digest128(x->hash);
 		if (XXH128_isEqual(h, x->start_hash))
 			*begin = x->start;
 		else
-			XXH3_128bits_reset(x->hash);
+			tree_hash_reset(x->hash);
 	}
 	x->st.start = *begin;
 	v = *begin;
@@ -350,7 +349,7 @@ static int choose_begin(struct sender *x, uint64_t *begin)
 
 static int send_final(struct sender *x)
 {
-	XXH128_hash_t h = XXH3_128bits_digest(x->hash);
+	XXH128_hash_t h = tree_hash_digest128(x->hash);
 	uint64_t v[2] = { h.high64, h.low64 };
 	uint8_t p[16];
 
@@ -397,7 +396,7 @@ static int sender_init(struct sender *x, const char *path)
 	if (x->fd < 0)
 		return x->fd;
 	x->st.size = x->info.size;
-	x->hash = XXH3_createState();
+	x->hash = tree_hash_new();
 	x->chunk = malloc(CHUNK + HEADROOM);
 	if (x->o->compress) {
 		x->zcap = ZSTD_compressBound(IMG_MAX_EXTENT);
@@ -407,7 +406,7 @@ static int sender_init(struct sender *x, const char *path)
 	if (!x->hash || !x->chunk || (x->o->compress && (!x->zbuf || !x->cctx)))
 		return tbsi_err(x->err, -ENOMEM, "out of memory");
 	x->chunk += HEADROOM;
-	XXH3_128bits_reset(x->hash);
+	tree_hash_reset(x->hash);
 	return 0;
 }
 
@@ -415,7 +414,7 @@ static void sender_free(struct sender *x)
 {
 	if (x->fd >= 0)
 		close(x->fd);
-	XXH3_freeState(x->hash);
+	tree_hash_free(x->hash);
 	free(x->chunk ? x->chunk - HEADROOM : NULL);
 	free(x->zbuf);
 	ZSTD_freeCCtx(x->cctx);
@@ -466,7 +465,7 @@ int tbs_image_send(struct tbs_session *s, const char *path,
 			tbsi_img_send_error(s, ret, x.err->msg);
 	}
 	ret = finish(&x, ret);
-	if (!ret && !XXH128_isEqual(x.done_hash, XXH3_128bits_digest(x.hash)))
+	if (!ret && !XXH128_isEqual(x.done_hash, tree_hash_digest128(x.hash)))
 		ret = tbsi_err(x.err, -EBADMSG,
 			       "the receiver confirmed a different hash");
 	if (st)

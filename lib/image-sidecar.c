@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +19,6 @@
 
 #include "image-int.h"
 #include "internal.h"
-
-#define RUN_DIR "/run/tbstream"
 
 int tbsi_write_all(int fd, const void *buf, size_t len)
 {
@@ -59,60 +56,34 @@ uint64_t tbsi_img_key(const struct tbs_image_info *info)
 	return k;
 }
 
-/**
- * tbsi_img_journal_path() - where the journal of a target lives
- * @target:    the image file or device
- * @is_dev:    a device's journal goes to @state_dir, a file's beside it
- * @state_dir: directory for devices' journals, NULL for /run/tbstream
- * @buf:       receives the path
- * @len:       size of @buf
- *
- * Return: 0, or -ENAMETOOLONG.
- */
-int tbsi_img_journal_path(const char *target, bool is_dev,
-			  const char *state_dir, char *buf, size_t len)
+/* The journal: "tbsimage-journal 2", key, size, done, and the target
+ * (inode of the image file, or the device number) it belongs to. */
+int tbsi_img_journal_read(int dfd, const char *name, struct img_journal *j)
 {
-	const char *base = strrchr(target, '/');
-	int n;
+	unsigned long long k, s, d, t;
+	char buf[256];
+	int ret = tbsi_read_own(dfd, name, 0, buf, sizeof(buf));
 
-	if (!is_dev) {
-		n = snprintf(buf, len, "%s%s", target, TBS_IMAGE_JOURNAL);
-	} else {
-		state_dir = state_dir ? state_dir : RUN_DIR;
-		mkdir(state_dir, 0700);
-		n = snprintf(buf, len, "%s/%s%s", state_dir,
-			     base ? base + 1 : target, TBS_IMAGE_JOURNAL);
-	}
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-int tbsi_img_journal_read(const char *path, struct img_journal *j)
-{
-	unsigned long long k, s, d;
-	FILE *f = fopen(path, "re");
-	int n;
-
-	if (!f)
-		return -errno;
-	n = fscanf(f, "tbsimage-journal 1\nkey %llx\nsize %llu\ndone %llu", &k,
-		   &s, &d);
-	fclose(f);
-	if (n != 3 || d > s)
+	if (ret)
+		return ret;
+	if (sscanf(buf,
+		   "tbsimage-journal 2\nkey %llx\nsize %llu\ndone %llu\n"
+		   "target %llu",
+		   &k, &s, &d, &t) != 4 ||
+	    d > s)
 		return -EINVAL;
 	j->key = k;
 	j->size = s;
 	j->done = d;
+	j->target = t;
 	return 0;
 }
 
-/* Syncs the directory that holds @path, so that a rename is durable. */
-static int sync_dir_of(const char *path)
+/* Syncs directory @dfd, so that a rename or a new name in it is durable. */
+int tbsi_img_sync_dir(int dfd)
 {
-	char tmp[PATH_MAX];
-	int fd, ret;
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret;
 
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ret = fsync(fd) ? -errno : 0;
@@ -120,39 +91,42 @@ static int sync_dir_of(const char *path)
 	return ret;
 }
 
-/* Replaces @path with @text, durably. */
-static int replace_file(const char *path, const char *text)
+/* Replaces @name in @dfd with @text, durably, through a new file. */
+static int replace_file(int dfd, const char *name, const char *text,
+			mode_t mode)
 {
-	char tmp[PATH_MAX];
+	char tmp[NAME_MAX + 8];
 	int fd, ret;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = tbsi_create_excl(dfd, tmp, O_WRONLY, mode);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	ret = tbsi_write_all(fd, text, strlen(text));
 	if (!ret && fsync(fd))
 		ret = -errno;
 	close(fd);
-	if (!ret && rename(tmp, path))
+	if (!ret && renameat(dfd, tmp, dfd, name))
 		ret = -errno;
 	if (ret) {
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		return ret;
 	}
-	return sync_dir_of(path);
+	return tbsi_img_sync_dir(dfd);
 }
 
-int tbsi_img_journal_write(const char *path, const struct img_journal *j)
+int tbsi_img_journal_write(int dfd, const char *name,
+			   const struct img_journal *j)
 {
-	char text[160];
+	char text[200];
 
 	snprintf(text, sizeof(text),
-		 "tbsimage-journal 1\nkey %016llx\nsize %llu\ndone %llu\n",
+		 "tbsimage-journal 2\nkey %016llx\nsize %llu\ndone %llu\n"
+		 "target %llu\n",
 		 (unsigned long long)j->key, (unsigned long long)j->size,
-		 (unsigned long long)j->done);
-	return replace_file(path, text);
+		 (unsigned long long)j->done, (unsigned long long)j->target);
+	return replace_file(dfd, name, text, 0600);
 }
 
 /* Appends "key": "value" with JSON escapes. */
@@ -180,32 +154,41 @@ static void json_kv(char **p, size_t *left, const char *k, const char *v,
 	}
 }
 
-int tbsi_img_sidecar_write(const char *image, const struct tbs_image_info *i,
+/**
+ * tbsi_img_sidecar_write() - describe a complete image beside it
+ * @dfd:  the image's directory
+ * @base: the image's name in it
+ * @i:    what describes it
+ * @err:  receives the reason of a failure
+ *
+ * Return: 0 or a negative errno.
+ */
+int tbsi_img_sidecar_write(int dfd, const char *base,
+			   const struct tbs_image_info *i,
 			   struct tbs_error *err)
 {
-	char path[PATH_MAX], text[2048], *p = text, *base;
+	char name[NAME_MAX + 16], text[2048], *p = text;
 	size_t left = sizeof(text);
 	int n, ret;
 
-	base = strrchr(image, '/');
 	n = snprintf(p, left,
-		     "{\n  \"format\": \"tbsimage 1\",\n"
+		     "{\n  \"format\": \"tbsimage 2\",\n"
 		     "  \"size\": %llu,\n  \"block_size\": %u,\n"
-		     "  \"hash_algorithm\": \"xxh3-128\",\n",
+		     "  \"hash_algorithm\": \"" IMG_HASH_NAME "\",\n",
 		     (unsigned long long)i->size, i->block_size);
 	p += n;
 	left -= (size_t)n;
-	json_kv(&p, &left, "image", base ? base + 1 : image, false);
+	json_kv(&p, &left, "image", base, false);
 	json_kv(&p, &left, "hash", i->hash, false);
 	json_kv(&p, &left, "source", i->source, false);
 	json_kv(&p, &left, "model", i->model, false);
 	json_kv(&p, &left, "serial", i->serial, false);
 	json_kv(&p, &left, "date", i->date, true);
 	snprintf(p, left, "}\n");
-	snprintf(path, sizeof(path), "%s%s", image, TBS_IMAGE_SIDECAR);
-	ret = replace_file(path, text);
+	snprintf(name, sizeof(name), "%s%s", base, TBS_IMAGE_SIDECAR);
+	ret = replace_file(dfd, name, text, 0644);
 	if (ret)
-		return tbsi_err(err, ret, "could not write '%s': %s", path,
+		return tbsi_err(err, ret, "could not write '%s': %s", name,
 				strerror(-ret));
 	return 0;
 }
@@ -232,7 +215,7 @@ static bool json_get_str(const char *line, const char *key, char *out,
 }
 
 static void sidecar_line(const char *line, struct tbs_image_info *info,
-			 int *seen)
+			 char *algo, int *seen)
 {
 	unsigned long long v;
 	const char *p;
@@ -243,6 +226,8 @@ static void sidecar_line(const char *line, struct tbs_image_info *info,
 	} else if ((p = strstr(line, "\"block_size\":")) &&
 		   sscanf(p + 13, "%llu", &v) == 1 && v <= UINT32_MAX) {
 		info->block_size = (uint32_t)v;
+	} else if (json_get_str(line, "hash_algorithm", algo, 32)) {
+		*seen |= 4;
 	} else if (json_get_str(line, "hash", info->hash, sizeof(info->hash))) {
 		*seen |= 2;
 	} else if (!json_get_str(line, "source", info->source,
@@ -258,7 +243,7 @@ static void sidecar_line(const char *line, struct tbs_image_info *info,
 int tbs_image_sidecar_read(const char *image, struct tbs_image_info *info,
 			   struct tbs_error *err)
 {
-	char path[PATH_MAX], line[1024];
+	char path[PATH_MAX], line[1024], algo[32] = "";
 	XXH128_hash_t h;
 	int seen = 0;
 	FILE *f;
@@ -270,9 +255,15 @@ int tbs_image_sidecar_read(const char *image, struct tbs_image_info *info,
 		return tbsi_err(err, -errno, "could not open '%s': %s", path,
 				strerror(errno));
 	while (fgets(line, sizeof(line), f))
-		sidecar_line(line, info, &seen);
+		sidecar_line(line, info, algo, &seen);
 	fclose(f);
-	if (seen != 3 || tbsi_img_hash_parse(info->hash, &h))
+	if ((seen & 4) && strcmp(algo, IMG_HASH_NAME))
+		return tbsi_err(err, -EINVAL,
+				"'%s' gives the hash as %s, which this tbstream "
+				"does not compute (an image of an older "
+				"tbstream: 'xxhsum -H2' checks it)",
+				path, algo);
+	if ((seen & 3) != 3 || tbsi_img_hash_parse(info->hash, &h))
 		return tbsi_err(err, -EINVAL,
 				"'%s' is not a tbstream image sidecar (no size "
 				"or hash)",

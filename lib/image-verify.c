@@ -39,7 +39,7 @@ static int image_size(int fd, uint64_t want, uint64_t *size)
 }
 
 /* Hashes [0, size): holes of a file are fed as zeros without reading. */
-static int hash_all(int fd, uint64_t size, XXH3_state_t *h, uint8_t *buf,
+static int hash_all(int fd, uint64_t size, struct tree_hash *h, uint8_t *buf,
 		    const struct tbs_image_opts *o, struct tbs_image_stats *st)
 {
 	uint64_t off = 0, end;
@@ -51,13 +51,13 @@ static int hash_all(int fd, uint64_t size, XXH3_state_t *h, uint8_t *buf,
 		if (d < 0 && errno == ENXIO)
 			d = (off_t)size;
 		if (d > (off_t)off) {
-			tbsi_img_hash_zeros(h, (uint64_t)d - off);
+			tree_hash_zeros(h, (uint64_t)d - off);
 			st->zero_bytes += (uint64_t)d - off;
 			off = (uint64_t)d;
 			continue;
 		}
 		end = off + BUF < size ? off + BUF : size;
-		ret = tbsi_img_hash_range(fd, off, end - off, h, buf, BUF);
+		ret = tree_hash_range(h, fd, off, end - off, buf, BUF);
 		if (ret)
 			return ret;
 		st->data_bytes += end - off;
@@ -74,7 +74,7 @@ int tbs_image_verify(const char *path, const struct tbs_image_info *info,
 		     struct tbs_image_stats *st, struct tbs_error *err)
 {
 	struct tbs_image_stats s = { .size = info->size };
-	XXH3_state_t *h = XXH3_createState();
+	struct tree_hash *h = tree_hash_new();
 	uint8_t *buf = malloc(BUF);
 	XXH128_hash_t got;
 	uint64_t size = 0;
@@ -95,7 +95,6 @@ int tbs_image_verify(const char *path, const struct tbs_image_info *info,
 			       "'%s' has %llu bytes, its sidecar says %llu",
 			       path, (unsigned long long)size,
 			       (unsigned long long)info->size);
-	XXH3_128bits_reset(h);
 	if (!ret)
 		ret = hash_all(fd, size, h, buf, opts, &s);
 	if (ret && !err->code)
@@ -103,7 +102,7 @@ int tbs_image_verify(const char *path, const struct tbs_image_info *info,
 			       strerror(-ret));
 	if (ret)
 		goto out;
-	got = XXH3_128bits_digest(h);
+	got = tree_hash_digest128(h);
 	tbsi_img_hash_hex(&got, s.hash);
 	if (strcmp(s.hash, info->hash))
 		ret = tbsi_err(err, -EBADMSG,
@@ -115,7 +114,7 @@ out:
 		*st = s;
 	if (fd >= 0)
 		close(fd);
-	XXH3_freeState(h);
+	tree_hash_free(h);
 	free(buf);
 	return ret;
 }

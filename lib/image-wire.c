@@ -54,7 +54,7 @@ size_t tbsi_img_put_header(uint8_t *p, const struct img_header *h)
 	put_le(p + 4, IMG_VERSION, 2);
 	put_le(p + 6, h->flags, 2);
 	put_le(p + 8, h->info.block_size, 4);
-	put_le(p + 12, IMG_HASH_XXH3_128, 4);
+	put_le(p + 12, IMG_HASH_TREE, 4);
 	put_le(p + 16, h->info.size, 8);
 	put_str(p + 24, h->info.model, 64);
 	put_str(p + 88, h->info.serial, 64);
@@ -69,7 +69,7 @@ int tbsi_img_get_header(const uint8_t *p, size_t len, struct img_header *h)
 	memset(h, 0, sizeof(*h));
 	if (len < IMG_HEADER_LEN || get_le(p, 4) != IMG_MAGIC ||
 	    get_le(p + 4, 2) != IMG_VERSION ||
-	    get_le(p + 12, 4) != IMG_HASH_XXH3_128)
+	    get_le(p + 12, 4) != IMG_HASH_TREE)
 		return -EPROTO;
 	bs = (uint32_t)get_le(p + 8, 4);
 	if (bs < 512 || bs > (1u << 20) || (bs & (bs - 1)))

@@ -1,15 +1,31 @@
 // SPDX-License-Identifier: MIT
 /*
- * The file-tree receiver's side of the file system.  Nothing from the wire
- * is used as a path: every entry's parent is reached from the receiving
- * directory one component at a time with openat(O_PATH | O_DIRECTORY |
- * O_NOFOLLOW), so a symbolic link (one that came over the cable or one
- * that was there) is never followed and ".." never occurs (the decoder
- * refused it).  Everything is created under a temporary name in its own
- * directory ("." + "tbs-" + hash of the name + ".part") and renamed into
- * place once written, verified and durable.  A large file being written
- * keeps a small journal beside it (".state": how many bytes are durable)
- * so that an interrupted transfer continues where it stopped.
+ * The file-tree receiver's side of the file system.  Its rules, in the
+ * order the code applies them:
+ *
+ * 1. Nothing from the wire is used as a path: every entry's parent is
+ *    reached from the receiving directory one component at a time with
+ *    openat(O_PATH | O_DIRECTORY | O_NOFOLLOW), so a symbolic link (one
+ *    that came over the cable or one that was there) is never followed
+ *    and ".." never occurs (the decoder refused it).
+ * 2. Everything is created under a temporary name in its own directory
+ *    (".tbs-" + hash of the name + ".part"), exclusively (O_EXCL), and
+ *    renamed into place once written, verified and durable.  No entry may
+ *    take a ".tbs-" name, so a sender cannot plant one.
+ * 3. A file that is opened again (a partial copy, its journal) must be a
+ *    regular file with one link, owned by this process, on the device of
+ *    its directory, and, for a partial copy, the inode its journal names:
+ *    so neither a sender nor a local user can point the receiver at
+ *    another file.  Opens never block (O_NONBLOCK) and never follow.
+ * 4. Nothing that was there changes without the flag that allows it:
+ *    files and links are replaced only with --overwrite (or --update when
+ *    older), directories that existed keep their owner, mode and times,
+ *    and a hard link is only made to a file this transfer wrote.
+ * 5. Every file system written to is synced before a file is confirmed.
+ *
+ * A large file being written keeps a small journal beside it (".state":
+ * how many bytes of which partial file are durable) so that an
+ * interrupted transfer continues where it stopped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +38,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "own.h"
 #include "tree-recv.h"
 
 #define RESUME_MIN (8u << 20) /* files from this size keep a journal */
@@ -29,12 +46,35 @@
 #define CKPT_BYTES (1ull << 30)
 #define WRITEBACK (8u << 20) /* start writing back every 8 MiB */
 
+/* The entries from the top down to @idx (its directories, then it). */
+int rx_chain(const struct rx *rx, uint32_t idx, uint32_t *out)
+{
+	uint32_t up[TREE_DEPTH_MAX];
+	int n = 0, i;
+
+	for (; idx != TREE_NONE && n < TREE_DEPTH_MAX; idx = rx->ents[idx].parent)
+		up[n++] = idx;
+	for (i = 0; i < n; i++)
+		out[i] = up[n - 1 - i];
+	return n;
+}
+
 void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
 	     size_t len)
 {
-	struct tree_entry e = { .comps = rx->arena + re->path,
-				.comps_len = re->path_len };
+	uint8_t comps[TREE_PATH_MAX + 2 * TREE_DEPTH_MAX];
+	uint32_t idx[TREE_DEPTH_MAX];
+	struct tree_entry e = { .comps = comps };
+	int n = rx_chain(rx, (uint32_t)(re - rx->ents), idx), i;
 
+	for (i = 0; i < n; i++) {
+		const struct rx_entry *c = &rx->ents[idx[i]];
+
+		tbsi_le_put16(comps + e.comps_len, c->name_len);
+		memcpy(comps + e.comps_len + 2, rx->arena + c->name,
+		       c->name_len);
+		e.comps_len += 2 + (size_t)c->name_len;
+	}
 	if (tree_path_text(&e, buf, len) && len > 4)
 		memcpy(buf + len - 4, "...", 4);
 }
@@ -45,17 +85,18 @@ void rx_tmp_name(const char *name, const char *ext, char *buf, size_t len)
 		 (uint64_t)XXH3_64bits(name, strlen(name)), ext);
 }
 
-static int walk_to(struct rx *rx, const uint8_t *key, size_t len)
+/* Opens directory entry @dir from the root, one name at a time. */
+static int walk_to(struct rx *rx, uint32_t dir)
 {
-	struct tree_entry e = { .comps = key, .comps_len = len };
-	struct tree_comp c;
+	uint32_t idx[TREE_DEPTH_MAX];
 	char name[TREE_NAME_MAX + 1];
-	size_t pos = 0;
-	int fd = rx->root, nfd;
+	int n = rx_chain(rx, dir, idx), i, fd = rx->root, nfd;
 
-	while (tree_comp_next(&e, &pos, &c)) {
-		memcpy(name, c.name, c.len);
-		name[c.len] = 0;
+	for (i = 0; i < n; i++) {
+		const struct rx_entry *c = &rx->ents[idx[i]];
+
+		memcpy(name, rx->arena + c->name, c->name_len);
+		name[c->name_len] = 0;
 		nfd = openat(fd, name,
 			     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd != rx->root)
@@ -67,55 +108,51 @@ static int walk_to(struct rx *rx, const uint8_t *key, size_t len)
 	return fd == rx->root ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
 }
 
-/*
- * Directories this transfer created (hashes of their paths): nothing can
- * be in them but what this transfer put there, so a file in one needs no
- * look for an earlier copy.  A collision of hashes would only cost that
- * look: renames never replace without permission.
- */
-static bool fresh_has(const struct rx *rx, uint64_t h)
-{
-	size_t i, mask = rx->fresh_cap - 1;
+/* ---- the file systems written to ---- */
 
-	if (!rx->fresh_cap)
-		return false;
-	h = h ? h : 1;
-	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
-		if (rx->fresh[i] == h)
-			return true;
-	return false;
+/* Notes the file system of directory @dfd, so that commits sync it. */
+static int fs_add(struct rx *rx, int dfd, uint64_t dev)
+{
+	struct rx_fs *n;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < rx->nfs; i++)
+		if (rx->fs[i].dev == dev)
+			return 0;
+	n = realloc(rx->fs, (rx->nfs + 1) * sizeof(*n));
+	if (!n) {
+		errno = ENOMEM;
+		return -1;
+	}
+	rx->fs = n;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rx->fs[rx->nfs++] = (struct rx_fs){ .dev = dev, .fd = fd };
+	return 0;
 }
 
-static void fresh_add(struct rx *rx, uint64_t h)
+/* Makes everything written so far durable, on every file system. */
+int rx_sync(struct rx *rx)
 {
-	size_t i, cap, mask;
-	uint64_t *n;
+	size_t i;
 
-	if (rx->nfresh * 2 >= rx->fresh_cap) {
-		cap = rx->fresh_cap ? rx->fresh_cap * 2 : 256;
-		n = calloc(cap, sizeof(*n));
-		if (!n)
-			return;
-		for (i = 0; i < rx->fresh_cap; i++) {
-			size_t j = rx->fresh[i] & (cap - 1);
+	for (i = 0; i < rx->nfs; i++)
+		if (syncfs(rx->fs[i].fd))
+			return -errno;
+	return 0;
+}
 
-			if (!rx->fresh[i])
-				continue;
-			while (n[j])
-				j = (j + 1) & (cap - 1);
-			n[j] = rx->fresh[i];
-		}
-		free(rx->fresh);
-		rx->fresh = n;
-		rx->fresh_cap = cap;
-	}
-	h = h ? h : 1;
-	mask = rx->fresh_cap - 1;
-	for (i = h & mask; rx->fresh[i]; i = (i + 1) & mask)
-		if (rx->fresh[i] == h)
-			return;
-	rx->fresh[i] = h;
-	rx->nfresh++;
+void rx_fs_free(struct rx *rx)
+{
+	size_t i;
+
+	for (i = 0; i < rx->nfs; i++)
+		close(rx->fs[i].fd);
+	free(rx->fs);
+	rx->fs = NULL;
+	rx->nfs = 0;
 }
 
 /*
@@ -125,29 +162,27 @@ static void fresh_add(struct rx *rx, uint64_t h)
  */
 int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
 {
-	struct tree_entry e = { .comps = rx->arena + re->path,
-				.comps_len = re->path_len };
-	struct tree_comp c = { 0 };
-	size_t pos = 0, last = 0;
+	struct stat sb;
 	int fd;
 
-	while (tree_comp_next(&e, &pos, &c))
-		if (pos < e.comps_len)
-			last = pos;
-	memcpy(name, c.name, c.len);
-	name[c.len] = 0;
-	if (rx->pfd >= 0 && rx->pkey_len == last &&
-	    !memcmp(rx->pkey, e.comps, last))
+	memcpy(name, rx->arena + re->name, re->name_len);
+	name[re->name_len] = 0;
+	if (rx->pfd >= 0 && rx->pidx == re->parent)
 		return rx->pfd;
-	fd = walk_to(rx, e.comps, last);
+	fd = walk_to(rx, re->parent);
+	if (fd >= 0 && (fstat(fd, &sb) || fs_add(rx, fd, sb.st_dev))) {
+		close(fd);
+		fd = -errno;
+	}
 	if (fd < 0)
 		return fd;
 	if (rx->pfd >= 0)
 		close(rx->pfd);
 	rx->pfd = fd;
-	memcpy(rx->pkey, e.comps, last);
-	rx->pkey_len = last;
-	rx->pfresh = last && fresh_has(rx, XXH3_64bits(e.comps, last));
+	rx->pdev = sb.st_dev;
+	rx->pidx = re->parent;
+	rx->pfresh = re->parent != TREE_NONE &&
+		     (rx->ents[re->parent].xflags & RXF_FRESH);
 	return fd;
 }
 
@@ -167,56 +202,68 @@ static int parent_or_refuse(struct rx *rx, struct rx_entry *re, char *name)
 	return fd;
 }
 
-/* ---- the journal of a partial file ---- */
+/* ---- files opened again: partial copies and their journals ---- */
 
-static int read_state(int pfd, const char *name, struct rx_entry *re,
-		      uint64_t *verified)
+/* A file the receiver made, in the current parent @pfd: see own.h. */
+static int open_own(struct rx *rx, int pfd, const char *name, int flags,
+		    struct stat *sb)
+{
+	return tbsi_open_own(pfd, name, flags, rx->pdev, sb);
+}
+
+static int create_excl(int pfd, const char *name)
+{
+	int fd = tbsi_create_excl(pfd, name, O_WRONLY, 0600);
+
+	if (fd < 0)
+		errno = -fd;
+	return fd < 0 ? -1 : fd;
+}
+
+/* The journal: "tbstream partial 2 size S mtime T.N verified V inode I". */
+static int read_state(struct rx *rx, int pfd, const char *name,
+		      struct rx_entry *re, uint64_t *verified, uint64_t *ino)
 {
 	char sname[64], buf[200];
-	unsigned long long size, done;
+	unsigned long long size, done, in;
 	long long mt;
 	unsigned int ns;
-	ssize_t n;
-	int fd;
+	int r;
 
 	rx_tmp_name(name, "state", sname, sizeof(sname));
-	fd = openat(pfd, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -EINVAL;
-	buf[n] = 0;
+	r = tbsi_read_own(pfd, sname, rx->pdev, buf, sizeof(buf));
+	if (r)
+		return r;
 	if (sscanf(buf,
-		   "tbstream partial 1 size %llu mtime %lld.%u verified %llu",
-		   &size, &mt, &ns, &done) != 4)
+		   "tbstream partial 2 size %llu mtime %lld.%u verified %llu "
+		   "inode %llu",
+		   &size, &mt, &ns, &done, &in) != 5)
 		return -EINVAL;
 	if (size != re->size || mt != re->mtime_s || ns != re->mtime_ns ||
 	    !done || done > size)
 		return -ESTALE;
 	*verified = done;
+	*ino = in;
 	return 0;
 }
 
 static int write_state(int pfd, const char *name, const struct rx_entry *re,
-		       uint64_t verified)
+		       uint64_t verified, uint64_t ino)
 {
 	char sname[64], buf[200];
 	int fd, n, r = 0;
 
 	rx_tmp_name(name, "state", sname, sizeof(sname));
-	n = snprintf(
-		buf, sizeof(buf),
-		"tbstream partial 1 size %llu mtime %lld.%09u verified %llu\n",
-		(unsigned long long)re->size, (long long)re->mtime_s,
-		re->mtime_ns, (unsigned long long)verified);
-	fd = openat(pfd, sname, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
+	n = snprintf(buf, sizeof(buf),
+		     "tbstream partial 2 size %llu mtime %lld.%09u verified "
+		     "%llu inode %llu\n",
+		     (unsigned long long)re->size, (long long)re->mtime_s,
+		     re->mtime_ns, (unsigned long long)verified,
+		     (unsigned long long)ino);
+	fd = create_excl(pfd, sname);
 	if (fd < 0)
 		return -errno;
-	if (pwrite(fd, buf, (size_t)n, 0) != n || ftruncate(fd, n) ||
-	    fdatasync(fd))
+	if (write(fd, buf, (size_t)n) != n || fdatasync(fd))
 		r = -errno;
 	close(fd);
 	return r;
@@ -236,18 +283,17 @@ static int partial(struct rx *rx, int pfd, const char *name,
 {
 	char tname[64];
 	struct stat sb;
-	uint64_t done = 0;
+	uint64_t done = 0, ino = 0;
 	int fd, r;
 
-	if (re->size < RESUME_MIN || read_state(pfd, name, re, &done))
+	if (re->size < RESUME_MIN || read_state(rx, pfd, name, re, &done, &ino))
 		return TW_FULL;
 	rx_tmp_name(name, "part", tname, sizeof(tname));
-	fd = openat(pfd, tname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open_own(rx, pfd, tname, O_RDONLY, &sb);
 	if (fd < 0)
 		return TW_FULL;
 	re->resume = tree_hash_new();
-	r = !re->resume || fstat(fd, &sb) || !S_ISREG(sb.st_mode) ||
-	    (uint64_t)sb.st_size < done;
+	r = !re->resume || sb.st_ino != ino || (uint64_t)sb.st_size < done;
 	if (!r)
 		r = tree_hash_fd(re->resume, fd, done, rx->hbuf, TREE_REC_MAX);
 	close(fd);
@@ -256,6 +302,7 @@ static int partial(struct rx *rx, int pfd, const char *name,
 		re->resume = NULL;
 		return TW_FULL;
 	}
+	re->ino = ino;
 	*off = done;
 	*hash = tree_hash_digest(re->resume);
 	return TW_RESUME;
@@ -263,13 +310,23 @@ static int partial(struct rx *rx, int pfd, const char *name,
 
 /* ---- deciding what to ask for ---- */
 
+/* Hashes the file @sb describes, if @name still is that file. */
 static int hash_existing(struct rx *rx, int pfd, const char *name,
-			 uint64_t size, uint64_t *hash)
+			 const struct stat *sb, uint64_t *hash)
 {
 	struct tree_hash *h = tree_hash_new();
+	uint64_t size = (uint64_t)sb->st_size;
+	struct stat now;
 	int fd, r;
 
-	fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(pfd, name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &now) || now.st_ino != sb->st_ino ||
+			now.st_dev != sb->st_dev || !S_ISREG(now.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = ESTALE;
+	}
 	if (!h || fd < 0) {
 		r = fd < 0 ? -errno : -ENOMEM;
 	} else {
@@ -282,22 +339,28 @@ static int hash_existing(struct rx *rx, int pfd, const char *name,
 	return r;
 }
 
+/* Whether what is there (@sb) is older than the entry (for --update). */
+static bool older(const struct stat *sb, const struct rx_entry *re)
+{
+	return sb->st_mtim.tv_sec < re->mtime_s ||
+	       (sb->st_mtim.tv_sec == re->mtime_s &&
+		(uint64_t)sb->st_mtim.tv_nsec < re->mtime_ns);
+}
+
 static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
 			   const char *name, const struct stat *sb,
 			   uint64_t *hash)
 {
 	bool over = rx->o.flags & TBS_TREE_OVERWRITE;
 	bool upd = rx->o.flags & TBS_TREE_UPDATE;
-	bool newer = sb->st_mtim.tv_sec > re->mtime_s ||
-		     (sb->st_mtim.tv_sec == re->mtime_s &&
-		      (uint64_t)sb->st_mtim.tv_nsec >= re->mtime_ns);
+	bool newer = !older(sb, re);
 
 	if (S_ISDIR(sb->st_mode))
 		return rx_refuse(rx, re, "a directory of that name exists");
 	if (S_ISREG(sb->st_mode) && (uint64_t)sb->st_size == re->size &&
 	    sb->st_mtim.tv_sec == re->mtime_s &&
 	    (uint64_t)sb->st_mtim.tv_nsec == re->mtime_ns &&
-	    !hash_existing(rx, pfd, name, re->size, hash)) {
+	    !hash_existing(rx, pfd, name, sb, hash)) {
 		re->wflags = over ? TWF_REPLACE : 0;
 		return TW_VERIFY;
 	}
@@ -336,24 +399,68 @@ int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off, uint64_t *hash)
 
 /* ---- directories, links, special files ---- */
 
+/*
+ * A directory this receiver made carries a marker until it gets its
+ * owner, mode and times, so that a run that continues an interrupted one
+ * finishes it too.  The marker counts only as a regular file with one
+ * link, of this user, naming the directory's inode: a sender cannot
+ * plant it (the name is reserved), nor can a local user.
+ */
+#define DIR_MARK TREE_TMP_PREFIX "dir"
+
+static void mark_dir(int dfd, const struct stat *d)
+{
+	char text[64];
+	int fd = create_excl(dfd, DIR_MARK), n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(text, sizeof(text), "tbstream directory 1 inode %llu\n",
+		     (unsigned long long)d->st_ino);
+	if (write(fd, text, (size_t)n) != n)
+		unlinkat(dfd, DIR_MARK, 0);
+	close(fd);
+}
+
+static bool marked(int dfd, const struct stat *d)
+{
+	unsigned long long ino;
+	char text[64];
+
+	return !tbsi_read_own(dfd, DIR_MARK, d->st_dev, text, sizeof(text)) &&
+	       sscanf(text, "tbstream directory 1 inode %llu", &ino) == 1 &&
+	       ino == d->st_ino;
+}
+
 int rx_mkdir(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1];
 	struct stat sb;
-	int pfd = parent_or_refuse(rx, re, name);
+	int pfd = parent_or_refuse(rx, re, name), fd;
+	bool made;
 
 	if (pfd < 0)
 		return pfd;
-	if (!mkdirat(pfd, name, 0700)) {
-		fresh_add(rx, XXH3_64bits(rx->arena + re->path, re->path_len));
-		return 0;
-	}
-	if (errno != EEXIST)
+	made = !mkdirat(pfd, name, 0700);
+	if (!made && errno != EEXIST)
 		return rx_refuse(rx, re, "%s", strerror(errno));
-	if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
-	    !S_ISDIR(sb.st_mode))
+	fd = openat(pfd, name,
+		    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb)) {
+		if (fd >= 0)
+			close(fd);
 		return rx_refuse(
 			rx, re, "exists and is not a directory (not replaced)");
+	}
+	re->dev = sb.st_dev;
+	re->ino = sb.st_ino;
+	if (made)
+		mark_dir(fd, &sb);
+	if (made || marked(fd, &sb))
+		re->xflags |= RXF_MADE;
+	if (made) /* nothing can be in it but what this transfer puts */
+		re->xflags |= RXF_FRESH;
+	close(fd);
 	return 0;
 }
 
@@ -397,27 +504,34 @@ int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
 	char name[TREE_NAME_MAX + 1], tmp[64], t[TREE_TARGET_MAX + 1];
 	int pfd = parent_or_refuse(rx, re, name);
 	struct stat sb;
+	bool replace;
 
 	if (pfd < 0)
 		return pfd;
 	memcpy(t, target, len);
 	t[len] = 0;
+	replace = rx->o.flags & TBS_TREE_OVERWRITE;
 	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
 		if (S_ISLNK(sb.st_mode) && same_link(pfd, name, target, len)) {
-			set_link_meta(rx, pfd, name, re);
+			if (replace)
+				set_link_meta(rx, pfd, name, re);
 			return 0;
 		}
 		if (S_ISDIR(sb.st_mode))
 			return rx_refuse(rx, re,
 					 "a directory of that name exists");
+		if (!replace && (rx->o.flags & TBS_TREE_UPDATE)) {
+			if (!older(&sb, re))
+				return 0; /* --update keeps the newer one */
+			replace = true;
+		}
 	}
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	unlinkat(pfd, tmp, 0);
 	if (symlinkat(t, pfd, tmp))
 		return rx_refuse(rx, re, "%s", strerror(errno));
 	set_link_meta(rx, pfd, tmp, re);
-	return place(rx, re, pfd, tmp, name,
-		     rx->o.flags & (TBS_TREE_OVERWRITE | TBS_TREE_UPDATE));
+	return place(rx, re, pfd, tmp, name, replace);
 }
 
 int rx_special(struct rx *rx, struct rx_entry *re)
@@ -447,14 +561,22 @@ int rx_special(struct rx *rx, struct rx_entry *re)
 
 /* ---- regular files ---- */
 
-/* A new, empty temporary file; one left by an earlier run goes first. */
-static int create_tmp(int pfd, const char *tmp)
+/* The partial copy a RESUME continues: still the one that was hashed. */
+static int reopen_partial(struct rx *rx, struct rx_entry *re, int pfd,
+			  const char *tmp, uint64_t from)
 {
-	int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(pfd, tmp, flags, 0600);
+	struct stat sb;
+	int fd = open_own(rx, pfd, tmp, O_WRONLY, &sb);
 
-	if (fd < 0 && errno == EEXIST && !unlinkat(pfd, tmp, 0))
-		fd = openat(pfd, tmp, flags, 0600);
+	if (fd >= 0 && (sb.st_ino != re->ino || (uint64_t)sb.st_size < from ||
+			ftruncate(fd, (off_t)from))) {
+		close(fd);
+		fd = -EPERM;
+	}
+	if (fd == -EPERM)
+		return rx_refuse(rx, re,
+				 "its partial copy changed since it was "
+				 "checked; not continued (send it again)");
 	return fd;
 }
 
@@ -463,24 +585,30 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
 	int pfd = parent_or_refuse(rx, re, name), fd;
+	struct stat sb;
 
 	if (pfd < 0)
 		return pfd;
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	if (from) {
-		fd = openat(pfd, tmp, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && ftruncate(fd, (off_t)from)) {
-			close(fd);
-			fd = -1;
-		}
+		fd = reopen_partial(rx, re, pfd, tmp, from);
+		if (fd < 0)
+			return fd == -EPERM ? fd : rx_refuse(rx, re, "%s",
+							      strerror(-fd));
 	} else {
 		if (re->size >= RESUME_MIN)
 			drop_state(pfd, name);
-		fd = create_tmp(pfd, tmp);
+		fd = create_excl(pfd, tmp);
+		if (fd < 0)
+			return rx_refuse(rx, re,
+					 "cannot create a file beside it: %s",
+					 strerror(errno));
 	}
-	if (fd < 0)
-		return rx_refuse(rx, re, "cannot create a file beside it: %s",
-				 strerror(errno));
+	if (fstat(fd, &sb)) {
+		close(fd);
+		return rx_refuse(rx, re, "%s", strerror(errno));
+	}
+	rx->cur.ino = sb.st_ino;
 	return fd;
 }
 
@@ -516,7 +644,7 @@ void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force)
 	pfd = rx_parent(rx, re, name);
 	if (pfd < 0 || fdatasync(f->fd))
 		return;
-	if (!write_state(pfd, name, re, f->pos))
+	if (!write_state(pfd, name, re, f->pos, f->ino))
 		f->ckpt_pos = f->pos;
 }
 
@@ -540,12 +668,20 @@ static int set_meta(struct rx *rx, int fd, const struct rx_entry *re)
 int rx_finish_file(struct rx *rx, struct rx_entry *re)
 {
 	struct rx_file *f = &rx->cur;
+	struct stat sb;
 	int r = 0;
+
 
 	if (f->pos < re->size && ftruncate(f->fd, (off_t)re->size))
 		r = -errno; /* a hole at its end */
 	if (!r)
 		r = set_meta(rx, f->fd, re);
+	if (!r && fstat(f->fd, &sb))
+		r = -errno;
+	if (!r) {
+		re->dev = sb.st_dev;
+		re->ino = sb.st_ino;
+	}
 	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
 		r = -errno;
 	else if (!r && f->pos > f->wb_pos) /* the batch's sync finds it done */
@@ -583,6 +719,17 @@ static int confirm(struct rx *rx, uint32_t idx)
 	return rx_put(rx, TM_CONFIRM, b, 4);
 }
 
+/* With --update alone, what is replaced must still be older. */
+static bool still_older(struct rx *rx, const struct rx_entry *re, int pfd,
+			const char *name)
+{
+	struct stat sb;
+
+	if (!(re->wflags & TWF_REPLACE) || (rx->o.flags & TBS_TREE_OVERWRITE))
+		return true;
+	return fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) || older(&sb, re);
+}
+
 static int rename_pending(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
@@ -591,8 +738,15 @@ static int rename_pending(struct rx *rx, struct rx_entry *re)
 	if (pfd < 0)
 		return pfd;
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	if (!still_older(rx, re, pfd, name)) {
+		unlinkat(pfd, tmp, 0);
+		return rx_refuse(rx, re,
+				 "it changed here during the transfer and is "
+				 "now newer; kept (--update)");
+	}
 	if (place(rx, re, pfd, tmp, name, re->wflags & TWF_REPLACE))
 		return -1;
+	re->xflags |= RXF_MADE;
 	if (re->size >= RESUME_MIN)
 		drop_state(pfd, name);
 	return 0;
@@ -609,13 +763,11 @@ int rx_commit(struct rx *rx)
 
 	if (!rx->npend)
 		return 0;
-	if (syncfs(rx->syncfd))
-		r = -errno;
+	r = rx_sync(rx);
 	for (i = 0; !r && i < rx->npend; i++)
-		if (rename_pending(rx, &rx->ents[rx->pend[i]]))
-			rx->ents[rx->pend[i]].state = RS_FAILED;
-	if (!r && syncfs(rx->syncfd))
-		r = -errno;
+		rename_pending(rx, &rx->ents[rx->pend[i]]);
+	if (!r)
+		r = rx_sync(rx);
 	for (i = 0; !r && i < rx->npend; i++) {
 		struct rx_entry *re = &rx->ents[rx->pend[i]];
 
@@ -644,11 +796,35 @@ static bool same_inode(int afd, const char *a, int bfd, const char *b)
 	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/* Links @tmp in @pfd to file @t, if @tname still is the file it wrote. */
+static int link_made(int tfd, const char *tname, const struct rx_entry *t,
+		     int pfd, const char *tmp)
+{
+	struct stat sb;
+
+	unlinkat(pfd, tmp, 0);
+	if (linkat(tfd, tname, pfd, tmp, 0))
+		return -errno;
+	if (fstatat(pfd, tmp, &sb, AT_SYMLINK_NOFOLLOW) ||
+	    !S_ISREG(sb.st_mode) || sb.st_ino != t->ino ||
+	    sb.st_dev != t->dev) {
+		unlinkat(pfd, tmp, 0);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+/*
+ * A further name of file @re->link: of a file this transfer wrote or
+ * found identical.  A file kept because it is newer here (--update) is
+ * not the sender's: a sender that merely named it with an old time would
+ * get a second name for it, anywhere in the directory.
+ */
 static void hardlink(struct rx *rx, struct rx_entry *re)
 {
 	struct rx_entry *t = &rx->ents[re->link];
 	char tname[TREE_NAME_MAX + 1], name[TREE_NAME_MAX + 1], tmp[64];
-	int tfd, pfd;
+	int tfd, pfd, r;
 
 	if (t->kind != TK_FILE || t->state != RS_DONE) {
 		rx_refuse(rx, re, "the file it is a link to was not received");
@@ -663,11 +839,18 @@ static void hardlink(struct rx *rx, struct rx_entry *re)
 	pfd = parent_or_refuse(rx, re, name);
 	if (pfd >= 0 && same_inode(tfd, tname, pfd, name)) {
 		re->state = RS_DONE;
+	} else if (pfd >= 0 && t->want == TW_KEEP) {
+		rx_refuse(rx, re,
+			  "the file it is a link to was kept, newer here "
+			  "(--update); not linked");
 	} else if (pfd >= 0) {
 		rx_tmp_name(name, "part", tmp, sizeof(tmp));
-		unlinkat(pfd, tmp, 0);
-		if (linkat(tfd, tname, pfd, tmp, 0))
-			rx_refuse(rx, re, "%s", strerror(errno));
+		r = link_made(tfd, tname, t, pfd, tmp);
+		if (r)
+			rx_refuse(rx, re, "%s",
+				  r == -ESTALE ? "the file it is a link to "
+						 "changed here; not linked"
+					       : strerror(-r));
 		else if (!place(rx, re, pfd, tmp, name,
 				rx->o.flags & TBS_TREE_OVERWRITE))
 			re->state = RS_DONE;
@@ -675,17 +858,36 @@ static void hardlink(struct rx *rx, struct rx_entry *re)
 	close(tfd);
 }
 
+/*
+ * Owner, mode and times of a directory: only of one this transfer made,
+ * or with --overwrite, and only if it still is the directory checked.
+ */
 static void dir_meta(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1];
-	int pfd = rx_parent(rx, re, name), fd;
+	struct stat sb;
+	int pfd, fd, r;
 
+	if (!(re->xflags & RXF_MADE) && !(rx->o.flags & TBS_TREE_OVERWRITE))
+		return;
+	pfd = rx_parent(rx, re, name);
 	if (pfd < 0)
 		return;
-	fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || set_meta(rx, fd, re))
+	fd = openat(pfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK |
+			    O_CLOEXEC);
+	r = fd < 0 ? -errno : 0;
+	if (!r && (fstat(fd, &sb) || sb.st_ino != re->ino ||
+		   sb.st_dev != re->dev))
+		r = -ESTALE;
+	if (!r && (re->xflags & RXF_MADE))
+		unlinkat(fd, DIR_MARK, 0);
+	if (!r)
+		r = set_meta(rx, fd, re);
+	if (r)
 		rx_refuse(rx, re, "cannot set its mode or times: %s",
-			  strerror(errno));
+			  r == -ESTALE ? "it was replaced during the transfer"
+				       : strerror(-r));
 	if (fd >= 0)
 		close(fd);
 }
@@ -707,8 +909,9 @@ int rx_finalize(struct rx *rx)
 		if (rx->ents[i].kind == TK_DIR &&
 		    rx->ents[i].state != RS_FAILED)
 			dir_meta(rx, &rx->ents[i]);
-	if (syncfs(rx->syncfd))
-		return tbsi_err(rx->err, -errno, "could not sync: %s",
-				strerror(errno));
+	r = rx_sync(rx);
+	if (r)
+		return tbsi_err(rx->err, r, "could not sync: %s",
+				strerror(-r));
 	return 0;
 }

@@ -37,6 +37,7 @@
 #include <sys/types.h>
 
 #include "byteorder.h"
+#include "tree-hash.h"
 
 #define TBS_TREE_APP 0x7472 /* session application type, "tr" */
 #define TREE_VERSION 1
@@ -50,6 +51,12 @@
 #define TREE_TARGET_MAX 4095 /* bytes of a symbolic link's target */
 #define TREE_TEXT_MAX 1024 /* bytes of a message text */
 #define TREE_NONE 0xffffffffu /* no index: no hard link, whole transfer */
+/*
+ * Names that begin so are the receiver's own (partial files, journals):
+ * no entry may have such a component, and a sender does not send them.
+ */
+#define TREE_TMP_PREFIX ".tbs-"
+#define TREE_TMP_PREFIX_LEN 5
 
 enum tree_msg_type {
 	TM_START = 0x01,
@@ -136,23 +143,12 @@ int tree_decode(uint8_t type, const uint8_t *p, size_t len, struct tree_msg *m,
 int tree_comp_next(const struct tree_entry *e, size_t *pos,
 		   struct tree_comp *c);
 const char *tree_name_problem(const uint8_t *name, size_t len);
+bool tree_name_reserved(const uint8_t *name, size_t len);
 size_t tree_entry_encode(uint8_t *out, size_t cap, const struct tree_entry *e,
 			 const char *const *names, const uint16_t *lens,
 			 const char *target);
 size_t tree_msg_put(uint8_t *out, size_t cap, uint8_t type, const void *body,
 		    size_t len);
 int tree_path_text(const struct tree_entry *e, char *buf, size_t len);
-
-/* The hash of a file's content: XXH3-64 of its bytes, holes as zeros. */
-struct tree_hash;
-struct tree_hash *tree_hash_new(void);
-void tree_hash_free(struct tree_hash *h);
-void tree_hash_reset(struct tree_hash *h);
-void tree_hash_update(struct tree_hash *h, const void *buf, size_t len);
-void tree_hash_zeros(struct tree_hash *h, uint64_t len);
-uint64_t tree_hash_digest(struct tree_hash *h);
-/* Hashes the first @len bytes of @fd into @h (reset first). */
-int tree_hash_fd(struct tree_hash *h, int fd, uint64_t len, void *buf,
-		 size_t buf_len);
 
 #endif

@@ -16,26 +16,27 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "tree-recv.h"
 
 #define DEF_MAX_ENTRIES (16u << 20)
 #define DEF_MAX_FILE_SIZE (1ull << 50)
-#define ARENA_MAX (1ull << 30)
+#define ARENA_MAX (1ull << 30) /* bytes of last names */
 #define COMMIT_FILES 8192
 #define COMMIT_BYTES (256ull << 20)
 #define COMMIT_MS 2000
 #define IDLE_POLL_MS 300
+#define END_WAIT_MS 60000 /* for the sender's end after FINISH */
 
 int rx_put(struct rx *rx, uint8_t type, const void *body, size_t len)
 {
-	ssize_t r;
+	int r;
 
 	if (rx->out_len + TREE_MSG_HDR + len > TREE_REC_MAX) {
-		r = tbs_session_send(rx->s, TBS_TREE_APP, rx->out, rx->out_len,
-				     -1);
+		r = rx->emit(rx->emit_arg, rx->out, rx->out_len);
 		if (r < 0)
-			return (int)r;
+			return r;
 		rx->out_len = 0;
 	}
 	rx->out_len +=
@@ -46,19 +47,23 @@ int rx_put(struct rx *rx, uint8_t type, const void *body, size_t len)
 
 static int flush(struct rx *rx)
 {
-	ssize_t r;
+	int r;
 
 	if (!rx->out_len)
 		return 0;
-	r = tbs_session_send(rx->s, TBS_TREE_APP, rx->out, rx->out_len, -1);
+	r = rx->emit(rx->emit_arg, rx->out, rx->out_len);
 	if (r < 0)
-		return (int)r;
+		return r;
 	rx->out_len = 0;
 	return 0;
 }
 
-static void notify(struct rx *rx, const char *msg)
+/* A message for the person running the receiver; the first failure is
+ * kept for the final verdict, which must stand on its own (--quiet). */
+static void notify(struct rx *rx, const char *msg, bool failure)
 {
+	if (failure && !rx->first[0])
+		snprintf(rx->first, sizeof(rx->first), "%.400s", msg);
 	if (rx->o.notify)
 		rx->o.notify(rx->o.arg, msg);
 }
@@ -76,6 +81,14 @@ static int put_fail(struct rx *rx, uint32_t idx, int err, const char *msg)
 	return rx_put(rx, TM_FAIL, b, 8 + n);
 }
 
+static void mark_failed(struct rx *rx, struct rx_entry *re)
+{
+	if (re->state != RS_FAILED) {
+		re->state = RS_FAILED;
+		rx->st.failed++;
+	}
+}
+
 /* Refuses entry @re with a message; returns -EPERM (or the send error). */
 int rx_refuse(struct rx *rx, struct rx_entry *re, const char *fmt, ...)
 {
@@ -88,11 +101,8 @@ int rx_refuse(struct rx *rx, struct rx_entry *re, const char *fmt, ...)
 	va_end(ap);
 	rx_path(rx, re, path, sizeof(path));
 	snprintf(msg, sizeof(msg), "refused '%s': %s", path, why);
-	notify(rx, msg);
-	if (re->state != RS_FAILED) {
-		re->state = RS_FAILED;
-		rx->st.failed++;
-	}
+	notify(rx, msg, true);
+	mark_failed(rx, re);
 	r = put_fail(rx, (uint32_t)(re - rx->ents), EPERM, msg);
 	return r ? r : -EPERM;
 }
@@ -122,33 +132,128 @@ static void progress(struct rx *rx)
 
 /* ---- entries ---- */
 
+/* ---- entries: a parent and a name each ---- */
+
+static uint64_t path_hash(const uint8_t *comps, size_t len)
+{
+	uint64_t h = XXH3_64bits(comps, len);
+
+	return h ? h : 1;
+}
+
+/* Whether directory entry @idx has the path @comps[0, @len). */
+static bool same_path(const struct rx *rx, uint32_t idx, const uint8_t *comps,
+		      size_t len)
+{
+	struct tree_entry e = { .comps = comps, .comps_len = len };
+	uint32_t up[TREE_DEPTH_MAX];
+	struct tree_comp c;
+	size_t pos = 0;
+	int n = rx_chain(rx, idx, up), i = 0;
+
+	while (tree_comp_next(&e, &pos, &c)) {
+		const struct rx_entry *d = &rx->ents[up[i]];
+
+		if (i == n || d->name_len != c.len ||
+		    memcmp(rx->arena + d->name, c.name, c.len))
+			return false;
+		i++;
+	}
+	return i == n;
+}
+
+/* The first directory entry with path @comps[0, @len), or TREE_NONE. */
+static uint32_t dir_find(const struct rx *rx, const uint8_t *comps,
+			 size_t len)
+{
+	uint64_t h = path_hash(comps, len);
+	size_t i, mask = rx->dirs_cap - 1;
+
+	if (!rx->dirs_cap)
+		return TREE_NONE;
+	for (i = h & mask; rx->dirs[i].hash; i = (i + 1) & mask)
+		if (rx->dirs[i].hash == h &&
+		    same_path(rx, rx->dirs[i].idx, comps, len))
+			return rx->dirs[i].idx;
+	return TREE_NONE;
+}
+
+static void dir_put(struct rx_dir *t, size_t cap, struct rx_dir d)
+{
+	size_t i = d.hash & (cap - 1);
+
+	while (t[i].hash)
+		i = (i + 1) & (cap - 1);
+	t[i] = d;
+}
+
+static int dir_add(struct rx *rx, uint32_t idx, const struct tree_entry *e)
+{
+	struct rx_dir *t;
+	size_t cap, i;
+
+	if (rx->ndirs * 2 >= rx->dirs_cap) {
+		cap = rx->dirs_cap ? rx->dirs_cap * 2 : 256;
+		t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (i = 0; i < rx->dirs_cap; i++)
+			if (rx->dirs[i].hash)
+				dir_put(t, cap, rx->dirs[i]);
+		free(rx->dirs);
+		rx->dirs = t;
+		rx->dirs_cap = cap;
+	}
+	dir_put(rx->dirs, rx->dirs_cap,
+		(struct rx_dir){ .hash = path_hash(e->comps, e->comps_len),
+				 .idx = idx });
+	rx->ndirs++;
+	return 0;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 1024;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	q = realloc(*p, n * size);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/*
+ * Keeps what the receiver needs of entry @e: its parent, which must be a
+ * directory listed before it (as a sender lists them), and its last name.
+ */
 static int store_entry(struct rx *rx, const struct tree_entry *e,
 		       struct rx_entry **out)
 {
+	struct tree_comp c = { 0 };
+	size_t pos = 0, last = 0;
 	struct rx_entry *re;
+	uint32_t parent = TREE_NONE;
 
-	if (rx->n == rx->cap) {
-		size_t cap = rx->cap ? rx->cap * 2 : 1024;
-
-		re = realloc(rx->ents, cap * sizeof(*re));
-		if (!re)
-			return -ENOMEM;
-		rx->ents = re;
-		rx->cap = cap;
-	}
-	if (rx->arena_len + e->comps_len > rx->arena_cap) {
-		size_t cap = (rx->arena_cap + e->comps_len) * 2;
-		uint8_t *a = realloc(rx->arena, cap);
-
-		if (!a)
-			return -ENOMEM;
-		rx->arena = a;
-		rx->arena_cap = cap;
-	}
+	while (tree_comp_next(e, &pos, &c))
+		if (pos < e->comps_len)
+			last = pos;
+	if (last && (parent = dir_find(rx, e->comps, last)) == TREE_NONE)
+		return violation(rx, "an entry before its directory");
+	if (grow((void **)&rx->ents, &rx->cap, rx->n + 1, sizeof(*re)) ||
+	    grow((void **)&rx->arena, &rx->arena_cap, rx->arena_len + c.len, 1))
+		return -ENOMEM;
 	re = &rx->ents[rx->n++];
 	*re = (struct rx_entry){
 		.kind = e->kind,
-		.ncomp = e->ncomp,
+		.name = (uint32_t)rx->arena_len,
+		.name_len = (uint8_t)c.len,
+		.parent = parent,
 		.mode = e->mode,
 		.uid = e->uid,
 		.gid = e->gid,
@@ -159,13 +264,11 @@ static int store_entry(struct rx *rx, const struct tree_entry *e,
 		.atime_s = e->atime_s,
 		.size = e->size,
 		.rdev = e->rdev,
-		.path = rx->arena_len,
-		.path_len = e->comps_len,
 	};
-	memcpy(rx->arena + rx->arena_len, e->comps, e->comps_len);
-	rx->arena_len += e->comps_len;
+	memcpy(rx->arena + rx->arena_len, c.name, c.len);
+	rx->arena_len += c.len;
 	*out = re;
-	return 0;
+	return e->kind == TK_DIR ? dir_add(rx, (uint32_t)(rx->n - 1), e) : 0;
 }
 
 static void count(struct rx *rx, const struct rx_entry *re)
@@ -188,8 +291,8 @@ static void count(struct rx *rx, const struct rx_entry *re)
 static int want_file(struct rx *rx, struct rx_entry *re)
 {
 	uint8_t b[24] = { 0 };
-	uint64_t off, hash;
-	int w = rx_decide(rx, re, &off, &hash);
+	uint64_t off = 0, hash = 0;
+	int w = re->state == RS_FAILED ? -EPERM : rx_decide(rx, re, &off, &hash);
 
 	if (w == -EPERM)
 		w = TW_REFUSE;
@@ -211,20 +314,31 @@ static int want_file(struct rx *rx, struct rx_entry *re)
 	return rx_put(rx, TM_WANT, b, sizeof(b));
 }
 
+static bool reserved(const struct tree_entry *e)
+{
+	struct tree_comp c;
+	size_t pos = 0;
+
+	while (tree_comp_next(e, &pos, &c))
+		if (tree_name_reserved(c.name, c.len))
+			return true;
+	return false;
+}
+
 static int on_entry(struct rx *rx, const struct tree_entry *e)
 {
-	struct rx_entry *re;
+	struct rx_entry *re = NULL;
 	int r;
 
 	if (!rx->started || rx->listed)
 		return violation(rx, "an entry out of place");
 	if (e->index != rx->n)
 		return violation(rx, "entry %u out of order", e->index);
-	if (rx->n >= rx->o.max_entries)
-		return violation(rx, "more than %llu entries (the limit)",
-				 (unsigned long long)rx->o.max_entries);
-	if (rx->arena_len + e->comps_len > ARENA_MAX)
-		return violation(rx, "more path bytes than the limit");
+	if (rx->n >= rx->announced)
+		return violation(rx, "more entries than the %llu it announced",
+				 (unsigned long long)rx->announced);
+	if (rx->arena_len + TREE_NAME_MAX > ARENA_MAX)
+		return violation(rx, "more bytes of names than the limit");
 	if (e->size > rx->o.max_file_size)
 		return violation(rx, "a file of %llu bytes (limit %llu)",
 				 (unsigned long long)e->size,
@@ -233,6 +347,13 @@ static int on_entry(struct rx *rx, const struct tree_entry *e)
 	if (r)
 		return r;
 	count(rx, re);
+	if (reserved(e))
+		r = rx_refuse(rx, re,
+			      "names beginning with '" TREE_TMP_PREFIX
+			      "' are the receiver's temporary files; not "
+			      "created");
+	if (r && re->kind != TK_FILE)
+		return r == -EPERM ? 0 : r;
 	switch (re->kind) {
 	case TK_FILE:
 		r = want_file(rx, re);
@@ -392,6 +513,23 @@ static int on_file_end(struct rx *rx, const struct tree_msg *m)
 	return pend(rx, m->index);
 }
 
+/* The sender did not send a file it was asked for: say so, with its
+ * reason. */
+static int skipped(struct rx *rx, struct rx_entry *re, const struct tree_msg *m)
+{
+	char path[400], msg[TREE_TEXT_MAX + 512];
+
+	rx_path(rx, re, path, sizeof(path));
+	snprintf(msg, sizeof(msg), "not received '%s': %s%s%.*s", path,
+		 m->u32 == TS_DIFFERS ? "it differs from the sender's and "
+					"may not be replaced"
+				      : "the sender could not send it",
+		 m->len ? ": " : "", (int)m->len, (const char *)m->data);
+	notify(rx, msg, true);
+	mark_failed(rx, re);
+	return 0;
+}
+
 static int on_skip(struct rx *rx, const struct tree_msg *m)
 {
 	struct rx_entry *re;
@@ -415,9 +553,7 @@ static int on_skip(struct rx *rx, const struct tree_msg *m)
 		rx->st.bytes_done += re->size;
 		return 0;
 	}
-	re->state = RS_FAILED;
-	rx->st.failed++;
-	return 0;
+	return skipped(rx, re, m);
 }
 
 /* ---- the message dispatcher ---- */
@@ -434,6 +570,7 @@ static int on_start(struct rx *rx, const struct tree_msg *m)
 		return violation(rx, "a list of %llu entries (limit %llu)",
 				 (unsigned long long)m->a,
 				 (unsigned long long)rx->o.max_entries);
+	rx->announced = m->a;
 	rx->started = true;
 	return 0;
 }
@@ -486,38 +623,41 @@ static int maybe_commit(struct rx *rx, bool idle)
 	return 0;
 }
 
-static int session_err(struct rx *rx, int r)
+/* Drops the file being written after a violation: nothing more of it. */
+static void abandon(struct rx *rx)
 {
-	const char *m = tbs_session_error(rx->s);
-
-	if (rx->cur.active)
-		rx_checkpoint(rx, &rx->ents[rx->cur.index], true);
-	if (r == 0)
-		return tbsi_err(rx->err, -ECONNRESET,
-				"the sender ended the transfer early");
-	return tbsi_err(rx->err, r, "%s", m && m[0] ? m : strerror(-r));
+	if (!rx->cur.active || rx->cur.fd < 0)
+		return;
+	close(rx->cur.fd);
+	rx->cur.fd = -1;
+	rx->cur.active = false;
+	rx_drop_tmp(rx, &rx->ents[rx->cur.index]);
 }
 
-static int one_record(struct rx *rx)
+/**
+ * rx_record() - handle one record of the sender
+ * @rx:   receiver
+ * @type: the record's application type
+ * @buf:  its bytes
+ * @len:  their count
+ *
+ * Return: 0; -EPROTO when the sender broke the protocol (@rx->fatal says
+ * how, the file being written is dropped); another negative errno when
+ * the receiver cannot go on.
+ */
+int rx_record(struct rx *rx, uint16_t type, const uint8_t *buf, size_t len)
 {
 	char why[200] = "";
-	uint16_t type;
-	ssize_t n;
 	int r;
 
-	n = tbs_session_recv(rx->s, &type, rx->buf, TREE_REC_MAX, IDLE_POLL_MS);
-	if (n == -EAGAIN) {
-		r = maybe_commit(rx, true);
-		return r ? r : flush(rx);
-	}
-	if (n <= 0)
-		return session_err(rx, (int)n);
 	if (type != TBS_TREE_APP)
-		return violation(rx, "a record of type %u, not a file tree",
-				 type);
-	r = tree_parse_record(rx->buf, (size_t)n, on_msg, rx, why, sizeof(why));
+		r = violation(rx, "a record of type %u, not a file tree", type);
+	else
+		r = tree_parse_record(buf, len, on_msg, rx, why, sizeof(why));
 	if (r == -EPROTO && !rx->fatal[0])
 		violation(rx, "%s", why);
+	if (r == -EPROTO)
+		abandon(rx);
 	if (!r)
 		r = maybe_commit(rx, false);
 	if (!r)
@@ -526,12 +666,23 @@ static int one_record(struct rx *rx)
 	return r;
 }
 
-static int finish(struct rx *rx)
+/* Nothing came for a while: commit what is pending, answer what is. */
+int rx_idle(struct rx *rx)
+{
+	int r = maybe_commit(rx, true);
+
+	return r ? r : flush(rx);
+}
+
+/* After DONE: links, directories, the last sync, then FINISH. */
+int rx_end(struct rx *rx)
 {
 	uint8_t b[16];
-	ssize_t n;
-	int r = rx_finalize(rx);
+	int r;
 
+	if (!rx->done)
+		return violation(rx, "%s", "no end");
+	r = rx_finalize(rx);
 	if (r)
 		return r;
 	tbsi_le_put64(b, rx->st.entries - rx->st.failed);
@@ -539,53 +690,15 @@ static int finish(struct rx *rx)
 	r = rx_put(rx, TM_FINISH, b, sizeof(b));
 	if (!r)
 		r = flush(rx);
-	if (r)
-		return session_err(rx, r);
 	progress(rx);
-	n = tbs_session_recv(rx->s, NULL, rx->buf, TREE_REC_MAX, -1);
-	if (n != 0)
-		return n > 0 ? violation(rx, "%s", "data after the end")
-			     : session_err(rx, (int)n);
-	return tbs_session_confirm(rx->s);
-}
-
-/* Tells the sender why the transfer ends, waits until it heard it. */
-static int give_up(struct rx *rx)
-{
-	if (!put_fail(rx, TREE_NONE, EPROTO, rx->fatal) && !flush(rx))
-		tbs_session_finish(rx->s);
-	return tbsi_err(rx->err, -EPROTO, "%s", rx->fatal);
-}
-
-static int run(struct rx *rx)
-{
-	int r = 0;
-
-	while (!r && !rx->done)
-		r = one_record(rx);
-	if (r == -EPROTO && rx->fatal[0]) {
-		if (rx->cur.active && rx->cur.fd >= 0) {
-			close(rx->cur.fd);
-			rx->cur.fd = -1;
-			rx_drop_tmp(rx, &rx->ents[rx->cur.index]);
-		}
-		return give_up(rx);
-	}
-	if (r)
-		return r;
-	r = finish(rx);
-	if (r == -EPROTO && rx->fatal[0])
-		return give_up(rx);
-	if (r || !rx->st.failed)
-		return r;
-	return tbsi_err(rx->err, -EIO,
-			"%llu %s refused or failed (see the messages above)",
-			(unsigned long long)rx->st.failed,
-			rx->st.failed == 1 ? "entry was" : "entries were");
+	return r;
 }
 
 static int open_dir(struct rx *rx, const char *dir)
 {
+	struct stat sb;
+	int fd;
+
 	if (mkdir(dir, 0777) && errno != EEXIST)
 		return tbsi_err(rx->err, -errno, "cannot create '%s': %s", dir,
 				strerror(errno));
@@ -593,20 +706,39 @@ static int open_dir(struct rx *rx, const char *dir)
 	if (rx->root < 0)
 		return tbsi_err(rx->err, -errno, "cannot open '%s': %s", dir,
 				strerror(errno));
-	rx->syncfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (rx->syncfd < 0)
-		return tbsi_err(rx->err, -errno, "cannot open '%s': %s", dir,
-				strerror(errno));
+	rx->fs = calloc(1, sizeof(*rx->fs));
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!rx->fs || fd < 0 || fstat(fd, &sb)) {
+		if (fd >= 0)
+			close(fd);
+		return tbsi_err(rx->err, rx->fs ? -errno : -ENOMEM,
+				"cannot open '%s': %s", dir,
+				strerror(rx->fs ? errno : ENOMEM));
+	}
+	rx->fs[0] = (struct rx_fs){ .dev = sb.st_dev, .fd = fd };
+	rx->nfs = 1;
 	return 0;
 }
 
-static int rx_init(struct rx *rx, struct tbs_session *s, const char *dir,
-		   const struct tbs_tree_opts *opts, struct tbs_error *err)
+/**
+ * rx_open() - set up a receiver on a directory
+ * @rx:       receiver to set up (rx_close() it in every case)
+ * @dir:      the directory, created when missing
+ * @opts:     options, or NULL
+ * @emit:     sends a record of messages to the sender
+ * @emit_arg: passed to @emit
+ * @err:      receives the reason of a failure
+ *
+ * Return: 0 or a negative errno.
+ */
+int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
+	    rx_emit_fn emit, void *emit_arg, struct tbs_error *err)
 {
 	memset(rx, 0, sizeof(*rx));
-	rx->s = s;
+	rx->emit = emit;
+	rx->emit_arg = emit_arg;
 	rx->err = err;
-	rx->root = rx->syncfd = rx->pfd = -1;
+	rx->root = rx->pfd = -1;
 	rx->cur.fd = -1;
 	if (opts)
 		rx->o = *opts;
@@ -616,15 +748,14 @@ static int rx_init(struct rx *rx, struct tbs_session *s, const char *dir,
 		rx->o.max_file_size = DEF_MAX_FILE_SIZE;
 	rx->is_root = geteuid() == 0;
 	rx->out = malloc(TREE_REC_MAX);
-	rx->buf = malloc(TREE_REC_MAX);
 	rx->hbuf = malloc(TREE_REC_MAX);
 	rx->cur.hash = tree_hash_new();
-	if (!rx->out || !rx->buf || !rx->hbuf || !rx->cur.hash)
+	if (!rx->out || !rx->hbuf || !rx->cur.hash)
 		return tbsi_err(err, -ENOMEM, "out of memory");
 	return open_dir(rx, dir);
 }
 
-static void rx_free(struct rx *rx)
+void rx_close(struct rx *rx)
 {
 	size_t i;
 
@@ -636,30 +767,119 @@ static void rx_free(struct rx *rx)
 		close(rx->pfd);
 	if (rx->root >= 0)
 		close(rx->root);
-	if (rx->syncfd >= 0)
-		close(rx->syncfd);
+	rx_fs_free(rx);
 	tree_hash_free(rx->cur.hash);
 	free(rx->ents);
 	free(rx->arena);
 	free(rx->pend);
-	free(rx->fresh);
+	free(rx->dirs);
 	free(rx->out);
-	free(rx->buf);
 	free(rx->hbuf);
+}
+
+/* ---- over a session ---- */
+
+static int session_emit(void *arg, const uint8_t *buf, size_t len)
+{
+	ssize_t r = tbs_session_send(arg, TBS_TREE_APP, buf, len, -1);
+
+	return r < 0 ? (int)r : 0;
+}
+
+static int session_err(struct rx *rx, struct tbs_session *s, int r)
+{
+	const char *m = tbs_session_error(s);
+
+	if (rx->cur.active)
+		rx_checkpoint(rx, &rx->ents[rx->cur.index], true);
+	if (r == 0)
+		return tbsi_err(rx->err, -ECONNRESET,
+				"the sender ended the transfer early");
+	return tbsi_err(rx->err, r, "%s", m && m[0] ? m : strerror(-r));
+}
+
+static int one_record(struct rx *rx, struct tbs_session *s, uint8_t *buf)
+{
+	uint16_t type;
+	ssize_t n;
+
+	n = tbs_session_recv(s, &type, buf, TREE_REC_MAX, IDLE_POLL_MS);
+	if (n == -EAGAIN)
+		return rx_idle(rx);
+	if (n <= 0)
+		return session_err(rx, s, (int)n);
+	return rx_record(rx, type, buf, (size_t)n);
+}
+
+/* After FINISH: the sender ends its stream, which is then confirmed. */
+static int finish(struct rx *rx, struct tbs_session *s, uint8_t *buf)
+{
+	ssize_t n;
+	int r = rx_end(rx);
+
+	if (r == -EPROTO && rx->fatal[0])
+		return r;
+	if (r) /* a local failure already explained, or the session's */
+		return rx->err->code == r ? r : session_err(rx, s, r);
+	n = tbs_session_recv(s, NULL, buf, TREE_REC_MAX, END_WAIT_MS);
+	if (n == -EAGAIN)
+		return tbsi_err(rx->err, -ETIMEDOUT,
+				"the sender did not end the transfer within "
+				"%d s of its end (every file is in place)",
+				END_WAIT_MS / 1000);
+	if (n != 0)
+		return n > 0 ? violation(rx, "%s", "data after the end")
+			     : session_err(rx, s, (int)n);
+	return tbs_session_confirm(s);
+}
+
+/* Tells the sender why the transfer ends, waits until it heard it. */
+static int give_up(struct rx *rx, struct tbs_session *s)
+{
+	if (!put_fail(rx, TREE_NONE, EPROTO, rx->fatal) && !flush(rx))
+		tbs_session_finish(s);
+	return tbsi_err(rx->err, -EPROTO, "%s", rx->fatal);
+}
+
+static int verdict(struct rx *rx)
+{
+	unsigned long long n = rx->st.failed;
+
+	if (!n)
+		return 0;
+	return tbsi_err(rx->err, -EIO, "%llu %s refused or failed; %s%s", n,
+			n == 1 ? "entry was" : "entries were",
+			n == 1 ? "" : "the first: ", rx->first);
+}
+
+static int run(struct rx *rx, struct tbs_session *s)
+{
+	uint8_t *buf = malloc(TREE_REC_MAX);
+	int r = buf ? 0 : tbsi_err(rx->err, -ENOMEM, "out of memory");
+
+	while (!r && !rx->done)
+		r = one_record(rx, s, buf);
+	if (!r)
+		r = finish(rx, s, buf);
+	free(buf);
+	if (r == -EPROTO && rx->fatal[0])
+		return give_up(rx, s);
+	return r ? r : verdict(rx);
 }
 
 int tbs_tree_recv(struct tbs_session *s, const char *dir,
 		  const struct tbs_tree_opts *opts, struct tbs_tree_stats *st,
 		  struct tbs_error *err)
 {
+	struct tbs_error e = { 0 };
 	struct rx rx;
 	int r;
 
-	r = rx_init(&rx, s, dir, opts, err);
+	r = rx_open(&rx, dir, opts, session_emit, s, err ? err : &e);
 	if (!r)
-		r = run(&rx);
+		r = run(&rx, s);
 	if (st)
 		*st = rx.st;
-	rx_free(&rx);
+	rx_close(&rx);
 	return r;
 }

@@ -19,15 +19,25 @@ enum rx_state {
 	RS_FAILED,
 };
 
+#define RXF_MADE 0x1 /* this transfer created or wrote it */
+#define RXF_FRESH 0x2 /* a directory this run created: empty but for us */
+
+/*
+ * An entry, as little as the receiver needs: its path is its parent (an
+ * earlier directory entry, or none: the receiving directory) and its last
+ * name, so that memory grows with names received, not with whole paths.
+ */
 struct rx_entry {
 	uint8_t kind, state, want, wflags;
-	uint16_t ncomp;
+	uint8_t xflags; /* RXF_* */
+	uint8_t name_len;
+	uint32_t name; /* offset of its last name in rx->arena */
+	uint32_t parent; /* index of its directory's entry, or TREE_NONE */
 	uint32_t mode, uid, gid, link;
 	uint32_t mtime_ns, atime_ns;
 	int64_t mtime_s, atime_s;
 	uint64_t size, rdev, woff;
-	size_t path; /* offset of its components in rx->arena */
-	size_t path_len;
+	uint64_t dev, ino; /* what was checked or made: compared before use */
 	struct tree_hash *resume; /* hash of the partial copy's prefix */
 };
 
@@ -38,31 +48,50 @@ struct rx_file {
 	uint64_t pos;
 	uint64_t ckpt_pos;
 	uint64_t wb_pos; /* write-back started up to here */
+	uint64_t ino; /* of the partial file */
 	int64_t ckpt_ms;
 	struct tree_hash *hash;
 };
 
+/* A slot of the table of directory entries (open addressing). */
+struct rx_dir {
+	uint64_t hash; /* of the path's components as on the wire; 0: free */
+	uint32_t idx;
+};
+
+/* A file system the transfer wrote to: each is synced before confirming. */
+struct rx_fs {
+	uint64_t dev;
+	int fd; /* a readable directory on it, for syncfs */
+};
+
+/* Sends a finished record of messages to the sender. */
+typedef int (*rx_emit_fn)(void *arg, const uint8_t *buf, size_t len);
+
 struct rx {
-	struct tbs_session *s;
+	rx_emit_fn emit;
+	void *emit_arg;
 	struct tbs_tree_opts o;
 	struct tbs_tree_stats st;
 	struct tbs_error *err;
 	bool is_root;
 	int root; /* O_PATH descriptor of the directory */
-	int syncfd; /* readable descriptor of it, for syncfs */
+	struct rx_fs *fs; /* every file system written to, the root's first */
+	size_t nfs;
 
 	struct rx_entry *ents;
 	size_t n, cap;
-	uint8_t *arena;
+	uint64_t announced; /* entries START announced: no more are taken */
+	uint8_t *arena; /* last names */
 	size_t arena_len, arena_cap;
+	struct rx_dir *dirs; /* directory entries by the hash of their path */
+	size_t ndirs, dirs_cap;
 	bool started, listed, done;
 
 	int pfd; /* parent directory of the last entry looked up */
-	uint8_t pkey[TREE_PATH_MAX * 2];
-	size_t pkey_len;
+	uint64_t pdev; /* its device */
+	uint32_t pidx; /* its entry (TREE_NONE: the root); valid if pfd >= 0 */
 	bool pfresh; /* this transfer created it */
-	uint64_t *fresh; /* set of directories this transfer created */
-	size_t nfresh, fresh_cap;
 
 	struct rx_file cur;
 	uint32_t *pend;
@@ -72,12 +101,13 @@ struct rx {
 
 	uint8_t *out;
 	size_t out_len;
-	uint8_t *buf; /* the record being parsed */
 	uint8_t *hbuf; /* for hashing files already there */
 	char fatal[TBS_MSG_MAX];
+	char first[TBS_MSG_MAX]; /* the first entry refused or failed */
 };
 
 /* tree-apply.c */
+int rx_chain(const struct rx *rx, uint32_t idx, uint32_t *out);
 int rx_parent(struct rx *rx, const struct rx_entry *re, char *name);
 void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
 	     size_t len);
@@ -96,9 +126,26 @@ void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
 int rx_commit(struct rx *rx);
 int rx_finalize(struct rx *rx);
 
-/* tree-recv.c */
+int rx_sync(struct rx *rx);
+void rx_fs_free(struct rx *rx);
+
+/* tree-recv.c: the protocol side */
 __attribute__((format(printf, 3, 4))) int
 rx_refuse(struct rx *rx, struct rx_entry *re, const char *fmt, ...);
 int rx_put(struct rx *rx, uint8_t type, const void *body, size_t len);
+
+/*
+ * The receiver without a session, for tbs_tree_recv() and for the fuzz
+ * target that drives its file-system side with records: rx_open() on a
+ * directory, rx_record() for each record of the sender, rx_idle() when
+ * nothing came for a while, rx_end() after DONE (FINISH is emitted),
+ * rx_close().  Records to the sender go to @emit.
+ */
+int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
+	    rx_emit_fn emit, void *emit_arg, struct tbs_error *err);
+int rx_record(struct rx *rx, uint16_t type, const uint8_t *buf, size_t len);
+int rx_idle(struct rx *rx);
+int rx_end(struct rx *rx);
+void rx_close(struct rx *rx);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,17 +22,38 @@
 #define HASH_BUF (256 * 1024)
 #define SEND_WAIT_MS 200
 
-void tx_notify(struct tx *tx, const char *fmt, ...)
+__attribute__((format(printf, 3, 0))) static void
+notify_v(struct tx *tx, bool failure, const char *fmt, va_list ap)
 {
 	char msg[TBS_MSG_MAX + TREE_TEXT_MAX];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (failure) {
+		pthread_mutex_lock(&tx->lock);
+		if (!tx->first[0])
+			snprintf(tx->first, sizeof(tx->first), "%.400s", msg);
+		pthread_mutex_unlock(&tx->lock);
+	}
+	if (tx->o.notify)
+		tx->o.notify(tx->o.arg, msg);
+}
+
+void tx_notify(struct tx *tx, const char *fmt, ...)
+{
 	va_list ap;
 
-	if (!tx->o.notify)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	notify_v(tx, false, fmt, ap);
 	va_end(ap);
-	tx->o.notify(tx->o.arg, msg);
+}
+
+void tx_fail_note(struct tx *tx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	notify_v(tx, true, fmt, ap);
+	va_end(ap);
 }
 
 /* The transfer cannot go on; lock held. */
@@ -271,22 +293,45 @@ static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
 	return 0;
 }
 
-/* Sends the file from @from (the hash covers [0, from) already). */
+/* Whether the file open as @fd is still as it was when opened (@at). */
+static bool unchanged(int fd, const struct stat *at)
+{
+	struct stat now;
+
+	return !fstat(fd, &now) && now.st_ino == at->st_ino &&
+	       now.st_size == at->st_size &&
+	       now.st_mtim.tv_sec == at->st_mtim.tv_sec &&
+	       now.st_mtim.tv_nsec == at->st_mtim.tv_nsec &&
+	       now.st_ctim.tv_sec == at->st_ctim.tv_sec &&
+	       now.st_ctim.tv_nsec == at->st_ctim.tv_nsec;
+}
+
+/* @te is not sent after all: the receiver drops what it has of it. */
+static int not_sent(struct tx *tx, struct tx_entry *te, const char *why)
+{
+	tx_fail_note(tx, "not sent: '%s' %s", te->path, why);
+	te->failed = true;
+	return put_skip(tx, te->e.index, TS_ERROR, why);
+}
+
+/*
+ * Sends the file from @from (the hash covers [0, from) already).  A file
+ * written to while it was read is not ended with FILE_END but skipped: a
+ * mix of old and new bytes must not arrive as the file.
+ */
 static int stream_file(struct tx *tx, int fd, struct tx_entry *te,
-		       uint64_t from)
+		       uint64_t from, const struct stat *at)
 {
 	int r = put_file_msg(tx, TM_FILE, te->e.index, from, 0);
 
 	if (!r)
 		r = send_segments(tx, fd, te, from);
-	if (r == -ENODATA || r == -EIO) {
-		tx_notify(tx, "not sent: '%s' %s", te->path,
-			  r == -ENODATA ? "shrank while being sent"
-					: "could not be read");
-		te->failed = true;
-		return put_skip(tx, te->e.index, TS_ERROR,
-				"changed or unreadable on the sender");
-	}
+	if (r == -ENODATA || (!r && !unchanged(fd, at)))
+		return not_sent(tx, te,
+				"changed while it was being sent (send it "
+				"again)");
+	if (r == -EIO)
+		return not_sent(tx, te, "could not be read");
 	if (r)
 		return r;
 	return put_file_msg(tx, TM_FILE_END, te->e.index, te->e.size,
@@ -312,23 +357,32 @@ static int verified_same(struct tx *tx, struct tx_entry *te)
 	return put_skip(tx, te->e.index, TS_SAME, "");
 }
 
-static int send_verify(struct tx *tx, int fd, struct tx_entry *te)
+static int send_verify(struct tx *tx, int fd, struct tx_entry *te,
+		       const struct stat *at)
 {
-	if (same_prefix(tx, fd, te->e.size, te->whash))
+	bool same = same_prefix(tx, fd, te->e.size, te->whash);
+
+	if (!unchanged(fd, at))
+		return not_sent(tx, te,
+				"changed while it was being compared (send "
+				"it again)");
+	if (same)
 		return verified_same(tx, te);
 	if (te->wflags & TWF_REPLACE) {
 		tree_hash_reset(tx->hash);
-		return stream_file(tx, fd, te, 0);
+		return stream_file(tx, fd, te, 0, at);
 	}
-	tx_notify(tx,
-		  "not sent: '%s' differs from the receiver's file of the same "
-		  "size and time (the receiver's --overwrite replaces it)",
-		  te->path);
+	tx_fail_note(tx,
+		     "not sent: '%s' differs from the receiver's file of the "
+		     "same size and time (the receiver's --overwrite replaces "
+		     "it)",
+		     te->path);
 	te->failed = true;
 	return put_skip(tx, te->e.index, TS_DIFFERS, "differs");
 }
 
-static int send_resume(struct tx *tx, int fd, struct tx_entry *te)
+static int send_resume(struct tx *tx, int fd, struct tx_entry *te,
+		       const struct stat *at)
 {
 	if (te->woff && te->woff <= te->e.size &&
 	    same_prefix(tx, fd, te->woff, te->whash)) {
@@ -336,10 +390,10 @@ static int send_resume(struct tx *tx, int fd, struct tx_entry *te)
 		tx->st.files_resumed++;
 		tx->st.bytes_resumed += te->woff;
 		pthread_mutex_unlock(&tx->lock);
-		return stream_file(tx, fd, te, te->woff);
+		return stream_file(tx, fd, te, te->woff, at);
 	}
 	tree_hash_reset(tx->hash);
-	return stream_file(tx, fd, te, 0);
+	return stream_file(tx, fd, te, 0, at);
 }
 
 static int wait_want(struct tx *tx, struct tx_entry *te)
@@ -352,16 +406,42 @@ static int wait_want(struct tx *tx, struct tx_entry *te)
 		r = flush(tx);
 		pthread_mutex_lock(&tx->lock);
 	}
-	while (!r && !te->want && !tx->fatal)
+	while (!r && !te->want && !tx->fatal && !tx->reader_done)
 		pthread_cond_wait(&tx->cv, &tx->lock);
 	if (!r)
 		r = tx->fatal;
+	if (!r && !te->want)
+		r = -ECONNRESET; /* the receiver ended without answering */
 	pthread_mutex_unlock(&tx->lock);
 	return r;
 }
 
+/*
+ * Opens the file listed as @te, if it still is that regular file with the
+ * size and time the receiver was told.  Never blocks: a file replaced by
+ * a FIFO since it was listed would wait for a writer forever.
+ * Return: the descriptor, -ESTALE when it changed, or -errno.
+ */
+static int open_listed(const struct tx_entry *te, struct stat *at)
+{
+	int fd = open(te->path,
+		      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, at) || !S_ISREG(at->st_mode) || at->st_dev != te->dev ||
+	    at->st_ino != te->ino || (uint64_t)at->st_size != te->e.size ||
+	    at->st_mtim.tv_sec != te->e.mtime_s ||
+	    (uint32_t)at->st_mtim.tv_nsec != te->e.mtime_ns) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
 static int send_file(struct tx *tx, struct tx_entry *te)
 {
+	struct stat at;
 	int fd, r = wait_want(tx, te);
 
 	if (r)
@@ -371,19 +451,19 @@ static int send_file(struct tx *tx, struct tx_entry *te)
 			verified_same(tx, te);
 		return 0;
 	}
-	fd = open(te->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		tx_notify(tx, "not sent: '%s': %s", te->path, strerror(errno));
-		te->failed = true;
-		return put_skip(tx, te->e.index, TS_ERROR, strerror(errno));
-	}
+	fd = open_listed(te, &at);
+	if (fd < 0)
+		return not_sent(tx, te,
+				fd == -ESTALE ? "changed since it was listed "
+						"(send it again)"
+					      : strerror(-fd));
 	tree_hash_reset(tx->hash);
 	if (te->want == TW_VERIFY)
-		r = send_verify(tx, fd, te);
+		r = send_verify(tx, fd, te, &at);
 	else if (te->want == TW_RESUME)
-		r = send_resume(tx, fd, te);
+		r = send_resume(tx, fd, te, &at);
 	else
-		r = stream_file(tx, fd, te, 0);
+		r = stream_file(tx, fd, te, 0, &at);
 	close(fd);
 	return r;
 }
@@ -443,7 +523,7 @@ static void on_fail(struct tx *tx, const struct tree_msg *m)
 	if (m->index < tx->n)
 		tx->ents[m->index].failed = true;
 	pthread_mutex_unlock(&tx->lock);
-	tx_notify(tx, "receiver: %s", text);
+	tx_fail_note(tx, "receiver: %s", text);
 	pthread_mutex_lock(&tx->lock);
 }
 
@@ -561,10 +641,12 @@ static int verdict(struct tx *tx)
 	tx->st.failed += failed;
 	if (!tx->st.failed)
 		return 0;
-	return tbsi_err(tx->err, -EIO,
-			"%llu %s not transferred (see the messages above)",
+	return tbsi_err(tx->err, -EIO, "%llu %s not transferred; %s%s",
 			(unsigned long long)tx->st.failed,
-			tx->st.failed == 1 ? "entry was" : "entries were");
+			tx->st.failed == 1 ? "entry was" : "entries were",
+			tx->st.failed == 1 ? "" : "the first: ",
+			tx->first[0] ? tx->first
+				     : "the receiver refused or failed it");
 }
 
 /*

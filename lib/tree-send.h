@@ -19,6 +19,8 @@ struct tx_entry {
 	char *target; /* symbolic link target, e.target_len bytes */
 	uint8_t want, wflags; /* the receiver's answer (files) */
 	uint64_t woff, whash;
+	uint64_t dev, ino; /* as listed: a file that is no longer it is not
+			    * sent */
 	bool confirmed, failed, present;
 };
 
@@ -51,11 +53,15 @@ struct tx {
 	uint64_t fin_applied, fin_failed;
 	int fatal; /* negative errno: the transfer cannot go on */
 	char fatal_msg[TBS_MSG_MAX];
+	char first[TBS_MSG_MAX]; /* the first entry not transferred */
 	bool reader_done, stop;
 };
 
 __attribute__((format(printf, 2, 3))) void tx_notify(struct tx *tx,
 						     const char *fmt, ...);
+/* An entry is not transferred: says why, and keeps the first reason. */
+__attribute__((format(printf, 2, 3))) void tx_fail_note(struct tx *tx,
+							const char *fmt, ...);
 int tx_walk(struct tx *tx, const char *const *paths, size_t n);
 
 #endif

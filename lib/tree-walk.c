@@ -72,8 +72,20 @@ static uint32_t ino_find(struct tx *tx, dev_t dev, ino_t ino, uint32_t idx)
 	return TREE_NONE;
 }
 
-static int kind_of(struct tx *tx, const struct stat *sb, const char *path)
+static int kind_of(struct tx *tx, const struct stat *sb, const char *path,
+		   size_t rel)
 {
+	const char *name = strrchr(path + rel, '/');
+
+	name = name ? name + 1 : path + rel;
+	if (tree_name_reserved((const uint8_t *)name, strlen(name))) {
+		tx_notify(tx,
+			  "not sent: '%s' has a name that tbstream recv keeps "
+			  "for its temporary files",
+			  path);
+		tx->st.warnings++;
+		return 0;
+	}
 	if (S_ISREG(sb->st_mode))
 		return TK_FILE;
 	if (S_ISDIR(sb->st_mode))
@@ -130,7 +142,7 @@ static int add(struct tx *tx, const char *path, size_t rel,
 	       const struct stat *sb)
 {
 	struct tx_entry *te;
-	int kind = kind_of(tx, sb, path), r;
+	int kind = kind_of(tx, sb, path, rel), r;
 	uint32_t first;
 
 	if (!kind)
@@ -143,6 +155,8 @@ static int add(struct tx *tx, const char *path, size_t rel,
 	if (!te->path)
 		return -ENOMEM;
 	te->rel = rel;
+	te->dev = sb->st_dev;
+	te->ino = sb->st_ino;
 	te->e.index = (uint32_t)tx->n;
 	te->e.kind = (uint8_t)kind;
 	fill_meta(te, sb);
@@ -157,7 +171,7 @@ static int add(struct tx *tx, const char *path, size_t rel,
 	if (kind == TK_SYMLINK) {
 		r = read_target(te, path, sb->st_size);
 		if (r) {
-			tx_notify(tx, "not sent: cannot read link '%s': %s",
+			tx_fail_note(tx, "not sent: cannot read link '%s': %s",
 				  path, strerror(-r));
 			free(te->path);
 			tx->st.failed++;
@@ -182,7 +196,7 @@ static char **list_dir(struct tx *tx, const char *path)
 	size_t n = 0, cap = 0;
 
 	if (!d) {
-		tx_notify(tx, "not sent: cannot read directory '%s': %s", path,
+		tx_fail_note(tx, "not sent: cannot read directory '%s': %s", path,
 			  strerror(errno));
 		tx->st.failed++;
 		return NULL;
@@ -221,14 +235,14 @@ static int walk_child(struct tx *tx, char *path, size_t len, size_t rel,
 	int r;
 
 	if (len + 1 + nl >= PATH_MAX || len + 1 + nl - rel >= TREE_PATH_MAX) {
-		tx_notify(tx, "not sent: path too long: '%s/%s'", path, name);
+		tx_fail_note(tx, "not sent: path too long: '%s/%s'", path, name);
 		tx->st.failed++;
 		return 0;
 	}
 	path[len] = '/';
 	memcpy(path + len + 1, name, nl + 1);
 	if (lstat(path, &sb)) {
-		tx_notify(tx, "not sent: '%s': %s", path, strerror(errno));
+		tx_fail_note(tx, "not sent: '%s': %s", path, strerror(errno));
 		tx->st.failed++;
 		r = 0;
 	} else {
@@ -247,7 +261,7 @@ static int walk(struct tx *tx, char *path, size_t len, size_t rel, int depth)
 	int r = 0;
 
 	if (depth >= TREE_DEPTH_MAX) {
-		tx_notify(tx, "not sent: '%s' is nested too deep", path);
+		tx_fail_note(tx, "not sent: '%s' is nested too deep", path);
 		tx->st.failed++;
 		return 0;
 	}

@@ -27,6 +27,13 @@ const char *tree_name_problem(const uint8_t *name, size_t len)
 	return NULL;
 }
 
+/* Whether @name is one of the receiver's temporary names. */
+bool tree_name_reserved(const uint8_t *name, size_t len)
+{
+	return len >= TREE_TMP_PREFIX_LEN &&
+	       !memcmp(name, TREE_TMP_PREFIX, TREE_TMP_PREFIX_LEN);
+}
+
 static int fail(char *why, size_t why_len, const char *what, const char *arg)
 {
 	if (why && why_len)

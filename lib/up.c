@@ -111,11 +111,22 @@ static int apply_tuning(struct up_ctx *c)
 	return ret;
 }
 
+/* Another process creates or removes the stream at the same moment. */
+static int contended(struct up_ctx *c)
+{
+	return tbsi_err(c->err, -EBUSY,
+			"stream '%s' is being set up by another process at "
+			"the same moment (another tbstream on it?)",
+			c->name);
+}
+
 static int create(struct up_ctx *c)
 {
 	int ret;
 
 	ret = tbs_stream_create(c->root, c->peer.service, c->name, c->err);
+	if (ret == -EEXIST) /* it did not exist a moment ago */
+		return contended(c);
 	if (!ret)
 		ret = apply_tuning(c);
 	return ret;
@@ -251,7 +262,7 @@ static int follow(struct up_ctx *c, struct tbs_stream *st)
 		ret = tbs_stream_remove(c->root, c->peer.service, c->name,
 					c->err);
 		if (ret)
-			return ret;
+			return ret == -ENOENT ? contended(c) : ret;
 		present = false;
 		tbsi_sleep_ms(FOLLOW_PAUSE_MS);
 	}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "escape.h"
 
 int cli_exit_status(int err)
 {
@@ -30,14 +31,17 @@ int cli_exit_status(int err)
 	}
 }
 
+/* Every message goes through esc_write(): it may hold a peer's text. */
 void cli_msg(const char *fmt, ...)
 {
+	char buf[4096];
 	va_list ap;
 
-	fputs("tbstream: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	fputs("tbstream: ", stderr);
+	esc_write(stderr, buf, ESC_TERM);
 	fputc('\n', stderr);
 }
 
@@ -68,15 +72,6 @@ long cli_parse_num(const char *s)
 void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = *s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
+	esc_write(f, s, ESC_JSON);
 	fputc('"', f);
 }

@@ -205,9 +205,7 @@ static void human_summary(const struct image_args *a,
 		return;
 	format_bytes(d, sizeof(d), (double)st->data_bytes);
 	format_bytes(z, sizeof(z), (double)st->zero_bytes);
-	fprintf(stderr,
-		"tbstream: %s '%s': %s of data, %s of zeros%s, "
-		"xxh3-128 %s\n",
+	cli_msg("%s '%s': %s of data, %s of zeros%s, xxh3-128 %s",
 		a->verify ? "verified"
 		: a->send ? "sent"
 			  : "received",

@@ -132,9 +132,8 @@ static void summary_text(const struct xfer *x)
 		return;
 	format_bytes(b, sizeof(b), (double)st->bytes_data);
 	format_bytes(r, sizeof(r), progress_rate(&x->prog));
-	fprintf(stderr,
-		"%s: %llu files (%llu already there, %llu resumed), %s over "
-		"the cable at %s/s\n",
+	cli_msg("%s: %llu files (%llu already there, %llu resumed), %s over "
+		"the cable at %s/s",
 		x->cmd, (unsigned long long)st->files,
 		(unsigned long long)st->files_present,
 		(unsigned long long)st->files_resumed, b, r);

@@ -137,8 +137,7 @@ static struct tbs_session *start_session(struct fwd_link *l)
 	pthread_mutex_unlock(&l->lock);
 	n = r ? 0 : tbs_session_peer_id(s, id, sizeof(id) - 1);
 	if (!r && (n != (int)strlen(FWD_ID) || memcmp(id, FWD_ID, (size_t)n))) {
-		fwd_escape((const uint8_t *)id, n > 0 ? (size_t)n : 0, msg,
-			   64);
+		fwd_text((const uint8_t *)id, n > 0 ? (size_t)n : 0, msg, 65);
 		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg),
 			 ": the other host runs another program on stream "
 			 "'%s', not tbstream forward",

@@ -7,28 +7,25 @@
  *	{"event":"close","message":"connection 3 from 127.0.0.1:50122: ..."}
  *
  * Events of single connections (open, close, refuse) only with -v or
- * --json.  Text that came from the peer is escaped before it gets here.
+ * --json.  A line may hold the peer's text (an origin, a reason, a
+ * session error with the peer's ABORT message): every line is escaped
+ * as it is written (escape.h), so no byte from the peer drives a
+ * terminal or breaks a JSON line.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "escape.h"
 #include "forward.h"
 
-void fwd_escape(const uint8_t *s, size_t n, char *out, size_t cap)
+void fwd_text(const uint8_t *s, size_t n, char *out, size_t cap)
 {
-	size_t i, o = 0;
-
-	if (!cap)
-		return;
-	for (i = 0; i < n && o + 5 < cap; i++) {
-		if (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\')
-			out[o++] = (char)s[i];
-		else
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x",
-					      s[i]);
-	}
-	out[o] = '\0';
+	n = strnlen((const char *)s, n);
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
 }
 
 static bool per_connection(const char *event)
@@ -48,13 +45,19 @@ void fwd_log(const struct fwd_log *l, const char *event, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (!l->json) {
-		fprintf(stderr, "tbstream: forward: %s\n", line);
+		flockfile(stderr);
+		fputs("tbstream: forward: ", stderr);
+		esc_write(stderr, line, ESC_TERM);
+		fputc('\n', stderr);
+		funlockfile(stderr);
 		return;
 	}
+	flockfile(stdout);
 	fputs("{\"event\":", stdout);
 	json_str(stdout, event);
 	fputs(",\"message\":", stdout);
 	json_str(stdout, line);
 	fputs("}\n", stdout);
 	fflush(stdout);
+	funlockfile(stdout);
 }

@@ -276,7 +276,7 @@ static void on_open(struct fwd_mux *m, const struct fwd_msg *msg)
 	c = conn_new(m, msg->id, -1);
 	if (!c)
 		return violation(m, "no memory for connection %u", msg->id);
-	fwd_escape(msg->data, msg->len, c->origin, sizeof(c->origin));
+	fwd_text(msg->data, msg->len, c->origin, sizeof(c->origin));
 	if (m->conf->exec)
 		start_exec(m, c);
 	else
@@ -328,14 +328,14 @@ static int check_state(struct fwd_mux *m, struct conn *c,
 /* The peer's RESET, REFUSE or CLOSE of @c. */
 static void on_end(struct fwd_mux *m, struct conn *c, const struct fwd_msg *msg)
 {
-	char why[FWD_TEXT_MAX * 4 + 32];
+	char why[FWD_TEXT_MAX + 32];
 
 	if (msg->type != FWD_CLOSE && !c->local_done) {
 		conn_close_local(m, c, true);
 		if (msg->type == FWD_REFUSE) {
 			strcpy(why, "refused by the peer: ");
-			fwd_escape(msg->data, msg->len, why + strlen(why),
-				   sizeof(why) - strlen(why));
+			fwd_text(msg->data, msg->len, why + strlen(why),
+				 sizeof(why) - strlen(why));
 			m->st.refused++;
 		} else {
 			snprintf(why, sizeof(why), "reset by the peer: %s",

@@ -71,7 +71,7 @@ struct conn {
 	char why[FWD_TEXT_MAX + 1]; /* REFUSE text */
 
 	uint32_t ev; /* epoll events registered, 0: not registered */
-	char origin[FWD_TEXT_MAX * 4 + 1]; /* escaped if from the peer */
+	char origin[FWD_TEXT_MAX + 1]; /* from the peer on the connecting side */
 	uint64_t bytes_out, bytes_in;
 	int64_t start_ms;
 };

@@ -130,8 +130,11 @@ struct fwd_log {
 	bool json;
 };
 
-/* Copies @n bytes from the peer, printable ASCII kept, the rest \xNN. */
-void fwd_escape(const uint8_t *s, size_t n, char *out, size_t cap);
+/*
+ * Text of @n bytes from the peer as a C string (up to a NUL, cut to
+ * @cap): it is escaped when a log line is written.
+ */
+void fwd_text(const uint8_t *s, size_t n, char *out, size_t cap);
 __attribute__((format(printf, 3, 4))) void
 fwd_log(const struct fwd_log *l, const char *event, const char *fmt, ...);
 

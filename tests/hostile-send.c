@@ -8,7 +8,7 @@
  *	hostile-send SYSROOT STREAM SCENARIO OUTSIDE
  *
  * SCENARIO is one of dotdot, absolute, slash, nul, symlink, huge-size,
- * huge-length, huge-data, huge-count; OUTSIDE is a directory outside the
+ * huge-length, huge-data, huge-count, abort; OUTSIDE is a directory outside the
  * receiver's, the target of the symbolic link in "symlink".  Prints the
  * receiver's messages; exits 0 once the receiver answered.
  */
@@ -19,10 +19,9 @@
 #include <xxhash.h>
 
 #include "tbstream.h"
-#include "../lib/tree-int.h"
+#include "tree-records.h"
 
-static uint8_t rec[TREE_REC_MAX];
-static size_t rec_len;
+static struct trec R;
 
 static void entry(uint32_t idx, uint8_t kind, uint64_t size, int n,
 		  const char *const *names, const uint16_t *lens,
@@ -38,35 +37,14 @@ static void entry(uint32_t idx, uint8_t kind, uint64_t size, int n,
 		.target_len = target ? (uint16_t)strlen(target) : 0,
 	};
 
-	rec_len += tree_entry_encode(rec + rec_len, sizeof(rec) - rec_len, &e,
-				     names, lens, target);
+	R.len += tree_entry_encode(R.buf + R.len, sizeof(R.buf) - R.len, &e,
+				   names, lens, target);
 }
 
 static void msg(uint8_t type, uint32_t idx, uint64_t a, uint64_t b,
 		const void *data, size_t len)
 {
-	uint8_t m[64 + 128] = { 0 };
-	size_t n = 16;
-
-	tbsi_le_put32(m, idx);
-	tbsi_le_put64(m + 8, a);
-	if (type == TM_START) {
-		tbsi_le_put32(m, TREE_VERSION);
-		tbsi_le_put64(m + 8, a);
-		n = 24;
-	} else if (type == TM_LISTED || type == TM_DONE) {
-		tbsi_le_put64(m, a);
-		n = 8;
-	} else if (type == TM_FILE_END) {
-		tbsi_le_put64(m + 16, b);
-		n = 24;
-	}
-	if (data) {
-		memcpy(m + n, data, len);
-		n += len;
-	}
-	rec_len +=
-		tree_msg_put(rec + rec_len, sizeof(rec) - rec_len, type, m, n);
+	trec_msg(&R, type, idx, a, b, data, len);
 }
 
 static void one_file(const char *name, uint64_t size)
@@ -83,14 +61,19 @@ static void through_link(const char *outside)
 	uint16_t al[] = { 4 }, bl[] = { 4, 1 };
 
 	entry(0, TK_SYMLINK, 0, 1, a, al, outside);
-	entry(1, TK_FILE, 5, 2, b, bl, NULL);
-	entry(2, TK_DIR, 0, 2, b, bl, NULL);
-	msg(TM_LISTED, 0, 3, 0, NULL, 0);
-	msg(TM_FILE, 1, 0, 0, NULL, 0);
-	msg(TM_DATA, 1, 0, 0, "pwned", 5);
-	msg(TM_FILE_END, 1, 5, XXH3_64bits("pwned", 5), NULL, 0);
-	msg(TM_DONE, 0, 3, 0, NULL, 0);
+	entry(1, TK_DIR, 0, 1, a, al, NULL); /* the link is in its place */
+	entry(2, TK_FILE, 5, 2, b, bl, NULL);
+	entry(3, TK_DIR, 0, 2, b, bl, NULL);
+	msg(TM_LISTED, 0, 4, 0, NULL, 0);
+	msg(TM_FILE, 2, 0, 0, NULL, 0);
+	msg(TM_DATA, 2, 0, 0, "pwned", 5);
+	msg(TM_FILE_END, 2, 5, XXH3_64bits("pwned", 5), NULL, 0);
+	msg(TM_DONE, 0, 4, 0, NULL, 0);
 }
+
+/* "abort": the sender ends the session with a message made to drive
+ * the receiver's terminal (title, erased line, a fake verdict). */
+static const char *abort_text;
 
 static int build(const char *scenario, const char *outside)
 {
@@ -98,7 +81,7 @@ static int build(const char *scenario, const char *outside)
 	const char *names[3] = { "", "etc", "x" };
 	uint16_t lens[3] = { 0, 3, 1 };
 
-	msg(TM_START, 0, !strcmp(scenario, "huge-count") ? 1ull << 40 : 3, 0,
+	msg(TM_START, 0, !strcmp(scenario, "huge-count") ? 1ull << 40 : 4, 0,
 	    NULL, 0);
 	if (!strcmp(scenario, "dotdot")) {
 		one_file("..", 4);
@@ -115,12 +98,14 @@ static int build(const char *scenario, const char *outside)
 	} else if (!strcmp(scenario, "huge-size")) {
 		one_file("x", 1ull << 60);
 	} else if (!strcmp(scenario, "huge-length")) {
-		tbsi_le_put32(rec + 4, 0x7fffffff);
+		tbsi_le_put32(R.buf + 4, 0x7fffffff);
 	} else if (!strcmp(scenario, "huge-data")) {
 		one_file("x", 10);
 		msg(TM_LISTED, 0, 1, 0, NULL, 0);
 		msg(TM_FILE, 0, 0, 0, NULL, 0);
-		msg(TM_DATA, 0, 0, 0, rec, 100);
+		msg(TM_DATA, 0, 0, 0, R.buf, 100);
+	} else if (!strcmp(scenario, "abort")) {
+		abort_text = "\033]0;pwned\007\r\033[2K\033[1Averified OK\n";
 	} else if (strcmp(scenario, "huge-count")) {
 		fprintf(stderr, "hostile-send: unknown scenario %s\n",
 			scenario);
@@ -162,7 +147,12 @@ static int attack(struct tbs_endpoint *ep)
 	if (r)
 		return r;
 	r = tbs_session_start(s);
-	if (!r && tbs_session_send(s, TBS_TREE_APP, rec, rec_len, 20000) < 0)
+	if (!r && abort_text) {
+		tbs_session_abort(s, -EIO, abort_text);
+		tbs_session_free(s);
+		return 0;
+	}
+	if (!r && tbs_session_send(s, TBS_TREE_APP, R.buf, R.len, 20000) < 0)
 		r = -EIO;
 	if (!r)
 		r = listen(s);

@@ -44,4 +44,43 @@ scenario huge-length "longer than its record"
 scenario huge-data "outside the file"
 scenario huge-count "limit"
 check "/etc/x does not exist" test ! -e /etc/x
+
+# Text from outside never drives the terminal: the peer's ABORT message,
+# a local file name in the sender's messages, the peer's ERROR in image.
+noesc() { ! grep -q $'\e' "$1" && ! grep -q $'\a' "$1"; }
+mkdir "$TMP/in-abort"
+ts "$H2" recv -s evil "$TMP/in-abort" >/dev/null 2>"$TMP/r.err" &
+r=$!
+t "$HOSTILE" "$H1" evil abort "$TMP" >/dev/null 2>&1
+wait $r
+sed 's/^/# recv: /' "$TMP/r.err"
+check "abort: the peer's message is shown" grep -q 'pwned' "$TMP/r.err"
+check "abort: with its control bytes spelled out" noesc "$TMP/r.err"
+check "abort: on one line" test "$(grep -c 'verified OK' "$TMP/r.err")" = 1 -a \
+	"$(grep -c '' "$TMP/r.err")" = 1
+
+evil=$'\e]0;evil\a\e[2Jname'
+mkdir -p "$TMP/src/t" "$TMP/in-names"
+echo data >"$TMP/src/t/ok"
+mkfifo "$TMP/src/t/$evil"
+ts "$H2" recv -s names "$TMP/in-names" >/dev/null 2>"$TMP/r.err" &
+r=$!
+ts "$H1" send -s names "$TMP/src/t" >/dev/null 2>"$TMP/s.err"
+wait $r
+sed 's/^/# send: /' "$TMP/s.err"
+check "names: the sender names the file it left out" grep -q 'evil' \
+	"$TMP/s.err"
+check "names: with its control bytes spelled out" noesc "$TMP/s.err"
+
+printf 'precious' >"$TMP/$evil.img"
+printf 'image' >"$TMP/src.img"
+ts "$H2" image recv -s img "$TMP/$evil.img" >/dev/null 2>"$TMP/r.err" &
+r=$!
+ts "$H1" image send -s img "$TMP/src.img" >/dev/null 2>"$TMP/s.err"
+wait $r
+sed 's/^/# image send: /' "$TMP/s.err"
+check "image: the receiver's refusal reaches the sender" grep -q 'exists' \
+	"$TMP/s.err"
+check "image: the sender shows it escaped" noesc "$TMP/s.err"
+check "image: and the receiver its own" noesc "$TMP/r.err"
 done_testing

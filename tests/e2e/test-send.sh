@@ -168,6 +168,25 @@ else
 	skip "not root: FIFOs are made only by a root receiver"
 fi
 
+# Two senders on one stream at the same moment: one sends, the other is
+# told the stream is busy (exit 5), whichever comes first.
+mkdir -p "$TMP/dst-two"
+ts "$H1" send -s two "$TMP/single" >/dev/null 2>"$TMP/a.err" &
+a=$!
+ts "$H1" send -s two "$TMP/single" >/dev/null 2>"$TMP/b.err" &
+b=$!
+sleep 1
+ts "$H2" recv -s two "$TMP/dst-two" >/dev/null 2>"$TMP/r.err"
+rr=$?
+wait $a
+ra=$?
+wait $b
+rb=$?
+sed 's/^/# /' "$TMP/a.err" "$TMP/b.err" "$TMP/r.err"
+is "two senders at once: the exit statuses" \
+	"$(printf '%s\n' "$ra" "$rb" | sort | tr '\n' ' ')" "0 5 "
+is "and the receiver got what one of them sent" "$rr" 0
+
 # Usage errors and a missing path fail before anything is set up.
 status 2 "send without a path: exit 2" ts "$H1" send
 status 2 "a bad stream name: exit 2" ts "$H1" send -s toolongname "$TMP/single"

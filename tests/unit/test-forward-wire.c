@@ -2,7 +2,7 @@
 /*
  * The forward messages (src/forward-wire.c): every type encoded and
  * decoded, every wrong length and range refused, random bytes never read
- * out of bounds, and the escaping of peer text for the log.
+ * out of bounds.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -160,26 +160,11 @@ static void random_bytes(void)
 	       ok);
 }
 
-static void escaping(void)
-{
-	const uint8_t in[] = "a\x1b[31m\\\n\x7f\xff z";
-	char out[64], tiny[8];
-
-	fwd_escape(in, sizeof(in) - 1, out, sizeof(out));
-	ok(!strcmp(out, "a\\x1b[31m\\x5c\\x0a\\x7f\\xff z"),
-	       "escape: control, backslash, DEL and 8-bit bytes (%s)", out);
-	fwd_escape(in, sizeof(in) - 1, tiny, sizeof(tiny));
-	ok(strlen(tiny) < sizeof(tiny) && !strchr(tiny, 0x1b),
-	       "escape: truncated to the buffer, never half an escape (%s)",
-	       tiny);
-}
-
 int main(void)
 {
 	roundtrip();
 	refused();
 	hello_ranges();
 	random_bytes();
-	escaping();
 	return tap_done();
 }

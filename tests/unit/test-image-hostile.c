@@ -12,11 +12,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "../../lib/image-int.h"
 #include "../tap.h"
 
 #define SIZE 65536
+#define HUGE (1ull << 43) /* 8 TiB: hours of hashing zeros one by one */
 
 struct rx {
 	struct tbs_session *s;
@@ -66,6 +68,18 @@ static void send_extent(struct tbs_session *s, uint64_t off, uint32_t len)
 	tbs_session_send(s, IMG_EXTENT, p, IMG_EXTENT_HDR + len, 5000);
 }
 
+/* The hash of an image of @size zeros. */
+static XXH128_hash_t zeros_hash(uint64_t size)
+{
+	struct tree_hash *t = tree_hash_new();
+	XXH128_hash_t h;
+
+	tree_hash_zeros(t, size);
+	h = tree_hash_digest128(t);
+	tree_hash_free(t);
+	return h;
+}
+
 /* The hostile side: a header, what @act sends, then the end. */
 static int run(const char *path, int act, struct tbs_error *err)
 {
@@ -85,7 +99,7 @@ static int run(const char *path, int act, struct tbs_error *err)
 		return -ENOMEM;
 	pthread_create(&t, NULL, rx_run, &r);
 	tbs_session_start(s);
-	send_header(s, act == 4 ? IMG_MAX_SIZE + 1 : SIZE);
+	send_header(s, act == 4 ? IMG_MAX_SIZE + 1 : act == 6 ? HUGE : SIZE);
 	tbs_session_recv(s, NULL, buf, sizeof(buf), 5000); /* START */
 	send_u64s(s, IMG_BEGIN, 0, 0, 1);
 	if (act == 0) {
@@ -98,6 +112,12 @@ static int run(const char *path, int act, struct tbs_error *err)
 	} else if (act == 3) {
 		send_u64s(s, IMG_ZERO, 0, SIZE, 2);
 		send_u64s(s, IMG_FINAL, 1, 2, 2);
+	} else if (act == 5 || act == 6) { /* an image of zeros */
+		uint64_t size = act == 6 ? HUGE : SIZE;
+		XXH128_hash_t h = zeros_hash(size);
+
+		send_u64s(s, IMG_ZERO, 0, size, 2);
+		send_u64s(s, IMG_FINAL, h.high64, h.low64, 2);
 	}
 	tbs_session_finish(s);
 	while (tbs_session_recv(s, NULL, buf, sizeof(buf), 5000) > 0)
@@ -130,6 +150,102 @@ static bool all_zero(const char *p)
 	return tbsi_img_is_zero(b, n);
 }
 
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[256];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static bool has(const char *dir, const char *name, const char *text)
+{
+	char p[256], b[256] = "";
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	f = fopen(p, "r");
+	if (f) {
+		if (!fgets(b, sizeof(b), f))
+			b[0] = 0;
+		fclose(f);
+	}
+	return !strcmp(b, text);
+}
+
+static void link_in(const char *dir, const char *target, const char *name)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	if (symlink(target, p))
+		perror(p);
+}
+
+/*
+ * What a local user can plant beside an image: symbolic links as the
+ * target or as the temporary names of the journal and the sidecar, and
+ * a journal (its key is computable) that would let an existing file be
+ * overwritten without --force.
+ */
+static void test_planted(const char *dir)
+{
+	struct tbs_image_info info = { .size = SIZE, .block_size = 4096 };
+	char p[256], j[300];
+	struct tbs_error e;
+	struct stat sb;
+	FILE *f;
+
+	put(dir, "victim", "keep\n");
+	put(dir, "victim2", "keep too\n");
+	link_in(dir, "created", "dang");
+	snprintf(p, sizeof(p), "%s/dang", dir);
+	is_int(run(p, 5, &e), -ELOOP, "a dangling link as the target: refused");
+	snprintf(p, sizeof(p), "%s/created", dir);
+	ok(access(p, F_OK) != 0, "and the file it names is not created");
+	link_in(dir, "victim", "lnk");
+	snprintf(p, sizeof(p), "%s/lnk", dir);
+	is_int(run(p, 5, &e), -ELOOP, "a link to a file as the target: refused");
+	ok(has(dir, "victim", "keep\n"), "and that file is kept");
+
+	link_in(dir, "victim", "new.img.tbsimage.part.tmp");
+	link_in(dir, "victim2", "new.img.tbsimage.tmp");
+	snprintf(p, sizeof(p), "%s/new.img", dir);
+	is_int(run(p, 5, &e), 0, "with links planted as temporary files");
+	ok(has(dir, "victim", "keep\n") && has(dir, "victim2", "keep too\n"),
+	   "the files they point to are kept");
+	snprintf(p, sizeof(p), "%s/new.img.tbsimage", dir);
+	ok(!lstat(p, &sb) && S_ISREG(sb.st_mode), "the sidecar is a file");
+
+	put(dir, "old.img", "precious\n");
+	snprintf(p, sizeof(p), "%s/old.img", dir);
+	stat(p, &sb);
+	snprintf(j, sizeof(j), "%s%s", p, TBS_IMAGE_JOURNAL);
+	f = fopen(j, "w");
+	if (f) {
+		fprintf(f,
+			"tbsimage-journal 2\nkey %016llx\nsize %d\ndone 0\n"
+			"target %llu\n",
+			(unsigned long long)tbsi_img_key(&info), SIZE,
+			(unsigned long long)sb.st_ino);
+		fclose(f);
+	}
+	if (!geteuid() && chown(j, 65534, 65534))
+		perror(j);
+	if (geteuid()) {
+		tap_skip("needs root to plant another user's journal");
+	} else {
+		is_int(run(p, 5, &e), -EEXIST,
+		       "another user's journal does not allow overwriting");
+		ok(has(dir, "old.img", "precious\n"), "the file is kept");
+	}
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/test-image-hostile.XXXXXX", img[64], side[80];
@@ -159,6 +275,14 @@ int main(void)
 	ret = run(img, 4, &e);
 	is_int(ret, -EPROTO, "an absurd image size is refused");
 	ok(access(img, F_OK) != 0, "before any file is made");
+	alarm(60);
+	ret = run(img, 6, &e);
+	alarm(0);
+	is_int(ret, 0, "8 TiB of zeros described in a few bytes: done at once");
+	is_int(size_of(img), (off_t)HUGE, "a sparse image of that size");
+	unlink(img);
+	unlink(side);
+	test_planted(dir);
 
 	snprintf(side, sizeof(side), "rm -rf %s", dir);
 	if (system(side))

@@ -107,26 +107,39 @@ static void test_small(void)
 	ok(!tbsi_img_is_zero(z, sizeof(z)), "a last odd byte is seen");
 }
 
+/* The image hash of @len bytes at @p. */
+static XXH128_hash_t content_hash(const void *p, size_t len)
+{
+	struct tree_hash *t = tree_hash_new();
+	XXH128_hash_t h;
+
+	tree_hash_update(t, p, len);
+	h = tree_hash_digest128(t);
+	tree_hash_free(t);
+	return h;
+}
+
 static void test_files(const char *dir)
 {
 	struct img_journal j = { .key = 0xfeed, .size = 8192, .done = 4096 };
 	struct tbs_image_info i = { .size = 8192, .block_size = 4096 }, g;
-	char img[512], jp[600];
+	char img[512];
+	const char *jp = "x.img" TBS_IMAGE_JOURNAL;
 	struct tbs_error e = { 0 };
 	XXH128_hash_t h;
 	uint8_t z[8192] = { 0 };
-	int fd;
+	int fd, dfd = open(dir, O_PATH | O_DIRECTORY);
 
 	snprintf(img, sizeof(img), "%s/x.img", dir);
-	snprintf(jp, sizeof(jp), "%s%s", img, TBS_IMAGE_JOURNAL);
-	ok(!tbsi_img_journal_write(jp, &j), "a journal is written");
+	j.target = 77;
+	ok(!tbsi_img_journal_write(dfd, jp, &j), "a journal is written");
 	memset(&j, 0, sizeof(j));
-	ok(!tbsi_img_journal_read(jp, &j) && j.key == 0xfeed &&
-		   j.size == 8192 && j.done == 4096,
+	ok(!tbsi_img_journal_read(dfd, jp, &j) && j.key == 0xfeed &&
+		   j.size == 8192 && j.done == 4096 && j.target == 77,
 	   "and read back");
 	j.done = 9000;
-	tbsi_img_journal_write(jp, &j);
-	is_int(tbsi_img_journal_read(jp, &j), -EINVAL,
+	tbsi_img_journal_write(dfd, jp, &j);
+	is_int(tbsi_img_journal_read(dfd, jp, &j), -EINVAL,
 	       "a journal past the image's end is refused");
 
 	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -134,11 +147,12 @@ static void test_files(const char *dir)
 	   "a sparse image is made");
 	close(fd);
 	z[5000] = 'a';
-	h = XXH3_128bits(z, sizeof(z));
+	h = content_hash(z, sizeof(z));
 	tbsi_img_hash_hex(&h, i.hash);
 	strcpy(i.source, "/dev/\"odd\"\\name");
 	strcpy(i.date, "2026-01-01T00:00:00Z");
-	ok(!tbsi_img_sidecar_write(img, &i, &e), "a sidecar is written");
+	ok(!tbsi_img_sidecar_write(dfd, "x.img", &i, &e),
+	   "a sidecar is written");
 	ok(!tbs_image_sidecar_read(img, &g, &e) && g.size == 8192 &&
 		   !strcmp(g.hash, i.hash) && !strcmp(g.source, i.source),
 	   "and read back, quotes and backslashes too");
@@ -150,6 +164,7 @@ static void test_files(const char *dir)
 	g.size = 4096;
 	is_int(tbs_image_verify(img, &g, NULL, NULL, &e), -EBADMSG,
 	       "verify refuses another size");
+	close(dfd);
 }
 
 int main(void)

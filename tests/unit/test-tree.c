@@ -296,8 +296,8 @@ static void test_transfer(uint8_t *big, size_t big_len)
 /* A partial copy with a journal, as an interrupted run leaves it. */
 static void test_resume(uint8_t *big, size_t big_len)
 {
-	char p[512], st[256];
-	struct stat sb;
+	char p[512], st[1100];
+	struct stat sb, pb;
 	struct side s, r;
 	int fd;
 
@@ -310,13 +310,16 @@ static void test_resume(uint8_t *big, size_t big_len)
 	snprintf(p, sizeof(p), "part/t/.tbs-%016llx.part",
 		 (unsigned long long)XXH3_64bits("big", 3));
 	put_file(p, big, 3 << 20);
+	snprintf(st, sizeof(st), "%s/%s", top, p);
+	stat(st, &pb);
 	snprintf(p, sizeof(p), "%s/part/t/.tbs-%016llx.state", top,
 		 (unsigned long long)XXH3_64bits("big", 3));
 	fd = open(p, O_WRONLY | O_CREAT, 0600);
 	snprintf(st, sizeof(st),
-		 "tbstream partial 1 size %zu mtime %lld.%09ld verified %d\n",
+		 "tbstream partial 2 size %zu mtime %lld.%09ld verified %d "
+		 "inode %llu\n",
 		 big_len, (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
-		 3 << 20);
+		 3 << 20, (unsigned long long)pb.st_ino);
 	if (write(fd, st, strlen(st)) < 0)
 		perror(p);
 	close(fd);
@@ -335,9 +338,16 @@ static void test_resume(uint8_t *big, size_t big_len)
 	snprintf(p, sizeof(p), "lie/t/.tbs-%016llx.part",
 		 (unsigned long long)XXH3_64bits("big", 3));
 	put_file(p, big, 3 << 20);
+	snprintf(st, sizeof(st), "%s/%s", top, p);
+	stat(st, &pb);
 	snprintf(p, sizeof(p), "%s/lie/t/.tbs-%016llx.state", top,
 		 (unsigned long long)XXH3_64bits("big", 3));
 	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	snprintf(st, sizeof(st),
+		 "tbstream partial 2 size %zu mtime %lld.%09ld verified %d "
+		 "inode %llu\n",
+		 big_len, (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec,
+		 3 << 20, (unsigned long long)pb.st_ino);
 	if (write(fd, st, strlen(st)) < 0)
 		perror(p);
 	close(fd);
