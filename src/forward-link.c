@@ -23,7 +23,7 @@
 
 #include "forward.h"
 
-#define TRY_MS 1000 /* one try at bringing the stream up or opening it */
+#define TRY_MS 2000 /* one try at bringing the stream up or opening it */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
 #define HANDSHAKE_MS (24 * 3600 * 1000)
@@ -43,8 +43,8 @@ struct fwd_link {
 	char last[TBS_MSG_MAX]; /* the last problem logged */
 	/* the thread's own */
 	struct tbs_endpoint ep;
-	struct tbs_stream st, created;
-	bool have_created;
+	struct tbs_stream st;
+	bool existed; /* the stream was there before this command */
 	int backoff_ms;
 };
 
@@ -87,32 +87,57 @@ static void pause_ms(struct fwd_link *l, int ms)
 	pthread_mutex_unlock(&l->lock);
 }
 
-/* Brings the stream up and opens it; 0, or -ECANCELED when stopped. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Brings the stream up and opens it, a try at a time (each at least
+ * TRY_MS apart); 0, or -ECANCELED when stopped.
+ */
 static int open_stream(struct fwd_link *l)
 {
 	struct tbs_up_opts up = l->c.up;
 	struct tbs_error e = { 0 };
+	int64_t t0;
 	int r;
 
 	up.timeout_ms = TRY_MS;
 	for (;;) {
 		if (stopping(l))
 			return -ECANCELED;
+		t0 = now_ms();
 		r = tbs_stream_up(l->c.root, l->c.peer, l->c.name, &up, &l->st,
 				  &e);
-		if (r == 1 && !l->have_created) {
-			l->created = l->st;
-			l->have_created = true;
-		}
 		if (r >= 0)
 			r = tbs_endpoint_open(l->c.root, &l->st, TRY_MS, 0,
 					      &l->ep, &e);
 		if (!r)
 			return 0;
-		if (r != -ETIMEDOUT && r != -ENODEV)
-			pause_ms(l, BACKOFF_MAX_MS);
 		note(l, "wait", e.msg);
+		if (now_ms() - t0 < TRY_MS)
+			pause_ms(l, (int)(TRY_MS - (now_ms() - t0)));
 	}
+}
+
+/*
+ * Takes down the stream if it was not there before this command (a try
+ * that timed out may have left it half made), unless --keep.
+ */
+static void take_down(struct fwd_link *l)
+{
+	struct tbs_error e = { 0 };
+	struct tbs_stream st;
+
+	if (l->existed || l->c.keep ||
+	    tbs_stream_find(l->c.root, NULL, l->c.name, &st, NULL))
+		return;
+	if (tbs_stream_down(l->c.root, &st, false, &e))
+		fwd_log(l->c.log, "error", "%s", e.msg);
 }
 
 static struct tbs_session *start_session(struct fwd_link *l)
@@ -203,6 +228,8 @@ int fwd_link_start(struct fwd_link **lp, const struct fwd_link_conf *c)
 		return -ENOMEM;
 	l->c = *c;
 	l->ep.rfd = l->ep.wfd = -1;
+	l->existed = tbs_stream_find(c->root, NULL, c->name, &l->st, NULL) !=
+		     -ENOENT;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -256,7 +283,6 @@ void fwd_link_done(struct fwd_link *l, struct tbs_session *s, const char *why)
 
 void fwd_link_stop(struct fwd_link *l)
 {
-	struct tbs_error e = { 0 };
 
 	pthread_mutex_lock(&l->lock);
 	l->stop = true;
@@ -269,9 +295,7 @@ void fwd_link_stop(struct fwd_link *l)
 	tbs_session_free(l->cur);
 	tbs_session_free(l->ready);
 	tbs_endpoint_close(&l->ep);
-	if (l->have_created && !l->c.keep &&
-	    tbs_stream_down(l->c.root, &l->created, false, &e))
-		fwd_log(l->c.log, "error", "%s", e.msg);
+	take_down(l);
 	close(l->evfd);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cv);

@@ -18,6 +18,7 @@ static const struct cli_cmd commands[] = {
 	{ "recv", cmd_recv, "receive files and directories from the peer" },
 	{ "image", cmd_image, "back up or restore a whole disk, verified" },
 	{ "forward", cmd_forward, "carry socket connections to the peer" },
+	{ "disk", cmd_disk, "share a disk with the peer, or attach the peer's" },
 	{ "reconcile", cmd_reconcile, "bring the configured streams up" },
 };
 
