@@ -5,7 +5,8 @@
 # as systemd-analyze security rates it; then the command lines of the
 # reconcile units, as systemd would run them for the instances the udev
 # rule starts (tbstream-reconcile@SERVICE.service), bring the configured
-# streams up on two simulated hosts.
+# streams up on two simulated hosts, also under the unit's capability
+# bounding set, with no new privileges and a read-only root.
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
@@ -108,4 +109,42 @@ check "the boot unit's command: both streams up" python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert [s["state"] for s in j["streams"]] == ["up", "up"], j' "$TMP/boot.json"
+# The sandbox, as far as it can be had without a running systemd: the
+# unit's CapabilityBoundingSet= and NoNewPrivileges= (setpriv), and the
+# read-only root of ProtectSystem=strict (a private mount namespace whose
+# / is remounted read-only; /sys, /dev, /proc and the simulator's mount
+# stay writable, as under systemd).  The streams must still come up.
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' \
+	"$U/tbstream-reconcile@.service" | tr 'A-Z' 'a-z' |
+	sed 's/cap_/+/g; s/ /,/g')
+cat >"$TMP/sandbox.sh" <<'EOF'
+set -e
+caps=$1
+shift
+mount -o remount,bind,ro /
+exec setpriv --nnp --bounding-set "-all,$caps" -- "$@"
+EOF
+sandbox() {
+	t unshare -m sh "$TMP/sandbox.sh" "$caps" "$@"
+}
+check_fails "in the sandbox the root is read-only" \
+	sandbox sh -c ": >/var/tmp/tbstream-sandbox-probe"
+rm -f /var/tmp/tbstream-sandbox-probe
+# CAP_DAC_OVERRIDE 1, CAP_DAC_READ_SEARCH 2, CAP_SYS_PTRACE 19
+is "in the sandbox only the unit's capabilities are bounded" \
+	"$(sandbox sh -c 'grep ^CapBnd /proc/self/status' | awk '{print $2}')" \
+	"$(printf '%016x' $(((1 << 19) | (1 << 1) | (1 << 2))))"
+ts "$H1" down --all
+ts "$H2" down --all
+TBSTREAM_SYSROOT=$H1 sandbox "${c1[@]}" >"$TMP/o1" 2>&1 &
+p=$!
+TBSTREAM_SYSROOT=$H2 sandbox "${c2[@]}" >"$TMP/o2" 2>&1
+r2=$?
+wait $p
+r1=$?
+sed 's/^/# /' "$TMP/o1" "$TMP/o2"
+check "sandboxed reconcile@ on both hosts: exit 0" test "$r1$r2" = 00
+check "sandboxed: backup mirrored" test \
+	"$(attr "$H1" backup in_hopid)/$(attr "$H1" backup out_hopid)" = \
+	"$(attr "$H2" backup out_hopid)/$(attr "$H2" backup in_hopid)"
 done_testing
