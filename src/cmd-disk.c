@@ -87,13 +87,10 @@ static void disk_usage(FILE *out)
 		"  -h, --help                show this help\n");
 }
 
-enum { OPT_NBD = 256, OPT_PROFILE, OPT_JSON };
+enum { OPT_NBD = 256 };
 
 static int disk_opt(struct disk_args *d, int c, const char *arg)
 {
-	struct fwd_run *r = &d->run;
-	long v;
-
 	switch (c) {
 	case 'r':
 		d->read_only = true;
@@ -104,29 +101,8 @@ static int disk_opt(struct disk_args *d, int c, const char *arg)
 	case OPT_NBD:
 		d->nbd = arg;
 		return 0;
-	case 's':
-		r->name = arg;
-		return 0;
-	case 'p':
-		r->peer = arg;
-		return 0;
-	case 'm':
-		v = cli_parse_num(arg);
-		r->conf.max_conns = (uint32_t)v;
-		return v >= 1 && v <= FWD_MAX_CONNS ? 0 : -1;
-	case OPT_PROFILE:
-		return tbs_up_opts_profile(&r->up, arg) ? -1 : 0;
-	case 'k':
-		r->keep = true;
-		return 0;
-	case 'v':
-		r->conf.log.verbose = true;
-		return 0;
-	case OPT_JSON:
-		r->conf.log.json = true;
-		return 0;
 	default:
-		return -1;
+		return fwd_run_opt(&d->run, c, arg);
 	}
 }
 
@@ -137,21 +113,14 @@ static int disk_parse(int argc, char **argv, struct disk_args *d)
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "socket", required_argument, NULL, 'S' },
 		{ "nbd", required_argument, NULL, OPT_NBD },
-		{ "stream", required_argument, NULL, 's' },
-		{ "peer", required_argument, NULL, 'p' },
-		{ "max-connections", required_argument, NULL, 'm' },
-		{ "profile", required_argument, NULL, OPT_PROFILE },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
+		FWD_RUN_LONGOPTS,
 		{ 0 },
 	};
 	const char *name = d->run.name;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "rS:s:p:m:kvh", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "rS:" FWD_RUN_SHORTOPTS, opts,
+				NULL)) != -1) {
 		if (c == 'h') {
 			disk_usage(stdout);
 			return -1;

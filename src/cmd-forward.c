@@ -86,7 +86,38 @@ static long parse_size(const char *s)
 	return v < 0 || v > (1L << 30) ? -1 : v * mul;
 }
 
-enum { OPT_CONNECT_TIMEOUT = 256, OPT_PROFILE, OPT_JSON };
+enum { OPT_CONNECT_TIMEOUT = 256 };
+
+int fwd_run_opt(struct fwd_run *r, int c, const char *arg)
+{
+	long v;
+
+	switch (c) {
+	case 's':
+		r->name = arg;
+		return 0;
+	case 'p':
+		r->peer = arg;
+		return 0;
+	case 'm':
+		v = cli_parse_num(arg);
+		r->conf.max_conns = (uint32_t)v;
+		return v >= 1 && v <= FWD_MAX_CONNS ? 0 : -1;
+	case FWD_OPT_PROFILE:
+		return tbs_up_opts_profile(&r->up, arg) ? -1 : 0;
+	case 'k':
+		r->keep = true;
+		return 0;
+	case 'v':
+		r->conf.log.verbose = true;
+		return 0;
+	case FWD_OPT_JSON:
+		r->conf.log.json = true;
+		return 0;
+	default:
+		return -1;
+	}
+}
 
 static int forward_opt(struct fwd_run *r, int c, const char *arg)
 {
@@ -102,10 +133,6 @@ static int forward_opt(struct fwd_run *r, int c, const char *arg)
 	case 'e':
 		r->conf.cmd = arg;
 		return 0;
-	case 'm':
-		v = cli_parse_num(arg);
-		r->conf.max_conns = (uint32_t)v;
-		return v >= 1 && v <= FWD_MAX_CONNS ? 0 : -1;
 	case 'w':
 		v = parse_size(arg);
 		r->conf.window = (uint32_t)v;
@@ -114,25 +141,8 @@ static int forward_opt(struct fwd_run *r, int c, const char *arg)
 		v = cli_parse_num(arg);
 		r->conf.connect_timeout_ms = (int)v * 1000;
 		return v >= 1 && v <= 3600 ? 0 : -1;
-	case 's':
-		r->name = arg;
-		return 0;
-	case 'p':
-		r->peer = arg;
-		return 0;
-	case OPT_PROFILE:
-		return tbs_up_opts_profile(&r->up, arg) ? -1 : 0;
-	case 'k':
-		r->keep = true;
-		return 0;
-	case 'v':
-		r->conf.log.verbose = true;
-		return 0;
-	case OPT_JSON:
-		r->conf.log.json = true;
-		return 0;
 	default:
-		return -1;
+		return fwd_run_opt(r, c, arg);
 	}
 }
 
@@ -156,23 +166,16 @@ static int forward_parse(int argc, char **argv, struct fwd_run *r)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "exec", required_argument, NULL, 'e' },
-		{ "max-connections", required_argument, NULL, 'm' },
 		{ "window", required_argument, NULL, 'w' },
 		{ "connect-timeout", required_argument, NULL,
 		  OPT_CONNECT_TIMEOUT },
-		{ "stream", required_argument, NULL, 's' },
-		{ "peer", required_argument, NULL, 'p' },
-		{ "profile", required_argument, NULL, OPT_PROFILE },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
+		FWD_RUN_LONGOPTS,
 		{ 0 },
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:c:e:m:w:s:p:kvh", opts,
-				NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:c:e:w:" FWD_RUN_SHORTOPTS,
+				opts, NULL)) != -1) {
 		if (c == 'h') {
 			forward_usage(stdout);
 			return -1;

@@ -211,6 +211,23 @@ struct fwd_run {
 };
 
 void fwd_run_init(struct fwd_run *r, const char *name);
+
+/* The options of forward and disk alike, for getopt_long(). */
+enum { FWD_OPT_PROFILE = 300, FWD_OPT_JSON };
+#define FWD_RUN_SHORTOPTS "s:p:m:kvh"
+#define FWD_RUN_LONGOPTS                                                       \
+	{ "stream", required_argument, NULL, 's' },                            \
+		{ "peer", required_argument, NULL, 'p' },                      \
+		{ "max-connections", required_argument, NULL, 'm' },           \
+		{ "profile", required_argument, NULL, FWD_OPT_PROFILE },       \
+		{ "keep", no_argument, NULL, 'k' },                            \
+		{ "verbose", no_argument, NULL, 'v' },                         \
+		{ "json", no_argument, NULL, FWD_OPT_JSON },                   \
+	{                                                                      \
+		"help", no_argument, NULL, 'h'                                 \
+	}
+/* Handles one option of FWD_RUN_LONGOPTS but help: 0, or -1 if bad. */
+int fwd_run_opt(struct fwd_run *r, int c, const char *arg);
 /* Runs until a signal; returns the exit status. */
 int fwd_run(const struct cli *cli, struct fwd_run *r);
 

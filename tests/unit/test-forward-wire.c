@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../fuzz-replay.h"
 #include "tap.h"
+#include "../../fuzz/forward-target.h"
 #include "../../lib/byteorder.h"
 #include "../../src/forward.h"
 
@@ -160,8 +162,23 @@ static void random_bytes(void)
 	       ok);
 }
 
+static int replay_one(const uint8_t *d, size_t n)
+{
+	return fuzz_forward_one(d, n);
+}
+
+/* The fuzz target over its corpus (it traps on a broken invariant). */
+static void corpus(void)
+{
+	static uint8_t in[FWD_MSG_MAX + 1];
+	int n = fuzz_replay_corpus(FUZZ_CORPUS, in, sizeof(in), replay_one);
+
+	ok(n >= 9, "the fuzz target over its corpus: %d inputs", n);
+}
+
 int main(void)
 {
+	corpus();
 	roundtrip();
 	refused();
 	hello_ranges();
