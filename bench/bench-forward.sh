@@ -24,23 +24,8 @@ TOP_SRCDIR=$top
 . "$top/tests/lib.sh"
 . "$top/tests/e2e/common.sh"
 . "$top/tests/e2e/forward-lib.sh"
+. "$top/bench/lib.sh"
 size_mib=${1:-1024}
-
-now() { date +%s.%N; }
-mbps() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1048576 / (e - s) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-
-# piped BYTES: tbstream pipe from host2 to host1 (verified), MiB/s.
-piped() {
-	local start r
-	ts "$H1" pipe bpipe </dev/null >/dev/null &
-	r=$!
-	start=$(now)
-	head -c "$1" /dev/zero | ts "$H2" pipe bpipe >/dev/null ||
-		bail "sending pipe failed"
-	wait $r || bail "receiving pipe failed"
-	mbps "$1" "$start" "$(now)"
-}
 
 # forwarded BYTES: one connection through forward: the client sends
 # BYTES and half-closes; the far side's command reads them all and
@@ -64,7 +49,7 @@ forwarded() {
 
 throughput() {
 	local r p f
-	p=$(piped "$2")
+	p=$(piped "$2" bpipe)
 	f=$(forwarded "$2")
 	printf '%-30s %10s %10s %7s\n' "$1" "$p" "$f" "$(ratio "$f" "$p")"
 	PIPE=$p FWD=$f

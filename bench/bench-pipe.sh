@@ -17,10 +17,8 @@ T=${T:-300}
 TOP_SRCDIR=$top
 . "$top/tests/lib.sh"
 . "$top/tests/e2e/common.sh"
+. "$top/bench/lib.sh"
 size_mib=${1:-512}
-
-now() { date +%s.%N; }
-mbps() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1048576 / (e - s) }'; }
 
 # raw BYTES: dd from host2's device to host1's, MiB/s.
 raw() {
@@ -33,18 +31,6 @@ raw() {
 		bail "dd to the raw device failed"
 	wait $r || bail "dd from the raw device failed"
 	mbps $(($n * 1048576)) "$start" "$(now)"
-}
-
-# piped BYTES: tbstream pipe from host2 to host1 (verified), MiB/s.
-piped() {
-	local start r
-	ts "$H1" pipe bench </dev/null >/dev/null &
-	r=$!
-	start=$(now)
-	head -c "$1" /dev/zero | ts "$H2" pipe bench >/dev/null ||
-		bail "sending pipe failed"
-	wait $r || bail "receiving pipe failed"
-	mbps "$1" "$start" "$(now)"
 }
 
 # run LABEL BYTES: both measurements, then the ratio.

@@ -319,7 +319,7 @@ static inline void fuzz_check_held(struct fuzz_held *h)
 
 static inline int fuzz_rx_one(const uint8_t *data, size_t size)
 {
-	struct tbs_tree_opts o = { 0 };
+	struct tbs_tree_opts o = TBS_OPTS_INIT(tbs_tree_opts);
 	struct fuzz_snap out0, out1, in0;
 	struct fuzz_node now;
 	struct fuzz_held held;

@@ -6,6 +6,32 @@
  * failure, unless its comment says otherwise.  The library keeps no global
  * state; every call that touches the system takes the system root ("/" on a
  * real machine, a tbsim host directory in tests).
+ *
+ * The ABI.  Only the functions declared here are exported, each under the
+ * symbol version of the release that added it (lib/libtbstream.sym); the
+ * soname changes only when something existing changes incompatibly.
+ *
+ * Option structs (every struct tbs_*_opts) grow without breaking programs
+ * built against an older header, by one convention:
+ *  - the first member is "size_t size", the size of the struct as the
+ *    program was compiled; declare and fill one with TBS_OPTS_INIT(), which
+ *    sets it and zero-fills the rest:
+ *
+ *	struct tbs_up_opts o = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = 5000);
+ *
+ *  - zero is the default of every member, so a member added later keeps
+ *    the older behaviour for a program that does not know it;
+ *  - new members are only ever added at the end, and so that the struct
+ *    has no padding after its last member (the library checks both);
+ *  - a NULL pointer to options means every default;
+ *  - the library reads only the first @size bytes (members beyond them
+ *    take their defaults), fails with -EINVAL when @size is smaller than
+ *    the first published layout (zero: TBS_OPTS_INIT() was not used), and
+ *    with -E2BIG when the program's struct is larger than the library
+ *    knows and a member the library does not know is not zero.
+ *
+ * Structs the library fills in (struct tbs_stream, struct tbs_peer, the
+ * *_stats structs, struct tbs_error) keep their layout within a soname.
  */
 #ifndef TBSTREAM_H
 #define TBSTREAM_H
@@ -13,6 +39,17 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/**
+ * TBS_OPTS_INIT() - a zero-filled option struct with its size set
+ * @type: the struct's tag without "struct", e.g. tbs_up_opts
+ * @...:  designated initialisers of the members to set (may be empty)
+ *
+ * An expression of type struct @type: use it to declare options or to
+ * reset them, e.g. "o = TBS_OPTS_INIT(tbs_tree_opts);".
+ */
+#define TBS_OPTS_INIT(type, ...) \
+	((struct type){ .size = sizeof(struct type), __VA_ARGS__ })
 
 /**
  * tbs_version() - the library's version
@@ -134,7 +171,9 @@ int tbs_peer_find(const char *root, const char *spec, struct tbs_peer *peer,
  * @throttling: interrupt throttling, ns
  * @connected:  the peer behind @service is connected now
  * @holder:     a process that has the device open, 0 if none
- * @holders:    how many processes have the device open
+ * @holders:    how many processes have the device open; -1 when not looked
+ *              up (tbs_stream_get() does not, tbs_streams_list() and
+ *              tbs_stream_find() do)
  * @holder_comm: command name of @holder
  */
 struct tbs_stream {
@@ -172,12 +211,15 @@ int tbs_streams_list(const char *root, struct tbs_stream **streams,
 void tbs_streams_free(struct tbs_stream *streams);
 
 /**
- * tbs_stream_get() - read one stream's configuration and holders
+ * tbs_stream_get() - read one stream's configuration
  * @root:    system root
  * @service: ConfigFS service directory ("0-503.0")
  * @name:    stream name
  * @st:      receives the stream
  * @err:     receives the reason of a failure, may be NULL
+ *
+ * Reads ConfigFS and sysfs only, so that it can be polled cheaply; the
+ * holders (@st->holders is -1) come from tbs_stream_holders().
  *
  * Return: 0, or -ENOENT when the stream does not exist.
  */
@@ -250,24 +292,28 @@ int tbs_stream_set(const char *root, const char *service, const char *name,
 int tbs_stream_holders(const char *root, const struct tbs_stream *st,
 		       pid_t *pids, size_t max, pid_t exclude);
 
+/** tbs_up_opts.throttling: no interrupt throttling (lowest latency). */
+#define TBS_THROTTLING_OFF (-1)
+
 /**
  * struct tbs_up_opts - how tbs_stream_up() sets a stream up
+ * @size:       sizeof(struct tbs_up_opts): use TBS_OPTS_INIT()
  * @timeout_ms: how long to wait for the peer, its advertisement and the
  *              device node; 0 means 30 s
  * @ring_size:  DMA ring entries, 0 for the driver's default
- * @throttling: interrupt throttling in ns, -1 for the driver's default
+ * @throttling: interrupt throttling in ns, 0 for the driver's default,
+ *              %TBS_THROTTLING_OFF for none
+ * @cancel_fd:  a descriptor that becomes readable when the caller wants
+ *              the call to stop waiting (the read end of a pipe, an
+ *              eventfd); 0 for none (standard input is never one)
  */
 struct tbs_up_opts {
+	size_t size;
 	int timeout_ms;
 	int ring_size;
 	int throttling;
+	int cancel_fd;
 };
-
-/**
- * tbs_up_opts_init() - default options
- * @opts: filled with defaults
- */
-void tbs_up_opts_init(struct tbs_up_opts *opts);
 
 /**
  * tbs_up_opts_profile() - apply a named profile
@@ -297,6 +343,12 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
  * device node exists.  On a stream that already has its HopIDs it changes
  * nothing.
  *
+ * It heals what killed processes left behind: while the follower's stream
+ * does not get its HopIDs, and when the allocator finds none free, streams
+ * towards the same peer that no process uses and that the peer does not
+ * advertise any more are removed, since they hold HopIDs that may be
+ * needed.  Streams the peer still has are kept as they are.
+ *
  * Waits up to the time-out for a peer to be connected.  The allocating
  * host cannot tell whether the peer ever runs the same command: only the
  * follower times out, and an open or a session on top finds out for the
@@ -305,7 +357,9 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile);
  * Return: 1 when this call created the stream, 0 when it existed already;
  * -ENODEV no peer or no driver, -ENOTUNIQ several peers and no @peer_uid,
  * -ENOSPC no free HopID, -ETIMEDOUT the peer did not advertise the stream
- * (or the device node did not appear) in time, or another negative errno.
+ * (or the device node did not appear) in time, -ECANCELED when
+ * @opts->cancel_fd became readable (what this call created is removed
+ * again), or another negative errno.
  */
 int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 		  const struct tbs_up_opts *opts, struct tbs_stream *st,
@@ -382,6 +436,51 @@ int tbs_endpoint_open(const char *root, const struct tbs_stream *st,
  */
 void tbs_endpoint_close(struct tbs_endpoint *ep);
 
+/**
+ * enum tbs_check - what a check of tbs_diagnose() found
+ * @TBS_CHECK_OK:   as it should be
+ * @TBS_CHECK_INFO: worth knowing; nothing to do
+ * @TBS_CHECK_WARN: streams work, but something is likely to fail
+ * @TBS_CHECK_FAIL: streams cannot work until it is fixed
+ */
+enum tbs_check {
+	TBS_CHECK_OK,
+	TBS_CHECK_INFO,
+	TBS_CHECK_WARN,
+	TBS_CHECK_FAIL,
+};
+
+/**
+ * typedef tbs_diag_fn - receives one finding of tbs_diagnose()
+ * @arg:    the @arg given to tbs_diagnose()
+ * @check:  what was checked: "kernel", "bus", "driver", "configfs",
+ *          "peer", "network", "rings", "streams" (others may be added)
+ * @status: what was found
+ * @code:   a negative errno for %TBS_CHECK_FAIL (-ENODEV: something is
+ *          missing), else 0
+ * @msg:    the finding and what to do, one line
+ */
+typedef void (*tbs_diag_fn)(void *arg, const char *check,
+			    enum tbs_check status, int code, const char *msg);
+
+/**
+ * tbs_diagnose() - check the whole chain from the kernel to the streams
+ * @root:   system root
+ * @peer:   restrict the stream checks to this peer's unique id, or NULL
+ * @report: called once or more per check, in order, may be NULL
+ * @arg:    passed to @report
+ *
+ * Finds a kernel without the stream driver (before 7.2), no Thunderbolt
+ * bus, the module not loaded, ConfigFS not mounted or the kernel built
+ * without CONFIG_USB4_CONFIGFS, no peer (or one without the stream
+ * service), IP over Thunderbolt and HopID 8, the streams holding DMA
+ * rings, and streams that cannot work; changes nothing.
+ *
+ * Return: 0 when no check failed, else the @code of the first failure.
+ */
+int tbs_diagnose(const char *root, const char *peer, tbs_diag_fn report,
+		 void *arg);
+
 /* --- end streams --- */
 
 /* --- session --- */
@@ -411,6 +510,7 @@ enum tbs_session_role {
 
 /**
  * struct tbs_session_opts - how a session behaves; zero means the default
+ * @size: sizeof(struct tbs_session_opts): use TBS_OPTS_INIT()
  * @role: an enum tbs_session_role
  * @id: transfer identity given to the peer (opaque, may be NULL)
  * @id_len: its length, at most TBS_SESSION_MAX_ID
@@ -425,6 +525,7 @@ enum tbs_session_role {
  *	    512 KiB)
  */
 struct tbs_session_opts {
+	size_t size;
 	int role;
 	const void *id;
 	size_t id_len;
@@ -464,7 +565,8 @@ struct tbs_session;
  * Nothing is sent yet.  The descriptors are switched to O_NONBLOCK; they
  * stay owned by the caller and must outlive the session.
  *
- * Return: 0, -EINVAL for bad options, -ENOMEM.
+ * Return: 0, -EINVAL for bad options, -E2BIG for options newer than this
+ * library, -ENOMEM.
  */
 int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 		    const struct tbs_session_opts *opts);
@@ -758,6 +860,7 @@ struct tbs_tree_stats {
 
 /**
  * struct tbs_tree_opts - how a transfer behaves; zero means the default
+ * @size: sizeof(struct tbs_tree_opts): use TBS_OPTS_INIT()
  * @flags: TBS_TREE_* bits
  * @max_entries: receiver: most entries accepted (default 16777216)
  * @max_file_size: receiver: largest file accepted (default 2^50)
@@ -771,6 +874,7 @@ struct tbs_tree_stats {
  * thread-safe.
  */
 struct tbs_tree_opts {
+	size_t size;
 	unsigned int flags;
 	uint64_t max_entries;
 	uint64_t max_file_size;
@@ -885,6 +989,7 @@ struct tbs_image_stats {
 
 /**
  * struct tbs_image_opts - how an image is sent or received
+ * @size:       sizeof(struct tbs_image_opts): use TBS_OPTS_INIT()
  * @force:      send: read a device even while mounted read-write;
  *              receive: overwrite an existing file that is not a
  *              resumable transfer
@@ -897,6 +1002,7 @@ struct tbs_image_stats {
  * @arg:        passed to @progress
  */
 struct tbs_image_opts {
+	size_t size;
 	bool force;
 	int compress;
 	uint64_t sync_every;

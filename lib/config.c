@@ -67,23 +67,6 @@ static void stream_peer(const char *root, struct tbs_stream *st)
 		st->peer_uid[0] = '\0';
 }
 
-static void stream_holder(const char *root, struct tbs_stream *st)
-{
-	char path[64];
-	pid_t pid = 0;
-
-	st->holder = 0;
-	st->holder_comm[0] = '\0';
-	st->holders =
-		st->device[0] ? tbs_stream_holders(root, st, &pid, 1, 0) : 0;
-	if (st->holders <= 0)
-		return;
-	st->holder = pid;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	if (tbsi_read_str(path, st->holder_comm, sizeof(st->holder_comm)))
-		snprintf(st->holder_comm, sizeof(st->holder_comm), "?");
-}
-
 int tbs_stream_get(const char *root, const char *service, const char *name,
 		   struct tbs_stream *st, struct tbs_error *err)
 {
@@ -105,7 +88,7 @@ int tbs_stream_get(const char *root, const char *service, const char *name,
 		tbsi_path(st->device, sizeof(st->device), root,
 			  "dev/tbstream%d", st->index);
 	stream_peer(root, st);
-	stream_holder(root, st);
+	st->holders = -1; /* not looked up: see tbs_stream_holders() */
 	return 0;
 }
 
@@ -145,14 +128,6 @@ static int stream_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-static int no_driver(const char *path, struct tbs_error *err)
-{
-	return tbsi_err(err, -ENODEV,
-			"the stream driver is not loaded ('%s' is missing): "
-			"load it with 'modprobe thunderbolt_stream'",
-			path);
-}
-
 int tbs_streams_list(const char *root, struct tbs_stream **streams,
 		     struct tbs_error *err)
 {
@@ -166,7 +141,7 @@ int tbs_streams_list(const char *root, struct tbs_stream **streams,
 	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS);
 	dir = opendir(path);
 	if (!dir)
-		return no_driver(path, err);
+		return tbsi_no_driver(root, err);
 	while (!ret && (de = readdir(dir)))
 		if (de->d_name[0] != '.')
 			ret = list_service(root, de->d_name, &arr, &n);
@@ -180,6 +155,11 @@ int tbs_streams_list(const char *root, struct tbs_stream **streams,
 		return 0;
 	}
 	qsort(arr, n, sizeof(*arr), stream_cmp);
+	ret = tbsi_holders_fill(arr, n);
+	if (ret) {
+		free(arr);
+		return tbsi_err(err, ret, "out of memory");
+	}
 	*streams = arr;
 	return n;
 }
@@ -212,7 +192,7 @@ int tbs_stream_create(const char *root, const char *service, const char *name,
 			TBS_NAME_MAX);
 	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS);
 	if (!tbsi_is_dir(path))
-		return no_driver(path, err);
+		return tbsi_no_driver(root, err);
 	stream_path(path, sizeof(path), root, service, NULL, NULL);
 	ret = make_dir(path, err);
 	if (ret && ret != -EEXIST)

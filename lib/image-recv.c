@@ -563,10 +563,10 @@ int tbs_image_recv(struct tbs_session *s, const char *path,
 		   const struct tbs_image_opts *opts,
 		   struct tbs_image_stats *st, struct tbs_error *err)
 {
-	static const struct tbs_image_opts defaults;
+	struct tbs_image_opts o;
 	struct tbs_error e = { 0 };
 	struct receiver r = { .s = s,
-			      .o = opts ? opts : &defaults,
+			      .o = &o,
 			      .fd = -1,
 			      .dfd = -1,
 			      .jdfd = -1,
@@ -574,6 +574,10 @@ int tbs_image_recv(struct tbs_session *s, const char *path,
 	int ret, f;
 
 	r.err = err ? err : &e;
+	ret = TBSI_OPTS_LOAD(&o, opts, arg, arg);
+	if (ret)
+		return tbsi_err(r.err, ret,
+				"struct tbs_image_opts is not valid");
 	r.sync_every = r.o->sync_every ? r.o->sync_every : TBS_IMAGE_SYNC_EVERY;
 	r.hash = tree_hash_new();
 	r.rec = malloc(IMG_REC_MAX);

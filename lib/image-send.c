@@ -450,12 +450,16 @@ int tbs_image_send(struct tbs_session *s, const char *path,
 		   const struct tbs_image_opts *opts,
 		   struct tbs_image_stats *st, struct tbs_error *err)
 {
-	static const struct tbs_image_opts defaults;
+	struct tbs_image_opts o;
 	struct tbs_error e = { 0 };
-	struct sender x = { .s = s, .o = opts ? opts : &defaults, .fd = -1 };
+	struct sender x = { .s = s, .o = &o, .fd = -1 };
 	int ret;
 
 	x.err = err ? err : &e;
+	ret = TBSI_OPTS_LOAD(&o, opts, arg, arg);
+	if (ret)
+		return tbsi_err(x.err, ret,
+				"struct tbs_image_opts is not valid");
 	ret = sender_init(&x, path);
 	if (ret) {
 		tbsi_img_send_error(s, ret, x.err->msg);

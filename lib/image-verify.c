@@ -79,9 +79,15 @@ int tbs_image_verify(const char *path, const struct tbs_image_info *info,
 	XXH128_hash_t got;
 	uint64_t size = 0;
 	struct tbs_error e = { 0 };
-	int fd, ret;
+	struct tbs_image_opts o;
+	int fd = -1, ret;
 
 	err = err ? err : &e;
+	ret = TBSI_OPTS_LOAD(&o, opts, arg, arg);
+	if (ret) {
+		tbsi_err(err, ret, "struct tbs_image_opts is not valid");
+		goto out;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || !h || !buf) {
 		ret = tbsi_err(err, fd < 0 ? -errno : -ENOMEM,
@@ -96,7 +102,7 @@ int tbs_image_verify(const char *path, const struct tbs_image_info *info,
 			       path, (unsigned long long)size,
 			       (unsigned long long)info->size);
 	if (!ret)
-		ret = hash_all(fd, size, h, buf, opts, &s);
+		ret = hash_all(fd, size, h, buf, &o, &s);
 	if (ret && !err->code)
 		ret = tbsi_err(err, ret, "could not read '%s': %s", path,
 			       strerror(-ret));

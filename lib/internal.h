@@ -31,10 +31,75 @@ int tbsi_write_attr(const char *path, const char *val, struct tbs_error *err);
 __attribute__((format(printf, 3, 4))) int
 tbsi_err(struct tbs_error *err, int code, const char *fmt, ...);
 
+/* The end of member @m of struct type @t. */
+#define tbsi_offsetofend(t, m) (offsetof(t, m) + sizeof(((t *)0)->m))
+
+/*
+ * Copies the caller's options @src (NULL: all defaults) into @dst, by the
+ * convention at the top of tbstream.h: @min is the size of the struct's
+ * first published layout.  Return: 0, -EINVAL, -E2BIG.
+ */
+int tbsi_opts_load(void *dst, size_t dst_size, const void *src, size_t min);
+
+/*
+ * TBSI_OPTS_LOAD(dst, src, first_last, last): tbsi_opts_load() for a
+ * struct whose first published layout ended at member @first_last and
+ * whose last member is now @last (there must be no padding after it).
+ */
+#define TBSI_OPTS_LOAD(dst, src, first_last, last)                             \
+	({                                                                     \
+		_Static_assert(sizeof(*(dst)) ==                               \
+				       tbsi_offsetofend(typeof(*(dst)), last), \
+			       "padding after the last member of an options "  \
+			       "struct");                                      \
+		tbsi_opts_load(dst, sizeof(*(dst)), src,                       \
+			       tbsi_offsetofend(typeof(*(dst)), first_last));  \
+	})
+
 bool tbsi_exists(const char *path);
 bool tbsi_is_dir(const char *path);
 int64_t tbsi_now_ms(void);
 void tbsi_sleep_ms(int ms);
+
+/*
+ * Fills in the holders of the @n streams of @arr, in one walk over /proc.
+ * Return: 0 or -ENOMEM.
+ */
+int tbsi_holders_fill(struct tbs_stream *arr, int n);
+
+/*
+ * Locks (heal.c): flock(2) on ConfigFS directories; -errno on failure.
+ * The "root" lock is on sys/kernel/config/thunderbolt.
+ */
+int tbsi_lock_root(const char *root, int how);
+/* A shared lock on an existing stream's directory; -ENOENT when gone. */
+int tbsi_stream_lock(const char *root, const char *service, const char *name);
+void tbsi_unlock(int fd);
+/* tbs_stream_create(), and *@lockfd a shared lock on the new stream. */
+int tbsi_stream_create_locked(const char *root, const char *service,
+			      const char *name, int *lockfd,
+			      struct tbs_error *err);
+/*
+ * Removes the streams on @service (but @skip) that no process uses and
+ * the peer does not advertise; with @settle_ms > 0, only those it does not
+ * advertise after that long either.  Return: how many, or -errno.
+ */
+int tbsi_heal(const char *root, const char *service, const char *skip,
+	      int settle_ms);
+
+/*
+ * Fills @err with why the stream driver's ConfigFS directory is missing
+ * (kernel, bus, module, ConfigFS: see diag.c).  Return: its code.
+ */
+int tbsi_no_driver(const char *root, struct tbs_error *err);
+/* Likewise, why no peer offers the stream service (cable, its driver). */
+int tbsi_no_peer(const char *root, struct tbs_error *err);
+/*
+ * The first network interface of IP over Thunderbolt (thunderbolt*) and
+ * its operstate; false when there is none.
+ */
+bool tbsi_net_iface(const char *root, char *name, size_t len, char *state,
+		    size_t slen);
 
 /* Parses "D-R" (XDomain) or "D-R.I" (service); @index NULL for XDomain. */
 int tbsi_parse_router(const char *s, unsigned int *domain, uint64_t *route,

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "session-int.h"
 
 int64_t tbs_session_now_ms(void)
@@ -268,9 +269,9 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	if (opts)
-		s->o = *opts;
-	r = set_defaults(&s->o);
+	r = TBSI_OPTS_LOAD(&s->o, opts, window, window);
+	if (!r)
+		r = set_defaults(&s->o);
 	if (r)
 		goto err_free;
 	if (s->o.id_len)

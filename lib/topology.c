@@ -195,22 +195,13 @@ static int no_peer(const char *root, const char *spec, struct tbs_error *err)
 
 	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS);
 	if (!tbsi_is_dir(path))
-		return tbsi_err(
-			err, -ENODEV,
-			"the stream driver is not loaded ('%s' is missing): "
-			"load it with 'modprobe thunderbolt_stream' on both "
-			"hosts",
-			path);
+		return tbsi_no_driver(root, err);
 	if (spec)
 		return tbsi_err(
 			err, -ENODEV,
 			"no connected peer matches '%s' (see 'tbstream list')",
 			spec);
-	return tbsi_err(
-		err, -ENODEV,
-		"no peer: no host offering the stream service is connected; "
-		"check the cable and that thunderbolt_stream is loaded on the "
-		"other host");
+	return tbsi_no_peer(root, err);
 }
 
 int tbs_peer_find(const char *root, const char *spec, struct tbs_peer *peer,

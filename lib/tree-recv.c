@@ -734,14 +734,17 @@ static int open_dir(struct rx *rx, const char *dir)
 int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
 	    rx_emit_fn emit, void *emit_arg, struct tbs_error *err)
 {
+	int r;
+
 	memset(rx, 0, sizeof(*rx));
 	rx->emit = emit;
 	rx->emit_arg = emit_arg;
 	rx->err = err;
 	rx->root = rx->pfd = -1;
 	rx->cur.fd = -1;
-	if (opts)
-		rx->o = *opts;
+	r = TBSI_OPTS_LOAD(&rx->o, opts, arg, arg);
+	if (r)
+		return tbsi_err(err, r, "struct tbs_tree_opts is not valid");
 	if (!rx->o.max_entries || rx->o.max_entries > TREE_NONE - 1)
 		rx->o.max_entries = DEF_MAX_ENTRIES;
 	if (!rx->o.max_file_size)

@@ -691,13 +691,16 @@ static int run(struct tx *tx)
 static int tx_init(struct tx *tx, struct tbs_session *s,
 		   const struct tbs_tree_opts *opts, struct tbs_error *err)
 {
+	int r;
+
 	memset(tx, 0, sizeof(*tx));
 	tx->s = s;
 	tx->err = err;
-	if (opts)
-		tx->o = *opts;
 	pthread_mutex_init(&tx->lock, NULL);
 	pthread_cond_init(&tx->cv, NULL);
+	r = TBSI_OPTS_LOAD(&tx->o, opts, arg, arg);
+	if (r)
+		return tbsi_err(err, r, "struct tbs_tree_opts is not valid");
 	tx->out = malloc(TREE_REC_MAX);
 	tx->buf = malloc(HASH_BUF);
 	tx->hash = tree_hash_new();

@@ -13,8 +13,23 @@
  *   out_hopid = 9, 10, ... (8 last)      there yet) rmdir, pause, mkdir
  *          ---- advertisement ---->    HopIDs taken, mirrored
  *   wait for /dev/tbstreamX            wait for /dev/tbstreamX
+ *
+ * The allocator's mkdir already takes the peer's HopIDs when the peer
+ * advertises the name: a stream a killed run left on the follower keeps
+ * matching when the allocator makes its side again.  A stream that exists
+ * with its HopIDs is used as it is (a follower's stream made again would
+ * be a new device, and lose the HELLO budget that keeps retries from
+ * wedging the link: session-budget.c).
+ *
+ * Self-healing (heal.c): while the follower's stream does not get its
+ * HopIDs, and when the allocator finds no free HopID, streams towards the
+ * same peer that nobody uses and the peer no longer has are removed:
+ * their HopIDs may be the ones needed.  Throughout, the stream's ConfigFS
+ * directory is locked (shared) so that another process's healing leaves
+ * it alone.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +41,8 @@
 #define LAST_HOPID 4095
 #define FOLLOW_SETTLE_MS 200
 #define FOLLOW_PAUSE_MS 300
+#define HEAL_EVERY_MS 2000
+#define HEAL_SETTLE_MS 2000 /* longer than an advertisement takes */
 #define POLL_MS 50
 
 struct up_ctx {
@@ -35,21 +52,16 @@ struct up_ctx {
 	struct tbs_peer peer;
 	int64_t deadline;
 	bool existed;
+	int lockfd; /* shared lock on the stream's directory, or -1 */
+	int64_t healed; /* when the follower last healed, 0: never */
 	struct tbs_error *err;
 };
-
-void tbs_up_opts_init(struct tbs_up_opts *opts)
-{
-	opts->timeout_ms = 30000;
-	opts->ring_size = 0;
-	opts->throttling = -1;
-}
 
 int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile)
 {
 	if (!strcmp(profile, "latency")) {
 		opts->ring_size = 128;
-		opts->throttling = 0;
+		opts->throttling = TBS_THROTTLING_OFF;
 	} else if (!strcmp(profile, "throughput")) {
 		opts->ring_size = 4096;
 		opts->throttling = 16384;
@@ -62,6 +74,21 @@ int tbs_up_opts_profile(struct tbs_up_opts *opts, const char *profile)
 static bool expired(const struct up_ctx *c)
 {
 	return tbsi_now_ms() >= c->deadline;
+}
+
+/* Waits @ms, or less when the caller cancels: then -ECANCELED. */
+static int pause_ms(struct up_ctx *c, int ms)
+{
+	struct pollfd pfd = { .fd = c->opts->cancel_fd, .events = POLLIN };
+
+	if (!c->opts->cancel_fd) {
+		tbsi_sleep_ms(ms);
+		return 0;
+	}
+	if (poll(&pfd, 1, ms) == 0)
+		return 0;
+	return tbsi_err(c->err, -ECANCELED,
+			"setting up stream '%s' was cancelled", c->name);
 }
 
 static int timeout_s(const struct up_ctx *c)
@@ -78,12 +105,7 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 	/* A missing bus or driver will not come by waiting. */
 	tbsi_path(path, sizeof(path), c->root, TBSI_CONFIGFS);
 	if (!tbsi_is_dir(path))
-		return tbsi_err(
-			c->err, -ENODEV,
-			"the stream driver is not loaded ('%s' is missing): "
-			"load it with 'modprobe thunderbolt_stream' on both "
-			"hosts",
-			path);
+		return tbsi_no_driver(c->root, c->err);
 	tbsi_path(path, sizeof(path), c->root, TBSI_DEVICES);
 	if (!tbsi_is_dir(path))
 		return tbsi_err(c->err, -ENODEV,
@@ -93,50 +115,88 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 		ret = tbs_peer_find(c->root, peer_uid, &c->peer, c->err);
 		if (ret != -ENODEV || expired(c))
 			return ret;
-		tbsi_sleep_ms(POLL_MS * 4);
+		ret = pause_ms(c, POLL_MS * 4);
+		if (ret)
+			return ret;
 	}
 }
 
 static int apply_tuning(struct up_ctx *c)
 {
 	const char *s = c->peer.service;
-	int ret = 0;
+	int ring = c->opts->ring_size, thr = c->opts->throttling, ret = 0;
 
-	if (c->opts->ring_size > 0)
+	if (thr == TBS_THROTTLING_OFF)
+		thr = 0;
+	else if (!thr)
+		thr = -1; /* the driver's default */
+	if (ring > 0)
 		ret = tbs_stream_set(c->root, s, c->name, TBS_ATTR_RING_SIZE,
-				     c->opts->ring_size, c->err);
-	if (!ret && c->opts->throttling >= 0)
+				     ring, c->err);
+	if (!ret && thr >= 0)
 		ret = tbs_stream_set(c->root, s, c->name, TBS_ATTR_THROTTLING,
-				     c->opts->throttling, c->err);
+				     thr, c->err);
 	return ret;
 }
 
-/* Another process creates or removes the stream at the same moment. */
-static int contended(struct up_ctx *c)
+static void unlock_stream(struct up_ctx *c)
 {
-	return tbsi_err(c->err, -EBUSY,
-			"stream '%s' is being set up by another process at "
-			"the same moment (another tbstream on it?)",
-			c->name);
+	tbsi_unlock(c->lockfd);
+	c->lockfd = -1;
+}
+
+/* Locks an existing stream; -ENOENT when it is gone. */
+static int lock_stream(struct up_ctx *c)
+{
+	int fd = tbsi_stream_lock(c->root, c->peer.service, c->name);
+
+	if (fd < 0)
+		return fd;
+	unlock_stream(c);
+	c->lockfd = fd;
+	return 0;
 }
 
 static int create(struct up_ctx *c)
 {
-	int ret;
+	int fd = -1, ret;
 
-	ret = tbs_stream_create(c->root, c->peer.service, c->name, c->err);
-	if (ret == -EEXIST) /* it did not exist a moment ago */
-		return contended(c);
-	if (!ret)
-		ret = apply_tuning(c);
-	return ret;
+	ret = tbsi_stream_create_locked(c->root, c->peer.service, c->name, &fd,
+					c->err);
+	if (ret == -EEXIST) /* made meanwhile by another process */
+		return lock_stream(c);
+	if (ret)
+		return ret;
+	unlock_stream(c);
+	c->lockfd = fd;
+	return apply_tuning(c);
 }
 
-/* Writes the first free HopID of 9.., then 8, to @attr. */
-static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
+/* Removes this call's stream (gone already is fine). */
+static int remove_own(struct up_ctx *c)
 {
-	const char *what = attr == TBS_ATTR_IN_HOPID ? "receive" : "transmit";
-	int h, ret;
+	int ret;
+
+	unlock_stream(c);
+	ret = tbs_stream_remove(c->root, c->peer.service, c->name, c->err);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/*
+ * Removes the streams towards the peer that nobody uses and it lacks
+ * (carefully on the allocator, see heal.c).
+ */
+static int heal(struct up_ctx *c, bool allocator)
+{
+	c->healed = tbsi_now_ms();
+	return tbsi_heal(c->root, c->peer.service, c->name,
+			 allocator ? HEAL_SETTLE_MS : 0);
+}
+
+/* Writes the first free HopID of 9.. to @attr: -EBUSY when none is. */
+static int alloc_range(struct up_ctx *c, enum tbs_attr attr, int *last)
+{
+	int h, ret = -EBUSY;
 
 	for (h = FIRST_HOPID; h <= LAST_HOPID; h++) {
 		ret = tbs_stream_set(c->root, c->peer.service, c->name, attr, h,
@@ -144,17 +204,45 @@ static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
 		if (ret != -EBUSY)
 			break;
 	}
-	if (ret == -EINVAL || ret == -EBUSY)
+	*last = h - 1;
+	/* -EINVAL: past the highest HopID of the hardware */
+	return ret == -EINVAL ? -EBUSY : ret;
+}
+
+static int no_hopid(struct up_ctx *c, const char *what, int last)
+{
+	char net[32], state[32], why[160] = "";
+
+	if (tbsi_net_iface(c->root, net, sizeof(net), state, sizeof(state)) &&
+	    !strcmp(state, "up"))
+		snprintf(why, sizeof(why),
+			 "; HopID 8 is IP over Thunderbolt's (%s): 'ip link "
+			 "set %s down' frees it",
+			 net, net);
+	return tbsi_err(c->err, -ENOSPC,
+			"no free HopID for the %s path of stream '%s' (tried "
+			"%d..%d and %d): take down streams you no longer need "
+			"('tbstream list', 'tbstream down')%s",
+			what, c->name, FIRST_HOPID, last, SHARED_HOPID, why);
+}
+
+/*
+ * Writes the first free HopID of 9.. to @attr; when none is, after healing
+ * the streams nobody uses any more, and then 8.
+ */
+static int alloc_hopid(struct up_ctx *c, enum tbs_attr attr)
+{
+	const char *what = attr == TBS_ATTR_IN_HOPID ? "receive" : "transmit";
+	int ret, last;
+
+	ret = alloc_range(c, attr, &last);
+	if (ret == -EBUSY && !c->healed && heal(c, true) > 0)
+		ret = alloc_range(c, attr, &last);
+	if (ret == -EBUSY)
 		ret = tbs_stream_set(c->root, c->peer.service, c->name, attr,
 				     SHARED_HOPID, c->err);
 	if (ret == -EINVAL || ret == -EBUSY)
-		return tbsi_err(c->err, -ENOSPC,
-				"no free HopID for the %s path of stream '%s' "
-				"(tried %d..%d and %d): take down streams you "
-				"no longer need "
-				"('tbstream list', 'tbstream down')",
-				what, c->name, FIRST_HOPID, h - 1,
-				SHARED_HOPID);
+		return no_hopid(c, what, last);
 	return ret;
 }
 
@@ -172,23 +260,29 @@ static int allocate(struct up_ctx *c, struct tbs_stream *st)
 	if (!ret && st->out_hopid <= 0)
 		ret = alloc_hopid(c, TBS_ATTR_OUT_HOPID);
 	if (ret && !c->existed)
-		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
+		remove_own(c);
 	return ret;
 }
 
-/* Polls briefly for HopIDs taken from the advertisement. */
-static bool follow_settled(struct up_ctx *c, struct tbs_stream *st)
+/*
+ * Polls briefly for HopIDs taken from the advertisement: 1 when they are
+ * there, 0 when not, or -ECANCELED.
+ */
+static int follow_settled(struct up_ctx *c, struct tbs_stream *st)
 {
 	int64_t until = tbsi_now_ms() + FOLLOW_SETTLE_MS;
+	int ret;
 
 	do {
 		if (tbs_stream_get(c->root, c->peer.service, c->name, st, NULL))
-			return false;
+			return 0;
 		if (st->in_hopid > 0 && st->out_hopid > 0)
-			return true;
-		tbsi_sleep_ms(POLL_MS);
+			return 1;
+		ret = pause_ms(c, POLL_MS);
+		if (ret)
+			return ret;
 	} while (tbsi_now_ms() < until);
-	return false;
+	return 0;
 }
 
 /*
@@ -219,7 +313,7 @@ static int follow_timeout(struct up_ctx *c)
 {
 	char held[256];
 
-	tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
+	remove_own(c);
 	if (c->existed)
 		tbs_stream_create(c->root, c->peer.service, c->name, NULL);
 	held_hopids(c, held, sizeof(held));
@@ -243,9 +337,15 @@ static int follow_timeout(struct up_ctx *c)
 		timeout_s(c), c->name);
 }
 
-static int follow(struct up_ctx *c, struct tbs_stream *st)
+/* Whether the follower should heal now: at once, then now and then. */
+static bool heal_due(const struct up_ctx *c)
 {
-	bool present = c->existed;
+	return !c->healed || tbsi_now_ms() - c->healed >= HEAL_EVERY_MS;
+}
+
+static int follow(struct up_ctx *c, struct tbs_stream *st, bool present)
+{
+	bool healed;
 	int ret;
 
 	for (;;) {
@@ -255,16 +355,20 @@ static int follow(struct up_ctx *c, struct tbs_stream *st)
 				return ret;
 			present = true;
 		}
-		if (follow_settled(c, st))
-			return 0;
+		ret = follow_settled(c, st);
+		if (ret)
+			return ret < 0 ? ret : 0;
 		if (expired(c))
 			return follow_timeout(c);
-		ret = tbs_stream_remove(c->root, c->peer.service, c->name,
-					c->err);
+		healed = heal_due(c) && heal(c, false) > 0;
+		ret = remove_own(c);
 		if (ret)
-			return ret == -ENOENT ? contended(c) : ret;
+			return ret;
 		present = false;
-		tbsi_sleep_ms(FOLLOW_PAUSE_MS);
+		/* After healing, made again at once to read the advertisement */
+		ret = healed ? 0 : pause_ms(c, FOLLOW_PAUSE_MS);
+		if (ret)
+			return ret;
 	}
 }
 
@@ -281,7 +385,9 @@ static int wait_node(struct up_ctx *c, struct tbs_stream *st)
 			return 0;
 		if (expired(c))
 			break;
-		tbsi_sleep_ms(POLL_MS);
+		ret = pause_ms(c, POLL_MS);
+		if (ret)
+			return ret;
 	}
 	if (!st->device[0])
 		return tbsi_err(c->err, -EIO,
@@ -314,19 +420,54 @@ static int pick_role(struct up_ctx *c, bool *allocator)
 	return 0;
 }
 
+/*
+ * Undoes what this call created, after a failure that left the stream
+ * behind: a cancellation or a device node that never came.
+ */
+static void undo(struct up_ctx *c)
+{
+	struct tbs_stream st;
+
+	if (!c->existed &&
+	    !tbs_stream_get(c->root, c->peer.service, c->name, &st, NULL))
+		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
+}
+
+/* Brings the stream up on a peer found and a role chosen. */
+static int bring_up(struct up_ctx *c, struct tbs_stream *st, bool allocator)
+{
+	int ret;
+
+	c->existed =
+		!tbs_stream_get(c->root, c->peer.service, c->name, st, NULL) &&
+		!lock_stream(c);
+	if (c->existed && st->in_hopid > 0 && st->out_hopid > 0)
+		return wait_node(c, st);
+	ret = allocator ? allocate(c, st) : follow(c, st, c->existed);
+	if (!ret)
+		ret = wait_node(c, st);
+	if (ret)
+		undo(c);
+	return ret;
+}
+
 int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 		  const struct tbs_up_opts *opts, struct tbs_stream *st,
 		  struct tbs_error *err)
 {
+	struct up_ctx c = {
+		.root = root, .name = name, .err = err, .lockfd = -1
+	};
 	struct tbs_up_opts o;
-	struct up_ctx c = { .root = root, .name = name, .err = err };
 	bool allocator = false;
 	int ret;
 
-	if (opts)
-		o = *opts;
-	else
-		tbs_up_opts_init(&o);
+	ret = TBSI_OPTS_LOAD(&o, opts, cancel_fd, cancel_fd);
+	if (ret)
+		return tbsi_err(err, ret, "struct tbs_up_opts: %s",
+				ret == -E2BIG
+					? "options newer than this library"
+					: "size not set (TBS_OPTS_INIT)");
 	if (o.timeout_ms <= 0)
 		o.timeout_ms = 30000;
 	c.opts = &o;
@@ -339,13 +480,8 @@ int tbs_stream_up(const char *root, const char *peer_uid, const char *name,
 	ret = find_peer(&c, peer_uid);
 	if (!ret)
 		ret = pick_role(&c, &allocator);
-	if (ret)
-		return ret;
-	c.existed = !tbs_stream_get(root, c.peer.service, name, st, NULL);
-	if (c.existed && st->in_hopid > 0 && st->out_hopid > 0)
-		return wait_node(&c, st);
-	ret = allocator ? allocate(&c, st) : follow(&c, st);
 	if (!ret)
-		ret = wait_node(&c, st);
+		ret = bring_up(&c, st, allocator);
+	unlock_stream(&c);
 	return ret ? ret : !c.existed;
 }

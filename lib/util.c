@@ -109,6 +109,25 @@ int tbsi_err(struct tbs_error *err, int code, const char *fmt, ...)
 	return code;
 }
 
+int tbsi_opts_load(void *dst, size_t dst_size, const void *src, size_t min)
+{
+	const unsigned char *p = src;
+	size_t size, i;
+
+	memset(dst, 0, dst_size);
+	if (src) {
+		memcpy(&size, src, sizeof(size));
+		if (size < min)
+			return -EINVAL;
+		for (i = dst_size; i < size; i++)
+			if (p[i])
+				return -E2BIG;
+		memcpy(dst, src, size < dst_size ? size : dst_size);
+	}
+	memcpy(dst, &dst_size, sizeof(dst_size));
+	return 0;
+}
+
 bool tbsi_exists(const char *path)
 {
 	return access(path, F_OK) == 0;

@@ -287,6 +287,10 @@ static void xd_add_services(struct fabric *fab, struct cable_end *e)
 		char name[64];
 		struct node *d;
 
+		/* The peer offers the service only with its driver loaded. */
+		if (k == 1 && e->peer->host->driver != DRV_LOADED)
+			continue;
+
 		snprintf(name, sizeof(name), "0-%" PRIx64 ".%u", e->route,
 			 k - first);
 		d = node_dir(t, e->host->devices, name);
@@ -435,6 +439,10 @@ int service_mkdir(struct fabric *fab, struct host *h, const char *name)
 	svc->dir->role = D_SERVICE;
 	svc->dir->svc = svc;
 	svc->host = h;
+	if (h->netif_up) { /* thunderbolt-net took its HopID */
+		svc->in_used |= 1ULL << TB_HOPID_MIN;
+		svc->out_used |= 1ULL << TB_HOPID_MIN;
+	}
 	list_init(&svc->streams);
 	list_add_tail(&svc->link, &h->services);
 	e = service_end(fab, svc);
@@ -771,6 +779,91 @@ static void make_uuid(const char *name, char *out, size_t size)
 		 (uint64_t)(g & 0xffffffffffffULL));
 }
 
+/* Whether @release is older than 7.2, which brought the stream driver. */
+static bool before_driver(const char *release)
+{
+	unsigned int major = 0, minor = 0;
+
+	return sscanf(release, "%u.%u", &major, &minor) == 2 &&
+	       (major < 7 || (major == 7 && minor < 2));
+}
+
+/* Applies the --kernel, --driver, --configfs and --netif settings. */
+static void host_settings(struct fabric *fab, struct host *h)
+{
+	const struct sim_options *o = &fab->opt;
+	bool driver_set = false;
+
+	snprintf(h->release, sizeof(h->release), "7.2.0-tbsim");
+	for (unsigned int i = 0; i < o->nsettings; i++) {
+		const struct host_setting *s = &o->settings[i];
+		const char *v = s->value;
+
+		if (s->host[0] && strcmp(s->host, h->name))
+			continue;
+		if (s->what == HS_KERNEL)
+			snprintf(h->release, sizeof(h->release), "%s", v);
+		else if (s->what == HS_DRIVER)
+			h->driver = !strcmp(v, "unloaded") ? DRV_UNLOADED
+				    : !strcmp(v, "absent") ? DRV_ABSENT
+							   : DRV_LOADED;
+		else if (s->what == HS_CONFIGFS)
+			h->configfs = !strcmp(v, "unmounted") ? CFS_UNMOUNTED
+				      : !strcmp(v, "no-usb4") ? CFS_NO_USB4
+							      : CFS_MOUNTED;
+		else if (s->what == HS_NETIF)
+			h->netif_up = !strcmp(v, "up");
+		driver_set |= s->what == HS_DRIVER;
+	}
+	if (!driver_set && before_driver(h->release))
+		h->driver = DRV_ABSENT;
+	h->netif_up &= o->network;
+}
+
+/*
+ * What the kernel's ordinary interfaces say about it: proc (release,
+ * mounts), lib/modules, sys/module, sys/class/net.
+ */
+static int host_kernel_files(struct fabric *fab, struct host *h,
+			     struct node *sys)
+{
+	struct node_table *t = &fab->nodes;
+	bool net = fab->opt.network;
+	struct node *n, *mods;
+
+	n = node_dir(t, node_dir(t, node_dir(t, h->root, "proc"), "sys"),
+		     "kernel");
+	node_text(t, n, "osrelease", "%s\n", h->release);
+	node_text(t, node_child(h->root, "proc"), "mounts",
+		  "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0\n%s",
+		  h->configfs == CFS_UNMOUNTED
+			  ? ""
+			  : "configfs /sys/kernel/config configfs "
+			    "rw,nosuid,nodev,noexec,relatime 0 0\n");
+	n = node_dir(t, node_dir(t, node_dir(t, h->root, "lib"), "modules"),
+		     h->release);
+	node_text(t, n, "modules.dep", "%s%s%s",
+		  "kernel/drivers/thunderbolt/thunderbolt.ko:\n",
+		  h->driver == DRV_ABSENT
+			  ? ""
+			  : "kernel/drivers/thunderbolt/thunderbolt_stream.ko: "
+			    "kernel/drivers/thunderbolt/thunderbolt.ko\n",
+		  net ? "kernel/drivers/net/thunderbolt/thunderbolt_net.ko: "
+			"kernel/drivers/thunderbolt/thunderbolt.ko\n"
+		      : "");
+	mods = node_dir(t, sys, "module");
+	node_dir(t, mods, "thunderbolt");
+	if (h->driver == DRV_LOADED)
+		node_dir(t, mods, "thunderbolt_stream");
+	if (!net)
+		return mods ? 0 : -ENOMEM;
+	node_dir(t, mods, "thunderbolt_net");
+	n = node_dir(t, node_dir(t, node_dir(t, sys, "class"), "net"),
+		     "thunderbolt0");
+	node_text(t, n, "operstate", "%s\n", h->netif_up ? "up" : "down");
+	return n ? 0 : -ENOMEM;
+}
+
 static int host_init(struct fabric *fab, struct host *h, unsigned int id)
 {
 	struct node_table *t = &fab->nodes;
@@ -780,6 +873,7 @@ static int host_init(struct fabric *fab, struct host *h, unsigned int id)
 	snprintf(h->name, sizeof(h->name), "host%u", id + 1);
 	make_uuid(h->name, h->uuid, sizeof(h->uuid));
 	list_init(&h->services);
+	host_settings(fab, h);
 	h->root = node_dir(t, fab->root, h->name);
 	sys = node_dir(t, h->root, "sys");
 	n = node_dir(t, node_dir(t, sys, "bus"), "thunderbolt");
@@ -793,10 +887,14 @@ static int host_init(struct fabric *fab, struct host *h, unsigned int id)
 	node_text(t, own, "device", "0x1\n");
 	node_text(t, own, "vendor", "0x1d6b\n");
 	n = node_dir(t, node_dir(t, sys, "kernel"), "config");
+	h->devdir = node_dir(t, h->root, "dev");
+	if (!n || !h->devdir || host_kernel_files(fab, h, sys))
+		return -ENOMEM;
+	if (h->configfs != CFS_MOUNTED || h->driver != DRV_LOADED)
+		return 0; /* no sys/kernel/config/thunderbolt/stream */
 	n = node_dir(t, n, "thunderbolt");
 	h->streamdir = node_dir(t, n, "stream");
-	h->devdir = node_dir(t, h->root, "dev");
-	if (!h->streamdir || !h->devdir)
+	if (!h->streamdir)
 		return -ENOMEM;
 	h->streamdir->role = D_STREAM_ROOT;
 	h->streamdir->host = h;

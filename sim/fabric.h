@@ -155,10 +155,18 @@ struct cable {
 	unsigned int plug_gen;
 };
 
+/* What the kernel of a host has (tbsim --kernel, --driver, --configfs). */
+enum host_driver { DRV_LOADED, DRV_UNLOADED, DRV_ABSENT };
+enum host_configfs { CFS_MOUNTED, CFS_UNMOUNTED, CFS_NO_USB4 };
+
 struct host {
 	unsigned int id;
 	char name[32];
 	char uuid[40];
+	char release[64]; /* proc/sys/kernel/osrelease */
+	enum host_driver driver;
+	enum host_configfs configfs;
+	bool netif_up; /* IP over Thunderbolt up: it holds HopID 8 */
 	struct node *root, *devices, *streamdir, *devdir;
 	unsigned int rings_used;
 	struct list_head services;
@@ -168,8 +176,18 @@ struct host {
 	unsigned int cable_count;
 };
 
+/* One --kernel, --driver, --configfs or --netif; host "" is every host. */
+enum host_what { HS_KERNEL, HS_DRIVER, HS_CONFIGFS, HS_NETIF };
+struct host_setting {
+	char host[32];
+	enum host_what what;
+	char value[64];
+};
+
 struct sim_options {
 	unsigned int hosts;
+	struct host_setting *settings;
+	unsigned int nsettings;
 	unsigned int rings;	  /* per host controller, one kept back */
 	int max_hopid;
 	unsigned int adv_delay_ms;

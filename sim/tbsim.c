@@ -64,6 +64,16 @@ static void usage(FILE *out)
 "  --network            peers also offer IP over Thunderbolt (service .0;\n"
 "                       the stream service then has index 1)\n"
 "  --link-speed TEXT    rx_speed/tx_speed shown in sysfs (\"40.0 Gb/s\")\n"
+"Kernel of a host (HOST: host1, host2, ...; without it, every host):\n"
+"  --kernel [HOST:]RELEASE  proc/sys/kernel/osrelease (7.2.0-tbsim); before\n"
+"                       7.2 the stream driver is absent\n"
+"  --driver [HOST:]STATE  thunderbolt_stream: loaded, unloaded (in\n"
+"                       lib/modules only) or absent; without it, no ConfigFS\n"
+"                       directory and no stream service for the peer\n"
+"  --configfs [HOST:]STATE  mounted, unmounted, or no-usb4 (mounted, but the\n"
+"                       kernel built without CONFIG_USB4_CONFIGFS)\n"
+"  --netif [HOST:]STATE  with --network: thunderbolt0 up (it holds HopID 8)\n"
+"                       or down (default)\n"
 "Host controller and driver:\n"
 "  --rings N            DMA rings per host, one kept for control (12)\n"
 "  --max-hopid N        highest usable HopID (19)\n"
@@ -99,12 +109,23 @@ enum {
 	OPT_HOSTS = 256, OPT_CABLE, OPT_NETWORK, OPT_LINK_SPEED, OPT_RINGS,
 	OPT_MAX_HOPID, OPT_ADV_DELAY, OPT_NODE_DELAY, OPT_FLUSH, OPT_NEW_KERNEL,
 	OPT_WEDGE, OPT_STALE, OPT_RATE, OPT_LATENCY, OPT_WATCH, OPT_LIFETIME, OPT_STOP,
+	OPT_KERNEL, OPT_DRIVER, OPT_CONFIGFS, OPT_NETIF,
 };
+
+static const char *const driver_values[] = { "loaded", "unloaded", "absent",
+					     NULL };
+static const char *const configfs_values[] = { "mounted", "unmounted",
+					       "no-usb4", NULL };
+static const char *const netif_values[] = { "up", "down", NULL };
 
 static const struct option long_opts[] = {
 	{ "hosts", required_argument, NULL, OPT_HOSTS },
 	{ "cable", required_argument, NULL, OPT_CABLE },
 	{ "network", no_argument, NULL, OPT_NETWORK },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "driver", required_argument, NULL, OPT_DRIVER },
+	{ "configfs", required_argument, NULL, OPT_CONFIGFS },
+	{ "netif", required_argument, NULL, OPT_NETIF },
 	{ "link-speed", required_argument, NULL, OPT_LINK_SPEED },
 	{ "rings", required_argument, NULL, OPT_RINGS },
 	{ "max-hopid", required_argument, NULL, OPT_MAX_HOPID },
@@ -162,6 +183,37 @@ static int add_cable(struct sim_options *o, const char *spec)
 	return 0;
 }
 
+/*
+ * --kernel, --driver, --configfs, --netif: "[HOST:]VALUE", VALUE one of
+ * @allowed (NULL: any).
+ */
+static int add_setting(struct sim_options *o, enum host_what what,
+		       const char *opt, const char *spec,
+		       const char *const *allowed)
+{
+	const char *colon = strchr(spec, ':'), *v = colon ? colon + 1 : spec;
+	struct host_setting *s;
+	bool good = !allowed && *v;
+
+	for (; allowed && *allowed; allowed++)
+		good |= !strcmp(v, *allowed);
+	if (!good || strlen(v) >= sizeof(s->value) ||
+	    (colon && (colon == spec || colon - spec >= 32))) {
+		fprintf(stderr, "tbsim: bad value for --%s: '%s'\n", opt, spec);
+		return -1;
+	}
+	s = realloc(o->settings, (o->nsettings + 1) * sizeof(*s));
+	if (!s)
+		return -1;
+	o->settings = s;
+	s += o->nsettings++;
+	s->what = what;
+	snprintf(s->host, sizeof(s->host), "%.*s",
+		 colon ? (int)(colon - spec) : 0, spec);
+	snprintf(s->value, sizeof(s->value), "%s", v);
+	return 0;
+}
+
 static int default_cables(struct sim_options *o)
 {
 	for (unsigned int i = 1; i < o->hosts; i++) {
@@ -195,6 +247,21 @@ static int parse_args(int argc, char **argv, struct sim *sim,
 			break;
 		case OPT_NETWORK:
 			o->network = true;
+			break;
+		case OPT_KERNEL:
+			bad = add_setting(o, HS_KERNEL, name, optarg, NULL);
+			break;
+		case OPT_DRIVER:
+			bad = add_setting(o, HS_DRIVER, name, optarg,
+					  driver_values);
+			break;
+		case OPT_CONFIGFS:
+			bad = add_setting(o, HS_CONFIGFS, name, optarg,
+					  configfs_values);
+			break;
+		case OPT_NETIF:
+			bad = add_setting(o, HS_NETIF, name, optarg,
+					  netif_values);
 			break;
 		case OPT_LINK_SPEED:
 			snprintf(o->link_speed, sizeof(o->link_speed), "%s",
@@ -489,5 +556,6 @@ int main(int argc, char **argv)
 	fuse_session_destroy(sim.se);
 	fabric_fini(&sim.fab);
 	free(o.cable_spec);
+	free(o.settings);
 	return ret;
 }

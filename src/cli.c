@@ -57,6 +57,17 @@ int cli_usage_error(const char *cmd, const char *what)
 	return EXIT_USAGE;
 }
 
+int cli_peer_uid(const struct cli *cli, const char *spec, char *uid, size_t len)
+{
+	struct tbs_error e = { 0 };
+	struct tbs_peer p;
+
+	if (tbs_peer_find(cli->root, spec, &p, &e))
+		return cli_fail(&e);
+	snprintf(uid, len, "%s", p.unique_id);
+	return 0;
+}
+
 long cli_parse_num(const char *s)
 {
 	char *end;

@@ -21,6 +21,9 @@ enum {
 	EXIT_BUSY = 5, /* in use, or no free HopID / DMA ring */
 };
 
+/* How long a command waits for the peer unless told (--timeout). */
+#define CLI_TIMEOUT_MS 30000
+
 struct cli {
 	const char *root;
 };
@@ -32,6 +35,7 @@ struct cli_cmd {
 };
 
 int cmd_list(const struct cli *cli, int argc, char **argv);
+int cmd_doctor(const struct cli *cli, int argc, char **argv);
 int cmd_up(const struct cli *cli, int argc, char **argv);
 int cmd_down(const struct cli *cli, int argc, char **argv);
 int cmd_pipe(const struct cli *cli, int argc, char **argv);
@@ -47,6 +51,12 @@ int cli_fail(const struct tbs_error *e);
 __attribute__((format(printf, 1, 2))) void cli_msg(const char *fmt, ...);
 int cli_exit_status(int err);
 int cli_usage_error(const char *cmd, const char *what);
+/*
+ * Resolves --peer @spec to the peer's unique id (it must be connected).
+ * Return: 0, or the exit status after printing why.
+ */
+int cli_peer_uid(const struct cli *cli, const char *spec, char *uid,
+		 size_t len);
 /* Parses a non-negative integer; returns -1 when @s is not one. */
 long cli_parse_num(const char *s);
 

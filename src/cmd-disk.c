@@ -77,6 +77,9 @@ static void disk_usage(FILE *out)
 		"  -s, --stream NAME         the stream (default 'disk')\n"
 		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
 		"connected\n"
+		"  -t, --timeout S           how long to wait for the peer at "
+		"start\n"
+		"                            (default: as long as it takes)\n"
 		"  -m, --max-connections N   share: NBD connections at once "
 		"(default 128)\n"
 		"      --profile P           latency or throughput\n"
@@ -116,7 +119,6 @@ static int disk_parse(int argc, char **argv, struct disk_args *d)
 		FWD_RUN_LONGOPTS,
 		{ 0 },
 	};
-	const char *name = d->run.name;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "rS:" FWD_RUN_SHORTOPTS, opts,
@@ -128,11 +130,7 @@ static int disk_parse(int argc, char **argv, struct disk_args *d)
 		if (disk_opt(d, c, optarg))
 			return cli_usage_error("disk", "bad option or value");
 	}
-	name = d->run.name;
-	if (!name[0] || strlen(name) > TBS_NAME_MAX || strchr(name, '/'))
-		return cli_usage_error("disk",
-				       "a stream NAME has 1 to 8 bytes, no '/'");
-	return 0;
+	return job_check_name(&d->run.j, "disk");
 }
 
 /* Runs @argv and waits for it; its exit status, or -1. */
@@ -220,7 +218,7 @@ static int share_check(struct disk_args *d, int *excl)
 	return 0;
 }
 
-static int disk_share(const struct cli *cli, struct disk_args *d)
+static int disk_share(struct disk_args *d)
 {
 	char real[PATH_MAX], file[PATH_MAX + 8];
 	char *argv[] = { "nbdkit",    "-s",	"--exit-with-parent",
@@ -249,8 +247,8 @@ static int disk_share(const struct cli *cli, struct disk_args *d)
 	fwd_log(&d->run.conf.log, "share",
 		"sharing '%s'%s on stream '%s': run 'tbstream disk attach' on "
 		"the other host",
-		real, d->read_only ? " read-only" : "", d->run.name);
-	ret = fwd_run(cli, &d->run);
+		real, d->read_only ? " read-only" : "", d->run.j.name);
+	ret = fwd_run(&d->run);
 out:
 	if (excl >= 0)
 		close(excl);
@@ -334,7 +332,7 @@ static void attach_up(void *arg)
 			d->uri);
 }
 
-static int disk_attach(const struct cli *cli, struct disk_args *d)
+static int disk_attach(struct disk_args *d)
 {
 	char *disconnect[] = { "nbd-client", "-d", (char *)d->nbd, NULL };
 	char dir[PATH_MAX - 64], listen[PATH_MAX + 8];
@@ -350,7 +348,7 @@ static int disk_attach(const struct cli *cli, struct disk_args *d)
 		return EXIT_FAIL;
 	} else {
 		snprintf(d->sock, sizeof(d->sock), "%s/disk-%s.sock", dir,
-			 d->run.name);
+			 d->run.j.name);
 	}
 	snprintf(listen, sizeof(listen), "unix:%s", d->sock);
 	snprintf(d->uri, sizeof(d->uri), "nbd+unix:///?socket=%s", d->sock);
@@ -363,7 +361,7 @@ static int disk_attach(const struct cli *cli, struct disk_args *d)
 		printf("%s\n", d->uri);
 		fflush(stdout);
 	}
-	ret = fwd_run(cli, &d->run);
+	ret = fwd_run(&d->run);
 	if (d->nbd && d->nbd_client > 0)
 		run_wait(disconnect, false);
 	return ret;
@@ -382,7 +380,7 @@ int cmd_disk(const struct cli *cli, int argc, char **argv)
 	share = !strcmp(argv[1], "share");
 	if (!share && strcmp(argv[1], "attach"))
 		return cli_usage_error("disk", "share or attach");
-	fwd_run_init(&d.run, DISK_STREAM);
+	fwd_run_init(&d.run, cli, DISK_STREAM);
 	ret = disk_parse(argc - 1, argv + 1, &d);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
@@ -396,5 +394,5 @@ int cmd_disk(const struct cli *cli, int argc, char **argv)
 		return cli_usage_error("disk", "--socket and --nbd are for "
 					       "attach");
 	d.path = share ? argv[optind + 1] : NULL;
-	return share ? disk_share(cli, &d) : disk_attach(cli, &d);
+	return share ? disk_share(&d) : disk_attach(&d);
 }

@@ -53,19 +53,6 @@ static int down_all(const struct cli *cli, bool force)
 	return status;
 }
 
-/* Resolves --peer to a unique id (the peer must be connected). */
-static int peer_uid(const struct cli *cli, const char *spec, char *uid,
-		    size_t len)
-{
-	struct tbs_error e = { 0 };
-	struct tbs_peer p;
-
-	if (tbs_peer_find(cli->root, spec, &p, &e))
-		return cli_fail(&e);
-	snprintf(uid, len, "%s", p.unique_id);
-	return 0;
-}
-
 int cmd_down(const struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -103,7 +90,7 @@ int cmd_down(const struct cli *cli, int argc, char **argv)
 	if (optind + 1 != argc)
 		return cli_usage_error("down", "give one stream NAME or --all");
 	if (peer) {
-		ret = peer_uid(cli, peer, uid, sizeof(uid));
+		ret = cli_peer_uid(cli, peer, uid, sizeof(uid));
 		if (ret)
 			return ret;
 	}

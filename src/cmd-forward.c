@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "forward.h"
+#include "job.h"
 
 #define DEFAULT_NAME "fwd"
 #define DEFAULT_CONNS 128
@@ -57,6 +59,9 @@ static void forward_usage(FILE *out)
 		"  -s, --stream NAME         the stream (as NAME)\n"
 		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
 		"connected\n"
+		"  -t, --timeout S           how long to wait for the peer at "
+		"start\n"
+		"                            (default: as long as it takes)\n"
 		"      --profile P           latency or throughput\n"
 		"  -k, --keep                leave the stream up afterwards\n"
 		"  -v, --verbose             a line per connection\n"
@@ -92,22 +97,17 @@ int fwd_run_opt(struct fwd_run *r, int c, const char *arg)
 {
 	long v;
 
+	switch (job_opt(&r->j, c, arg)) {
+	case 1:
+		return 0;
+	case -1:
+		return -1;
+	}
 	switch (c) {
-	case 's':
-		r->name = arg;
-		return 0;
-	case 'p':
-		r->peer = arg;
-		return 0;
 	case 'm':
 		v = cli_parse_num(arg);
 		r->conf.max_conns = (uint32_t)v;
 		return v >= 1 && v <= FWD_MAX_CONNS ? 0 : -1;
-	case FWD_OPT_PROFILE:
-		return tbs_up_opts_profile(&r->up, arg) ? -1 : 0;
-	case 'k':
-		r->keep = true;
-		return 0;
 	case 'v':
 		r->conf.log.verbose = true;
 		return 0;
@@ -153,11 +153,7 @@ static int forward_check(struct fwd_run *r)
 	if (ends != 1)
 		return cli_usage_error("forward",
 				       "give one of --listen, --connect, --exec");
-	if (!r->name[0] || strlen(r->name) > TBS_NAME_MAX ||
-	    strchr(r->name, '/'))
-		return cli_usage_error("forward",
-				       "a stream NAME has 1 to 8 bytes, no '/'");
-	return 0;
+	return job_check_name(&r->j, "forward");
 }
 
 static int forward_parse(int argc, char **argv, struct fwd_run *r)
@@ -187,30 +183,33 @@ static int forward_parse(int argc, char **argv, struct fwd_run *r)
 	if (optind + 1 < argc)
 		return cli_usage_error("forward", "at most one stream NAME");
 	if (optind < argc)
-		r->name = argv[optind];
+		r->j.name = argv[optind];
 	return forward_check(r);
 }
 
-void fwd_run_init(struct fwd_run *r, const char *name)
+void fwd_run_init(struct fwd_run *r, const struct cli *cli, const char *name)
 {
 	memset(r, 0, sizeof(*r));
-	r->name = name;
-	tbs_up_opts_init(&r->up);
+	job_init(&r->j, cli, name);
+	/*
+	 * A service: waits for the peer as long as it takes (unless
+	 * --timeout), opens the stream itself (again after every failure)
+	 * and ends in order on a signal.
+	 */
+	r->j.up.timeout_ms = INT_MAX;
+	r->j.no_open = true;
+	r->j.stoppable = true;
 	r->conf.max_conns = DEFAULT_CONNS;
 	r->conf.window = DEFAULT_WINDOW;
 	r->conf.connect_timeout_ms = DEFAULT_CONNECT_S * 1000;
 }
 
-/* Blocks the signals the loop takes (in every thread started later). */
-static int signals_take(void)
+/* SIGCHLD, blocked in every thread, as a descriptor for the loop. */
+static int sigchld_fd(void)
 {
 	sigset_t set;
 
-	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
 		return -1;
@@ -242,33 +241,59 @@ static int forward_setup(struct fwd_run *r, int *lfd)
 				    EXIT_FAIL;
 }
 
-int fwd_run(const struct cli *cli, struct fwd_run *r)
-{
-	struct fwd_link_conf lc = { .root = cli->root, .name = r->name,
-				    .peer = r->peer, .up = r->up,
-				    .keep = r->keep, .log = &r->conf.log };
-	struct fwd_link *l = NULL;
-	struct fwd_mux *m = NULL;
-	int lfd, sfd, ret;
+struct fwd_body {
+	struct fwd_run *r;
+	int lfd, cfd;
+};
 
-	ret = forward_setup(r, &lfd);
+/* The job's body: the link and the multiplexer, until a signal. */
+static int fwd_body(struct job *j, void *arg)
+{
+	struct fwd_body *b = arg;
+	struct fwd_run *r = b->r;
+	struct fwd_link_conf lc = { .root = j->cli->root, .name = j->name,
+				    .peer = j->peer, .up = j->up,
+				    .log = &r->conf.log };
+	struct fwd_link *l;
+	struct fwd_mux *m;
+	int ret = -ENOMEM;
+
+	m = fwd_mux_new(&r->conf, b->lfd);
+	if (m)
+		ret = fwd_link_start(&l, &lc);
+	if (ret) {
+		cli_msg("forward: could not start: %s", strerror(-ret));
+		fwd_mux_free(m);
+		return ret;
+	}
+	ret = fwd_mux_run(m, l, j->stop_fd, b->cfd);
+	if (fwd_link_stop(l) > 0)
+		j->created = true; /* made again after it vanished */
+	fwd_mux_free(m);
+	fwd_log(&r->conf.log, "stop", "stopped by %s",
+		strsignal(job_stop_signal()));
+	return ret;
+}
+
+int fwd_run(struct fwd_run *r)
+{
+	struct fwd_body b = { .r = r, .cfd = -1 };
+	int ret;
+
+	ret = forward_setup(r, &b.lfd);
 	if (ret)
 		return ret;
-	sfd = signals_take();
-	m = sfd < 0 ? NULL : fwd_mux_new(&r->conf, lfd);
-	if (!m || fwd_link_start(&l, &lc)) {
-		cli_msg("forward: could not start: %s", strerror(errno));
+	b.cfd = sigchld_fd();
+	if (b.cfd < 0) {
+		cli_msg("forward: could not set up signal handling: %s",
+			strerror(errno));
 		ret = EXIT_FAIL;
-		goto out;
+	} else {
+		ret = job_run(&r->j, fwd_body, &b);
+		ret = !r->j.ran ? cli_fail(&r->j.err) : cli_exit_status(ret);
+		close(b.cfd);
 	}
-	if (fwd_mux_run(m, l, sfd) < 0)
-		ret = EXIT_FAIL;
-	fwd_link_stop(l);
-out:
-	fwd_mux_free(m);
-	fwd_unlisten(&r->conf.addr, lfd);
-	if (sfd >= 0)
-		close(sfd);
+	fwd_unlisten(&r->conf.addr, b.lfd);
 	return ret;
 }
 
@@ -277,9 +302,9 @@ int cmd_forward(const struct cli *cli, int argc, char **argv)
 	struct fwd_run r;
 	int ret;
 
-	fwd_run_init(&r, DEFAULT_NAME);
+	fwd_run_init(&r, cli, DEFAULT_NAME);
 	ret = forward_parse(argc, argv, &r);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
-	return fwd_run(cli, &r);
+	return fwd_run(&r);
 }

@@ -6,22 +6,27 @@
  * needed and down again afterwards if it brought it up.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "job.h"
 #include "progress.h"
 
 struct image_args {
 	bool send, verify;
 	const char *path;
-	const char *name;
-	const char *peer;
-	bool json, quiet, keep;
+	struct job job; /* the stream, the peer, --timeout, --keep */
+	bool json, quiet;
 	struct tbs_image_opts io;
-	struct tbs_up_opts up;
+};
+
+/* What the job's body needs and gives back. */
+struct image_run {
+	const struct image_args *a;
+	struct tbs_image_stats *st;
+	struct tbs_error *e;
 };
 
 static void image_usage(FILE *out)
@@ -48,6 +53,7 @@ static void image_usage(FILE *out)
 		"connected\n"
 		"  -t, --timeout S           how long to wait for the peer "
 		"(default 30)\n"
+		"      --profile P           latency or throughput\n"
 		"  -z, --compress[=LEVEL]    (send) zstd, level 1 by default\n"
 		"  -f, --force               (send) read a device mounted "
 		"read-write;\n"
@@ -67,20 +73,12 @@ static void image_usage(FILE *out)
 static int parse_opt(int c, struct image_args *a)
 {
 	long v;
+	int r;
 
+	r = job_opt(&a->job, c, optarg);
+	if (r)
+		return r < 0 ? -1 : 0;
 	switch (c) {
-	case 's':
-		a->name = optarg;
-		return 0;
-	case 'p':
-		a->peer = optarg;
-		return 0;
-	case 't':
-		v = cli_parse_num(optarg);
-		if (v <= 0 || v > 86400)
-			return -1;
-		a->up.timeout_ms = (int)v * 1000;
-		return 0;
 	case 'z':
 		v = optarg ? cli_parse_num(optarg) : 1;
 		if (v < 1 || v > 19)
@@ -99,9 +97,6 @@ static int parse_opt(int c, struct image_args *a)
 	case 'D':
 		a->io.state_dir = optarg;
 		return 0;
-	case 'k':
-		a->keep = true;
-		return 0;
 	case 'j':
 		a->json = true;
 		return 0;
@@ -116,14 +111,11 @@ static int parse_opt(int c, struct image_args *a)
 static int image_parse(int argc, char **argv, struct image_args *a)
 {
 	static const struct option opts[] = {
-		{ "stream", required_argument, NULL, 's' },
-		{ "peer", required_argument, NULL, 'p' },
-		{ "timeout", required_argument, NULL, 't' },
+		JOB_LONGOPTS,
 		{ "compress", optional_argument, NULL, 'z' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "sync-every", required_argument, NULL, 'S' },
 		{ "state-dir", required_argument, NULL, 'D' },
-		{ "keep", no_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -141,8 +133,8 @@ static int image_parse(int argc, char **argv, struct image_args *a)
 	if (!a->send && !a->verify && strcmp(verb, "recv"))
 		return cli_usage_error("image", "send, recv or verify?");
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "s:p:t:z::fkjqh", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, JOB_SHORTOPTS "z::fjqh", opts,
+				NULL)) != -1) {
 		if (c == 'h') {
 			image_usage(stdout);
 			return -1;
@@ -153,11 +145,7 @@ static int image_parse(int argc, char **argv, struct image_args *a)
 	if (optind + 1 != argc)
 		return cli_usage_error("image", "one SOURCE, TARGET or FILE");
 	a->path = argv[optind];
-	if (!a->name[0] || strlen(a->name) > TBS_NAME_MAX ||
-	    strchr(a->name, '/'))
-		return cli_usage_error(
-			"image", "a stream NAME has 1 to 8 bytes, no '/'");
-	return 0;
+	return job_check_name(&a->job, "image");
 }
 
 static void on_progress(void *arg, const struct tbs_image_stats *st)
@@ -212,22 +200,24 @@ static void human_summary(const struct image_args *a,
 		a->path, d, z, st->start ? " (resumed)" : "", st->hash);
 }
 
-static int run_session(const struct image_args *a, struct tbs_endpoint *ep,
-		       struct tbs_image_stats *st, struct tbs_error *e)
+/* The job's body: the image engine on a session over the stream. */
+static int run_session(struct job *j, void *arg)
 {
-	struct tbs_session_opts so = {
+	const struct image_run *r = arg;
+	const struct image_args *a = r->a;
+	struct tbs_session_opts so = TBS_OPTS_INIT(
+		tbs_session_opts,
 		.role = a->send ? TBS_ROLE_SENDER : TBS_ROLE_RECEIVER,
-		.id = "image",
-		.id_len = 5,
-		.handshake_ms = a->up.timeout_ms,
+		.id = "image", .id_len = 5, .handshake_ms = job_timeout_ms(j),
 		.confirm_ms = 600000,
 		/* Rides over the pauses of a disk (writeback, checkpoints). */
-		.window = 32 << 20,
-	};
+		.window = 32 << 20);
+	struct tbs_image_stats *st = r->st;
+	struct tbs_error *e = r->e;
 	struct tbs_session *s;
 	int ret;
 
-	ret = tbs_session_new(&s, ep->rfd, ep->wfd, &so);
+	ret = tbs_session_new(&s, j->ep.rfd, j->ep.wfd, &so);
 	if (ret) {
 		e->code = ret;
 		snprintf(e->msg, sizeof(e->msg), "could not start a session");
@@ -255,27 +245,18 @@ static int run_session(const struct image_args *a, struct tbs_endpoint *ep,
 	return ret;
 }
 
-static int transfer(const struct cli *cli, const struct image_args *a,
-		    struct tbs_image_stats *st, struct tbs_error *e)
+static int transfer(struct image_args *a, struct tbs_image_stats *st,
+		    struct tbs_error *e)
 {
+	struct image_run r = { .a = a, .st = st, .e = e };
 	struct tbs_image_info info;
-	struct tbs_endpoint ep;
-	struct tbs_stream st_;
-	struct tbs_error de = { 0 };
-	int ret, created;
+	int ret;
 
 	if (a->send && tbs_image_probe(a->path, a->io.force, &info, e))
 		return e->code;
-	created = tbs_stream_up(cli->root, a->peer, a->name, &a->up, &st_, e);
-	if (created < 0)
-		return created;
-	ret = tbs_endpoint_open(cli->root, &st_, a->up.timeout_ms, 0, &ep, e);
-	if (!ret) {
-		ret = run_session(a, &ep, st, e);
-		tbs_endpoint_close(&ep);
-	}
-	if (created && !a->keep && tbs_stream_down(cli->root, &st_, false, &de))
-		cli_fail(&de);
+	ret = job_run(&a->job, run_session, &r);
+	if (ret && !a->job.ran)
+		*e = a->job.err;
 	return ret;
 }
 
@@ -293,17 +274,16 @@ static int verify(const struct image_args *a, struct tbs_image_stats *st,
 
 int cmd_image(const struct cli *cli, int argc, char **argv)
 {
-	struct image_args a = { .name = "image" };
+	struct image_args a = { .io = TBS_OPTS_INIT(tbs_image_opts) };
 	struct tbs_image_stats st = { 0 };
 	struct tbs_error e = { 0 };
 	struct progress p;
 	int ret;
 
-	tbs_up_opts_init(&a.up);
+	job_init(&a.job, cli, "image");
 	ret = image_parse(argc, argv, &a);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
-	signal(SIGPIPE, SIG_IGN);
 	progress_init(&p,
 		      a.verify ? "verifying"
 		      : a.send ? "sending"
@@ -311,7 +291,7 @@ int cmd_image(const struct cli *cli, int argc, char **argv)
 		      a.quiet);
 	a.io.progress = on_progress;
 	a.io.arg = &p;
-	ret = a.verify ? verify(&a, &st, &e) : transfer(cli, &a, &st, &e);
+	ret = a.verify ? verify(&a, &st, &e) : transfer(&a, &st, &e);
 	progress_end(&p);
 	if (ret && !e.code)
 		e.code = ret;

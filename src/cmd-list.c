@@ -11,6 +11,15 @@
 
 #include "cli.h"
 
+/* A finding of tbs_diagnose() worth showing: a failure or a warning. */
+struct problem {
+	const char *check;
+	enum tbs_check status;
+	char msg[TBS_MSG_MAX];
+};
+
+#define MAX_PROBLEMS 16
+
 struct view {
 	struct tbs_peer *peers;
 	int npeers;
@@ -19,6 +28,8 @@ struct view {
 	char host_uid[64];
 	const char *driver_msg; /* why there are no streams, or NULL */
 	struct tbs_error serr;
+	struct problem problems[MAX_PROBLEMS];
+	int nproblems;
 };
 
 static void list_usage(FILE *out)
@@ -94,6 +105,15 @@ static void human(const struct view *v)
 	}
 	if (v->driver_msg)
 		printf("No streams: %s\n", v->driver_msg);
+	for (i = 0; i < v->nproblems; i++)
+		if (!v->driver_msg || strcmp(v->problems[i].msg, v->driver_msg))
+			printf("%s: %s\n",
+			       v->problems[i].status == TBS_CHECK_FAIL
+				       ? "Problem"
+				       : "Warning",
+			       v->problems[i].msg);
+	if (v->nproblems)
+		printf("('tbstream doctor' checks everything.)\n");
 }
 
 static void json_kv(const char *k, const char *v, bool comma)
@@ -167,7 +187,32 @@ static void json(const struct view *v)
 		json_stream(&v->streams[i]);
 		first = false;
 	}
+	printf("],\"problems\":[");
+	for (i = 0; i < v->nproblems; i++) {
+		printf("%s{", i ? "," : "");
+		json_kv("check", v->problems[i].check, true);
+		json_kv("status",
+			v->problems[i].status == TBS_CHECK_FAIL ? "fail"
+								: "warn",
+			true);
+		json_kv("message", v->problems[i].msg, false);
+		printf("}");
+	}
 	printf("]}\n");
+}
+
+static void on_finding(void *arg, const char *check, enum tbs_check st,
+		       int code, const char *msg)
+{
+	struct view *v = arg;
+	struct problem *p;
+
+	if (st < TBS_CHECK_WARN || v->nproblems >= MAX_PROBLEMS)
+		return;
+	p = &v->problems[v->nproblems++];
+	p->check = check;
+	p->status = st;
+	snprintf(p->msg, sizeof(p->msg), "%s", msg);
 }
 
 static int load(const struct cli *cli, struct view *v, struct tbs_error *e)
@@ -187,6 +232,7 @@ static int load(const struct cli *cli, struct view *v, struct tbs_error *e)
 		v->nstreams = 0;
 		v->driver_msg = v->serr.msg;
 	}
+	tbs_diagnose(cli->root, NULL, on_finding, v);
 	return 0;
 }
 

@@ -4,11 +4,12 @@
  * output, both at once.  Brings the stream up when needed and down again
  * afterwards if it brought it up.
  */
+#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "job.h"
 #include "pipe.h"
 
 static void pipe_usage(FILE *out)
@@ -106,48 +107,39 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 	return 0;
 }
 
-/* Takes the stream down again if this command brought it up. */
-static void pipe_down(const struct cli *cli, const struct tbs_stream *st)
-{
-	struct tbs_error e = { 0 };
+struct pipe_run {
+	const struct pipe_args *a;
+	int status; /* the exit status of the data movers */
+};
 
-	if (tbs_stream_down(cli->root, st, false, &e))
-		cli_fail(&e);
+/* The job's body: the data movers, which report their own failures. */
+static int pipe_body(struct job *j, void *arg)
+{
+	struct pipe_run *r = arg;
+
+	r->status =
+		r->a->raw ? pipe_raw(r->a, &j->ep) : pipe_session(r->a, &j->ep);
+	return r->status ? -EIO : 0;
 }
 
 int cmd_pipe(const struct cli *cli, int argc, char **argv)
 {
-	struct pipe_args a = { 0 };
-	struct tbs_error e = { 0 };
-	static struct pipe_guard guard; /* its thread may outlive this frame */
-	struct tbs_endpoint ep;
-	struct tbs_stream st;
-	int ret, created;
+	struct pipe_args a = {
+		.opts = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS)
+	};
+	struct pipe_run r = { .a = &a };
+	struct job j;
+	int ret;
 
-	tbs_up_opts_init(&a.opts);
 	ret = pipe_parse(argc, argv, &a);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
-	signal(SIGPIPE, SIG_IGN);
-	if (pipe_guard_start(&guard, cli->root)) {
-		cli_msg("could not set up signal handling");
-		return EXIT_FAIL;
-	}
-	created = tbs_stream_up(cli->root, a.peer, a.name, &a.opts, &st, &e);
-	if (created < 0)
-		return cli_fail(&e);
-	if (created && !a.keep)
-		pipe_guard_arm(&guard, &st);
-	ret = tbs_endpoint_open(cli->root, &st, a.opts.timeout_ms, 0, &ep, &e);
-	if (ret) {
-		ret = cli_fail(&e);
-		goto out_down;
-	}
-	ret = a.raw ? pipe_raw(&a, &ep) : pipe_session(&a, &ep);
-	tbs_endpoint_close(&ep);
-out_down:
-	pipe_guard_disarm(&guard);
-	if (created && !a.keep)
-		pipe_down(cli, &st);
-	return ret;
+	job_init(&j, cli, a.name);
+	j.peer = a.peer;
+	j.up = a.opts;
+	j.keep = a.keep;
+	ret = job_run(&j, pipe_body, &r);
+	if (!j.ran)
+		return cli_fail(&j.err);
+	return r.status;
 }

@@ -193,10 +193,17 @@ static struct rc_result *rc_add(struct rc_ctx *c, const struct conf_stream *cs,
 static void up_opts(const struct rc_ctx *c, const struct conf_stream *cs,
 		    struct tbs_up_opts *o)
 {
-	tbs_up_opts_init(o);
-	o->timeout_ms = c->a->timeout_ms;
+	*o = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = c->a->timeout_ms);
 	if (strcmp(cs->profile, "default"))
 		tbs_up_opts_profile(o, cs->profile);
+}
+
+/* The throttling @o asks for in ns, or -1 for the driver's default. */
+static int want_throttling(const struct tbs_up_opts *o)
+{
+	if (o->throttling == TBS_THROTTLING_OFF)
+		return 0;
+	return o->throttling ? o->throttling : -1;
 }
 
 /* The profile asks for a ring size or throttling the stream does not have. */
@@ -206,7 +213,8 @@ static bool needs_tuning(const struct rc_ctx *c, const struct rc_result *r)
 
 	up_opts(c, r->conf, &o);
 	return (o.ring_size > 0 && r->st.ring_size != o.ring_size) ||
-	       (o.throttling >= 0 && r->st.throttling != o.throttling);
+	       (want_throttling(&o) >= 0 &&
+		r->st.throttling != want_throttling(&o));
 }
 
 static int retune(const struct rc_ctx *c, struct rc_result *r)
@@ -219,9 +227,9 @@ static int retune(const struct rc_ctx *c, struct rc_result *r)
 	if (o.ring_size > 0)
 		ret = tbs_stream_set(root, r->st.service, r->st.name,
 				     TBS_ATTR_RING_SIZE, o.ring_size, &r->err);
-	if (!ret && o.throttling >= 0)
+	if (!ret && want_throttling(&o) >= 0)
 		ret = tbs_stream_set(root, r->st.service, r->st.name,
-				     TBS_ATTR_THROTTLING, o.throttling,
+				     TBS_ATTR_THROTTLING, want_throttling(&o),
 				     &r->err);
 	/* Opened since it was looked at: now it is held. */
 	if (ret == -EBUSY)
@@ -256,8 +264,9 @@ static enum rc_state rc_one(const struct rc_ctx *c, struct rc_result *r)
 	const char *root = c->cli->root;
 	bool dry = c->a->dry_run;
 
-	if (tbs_stream_get(root, r->peer->service, r->conf->name, &r->st,
-			   NULL)) {
+	/* found with its holders (tbs_stream_get() does not look) */
+	if (tbs_stream_find(root, r->peer->unique_id, r->conf->name, &r->st,
+			    NULL)) {
 		snprintf(r->st.name, sizeof(r->st.name), "%s", r->conf->name);
 		snprintf(r->st.service, sizeof(r->st.service), "%s",
 			 r->peer->service);

@@ -77,12 +77,12 @@ int cmd_recv(const struct cli *cli, int argc, char **argv)
 	struct xfer x;
 	int r;
 
-	xfer_init(&x, "recv");
+	xfer_init(&x, cli, "recv");
 	r = recv_parse(&x, argc, argv);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	if (!x.name[0] || strlen(x.name) > TBS_NAME_MAX || strchr(x.name, '/'))
-		return cli_usage_error(
-			"recv", "a stream NAME has 1 to 8 bytes, no '/'");
-	return xfer_run(cli, &x, TBS_ROLE_RECEIVER, recv_engine);
+	r = job_check_name(&x.job, "recv");
+	if (r)
+		return r;
+	return xfer_run(&x, TBS_ROLE_RECEIVER, recv_engine);
 }

@@ -6,55 +6,35 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "send.h"
 
-void xfer_init(struct xfer *x, const char *cmd)
+void xfer_init(struct xfer *x, const struct cli *cli, const char *cmd)
 {
 	memset(x, 0, sizeof(*x));
 	x->cmd = cmd;
-	x->name = "files";
-	tbs_up_opts_init(&x->up);
+	job_init(&x->job, cli, "files");
+	x->tree = TBS_OPTS_INIT(tbs_tree_opts);
 	pthread_mutex_init(&x->lock, NULL);
 }
 
 int xfer_opt(struct xfer *x, int c, const char *arg)
 {
-	long t;
-
 	switch (c) {
-	case 's':
-		x->name = arg;
-		return 1;
-	case 'p':
-		x->peer = arg;
-		return 1;
-	case 't':
-		t = cli_parse_num(arg);
-		if (t <= 0 || t > 86400)
-			return -1;
-		x->up.timeout_ms = (int)t * 1000;
-		return 1;
 	case 'q':
 		x->quiet = true;
 		return 1;
 	case 'j':
 		x->json = true;
 		return 1;
-	case 'k':
-		x->keep = true;
-		return 1;
-	case 'P':
-		return tbs_up_opts_profile(&x->up, arg) ? -1 : 1;
 	case 'S':
 		x->tree.flags |= TBS_TREE_SPECIALS;
 		return 1;
 	default:
-		return 0;
+		return job_opt(&x->job, c, arg);
 	}
 }
 
@@ -100,7 +80,7 @@ static void summary_json(const struct xfer *x, int status)
 	printf("{\"command\":");
 	json_str(stdout, x->cmd);
 	printf(",\"stream\":");
-	json_str(stdout, x->name);
+	json_str(stdout, x->job.name);
 	printf(",\"ok\":%s", status ? "false" : "true");
 	json_num("exit_status", (unsigned long long)status, true);
 	json_num("entries", st->entries, true);
@@ -141,17 +121,26 @@ static void summary_text(const struct xfer *x)
 
 /* ---- the stream and the session ---- */
 
-static int session_run(struct xfer *x, struct tbs_endpoint *ep, int role,
-		       int (*engine)(struct xfer *x, struct tbs_session *s,
-				     struct tbs_error *e))
+struct xfer_call {
+	struct xfer *x;
+	int role;
+	int (*engine)(struct xfer *x, struct tbs_session *s,
+		      struct tbs_error *e);
+};
+
+/* The job's body: @engine on a session over the stream. */
+static int session_run(struct job *j, void *arg)
 {
-	struct tbs_session_opts so = { .role = role };
+	const struct xfer_call *c = arg;
+	struct tbs_session_opts so =
+		TBS_OPTS_INIT(tbs_session_opts, .role = c->role,
+			      .handshake_ms = job_timeout_ms(j));
+	struct xfer *x = c->x;
 	struct tbs_error e = { 0 };
 	struct tbs_session *s;
 	int r;
 
-	so.handshake_ms = x->up.timeout_ms;
-	r = tbs_session_new(&s, ep->rfd, ep->wfd, &so);
+	r = tbs_session_new(&s, j->ep.rfd, j->ep.wfd, &so);
 	if (r) {
 		snprintf(x->error, sizeof(x->error),
 			 "could not start a session: %s", strerror(-r));
@@ -162,7 +151,7 @@ static int session_run(struct xfer *x, struct tbs_endpoint *ep, int role,
 		snprintf(x->error, sizeof(x->error),
 			 "no session with the peer: %s", tbs_session_error(s));
 	if (!r) {
-		r = engine(x, s, &e);
+		r = c->engine(x, s, &e);
 		if (r)
 			snprintf(x->error, sizeof(x->error), "%s",
 				 e.msg[0] ? e.msg : strerror(-r));
@@ -200,36 +189,22 @@ static int finish(struct xfer *x, int r)
 	return status;
 }
 
-int xfer_run(const struct cli *cli, struct xfer *x, int role,
+int xfer_run(struct xfer *x, int role,
 	     int (*engine)(struct xfer *x, struct tbs_session *s,
 			   struct tbs_error *e))
 {
-	struct tbs_error e = { 0 };
-	struct tbs_endpoint ep;
-	struct tbs_stream st;
-	int r, created;
+	struct xfer_call c = { .x = x, .role = role, .engine = engine };
+	int r;
 
-	signal(SIGPIPE, SIG_IGN);
 	x->tree.notify = on_notify;
 	x->tree.progress = on_progress;
 	x->tree.arg = x;
 	progress_init(&x->prog,
 		      role == TBS_ROLE_SENDER ? "sending" : "receiving",
 		      x->quiet);
-	created = tbs_stream_up(cli->root, x->peer, x->name, &x->up, &st, &e);
-	if (created < 0) {
-		snprintf(x->error, sizeof(x->error), "%s", e.msg);
-		return finish(x, created);
-	}
-	r = tbs_endpoint_open(cli->root, &st, x->up.timeout_ms, 0, &ep, &e);
-	if (r) {
-		snprintf(x->error, sizeof(x->error), "%s", e.msg);
-	} else {
-		r = session_run(x, &ep, role, engine);
-		tbs_endpoint_close(&ep);
-	}
-	if (created && !x->keep && tbs_stream_down(cli->root, &st, false, &e))
-		cli_fail(&e);
+	r = job_run(&x->job, session_run, &c);
+	if (r && !x->job.ran)
+		snprintf(x->error, sizeof(x->error), "%s", x->job.err.msg);
 	return finish(x, r);
 }
 
@@ -302,15 +277,14 @@ int cmd_send(const struct cli *cli, int argc, char **argv)
 	struct xfer x;
 	int r;
 
-	xfer_init(&x, "send");
+	xfer_init(&x, cli, "send");
 	r = send_parse(&x, argc, argv);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	if (!x.name[0] || strlen(x.name) > TBS_NAME_MAX || strchr(x.name, '/'))
-		return cli_usage_error(
-			"send", "a stream NAME has 1 to 8 bytes, no '/'");
-	r = check_paths(&x);
+	r = job_check_name(&x.job, "send");
+	if (!r)
+		r = check_paths(&x);
 	if (r)
 		return r;
-	return xfer_run(cli, &x, TBS_ROLE_SENDER, send_engine);
+	return xfer_run(&x, TBS_ROLE_SENDER, send_engine);
 }

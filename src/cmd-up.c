@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "job.h"
 
 static void up_usage(FILE *out)
 {
@@ -32,10 +32,8 @@ static void up_usage(FILE *out)
 }
 
 struct up_args {
-	const char *name;
-	const char *peer;
+	struct job job;
 	bool json;
-	struct tbs_up_opts opts;
 };
 
 static int num_opt(const char *arg, long max, int *out)
@@ -53,9 +51,9 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 	static const struct option opts[] = {
 		{ "peer", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "profile", required_argument, NULL, 'P' },
 		{ "ring-size", required_argument, NULL, 'r' },
 		{ "throttling", required_argument, NULL, 'T' },
-		{ "profile", required_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -66,30 +64,21 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 		if (c == 'h') {
 			up_usage(stdout);
 			return -1;
-		} else if (c == 'p') {
-			a->peer = optarg;
 		} else if (c == 'j') {
 			a->json = true;
-		} else if (c == 't' && !num_opt(optarg, 86400, &t) && t > 0) {
-			a->opts.timeout_ms = t * 1000;
 		} else if (c == 'r' && !num_opt(optarg, 1 << 20, &t)) {
-			a->opts.ring_size = t;
+			a->job.up.ring_size = t;
 		} else if (c == 'T' && !num_opt(optarg, 1 << 30, &t)) {
-			a->opts.throttling = t;
-		} else if (c == 'P' && !tbs_up_opts_profile(&a->opts, optarg)) {
-			continue;
-		} else {
+			a->job.up.throttling = t ? t : TBS_THROTTLING_OFF;
+		} else if (c == 'r' || c == 'T' ||
+			   job_opt(&a->job, c, optarg) <= 0) {
 			return cli_usage_error("up", "bad option or value");
 		}
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("up", "give exactly one stream NAME");
-	a->name = argv[optind];
-	if (!a->name[0] || strlen(a->name) > TBS_NAME_MAX ||
-	    strchr(a->name, '/'))
-		return cli_usage_error(
-			"up", "a stream NAME has 1 to 8 bytes, no '/'");
-	return 0;
+	a->job.name = argv[optind];
+	return job_check_name(&a->job, "up");
 }
 
 static void up_json(const struct tbs_stream *st, int created)
@@ -110,21 +99,22 @@ static void up_json(const struct tbs_stream *st, int created)
 
 int cmd_up(const struct cli *cli, int argc, char **argv)
 {
-	struct up_args a = { 0 };
-	struct tbs_error e = { 0 };
-	struct tbs_stream st;
+	struct up_args a = { .json = false };
 	int ret;
 
-	tbs_up_opts_init(&a.opts);
+	job_init(&a.job, cli, NULL);
+	/* The stream stays up: that is what the command is for. */
+	a.job.keep = true;
+	a.job.no_open = true;
 	ret = up_parse(argc, argv, &a);
 	if (ret)
 		return ret < 0 ? EXIT_OK : ret;
-	ret = tbs_stream_up(cli->root, a.peer, a.name, &a.opts, &st, &e);
+	ret = job_run(&a.job, NULL, NULL);
 	if (ret < 0)
-		return cli_fail(&e);
+		return cli_fail(&a.job.err);
 	if (a.json)
-		up_json(&st, ret);
+		up_json(&a.job.st, a.job.created);
 	else
-		printf("%s\n", st.device);
+		printf("%s\n", a.job.st.device);
 	return EXIT_OK;
 }

@@ -44,7 +44,7 @@ struct fwd_link {
 	/* the thread's own */
 	struct tbs_endpoint ep;
 	struct tbs_stream st;
-	bool existed; /* the stream was there before this command */
+	bool created; /* a try made the stream again */
 	int backoff_ms;
 };
 
@@ -113,6 +113,8 @@ static int open_stream(struct fwd_link *l)
 		t0 = now_ms();
 		r = tbs_stream_up(l->c.root, l->c.peer, l->c.name, &up, &l->st,
 				  &e);
+		if (r > 0)
+			l->created = true;
 		if (r >= 0)
 			r = tbs_endpoint_open(l->c.root, &l->st, TRY_MS, 0,
 					      &l->ep, &e);
@@ -124,29 +126,12 @@ static int open_stream(struct fwd_link *l)
 	}
 }
 
-/*
- * Takes down the stream if it was not there before this command (a try
- * that timed out may have left it half made), unless --keep.
- */
-static void take_down(struct fwd_link *l)
-{
-	struct tbs_error e = { 0 };
-	struct tbs_stream st;
-
-	if (l->existed || l->c.keep ||
-	    tbs_stream_find(l->c.root, NULL, l->c.name, &st, NULL))
-		return;
-	if (tbs_stream_down(l->c.root, &st, false, &e))
-		fwd_log(l->c.log, "error", "%s", e.msg);
-}
-
 static struct tbs_session *start_session(struct fwd_link *l)
 {
-	struct tbs_session_opts o = { .role = TBS_ROLE_DUPLEX,
-				      .id = FWD_ID,
-				      .id_len = strlen(FWD_ID),
-				      .handshake_ms = HANDSHAKE_MS,
-				      .confirm_ms = CONFIRM_MS };
+	struct tbs_session_opts o = TBS_OPTS_INIT(
+		tbs_session_opts, .role = TBS_ROLE_DUPLEX, .id = FWD_ID,
+		.id_len = strlen(FWD_ID), .handshake_ms = HANDSHAKE_MS,
+		.confirm_ms = CONFIRM_MS);
 	struct tbs_session *s;
 	char id[TBS_SESSION_MAX_ID + 1] = "", msg[TBS_MSG_MAX];
 	int r, n;
@@ -228,8 +213,6 @@ int fwd_link_start(struct fwd_link **lp, const struct fwd_link_conf *c)
 		return -ENOMEM;
 	l->c = *c;
 	l->ep.rfd = l->ep.wfd = -1;
-	l->existed = tbs_stream_find(c->root, NULL, c->name, &l->st, NULL) !=
-		     -ENOENT;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -281,8 +264,10 @@ void fwd_link_done(struct fwd_link *l, struct tbs_session *s, const char *why)
 	pthread_mutex_unlock(&l->lock);
 }
 
-void fwd_link_stop(struct fwd_link *l)
+int fwd_link_stop(struct fwd_link *l)
 {
+	int created;
+
 
 	pthread_mutex_lock(&l->lock);
 	l->stop = true;
@@ -295,9 +280,10 @@ void fwd_link_stop(struct fwd_link *l)
 	tbs_session_free(l->cur);
 	tbs_session_free(l->ready);
 	tbs_endpoint_close(&l->ep);
-	take_down(l);
 	close(l->evfd);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cv);
+	created = l->created;
 	free(l);
+	return created;
 }

@@ -43,7 +43,7 @@
 #include "forward-mux.h"
 
 /* Markers of the descriptors that are not connections. */
-static char mark_sig, mark_link, mark_sess, mark_listen;
+static char mark_stop, mark_chld, mark_link, mark_sess, mark_listen;
 
 int64_t mux_now_ms(void)
 {
@@ -647,30 +647,28 @@ static void reap_children(struct fwd_mux *m)
 						    128 + WTERMSIG(status));
 }
 
-/* A signal: 1 when it asks to stop. */
-static int on_signal(struct fwd_mux *m, int sfd)
+/* SIGCHLD: the commands of connections that ended. */
+static void on_sigchld(struct fwd_mux *m, int cfd)
 {
 	struct signalfd_siginfo si;
-	int stop = 0;
 
-	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGCHLD)
-			reap_children(m);
-		else
-			stop = (int)si.ssi_signo;
-	}
-	return stop;
+	while (read(cfd, &si, sizeof(si)) == sizeof(si))
+		;
+	reap_children(m);
 }
 
-static int one_event(struct fwd_mux *m, struct fwd_link *l, int sig_fd,
+/* One event; 1 when it asks to stop. */
+static int one_event(struct fwd_mux *m, struct fwd_link *l, int chld_fd,
 		     struct epoll_event *e)
 {
 	void *p = e->data.ptr;
 	struct tbs_session *s;
 
-	if (p == &mark_sig)
-		return on_signal(m, sig_fd);
-	if (p == &mark_link) {
+	if (p == &mark_stop)
+		return 1;
+	if (p == &mark_chld)
+		on_sigchld(m, chld_fd);
+	else if (p == &mark_link) {
 		s = fwd_link_take(l);
 		if (s && !m->s)
 			attach(m, s);
@@ -685,22 +683,25 @@ static int one_event(struct fwd_mux *m, struct fwd_link *l, int sig_fd,
 	return 0;
 }
 
-int fwd_mux_run(struct fwd_mux *m, struct fwd_link *l, int sig_fd)
+int fwd_mux_run(struct fwd_mux *m, struct fwd_link *l, int stop_fd,
+		int chld_fd)
 {
 	struct epoll_event e[64];
 	int n, i, stop = 0;
 
-	e[0] = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &mark_sig };
+	e[0] = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &mark_stop };
 	e[1] = (struct epoll_event){ .events = EPOLLIN,
 				     .data.ptr = &mark_link };
-	if (epoll_ctl(m->ep, EPOLL_CTL_ADD, sig_fd, &e[0]) ||
-	    epoll_ctl(m->ep, EPOLL_CTL_ADD, fwd_link_fd(l), &e[1]))
+	e[2] = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &mark_chld };
+	if (epoll_ctl(m->ep, EPOLL_CTL_ADD, stop_fd, &e[0]) ||
+	    epoll_ctl(m->ep, EPOLL_CTL_ADD, fwd_link_fd(l), &e[1]) ||
+	    epoll_ctl(m->ep, EPOLL_CTL_ADD, chld_fd, &e[2]))
 		return -errno;
 	while (!stop) {
 		listen_update(m);
 		n = epoll_wait(m->ep, e, 64, next_timeout(m));
 		for (i = 0; i < n && !stop; i++)
-			stop = one_event(m, l, sig_fd, &e[i]);
+			stop = one_event(m, l, chld_fd, &e[i]);
 		mux_send_pending(m);
 		if (m->failed) {
 			fwd_log(&m->conf->log, "down",
@@ -714,7 +715,6 @@ int fwd_mux_run(struct fwd_mux *m, struct fwd_link *l, int sig_fd)
 				  "tbstream forward stopped on the other host");
 	detach(m, l, true);
 	reap(m);
-	fwd_log(&m->conf->log, "stop", "stopped by %s", strsignal(stop));
 	return 0;
 }
 

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "cli.h"
+#include "job.h"
 
 /* --- wire (forward-wire.c) --- */
 
@@ -167,12 +168,16 @@ struct fwd_link;
  * The multiplexer: takes each session the link has ready, carries
  * connections over it until it fails or the peer breaks the protocol
  * (then every open connection is reset and the link starts again), until
- * a signal other than SIGCHLD arrives on @sig_fd (a signalfd).
+ * it is asked to stop.
  */
 struct fwd_mux *fwd_mux_new(const struct fwd_conf *conf, int listen_fd);
 void fwd_mux_free(struct fwd_mux *m);
-/* Return: 0 when stopped by a signal, or a negative errno. */
-int fwd_mux_run(struct fwd_mux *m, struct fwd_link *l, int sig_fd);
+/*
+ * Runs until @stop_fd is readable; @chld_fd is a signalfd of SIGCHLD.
+ * Return: 0, or a negative errno.
+ */
+int fwd_mux_run(struct fwd_mux *m, struct fwd_link *l, int stop_fd,
+		int chld_fd);
 const struct fwd_stats *fwd_mux_stats(const struct fwd_mux *m);
 
 /* --- the link (forward-link.c) --- */
@@ -184,7 +189,6 @@ struct fwd_link_conf {
 	const char *name;
 	const char *peer;
 	struct tbs_up_opts up;
-	bool keep;
 	const struct fwd_log *log;
 };
 
@@ -196,31 +200,28 @@ struct tbs_session *fwd_link_take(struct fwd_link *l);
 /* The session ended (@s from fwd_link_take()): free it and start again. */
 void fwd_link_done(struct fwd_link *l, struct tbs_session *s,
 		   const char *why);
-/* Stops the thread, takes down a stream it brought up (unless --keep). */
-void fwd_link_stop(struct fwd_link *l);
+/*
+ * Stops the thread and frees the link.  Return: 1 when it had to create
+ * the stream again (it vanished meanwhile), else 0.
+ */
+int fwd_link_stop(struct fwd_link *l);
 
 /* --- the command (cmd-forward.c), also run by tbstream disk --- */
 
 struct fwd_run {
-	const char *name; /* the stream */
-	const char *peer;
-	struct tbs_up_opts up;
-	bool keep;
+	struct job j; /* the stream, the peer, bring-up and take-down */
 	const char *listen, *connect; /* as given */
 	struct fwd_conf conf;
 };
 
-void fwd_run_init(struct fwd_run *r, const char *name);
+void fwd_run_init(struct fwd_run *r, const struct cli *cli,
+		  const char *name);
 
 /* The options of forward and disk alike, for getopt_long(). */
-enum { FWD_OPT_PROFILE = 300, FWD_OPT_JSON };
-#define FWD_RUN_SHORTOPTS "s:p:m:kvh"
+enum { FWD_OPT_JSON = 300 };
+#define FWD_RUN_SHORTOPTS JOB_SHORTOPTS "m:vh"
 #define FWD_RUN_LONGOPTS                                                       \
-	{ "stream", required_argument, NULL, 's' },                            \
-		{ "peer", required_argument, NULL, 'p' },                      \
-		{ "max-connections", required_argument, NULL, 'm' },           \
-		{ "profile", required_argument, NULL, FWD_OPT_PROFILE },       \
-		{ "keep", no_argument, NULL, 'k' },                            \
+	JOB_LONGOPTS, { "max-connections", required_argument, NULL, 'm' },     \
 		{ "verbose", no_argument, NULL, 'v' },                         \
 		{ "json", no_argument, NULL, FWD_OPT_JSON },                   \
 	{                                                                      \
@@ -228,7 +229,7 @@ enum { FWD_OPT_PROFILE = 300, FWD_OPT_JSON };
 	}
 /* Handles one option of FWD_RUN_LONGOPTS but help: 0, or -1 if bad. */
 int fwd_run_opt(struct fwd_run *r, int c, const char *arg);
-/* Runs until a signal; returns the exit status. */
-int fwd_run(const struct cli *cli, struct fwd_run *r);
+/* Runs until a signal (through job_run()); returns the exit status. */
+int fwd_run(struct fwd_run *r);
 
 #endif

@@ -20,6 +20,7 @@ static const struct cli_cmd commands[] = {
 	{ "forward", cmd_forward, "carry socket connections to the peer" },
 	{ "disk", cmd_disk, "share a disk with the peer, or attach the peer's" },
 	{ "reconcile", cmd_reconcile, "bring the configured streams up" },
+	{ "doctor", cmd_doctor, "check the driver, the peer and the streams" },
 };
 
 static void usage(FILE *out)

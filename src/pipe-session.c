@@ -283,7 +283,8 @@ static void print_stats(struct tbs_session *s)
 
 int pipe_session(const struct pipe_args *a, struct tbs_endpoint *ep)
 {
-	struct tbs_session_opts opts = { .role = TBS_ROLE_DUPLEX };
+	struct tbs_session_opts opts =
+		TBS_OPTS_INIT(tbs_session_opts, .role = TBS_ROLE_DUPLEX);
 	struct tbs_session *s;
 	int ret;
 

@@ -5,8 +5,6 @@
 #ifndef TBS_PIPE_H
 #define TBS_PIPE_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <sys/types.h>
 
 #include "cli.h"
@@ -22,19 +20,6 @@ struct pipe_args {
 	bool quiet;
 	struct tbs_up_opts opts;
 };
-
-/* Takes down a stream the command brought up when a signal ends it. */
-struct pipe_guard {
-	pthread_mutex_t lock;
-	sigset_t set;
-	const char *root;
-	struct tbs_stream st;
-	bool armed;
-};
-
-int pipe_guard_start(struct pipe_guard *g, const char *root);
-void pipe_guard_arm(struct pipe_guard *g, const struct tbs_stream *st);
-void pipe_guard_disarm(struct pipe_guard *g);
 
 /* A pipe that tells the threads of a command to stop waiting. */
 struct pipe_stop {

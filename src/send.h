@@ -10,14 +10,13 @@
 #include <pthread.h>
 
 #include "cli.h"
+#include "job.h"
 #include "progress.h"
 
 struct xfer {
 	const char *cmd; /* "send" or "recv" */
-	const char *name; /* stream */
-	const char *peer;
-	bool json, quiet, keep;
-	struct tbs_up_opts up;
+	struct job job; /* the stream, the peer, --timeout, --keep */
+	bool json, quiet;
 	struct tbs_tree_opts tree;
 	/* send: the paths; recv: the directory */
 	char **paths;
@@ -29,16 +28,11 @@ struct xfer {
 	char error[TBS_MSG_MAX + 64];
 };
 
-#define XFER_SHORTOPTS "s:p:t:qjkh"
+#define XFER_SHORTOPTS JOB_SHORTOPTS "qjh"
 /* The options both commands take (getopt_long entries). */
 #define XFER_LONGOPTS                                                          \
-	{ "stream", required_argument, NULL, 's' },                            \
-		{ "peer", required_argument, NULL, 'p' },                      \
-		{ "timeout", required_argument, NULL, 't' },                   \
-		{ "quiet", no_argument, NULL, 'q' },                           \
+	JOB_LONGOPTS, { "quiet", no_argument, NULL, 'q' },                     \
 		{ "json", no_argument, NULL, 'j' },                            \
-		{ "keep", no_argument, NULL, 'k' },                            \
-		{ "profile", required_argument, NULL, 'P' },                   \
 		{ "specials", no_argument, NULL, 'S' },                        \
 	{                                                                      \
 		"help", no_argument, NULL, 'h'                                 \
@@ -59,12 +53,12 @@ struct xfer {
 	"output\n"                                                             \
 	"  -h, --help                show this help\n"
 
-void xfer_init(struct xfer *x, const char *cmd);
+void xfer_init(struct xfer *x, const struct cli *cli, const char *cmd);
 /* Handles option @c of both commands: 1 handled, 0 not one of them,
  * -1 a bad value. */
 int xfer_opt(struct xfer *x, int c, const char *arg);
-/* Brings the stream up, runs @engine on a session, takes it down. */
-int xfer_run(const struct cli *cli, struct xfer *x, int role,
+/* Runs @engine on a session over the stream, as a job (job.h). */
+int xfer_run(struct xfer *x, int role,
 	     int (*engine)(struct xfer *x, struct tbs_session *s,
 			   struct tbs_error *e));
 

@@ -171,10 +171,9 @@ static int against_listen(const char *sc)
 
 int main(int argc, char **argv)
 {
-	struct tbs_session_opts o = { .role = TBS_ROLE_DUPLEX,
-				      .id = FWD_ID,
-				      .id_len = strlen(FWD_ID),
-				      .handshake_ms = 20000 };
+	struct tbs_session_opts o = TBS_OPTS_INIT(
+		tbs_session_opts, .role = TBS_ROLE_DUPLEX, .id = FWD_ID,
+		.id_len = strlen(FWD_ID), .handshake_ms = 20000);
 	struct tbs_error e = { 0 };
 	struct tbs_endpoint ep;
 	struct tbs_stream st;

@@ -139,7 +139,8 @@ static int listen(struct tbs_session *s)
 
 static int attack(struct tbs_endpoint *ep)
 {
-	struct tbs_session_opts o = { .role = TBS_ROLE_SENDER };
+	struct tbs_session_opts o =
+		TBS_OPTS_INIT(tbs_session_opts, .role = TBS_ROLE_SENDER);
 	struct tbs_session *s;
 	int r;
 

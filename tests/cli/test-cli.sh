@@ -27,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 put() { mkdir -p "$(dirname "$1")"; echo "$2" >"$1"; }
 
 ts=$TBSTREAM
-for c in "" list up down pipe; do
+for c in "" list up down pipe doctor; do
 	status 0 "help of '${c:-tbstream}'" $ts $c --help
 	grep_ok "help of '${c:-tbstream}' has a usage line" Usage "$tmp/out"
 done
@@ -39,6 +39,8 @@ status 2 "up without NAME" $ts up
 status 2 "up with a bad time-out" $ts up x --timeout soon
 status 2 "up with an unknown profile" $ts up x --profile fast
 status 2 "send-only without raw" $ts pipe --send-only
+status 2 "doctor with an argument" $ts doctor extra
+status 2 "doctor with an unknown option" $ts doctor --frob
 
 root=$tmp/empty
 mkdir -p "$root"
@@ -51,6 +53,42 @@ status 3 "up without the driver: exit 3" $ts --sysroot "$root" up x
 grep_ok "says to load the driver" "modprobe thunderbolt_stream" "$tmp/err"
 status 0 "list without the driver still lists" $ts --sysroot "$root" list
 grep_ok "and says why there are no streams" "not loaded" "$tmp/out"
+
+# doctor on fake roots: a kernel too old, and the module in lib/modules
+# but not loaded, each with one line per check and its exit status.
+root=$tmp/old
+put "$root/proc/sys/kernel/osrelease" 6.12.3-amd64
+mkdir -p "$root/sys/bus/thunderbolt/devices" "$root/lib/modules/6.12.3-amd64"
+put "$root/lib/modules/6.12.3-amd64/modules.dep" \
+	"kernel/drivers/thunderbolt/thunderbolt.ko:"
+status 3 "doctor on a kernel before 7.2: exit 3" $ts --sysroot "$root" doctor
+grep_ok "says the kernel is too old" "^FAIL  kernel    Linux 6.12.3-amd64 is older than 7.2" "$tmp/out"
+grep_ok "and that it has no module" "^FAIL  driver    this kernel (6.12.3-amd64) has no thunderbolt_stream module" "$tmp/out"
+if grep -Evq '^(ok|info|warn|FAIL) +[a-z]+ +[^ ]' "$tmp/out"; then
+	not_ok "doctor prints one line per check"
+else
+	ok "doctor prints one line per check"
+fi
+root=$tmp/unloaded
+put "$root/proc/sys/kernel/osrelease" 7.3.1
+mkdir -p "$root/sys/bus/thunderbolt/devices" "$root/lib/modules/7.3.1"
+put "$root/lib/modules/7.3.1/modules.dep" \
+	"kernel/drivers/thunderbolt/thunderbolt_stream.ko: kernel/drivers/thunderbolt/thunderbolt.ko"
+status 3 "doctor with the module not loaded: exit 3" \
+	$ts --sysroot "$root" doctor --json
+if python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+c = {x["check"]: x for x in j["checks"]}
+assert not j["ok"] and j["exit_status"] == 3
+assert c["kernel"]["status"] == "ok"
+assert c["driver"]["status"] == "fail" and c["driver"]["code"] < 0
+assert "modprobe thunderbolt_stream" in c["driver"]["message"]
+' "$tmp/out"; then
+	ok "doctor --json: the kernel is fine, the module is not loaded"
+else
+	not_ok "doctor --json: the kernel is fine, the module is not loaded"
+fi
 
 root=$tmp/alone
 mkdir -p "$root/sys/bus/thunderbolt/devices" \

@@ -5,9 +5,13 @@
 
 BG_PIDS=
 SSHD_PID=
+LOOPS=
+MNTD=
 
 fwd_cleanup() {
 	local p
+	[ -n "$MNTD" ] && umount "$MNTD" 2>/dev/null
+	for p in $LOOPS; do losetup -d "$p" 2>/dev/null; done
 	for p in $BG_PIDS $SSHD_PID; do
 		kill "$p" 2>/dev/null
 	done
@@ -45,6 +49,33 @@ stop_bg() {
 	kill "$1" 2>/dev/null
 	wait "$1"
 	ST=$?
+}
+
+# http_start DIR: python's http.server serving DIR on 127.0.0.1:$HP.
+http_start() {
+	HP=$(free_port)
+	(cd "$1" && exec timeout 600 python3 -m http.server \
+		--bind 127.0.0.1 "$HP" >/dev/null 2>&1) &
+	BG_PIDS="$BG_PIDS $!"
+	wait_for 30 curl -s -o /dev/null "http://127.0.0.1:$HP/" ||
+		bail "http.server did not start"
+}
+
+# fetch_all PORT N PREFIX: curl fetches f1..fN of $TMP/www through
+# 127.0.0.1:PORT, N at once, into $TMP/got/PREFIXi; sets CURL_ST and BAD
+# (how many bodies differ).
+fetch_all() {
+	local args=() i
+	for i in $(seq "$2"); do
+		args+=(-o "$TMP/got/$3$i" "http://127.0.0.1:$1/f$i")
+	done
+	t curl -s --fail --parallel --parallel-immediate --parallel-max "$2" \
+		--max-time 50 "${args[@]}" 2>/dev/null
+	CURL_ST=$?
+	BAD=0
+	for i in $(seq "$2"); do
+		cmp -s "$TMP/www/f$i" "$TMP/got/$3$i" || BAD=$((BAD + 1))
+	done
 }
 
 free_port() {

@@ -17,16 +17,7 @@ for p in nbdkit nbdinfo nbdcopy nbdsh qemu-img; do
 		exit 0
 	}
 done
-LOOPS=
-MNTD=
-disk_cleanup() {
-	local l
-	[ -n "$MNTD" ] && umount "$MNTD" 2>/dev/null
-	for l in $LOOPS; do losetup -d "$l" 2>/dev/null; done
-	fwd_cleanup
-}
 fwd_start
-trap disk_cleanup EXIT
 MIB=256
 SOCK=$TMP/nbd.sock
 U="nbd+unix:///?socket=$SOCK"

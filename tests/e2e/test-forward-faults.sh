@@ -22,13 +22,9 @@ for i in $(seq $N); do
 	head -c $((3 << 20)) /dev/urandom >"$TMP/www/f$i"
 done
 echo small >"$TMP/www/small"
-hp=$(free_port)
+http_start "$TMP/www"
+hp=$HP
 lp=$(free_port)
-(cd "$TMP/www" && exec timeout 600 python3 -m http.server --bind 127.0.0.1 \
-	"$hp" >/dev/null 2>&1) &
-BG_PIDS="$BG_PIDS $!"
-wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$hp/small" ||
-	bail "http.server did not start"
 
 start_connect() {
 	fwd "$H2" "$TMP/c.log" flt --connect "127.0.0.1:$hp"

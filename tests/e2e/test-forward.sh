@@ -69,13 +69,9 @@ for i in $(seq 100); do
 	head -c $((1000 + i * 997)) /dev/urandom >"$TMP/www/f$i"
 done
 head -c $((48 << 20)) /dev/urandom >"$TMP/www/big"
-hp=$(free_port)
+http_start "$TMP/www"
+hp=$HP
 lp=$(free_port)
-(cd "$TMP/www" && exec timeout 600 python3 -m http.server --bind 127.0.0.1 \
-	"$hp" >/dev/null 2>&1) &
-BG_PIDS="$BG_PIDS $!"
-wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$hp/f1" ||
-	bail "http.server did not start"
 fwd "$H2" "$TMP/http.c" http --connect "127.0.0.1:$hp"
 c=$FWD_PID
 fwd "$H1" "$TMP/http.l" http --listen "127.0.0.1:$lp" --json
@@ -91,18 +87,9 @@ paused=$!
 check "a client is paused with bytes waiting in its socket" \
 	wait_for 30 sh -c "ss -tnH state established '( dport = :$lp )' |
 		awk '\$1 > 0 { f = 1 } END { exit !f }'"
-args=()
-for i in $(seq 100); do
-	args+=(-o "$TMP/got/f$i" "http://127.0.0.1:$lp/f$i")
-done
-t curl -s --fail --parallel --parallel-immediate --parallel-max 100 \
-	--max-time 50 "${args[@]}" 2>/dev/null
-check "100 connections at once: curl succeeded" test $? -eq 0
-bad=0
-for i in $(seq 100); do
-	cmp -s "$TMP/www/f$i" "$TMP/got/f$i" || bad=$((bad + 1))
-done
-is "100 connections at once: every body is right" "$bad" 0
+fetch_all "$lp" 100 f
+is "100 connections at once: curl succeeded" "$CURL_ST" 0
+is "100 connections at once: every body is right" "$BAD" 0
 check "the paused connection held up none of them (it still waits)" \
 	kill -0 "$paused"
 timeout 120 cat "$TMP/pause" >"$TMP/big.out"
@@ -126,19 +113,9 @@ stop_bg "$c"
 fwd "$H2" "$TMP/lim.c" http --connect "127.0.0.1:$hp" --max-connections 2
 c=$FWD_PID
 link_up "$TMP/lim.l"
-args=()
-for i in $(seq 20); do
-	args+=(-o "$TMP/got/l$i" "http://127.0.0.1:$lp/f$i")
-done
-t curl -s --fail --parallel --parallel-immediate --parallel-max 20 \
-	--max-time 50 "${args[@]}" 2>/dev/null
-st=$?
-bad=0
-for i in $(seq 20); do
-	cmp -s "$TMP/www/f$i" "$TMP/got/l$i" || bad=$((bad + 1))
-done
+fetch_all "$lp" 20 l
 is "20 clients, the peer takes 2 at a time: all served, right bodies" \
-	"$st $bad" "0 0"
+	"$CURL_ST $BAD" "0 0"
 stop_bg "$l"
 stop_bg "$c"
 

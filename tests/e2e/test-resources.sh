@@ -1,6 +1,7 @@
 #!/bin/bash
 # Scarce resources and other topologies: HopIDs run out (9 and up first,
-# 8 only as the last resort, then a clear "no free HopID"); DMA rings run
+# 8 only as the last resort, then those of streams the peer does not have
+# and nobody uses, then a clear "no free HopID"); DMA rings run
 # out; the stream service is not service 0 when the peer also offers IP
 # over Thunderbolt.
 set -u
@@ -20,10 +21,25 @@ check "s1 took 9" test "$(attr "$ALLOC" s1 in_hopid)" = 9
 check "s2 took 10" test "$(attr "$ALLOC" s2 in_hopid)" = 10
 status 0 "s3 falls back to HopID 8" ts "$ALLOC" up s3 --timeout 5 -j
 check "s3 took 8" test "$(attr "$ALLOC" s3 in_hopid)" = 8
-status 5 "s4: no HopID left, exit 5" ts "$ALLOC" up s4 --timeout 5
+# The peer never took s3 over and no process uses it: its HopIDs are
+# taken back for s4; s1 and s2, which the peer has, stay.
+status 0 "s4 takes back the HopIDs of s3, which the peer lacks" \
+	ts "$ALLOC" up s4 --timeout 5 -j
+check "s4 took 8" test "$(attr "$ALLOC" s4 in_hopid)" = 8
+check "s3 is gone" test ! -e \
+	"$(ls -d "$ALLOC"/sys/kernel/config/thunderbolt/stream/*/)s3"
+check "s1 and s2 stay" test "$(attr "$ALLOC" s1 in_hopid)/$(attr \
+	"$ALLOC" s2 in_hopid)" = 9/10
+# With s4 open by a process, nothing is free.
+(exec 3<"$(ts "$ALLOC" up s4)"; sleep 30) &
+holder=$!
+check "s4 is open" wait_open "$ALLOC" s4
+status 5 "s5: no HopID left, exit 5" ts "$ALLOC" up s5 --timeout 5
 has_msg "and says so" "no free HopID"
-check "s4 was not left behind" test ! -e \
-	"$(ls -d "$ALLOC"/sys/kernel/config/thunderbolt/stream/*/)s4"
+check "s5 was not left behind" test ! -e \
+	"$(ls -d "$ALLOC"/sys/kernel/config/thunderbolt/stream/*/)s5"
+kill $holder
+wait $holder 2>/dev/null
 
 # DMA rings: one kept for control, so --rings 2 leaves one for streams.
 sim_start --rings 2

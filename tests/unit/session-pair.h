@@ -151,6 +151,7 @@ static inline void end_setup(struct end *e, int fd, int wfd,
 	/* 1: the step was not reached */
 	e->start_r = e->send_r = e->finish_r = 1;
 	e->recv_r = e->confirm_r = e->close_r = 1;
+	e->o.size = sizeof(e->o);
 	if (!e->o.handshake_ms)
 		e->o.handshake_ms = 5000;
 	if (!e->o.idle_ms)

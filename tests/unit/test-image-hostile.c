@@ -83,10 +83,12 @@ static XXH128_hash_t zeros_hash(uint64_t size)
 /* The hostile side: a header, what @act sends, then the end. */
 static int run(const char *path, int act, struct tbs_error *err)
 {
-	struct tbs_session_opts so = { .role = TBS_ROLE_SENDER,
-				       .handshake_ms = 5000 };
-	struct tbs_session_opts ro = { .role = TBS_ROLE_RECEIVER,
-				       .handshake_ms = 5000 };
+	struct tbs_session_opts so =
+		TBS_OPTS_INIT(tbs_session_opts, .role = TBS_ROLE_SENDER,
+			      .handshake_ms = 5000);
+	struct tbs_session_opts ro =
+		TBS_OPTS_INIT(tbs_session_opts, .role = TBS_ROLE_RECEIVER,
+			      .handshake_ms = 5000);
 	struct rx r = { .path = path };
 	struct tbs_session *s;
 	uint8_t buf[512];

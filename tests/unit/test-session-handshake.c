@@ -29,9 +29,9 @@ static void *one_start(void *arg)
 
 static void one_init(struct one *o, int handshake_ms)
 {
-	struct tbs_session_opts opts = {
-		.handshake_ms = handshake_ms, .idle_ms = 3000, .rto_ms = 200,
-	};
+	struct tbs_session_opts opts =
+		TBS_OPTS_INIT(tbs_session_opts, .handshake_ms = handshake_ms,
+			      .idle_ms = 3000, .rto_ms = 200);
 	int sv[2];
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
@@ -320,7 +320,8 @@ static void test_hostile_peer(void)
  */
 static void test_failing_read(void)
 {
-	struct tbs_session_opts opts = { .handshake_ms = 5000 };
+	struct tbs_session_opts opts =
+		TBS_OPTS_INIT(tbs_session_opts, .handshake_ms = 5000);
 	struct tbs_session *s;
 	int m, sl, sv[2];
 
@@ -418,7 +419,8 @@ static int budget_file(const char *dir)
 /* Runs one session toward a silent peer, writing to @wfd. */
 static int silent_run(int wfd, int ms, char *msg, size_t len)
 {
-	struct tbs_session_opts opts = { .handshake_ms = ms };
+	struct tbs_session_opts opts =
+		TBS_OPTS_INIT(tbs_session_opts, .handshake_ms = ms);
 	struct tbs_session *s;
 	int sv[2], r;
 

@@ -337,7 +337,8 @@ static void *send_mixed(void *arg)
  */
 static void test_messages(void)
 {
-	struct tbs_session_opts o = { .window = 1 << 20 };
+	struct tbs_session_opts o =
+		TBS_OPTS_INIT(tbs_session_opts, .window = 1 << 20);
 	struct tbs_session *a, *b;
 	static uint8_t in[3 << 20];
 	uint8_t *buf = msg_buf;

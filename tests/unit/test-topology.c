@@ -3,7 +3,9 @@
  * Topology and configuration against a fake system root built by hand.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tbstream.h"
 #include "../tap.h"
@@ -127,6 +129,37 @@ static void test_host(const char *root)
 	       "no host router in domain 5");
 }
 
+/*
+ * Reading one stream does not look for holders (a walk over every
+ * process's descriptors); listing does, for all streams in one walk.
+ */
+static void test_holders(const char *root)
+{
+	struct tbs_stream *s, st;
+	int fd, n;
+
+	tree_put(root, "dev/tbstream2", "");
+	is_int(tbs_stream_get(root, "0-503.1", "s1", &st, NULL), 0,
+	       "s1 read alone");
+	fd = open(st.device, O_RDONLY | O_CLOEXEC);
+	ok(fd >= 0, "s1's device opened by this process");
+	is_int(tbs_stream_get(root, "0-503.1", "s1", &st, NULL), 0,
+	       "s1 read alone again");
+	is_int(st.holders, -1, "reading one stream does not look for holders");
+	n = tbs_streams_list(root, &s, NULL);
+	ok(n == 3 && s[0].holders == 1 && s[0].holder == getpid(),
+	   "listing finds this process holding s1");
+	ok(n == 3 && s[1].holders == 0 && s[2].holders == 0,
+	   "and nobody holding the others");
+	tbs_streams_free(s);
+	is_int(tbs_stream_holders(root, &st, NULL, 0, 0), 1,
+	       "tbs_stream_holders() counts it");
+	is_int(tbs_stream_holders(root, &st, NULL, 0, getpid()), 0,
+	       "and leaves out an excluded process");
+	if (fd >= 0)
+		close(fd);
+}
+
 static void test_streams(const char *root)
 {
 	struct tbs_stream *s, st;
@@ -150,6 +183,7 @@ static void test_streams(const char *root)
 		is_int(s[0].holders, 0, "no holder");
 	}
 	tbs_streams_free(s);
+	test_holders(root);
 	is_int(tbs_stream_find(root, NULL, "s1", &st, &e), -ENOTUNIQ,
 	       "s1 exists towards two peers");
 	is_int(tbs_stream_find(root, "bbbb-peer", "s1", &st, &e), 0,

@@ -43,7 +43,8 @@ struct hrx {
 static void *hrx_main(void *arg)
 {
 	struct hrx *h = arg;
-	struct tbs_tree_opts o = { .flags = h->flags };
+	struct tbs_tree_opts o =
+		TBS_OPTS_INIT(tbs_tree_opts, .flags = h->flags);
 
 	h->r = tbs_session_start(h->s);
 	if (!h->r)
@@ -107,9 +108,9 @@ static void answers_read(struct tbs_session *s, struct answers *a)
 static int hostile(const char *dir, unsigned int flags, struct trec *recs,
 		   int nrec, struct answers *a, struct tbs_error *e)
 {
-	struct tbs_session_opts o = { .handshake_ms = WAIT_MS,
-				      .idle_ms = WAIT_MS,
-				      .confirm_ms = WAIT_MS };
+	struct tbs_session_opts o =
+		TBS_OPTS_INIT(tbs_session_opts, .handshake_ms = WAIT_MS,
+			      .idle_ms = WAIT_MS, .confirm_ms = WAIT_MS);
 	char path[1024];
 	struct hrx h;
 	struct tbs_session *s;
@@ -667,9 +668,9 @@ static int on_sent(void *arg, const struct tree_msg *m)
 static int send_to_hand(const char *src, void (*act)(int), struct seen *w,
 			struct tbs_error *e)
 {
-	struct tbs_session_opts o = { .handshake_ms = WAIT_MS,
-				      .idle_ms = WAIT_MS,
-				      .confirm_ms = WAIT_MS };
+	struct tbs_session_opts o =
+		TBS_OPTS_INIT(tbs_session_opts, .handshake_ms = WAIT_MS,
+			      .idle_ms = WAIT_MS, .confirm_ms = WAIT_MS);
 	static uint8_t buf[TREE_REC_MAX];
 	struct htx h = { .path = src };
 	pthread_t t;

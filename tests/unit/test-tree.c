@@ -153,7 +153,8 @@ struct side {
 static void *side_main(void *arg)
 {
 	struct side *d = arg;
-	struct tbs_tree_opts o = { .flags = d->flags };
+	struct tbs_tree_opts o =
+		TBS_OPTS_INIT(tbs_tree_opts, .flags = d->flags);
 
 	d->r = tbs_session_start(d->s);
 	if (!d->r && d->paths)
@@ -167,7 +168,8 @@ static void *side_main(void *arg)
 
 static void transfer(struct side *snd, struct side *rcv)
 {
-	struct tbs_session_opts o = { .handshake_ms = 5000, .idle_ms = 5000 };
+	struct tbs_session_opts o = TBS_OPTS_INIT(
+		tbs_session_opts, .handshake_ms = 5000, .idle_ms = 5000);
 	pthread_t a, b;
 	int sv[2];
 

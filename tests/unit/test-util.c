@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * The library's internal helpers: names of routers and services, stream
- * names, paths under the system root.  Built with lib/util.c.
+ * names, paths under the system root, and the loading of option structs
+ * by the convention of tbstream.h (also through public calls).
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../lib/internal.h"
 #include "../tap.h"
@@ -100,10 +102,91 @@ static void test_paths(void)
 	       -ENAMETOOLONG, "a path too long for the buffer is refused");
 }
 
+/* An options struct as a program built against an older header has it. */
+struct opts_v1 {
+	size_t size;
+	int a;
+	int b;
+};
+
+/* ... and as this library has it, one member later. */
+struct opts_v2 {
+	size_t size;
+	int a;
+	int b;
+	long c;
+};
+
+/* ... and as a newer program has it. */
+struct opts_v3 {
+	size_t size;
+	int a;
+	int b;
+	long c;
+	long d;
+};
+
+static int load(struct opts_v2 *o, const void *src)
+{
+	return TBSI_OPTS_LOAD(o, src, b, c);
+}
+
+static void test_opts(void)
+{
+	struct opts_v1 v1 = { .size = sizeof(v1), .a = 1, .b = 2 };
+	struct opts_v3 v3 = { .size = sizeof(v3), .a = 1, .c = 3 };
+	struct opts_v2 o;
+
+	memset(&o, 0x5a, sizeof(o));
+	ok(!load(&o, NULL) && o.size == sizeof(o) && !o.a && !o.c,
+	   "no options: every member zero, the size set");
+	ok(!load(&o, &v1) && o.a == 1 && o.b == 2 && !o.c,
+	   "an older program's options: the newer member is zero");
+	ok(!load(&o, &v3) && o.a == 1 && o.c == 3 && o.size == sizeof(o),
+	   "a newer program's options with its new member zero are taken");
+	v3.d = 7;
+	is_int(load(&o, &v3), -E2BIG,
+	       "a newer program asking for a member unknown here: -E2BIG");
+	v1.size = 0;
+	is_int(load(&o, &v1), -EINVAL, "a size of zero: -EINVAL");
+	v1.size = sizeof(size_t) + sizeof(int);
+	is_int(load(&o, &v1), -EINVAL,
+	       "a size below the first layout: -EINVAL");
+}
+
+static void test_opts_public(void)
+{
+	struct tbs_session_opts so = { .role = TBS_ROLE_SENDER };
+	struct tbs_up_opts uo = { .timeout_ms = 1 };
+	struct tbs_error e = { 0 };
+	struct tbs_session *s = NULL;
+	struct tbs_stream st;
+	int fd[2];
+
+	if (pipe(fd)) {
+		tap_skip("no pipe");
+		return;
+	}
+	is_int(tbs_session_new(&s, fd[0], fd[1], &so), -EINVAL,
+	       "tbs_session_new: options without their size are refused");
+	so = TBS_OPTS_INIT(tbs_session_opts, .role = TBS_ROLE_SENDER);
+	ok(!tbs_session_new(&s, fd[0], fd[1], &so),
+	   "tbs_session_new: TBS_OPTS_INIT options are taken");
+	tbs_session_free(s);
+	close(fd[0]);
+	close(fd[1]);
+	is_int(tbs_stream_up("/nonexistent", NULL, "x", &uo, &st, &e), -EINVAL,
+	       "tbs_stream_up: options without their size");
+	ok(strstr(e.msg, "TBS_OPTS_INIT") != NULL,
+	   "... and the message says how to fill them");
+}
+
 int main(void)
 {
 	test_routers();
 	test_names();
 	test_paths();
+	test_opts();
+	test_opts_public();
 	return tap_done();
 }

@@ -1,0 +1,291 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The job skeleton shared by every command that uses a stream (job.h):
+ * bring up, open, guard signals, run, take down.
+ *
+ * Signals.  SIGINT, SIGTERM and SIGHUP are blocked in every thread and
+ * taken by one guard thread with sigwait(), so clean-up runs in an
+ * ordinary thread, never in a signal handler.  What the guard does depends
+ * on the phase of the job, which changes under its lock:
+ *
+ *	phase		on a signal
+ *	IDLE, DONE	exit
+ *	UP_WAIT		cancel tbs_stream_up() through its cancel_fd; the
+ *			main thread, back from it, takes down what it may
+ *			have brought up and exits
+ *	RUNNING		take the stream down if this job brought it up
+ *			(forced: the job's own descriptors are open), exit;
+ *			a stoppable job: tell its body through the same
+ *			pipe (its stop_fd) and let it end; exit on a
+ *			second signal a second or more later (one signal
+ *			can come twice at once: to a process and to its
+ *			group, as timeout(1) sends it)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "job.h"
+
+#define STOP_AGAIN_MS 1000 /* a second signal after this forces the exit */
+
+enum phase { IDLE, UP_WAIT, RUNNING, DONE };
+
+/* One per process: signals are a process's. */
+static struct guard {
+	pthread_mutex_t lock;
+	sigset_t set;
+	int cancel[2]; /* written on a signal during UP_WAIT, or to stop */
+	enum phase phase;
+	int sig; /* the signal taken during UP_WAIT or to stop, 0 if none */
+	int64_t sig_ms; /* when it came */
+	struct job *job;
+	bool started;
+} guard = { .lock = PTHREAD_MUTEX_INITIALIZER, .cancel = { -1, -1 } };
+
+void job_init(struct job *j, const struct cli *cli, const char *name)
+{
+	memset(j, 0, sizeof(*j));
+	j->cli = cli;
+	j->name = name;
+	j->up = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS);
+	j->ep.rfd = j->ep.wfd = -1;
+	j->stop_fd = -1;
+}
+
+int job_opt(struct job *j, int c, const char *arg)
+{
+	long t;
+
+	switch (c) {
+	case 's':
+		j->name = arg;
+		return 1;
+	case 'p':
+		j->peer = arg;
+		return 1;
+	case 't':
+		t = cli_parse_num(arg);
+		if (t <= 0 || t > 86400)
+			return -1;
+		j->up.timeout_ms = (int)t * 1000;
+		return 1;
+	case 'P':
+		return tbs_up_opts_profile(&j->up, arg) ? -1 : 1;
+	case 'k':
+		j->keep = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int job_check_name(const struct job *j, const char *cmd)
+{
+	if (!j->name[0] || strlen(j->name) > TBS_NAME_MAX ||
+	    strchr(j->name, '/'))
+		return cli_usage_error(
+			cmd, "a stream NAME has 1 to 8 bytes, no '/'");
+	return 0;
+}
+
+int job_timeout_ms(const struct job *j)
+{
+	return j->up.timeout_ms > 0 ? j->up.timeout_ms : CLI_TIMEOUT_MS;
+}
+
+/* Whether the stream is this job's to take down. */
+static bool owned(const struct job *j)
+{
+	return j && j->created && !j->keep;
+}
+
+static void take_down(struct job *j, bool force)
+{
+	struct tbs_error e = { 0 };
+
+	if (owned(j) && tbs_stream_down(j->cli->root, &j->st, force, &e))
+		cli_fail(&e);
+}
+
+static void interrupted(int sig, const struct job *j)
+{
+	cli_msg("interrupted by %s%s", strsignal(sig),
+		owned(j) ? "; the stream this command set up is down again"
+			 : "");
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The same stop asked twice at once: not a second request. */
+static bool repeated(void)
+{
+	return guard.sig && guard.phase == RUNNING && guard.job->stoppable &&
+	       mono_ms() - guard.sig_ms < STOP_AGAIN_MS;
+}
+
+static void *guard_run(void *arg)
+{
+	int sig = SIGTERM;
+
+	(void)arg;
+	for (;;) {
+		sigwait(&guard.set, &sig);
+		pthread_mutex_lock(&guard.lock);
+		if (repeated()) {
+			pthread_mutex_unlock(&guard.lock);
+			continue;
+		}
+		if (guard.sig || (guard.phase != UP_WAIT &&
+				  !(guard.phase == RUNNING &&
+				    guard.job->stoppable)))
+			break;
+		/*
+		 * The main thread finishes the bring-up, then exits; or the
+		 * stoppable body ends in order.
+		 */
+		guard.sig = sig;
+		guard.sig_ms = mono_ms();
+		if (write(guard.cancel[1], "x", 1) < 0)
+			break;
+		pthread_mutex_unlock(&guard.lock);
+	}
+	if (guard.phase == RUNNING)
+		take_down(guard.job, true);
+	interrupted(sig, guard.phase == RUNNING ? guard.job : NULL);
+	_exit(128 + sig);
+	return NULL;
+}
+
+/* A descriptor above 2, so that it can never be mistaken for "none" (0). */
+static int high_fd(int fd)
+{
+	int h = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+	close(fd);
+	return h;
+}
+
+static int guard_start(void)
+{
+	pthread_t t;
+
+	if (guard.started)
+		return 0;
+	signal(SIGPIPE, SIG_IGN);
+	if (pipe(guard.cancel))
+		return -errno;
+	guard.cancel[0] = high_fd(guard.cancel[0]);
+	guard.cancel[1] = high_fd(guard.cancel[1]);
+	if (guard.cancel[0] < 0 || guard.cancel[1] < 0)
+		return -EMFILE;
+	sigemptyset(&guard.set);
+	sigaddset(&guard.set, SIGINT);
+	sigaddset(&guard.set, SIGTERM);
+	sigaddset(&guard.set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &guard.set, NULL) ||
+	    pthread_create(&t, NULL, guard_run, NULL))
+		return -EAGAIN;
+	pthread_detach(t);
+	guard.started = true;
+	return 0;
+}
+
+static void set_phase(enum phase p, struct job *j)
+{
+	pthread_mutex_lock(&guard.lock);
+	guard.phase = p;
+	guard.job = j;
+	pthread_mutex_unlock(&guard.lock);
+}
+
+/*
+ * Brings the stream up, cancellable by a signal; after one, takes down
+ * what the bring-up brought up and exits.
+ */
+static int job_up(struct job *j)
+{
+	int ret, sig;
+
+	set_phase(UP_WAIT, NULL);
+	j->up.cancel_fd = guard.cancel[0];
+	ret = tbs_stream_up(j->cli->root, j->peer, j->name, &j->up, &j->st,
+			    &j->err);
+	pthread_mutex_lock(&guard.lock);
+	j->created = ret > 0;
+	guard.phase = ret < 0 ? DONE : RUNNING;
+	guard.job = j;
+	sig = guard.sig;
+	if (sig) {
+		take_down(j, false);
+		interrupted(sig, ret < 0 ? NULL : j);
+		exit(128 + sig);
+	}
+	pthread_mutex_unlock(&guard.lock);
+	return ret < 0 ? ret : 0;
+}
+
+int job_stop_signal(void)
+{
+	int sig;
+
+	pthread_mutex_lock(&guard.lock);
+	sig = guard.phase == RUNNING ? guard.sig : 0;
+	pthread_mutex_unlock(&guard.lock);
+	return sig;
+}
+
+static int job_open(struct job *j)
+{
+	return tbs_endpoint_open(j->cli->root, &j->st, job_timeout_ms(j), 0,
+				 &j->ep, &j->err);
+}
+
+/* Closes the device and takes the stream down, out of the guard's way. */
+static void job_end(struct job *j)
+{
+	pthread_mutex_lock(&guard.lock);
+	tbs_endpoint_close(&j->ep);
+	take_down(j, false);
+	guard.phase = DONE;
+	guard.job = NULL;
+	pthread_mutex_unlock(&guard.lock);
+}
+
+int job_run(struct job *j, job_body_fn body, void *arg)
+{
+	int ret;
+
+	j->ran = false;
+	ret = guard_start();
+	if (ret) {
+		snprintf(j->err.msg, sizeof(j->err.msg),
+			 "could not set up signal handling: %s",
+			 strerror(-ret));
+		return j->err.code = ret;
+	}
+	ret = job_up(j);
+	if (ret)
+		return ret;
+	if (!j->no_open)
+		ret = job_open(j);
+	if (!ret && body) {
+		j->ran = true;
+		j->stop_fd = guard.cancel[0];
+		ret = body(j, arg);
+	}
+	job_end(j);
+	return ret;
+}
