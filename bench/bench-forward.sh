@@ -9,7 +9,8 @@
 #     cable) and processor-bound (no rate);
 #  2. the round trip of a 64-byte request and its reply through forward
 #     against the same exchange with the same echo server over loopback
-#     TCP (median and 99th percentile of 2000);
+#     TCP (median and 99th percentile of 2000), and for reference one
+#     message through the session against the raw device;
 #  3. nbdcopy of a 256 MiB image from 'disk attach' (nbdkit behind
 #     'disk share') against dd of the same file through 'tbstream pipe'.
 #
@@ -111,7 +112,7 @@ throughput "unlimited ($size_mib MiB)" $((size_mib << 20))
 limit=$(echo "$PIPE $FWD" | awk '{ m = $1 < $2 ? $1 : $2; print int(m / 2) }')
 [ "$limit" -ge 1 ] || limit=1
 echo "rate $((limit << 20))" >"$CTL"
-throughput "link-bound ($limit MiB/s)" $((limit << 20) * 10)
+throughput "link-bound ($limit MiB/s)" $(((limit << 20) * 10))
 echo "rate 0" >"$CTL"
 echo
 
@@ -129,6 +130,22 @@ read -r fm fp <<<"$(rtt "$RP")"
 printf '%-30s %10s %10s %7s\n' "64-byte round trip (us)" "tcp" "forward" "ratio"
 printf '%-30s %10s %10s %7s\n' "median" "$tm" "$fm" "$(ratio "$fm" "$tm")"
 printf '%-30s %10s %10s %7s\n' "99th percentile" "$tp" "$fp" "$(ratio "$fp" "$tp")"
+# For reference, on another stream of the same simulator: one message's
+# round trip through the session against the raw device (what forward
+# adds to the session is two loopback hops and its event loop).
+libdir=$(cd "$(dirname "$TBSTREAM")/../lib" && pwd)
+if cc -O2 -pthread -I"$top/include" -o "$TMP/bench-latency" \
+	"$top/bench/bench-latency.c" -L"$libdir" -Wl,-rpath,"$libdir" \
+	-ltbstream 2>/dev/null; then
+	ts "$H1" up blat --profile latency >/dev/null &
+	up1=$!
+	ts "$H2" up blat --profile latency >/dev/null
+	wait $up1
+	d1=$H1/dev/tbstream$(cat "$C1"/*/blat/index)
+	d2=$H2/dev/tbstream$(cat "$C2"/*/blat/index)
+	t "$TMP/bench-latency" "$d1" "$d2" 2000 | grep "   64 B" |
+		sed 's/^/reference: /'
+fi
 echo
 
 # --- 3. nbdcopy against dd through pipe ---------------------------------------------
