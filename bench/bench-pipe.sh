@@ -20,7 +20,6 @@ set -u
 size_mib=${1:-1024}
 ROUNDS=${ROUNDS:-4}
 
-mbps() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1048576 / (e - s) }'; }
 
 # cpu OUT CMD...: runs CMD (standard input and output as given), writes
 # the processor time it took (user + system, seconds) to OUT.

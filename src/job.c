@@ -14,7 +14,12 @@
  *			main thread, back from it, takes down what it may
  *			have brought up and exits
  *	RUNNING		take the stream down if this job brought it up
- *			(forced: the job's own descriptors are open), exit
+ *			(forced: the job's own descriptors are open), exit;
+ *			a stoppable job: tell its body through the same
+ *			pipe (its stop_fd) and let it end; exit on a
+ *			second signal a second or more later (one signal
+ *			can come twice at once: to a process and to its
+ *			group, as timeout(1) sends it)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,9 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "job.h"
+
+#define STOP_AGAIN_MS 1000 /* a second signal after this forces the exit */
 
 enum phase { IDLE, UP_WAIT, RUNNING, DONE };
 
@@ -33,9 +41,10 @@ enum phase { IDLE, UP_WAIT, RUNNING, DONE };
 static struct guard {
 	pthread_mutex_t lock;
 	sigset_t set;
-	int cancel[2]; /* written on a signal during UP_WAIT */
+	int cancel[2]; /* written on a signal during UP_WAIT, or to stop */
 	enum phase phase;
-	int sig; /* the signal taken during UP_WAIT, 0 if none */
+	int sig; /* the signal taken during UP_WAIT or to stop, 0 if none */
+	int64_t sig_ms; /* when it came */
 	struct job *job;
 	bool started;
 } guard = { .lock = PTHREAD_MUTEX_INITIALIZER, .cancel = { -1, -1 } };
@@ -47,6 +56,7 @@ void job_init(struct job *j, const struct cli *cli, const char *name)
 	j->name = name;
 	j->up = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS);
 	j->ep.rfd = j->ep.wfd = -1;
+	j->stop_fd = -1;
 }
 
 int job_up_opt(struct tbs_up_opts *up, int c, const char *arg)
@@ -133,6 +143,21 @@ static void interrupted(int sig, const struct job *j)
 			 : "");
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The same stop asked twice at once: not a second request. */
+static bool repeated(void)
+{
+	return guard.sig && guard.phase == RUNNING && guard.job->stoppable &&
+	       mono_ms() - guard.sig_ms < STOP_AGAIN_MS;
+}
+
 static void *guard_run(void *arg)
 {
 	int sig = SIGTERM;
@@ -141,10 +166,20 @@ static void *guard_run(void *arg)
 	for (;;) {
 		sigwait(&guard.set, &sig);
 		pthread_mutex_lock(&guard.lock);
-		if (guard.phase != UP_WAIT || guard.sig)
+		if (repeated()) {
+			pthread_mutex_unlock(&guard.lock);
+			continue;
+		}
+		if (guard.sig || (guard.phase != UP_WAIT &&
+				  !(guard.phase == RUNNING &&
+				    guard.job->stoppable)))
 			break;
-		/* The main thread finishes the bring-up, then exits. */
+		/*
+		 * The main thread finishes the bring-up, then exits; or the
+		 * stoppable body ends in order.
+		 */
 		guard.sig = sig;
+		guard.sig_ms = mono_ms();
 		if (write(guard.cancel[1], "x", 1) < 0)
 			break;
 		pthread_mutex_unlock(&guard.lock);
@@ -224,6 +259,16 @@ static int job_up(struct job *j)
 	return ret < 0 ? ret : 0;
 }
 
+int job_stop_signal(void)
+{
+	int sig;
+
+	pthread_mutex_lock(&guard.lock);
+	sig = guard.phase == RUNNING ? guard.sig : 0;
+	pthread_mutex_unlock(&guard.lock);
+	return sig;
+}
+
 static int job_open(struct job *j)
 {
 	return tbs_endpoint_open(j->cli->root, &j->st, job_timeout_ms(j), 0,
@@ -260,6 +305,7 @@ int job_run(struct job *j, job_body_fn body, void *arg)
 		ret = job_open(j);
 	if (!ret && body) {
 		j->ran = true;
+		j->stop_fd = guard.cancel[0];
 		ret = body(j, arg);
 	}
 	job_end(j);

@@ -12,7 +12,10 @@
  * On a signal while the stream is being brought up, the bring-up is
  * cancelled and undoes what it created; later, the stream is taken down
  * (if this job brought it up) before the command exits with 128 + the
- * signal's number.  On every error path the stream is taken down as after
+ * signal's number.  A long-running job (a service: tbstream forward)
+ * sets @stoppable instead: its body is told through @stop_fd and ends in
+ * order, and job_run() returns as after success; a second signal exits
+ * at once.  On every error path the stream is taken down as after
  * success.  A command must start no thread before job_run(): the signals
  * are blocked in every thread and taken by one thread of the skeleton.
  *
@@ -67,6 +70,7 @@ struct job {
 	struct tbs_up_opts up; /* --timeout, JOB_UP_LONGOPTS */
 	bool keep; /* --keep: leave a stream this job brought up */
 	bool no_open; /* bring the stream up only (tbstream up) */
+	bool stoppable; /* a signal while the body runs asks it to end */
 
 	/* Set by job_run(). */
 	struct tbs_stream st;
@@ -74,6 +78,7 @@ struct job {
 	bool created; /* this job brought the stream up */
 	bool ran; /* the body ran: job_run() returned its result */
 	struct tbs_error err; /* why bring-up or open failed */
+	int stop_fd; /* @stoppable: readable once a signal asks to end */
 };
 
 void job_init(struct job *j, const struct cli *cli, const char *name);
@@ -126,6 +131,9 @@ int job_check_name(const struct job *j, const char *cmd);
 
 /* How long to wait for the peer, in ms. */
 int job_timeout_ms(const struct job *j);
+
+/* The signal that asked a @stoppable body to end, 0 before one came. */
+int job_stop_signal(void);
 
 /*
  * Runs the job as the comment at the top says.  Return: the body's result
