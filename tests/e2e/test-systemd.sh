@@ -90,18 +90,26 @@ read -r -a c1 <<<"$(exec_start tbstream-reconcile@.service 0-503.0)"
 read -r -a c2 <<<"$(exec_start tbstream-reconcile@.service 0-1.0)"
 is "the instance's command line" "${c1[*]}" \
 	"$bindir/tbstream reconcile --peer 0-503.0"
-TBSTREAM_SYSROOT=$H1 t "${c1[@]}" >"$TMP/o1" 2>&1 &
-p=$!
-TBSTREAM_SYSROOT=$H2 t "${c2[@]}" >"$TMP/o2" 2>&1
-r2=$?
-wait $p
-r1=$?
-sed 's/^/# /' "$TMP/o1" "$TMP/o2"
-check "reconcile@ on both hosts: exit 0" test "$r1$r2" = 00
+# on_both WRAPPER: the two instances' command lines at once, each on its
+# host, through WRAPPER (t, or the sandbox below); both must exit 0.
+on_both() {
+	local p r1 r2
+	TBSTREAM_SYSROOT=$H1 "$1" "${c1[@]}" >"$TMP/o1" 2>&1 &
+	p=$!
+	TBSTREAM_SYSROOT=$H2 "$1" "${c2[@]}" >"$TMP/o2" 2>&1
+	r2=$?
+	wait $p
+	r1=$?
+	sed 's/^/# /' "$TMP/o1" "$TMP/o2"
+	[ "$r1$r2" = 00 ]
+}
+mirrored() {
+	test "$(attr "$H1" "$1" in_hopid)/$(attr "$H1" "$1" out_hopid)" = \
+		"$(attr "$H2" "$1" out_hopid)/$(attr "$H2" "$1" in_hopid)"
+}
+check "reconcile@ on both hosts: exit 0" on_both t
 for n in backup cam; do
-	check "$n: HopIDs mirrored" test \
-		"$(attr "$H1" $n in_hopid)/$(attr "$H1" $n out_hopid)" = \
-		"$(attr "$H2" $n out_hopid)/$(attr "$H2" $n in_hopid)"
+	check "$n: HopIDs mirrored" mirrored $n
 done
 read -r -a c <<<"$(exec_start tbstream-reconcile.service x)"
 TBSTREAM_SYSROOT=$H1 t "${c[@]}" --json >"$TMP/boot.json"
@@ -136,15 +144,6 @@ is "in the sandbox only the unit's capabilities are bounded" \
 	"$(printf '%016x' $(((1 << 19) | (1 << 1) | (1 << 2))))"
 ts "$H1" down --all
 ts "$H2" down --all
-TBSTREAM_SYSROOT=$H1 sandbox "${c1[@]}" >"$TMP/o1" 2>&1 &
-p=$!
-TBSTREAM_SYSROOT=$H2 sandbox "${c2[@]}" >"$TMP/o2" 2>&1
-r2=$?
-wait $p
-r1=$?
-sed 's/^/# /' "$TMP/o1" "$TMP/o2"
-check "sandboxed reconcile@ on both hosts: exit 0" test "$r1$r2" = 00
-check "sandboxed: backup mirrored" test \
-	"$(attr "$H1" backup in_hopid)/$(attr "$H1" backup out_hopid)" = \
-	"$(attr "$H2" backup out_hopid)/$(attr "$H2" backup in_hopid)"
+check "sandboxed reconcile@ on both hosts: exit 0" on_both sandbox
+check "sandboxed: backup mirrored" mirrored backup
 done_testing
