@@ -256,6 +256,47 @@ if command -v tcpdump >/dev/null; then
 else
 	skip "no tcpdump"
 fi
+
+# --- a hostile host on the link ---
+# The host with the lower unique id connects; the hostile program poses as
+# the other one.
+roles
+if [ "$ALLOC" = "$H2" ]; then
+	conn=n2 lsn=n1 conn_ns=$NS2 lsn_ns=$NS1
+else
+	conn=n1 lsn=n2 conn_ns=$NS1 lsn_ns=$NS2
+fi
+conn_uid=$(uid_of "$ALLOC")
+lsn_uid=$(uid_of "$FOLLOW")
+in_ns "$lsn_ns" ip -6 addr add 2001:db8::1/64 dev thunderbolt0 nodad
+for kind in hops1 global uid fine; do
+	in_ns "$lsn_ns" timeout 20 "$NET_HOSTILE" announce $kind evil \
+		"$lsn_uid" 3 >"$TMP/h.out" 2>"$TMP/h.err" &
+	h=$!
+	status 4 "announcement ($kind): the command times out" \
+		$conn pipe evil --timeout 2 </dev/null
+	wait $h
+	case $kind in
+	fine) check "a proper announcement is connected to (the control)" \
+		test "$(cat "$TMP/h.out")" -ge 1 ;;
+	*) is "announcement ($kind): never connected to" \
+		"$(cat "$TMP/h.out")" 0 ;;
+	esac
+done
+in_ns "$lsn_ns" ip -6 addr del 2001:db8::1/64 dev thunderbolt0
+$lsn pipe evil --timeout 30 <"$TMP/d1" >"$TMP/h.rx" 2>"$TMP/h.lerr" &
+p=$!
+for kind in nonce garbage silent; do
+	is "a bad CONNECT ($kind): the listener hangs up" \
+		"$(in_ns "$conn_ns" timeout 20 "$NET_HOSTILE" connect $kind \
+			evil "$conn_uid" 10)" closed
+done
+$conn pipe evil <"$TMP/d2" >"$TMP/h.tx" 2>"$TMP/h.cerr"
+rc=$?
+wait $p
+is "then the real peer: both exit 0" "$rc $?" "0 0"
+same "$TMP/d2" "$TMP/h.rx" "and the listener got the peer's data"
+same "$TMP/d1" "$TMP/h.tx" "and the peer the listener's"
 net_cleanup
 
 # --- both hosts with the driver: the stream; the network when asked ---
