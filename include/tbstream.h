@@ -685,11 +685,12 @@ void tbs_net_free(struct tbs_net *n);
  * The session protocol (docs/PROTOCOL.md) over a pair of file descriptors
  * that behave like /dev/tbstreamX: a handshake that survives lost early
  * frames, checked records, retransmission, and an end-to-end confirmation of
- * each direction.  Each session owns one internal I/O thread; the calls below
- * are thread-safe in this sense: one thread may send (tbs_session_send,
- * tbs_session_finish) while another receives (tbs_session_recv,
- * tbs_session_confirm); each of the two groups must be used by one thread at
- * a time.
+ * each direction.  Each session owns two internal threads (one reads, one
+ * runs the timers); the calls below are thread-safe in this sense: one
+ * thread may send (tbs_session_send, tbs_session_finish) while another
+ * receives (tbs_session_recv, tbs_session_confirm); each of the two groups
+ * must be used by one thread at a time.  A send call writes a small record
+ * itself when nothing else is being written.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -759,8 +760,11 @@ struct tbs_session;
  * @wfd: descriptor to write to (may equal @rfd)
  * @opts: options, or NULL for the defaults
  *
- * Nothing is sent yet.  The descriptors are switched to O_NONBLOCK; they
- * stay owned by the caller and must outlive the session.
+ * Nothing is sent yet.  @wfd is switched to O_NONBLOCK and @rfd to
+ * blocking reads (the session's reader thread waits in read(2)), unless
+ * they are one descriptor that is not a socket, or share their status
+ * flags: then both are non-blocking.  They stay owned by the caller, get
+ * their flags back in tbs_session_free(), and must outlive the session.
  *
  * Return: 0, -EINVAL for bad options, -E2BIG for options newer than this
  * library, -ENOMEM.
@@ -769,7 +773,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 		    const struct tbs_session_opts *opts);
 
 /**
- * tbs_session_free() - stop the I/O thread and free the session
+ * tbs_session_free() - stop the session's threads and free it
  * @s: session, may be NULL
  *
  * Does not wait for the peer: call tbs_session_close() first for an orderly
@@ -778,7 +782,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 void tbs_session_free(struct tbs_session *s);
 
 /**
- * tbs_session_start() - start the I/O thread and run the handshake
+ * tbs_session_start() - start the session's threads and run the handshake
  * @s: session from tbs_session_new()
  *
  * Blocks until the peer answered and the versions, roles and options are
@@ -872,8 +876,8 @@ int tbs_session_close(struct tbs_session *s);
  *	 such as "disk full writing backup.img"
  *
  * Sends ABORT with @err and @msg to the peer, whose calls then fail with
- * @err and "peer aborted: @msg", and stops the I/O thread (waiting at most
- * a fraction of a second for the ABORT to leave).  Calls on this side fail
+ * @err and "peer aborted: @msg", and stops the session's threads (waiting
+ * at most a fraction of a second for the ABORT to leave).  Calls on this side fail
  * with @err afterwards.  Call tbs_session_free() next.
  *
  * Return: 0, or -EINVAL when @err is not a negative errno.
@@ -941,8 +945,10 @@ void tbs_session_get_stats(struct tbs_session *s,
  * by record as the window frees (the window is not enlarged): the time-out
  * applies until its first record is queued, after which the call waits as
  * long as the peer is alive.  The payload is copied once, into the window
- * (kept until the peer acknowledged it); a record goes out as soon as the
- * I/O thread is free, with no delay for coalescing.
+ * (kept until the peer acknowledged it).  A small message (up to 8 KiB)
+ * is written by this call itself when nothing else is being written; a
+ * larger one by the session's timer thread; either way at once, with no
+ * delay for coalescing.
  *
  * Return: @len; -EAGAIN when the window had no room for it in time;
  * -EINVAL for an empty message; -EMSGSIZE above %TBS_SESSION_MAX_MSG;

@@ -39,6 +39,7 @@ int cmd_doctor(const struct cli *cli, int argc, char **argv);
 int cmd_up(const struct cli *cli, int argc, char **argv);
 int cmd_down(const struct cli *cli, int argc, char **argv);
 int cmd_pipe(const struct cli *cli, int argc, char **argv);
+int cmd_bench(const struct cli *cli, int argc, char **argv);
 int cmd_send(const struct cli *cli, int argc, char **argv);
 int cmd_recv(const struct cli *cli, int argc, char **argv);
 int cmd_image(const struct cli *cli, int argc, char **argv);

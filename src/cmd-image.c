@@ -53,7 +53,7 @@ static void image_usage(FILE *out)
 		"connected\n"
 		"  -t, --timeout S           how long to wait for the peer "
 		"(default 30)\n"
-		"      --profile P           latency or throughput\n"
+		JOB_UP_HELP
 		JOB_TRANSPORT_HELP
 		"  -z, --compress[=LEVEL]    (send) zstd, level 1 by default\n"
 		"  -f, --force               (send) read a device mounted "

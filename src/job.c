@@ -56,6 +56,30 @@ void job_init(struct job *j, const struct cli *cli, const char *name)
 	j->ep.rfd = j->ep.wfd = -1;
 }
 
+int job_up_opt(struct tbs_up_opts *up, int c, const char *arg)
+{
+	long v;
+
+	switch (c) {
+	case 'P':
+		return tbs_up_opts_profile(up, arg) ? -1 : 1;
+	case JOB_OPT_RING_SIZE:
+		v = cli_parse_num(arg);
+		if (v <= 0 || v > 1 << 20)
+			return -1;
+		up->ring_size = (int)v;
+		return 1;
+	case JOB_OPT_THROTTLING:
+		v = cli_parse_num(arg);
+		if (v < 0 || v > 1 << 30)
+			return -1;
+		up->throttling = v ? (int)v : TBS_THROTTLING_OFF;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int job_opt(struct job *j, int c, const char *arg)
 {
 	long t;
@@ -73,8 +97,6 @@ int job_opt(struct job *j, int c, const char *arg)
 			return -1;
 		j->up.timeout_ms = (int)t * 1000;
 		return 1;
-	case 'P':
-		return tbs_up_opts_profile(&j->up, arg) ? -1 : 1;
 	case 'k':
 		j->keep = true;
 		return 1;
@@ -82,7 +104,7 @@ int job_opt(struct job *j, int c, const char *arg)
 		j->transport = job_parse_transport(arg);
 		return j->transport < 0 ? -1 : 1;
 	default:
-		return 0;
+		return job_up_opt(&j->up, c, arg);
 	}
 }
 
@@ -246,12 +268,36 @@ static int job_up(struct job *j)
 	return ret < 0 ? ret : 0;
 }
 
+/*
+ * What a body reads of j->st, over the network: the name, the peer, its
+ * network service, and the connection in place of the device.
+ */
+static void net_stream(struct job *j)
+{
+	struct tbs_stream *st = &j->st;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "%s", j->name);
+	snprintf(st->service, sizeof(st->service), "%s",
+		 j->offer.net_service);
+	snprintf(st->peer_uid, sizeof(st->peer_uid), "%s", j->offer.unique_id);
+	snprintf(st->device, sizeof(st->device), "%s", j->ep.path);
+	st->index = -1;
+	st->connected = true;
+	st->holders = -1;
+}
+
 static int job_open(struct job *j)
 {
-	if (j->net)
-		return tbs_net_open(j->net, j->name, &j->ep, &j->err);
-	return tbs_endpoint_open(j->cli->root, &j->st, job_timeout_ms(j), 0,
-				 &j->ep, &j->err);
+	int ret;
+
+	if (!j->net)
+		return tbs_endpoint_open(j->cli->root, &j->st,
+					 job_timeout_ms(j), 0, &j->ep, &j->err);
+	ret = tbs_net_open(j->net, j->name, &j->ep, &j->err);
+	if (!ret)
+		net_stream(j);
+	return ret;
 }
 
 /* ---- the transport ---- */
@@ -329,6 +375,9 @@ static int job_net_up(struct job *j)
 	int ret;
 
 	set_phase(UP_WAIT, NULL);
+	if (!j->offer.unique_id[0])
+		tbs_transport_choose(j->cli->root, j->peer, TBS_TRANSPORT_NET,
+				     &j->offer, NULL);
 	ret = tbs_net_up(j->cli->root, j->peer, &o, &j->net, &j->err);
 	up_done(j, ret);
 	if (ret > 0 && !j->quiet)

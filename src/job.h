@@ -73,13 +73,17 @@ struct job {
 	const struct cli *cli;
 	const char *name; /* the stream */
 	const char *peer; /* --peer, NULL for the only peer */
-	struct tbs_up_opts up; /* --timeout, --profile */
+	struct tbs_up_opts up; /* --timeout, JOB_UP_LONGOPTS */
 	bool keep; /* --keep: leave a stream this job brought up */
 	bool no_open; /* bring the stream up only (tbstream up) */
 	int transport; /* --transport: an enum tbs_transport */
 	bool quiet; /* no line that names the transport chosen */
 
-	/* Set by job_run(). */
+	/*
+	 * Set by job_run().  Over the network, @st has the name, the peer,
+	 * its network service and the connection as @device (no HopIDs, ring
+	 * or index).
+	 */
 	struct tbs_stream st;
 	struct tbs_endpoint ep; /* open while the body runs */
 	bool created; /* this job brought the stream up */
@@ -92,14 +96,28 @@ struct job {
 
 void job_init(struct job *j, const struct cli *cli, const char *name);
 
+/* Option values of JOB_UP_LONGOPTS without a short option. */
+#define JOB_OPT_RING_SIZE 0x100
+#define JOB_OPT_THROTTLING 0x101
+
+/*
+ * How the stream is set up, for commands with options of their own:
+ * --profile, --ring-size, --throttling (job_up_opt()).
+ */
+#define JOB_UP_LONGOPTS                                                        \
+	{ "profile", required_argument, NULL, 'P' },                           \
+		{ "ring-size", required_argument, NULL, JOB_OPT_RING_SIZE },   \
+	{                                                                      \
+		"throttling", required_argument, NULL, JOB_OPT_THROTTLING      \
+	}
+
 /* The options of job_opt(), for getopt_long(). */
 #define JOB_SHORTOPTS "s:p:t:k"
 #define JOB_OPT_TRANSPORT 0x7401 /* --transport has no short form */
 #define JOB_LONGOPTS                                                           \
 	{ "stream", required_argument, NULL, 's' },                            \
 		{ "peer", required_argument, NULL, 'p' },                      \
-		{ "timeout", required_argument, NULL, 't' },                   \
-		{ "profile", required_argument, NULL, 'P' },                   \
+		{ "timeout", required_argument, NULL, 't' }, JOB_UP_LONGOPTS,  \
 		{ "transport", required_argument, NULL, JOB_OPT_TRANSPORT },   \
 	{                                                                      \
 		"keep", no_argument, NULL, 'k'                                 \
@@ -115,6 +133,18 @@ void job_init(struct job *j, const struct cli *cli, const char *name);
 
 /* Parses a --transport value; -1 when it is none of them. */
 int job_parse_transport(const char *arg);
+
+/* The lines of --help for JOB_UP_LONGOPTS. */
+#define JOB_UP_HELP                                                            \
+	"      --profile P           latency or throughput\n"                   \
+	"      --ring-size N         DMA ring entries (32..4096)\n"              \
+	"      --throttling NS       interrupt throttling, 0 for none\n"
+
+/*
+ * Handles option @c of JOB_UP_LONGOPTS on @up: 1 when handled, 0 when it
+ * is not one of them, -1 for a bad value.  The driver checks the ranges.
+ */
+int job_up_opt(struct tbs_up_opts *up, int c, const char *arg);
 
 /*
  * Handles option @c of JOB_LONGOPTS: 1 when handled, 0 when it is not one

@@ -17,6 +17,7 @@ static const struct cli_cmd commands[] = {
 	{ "send", cmd_send, "send files and directories to the peer" },
 	{ "recv", cmd_recv, "receive files and directories from the peer" },
 	{ "image", cmd_image, "back up or restore a whole disk, verified" },
+	{ "bench", cmd_bench, "measure round trips and throughput, raw and session" },
 	{ "reconcile", cmd_reconcile, "bring the configured streams up" },
 	{ "doctor", cmd_doctor, "check the driver, the peer and the streams" },
 };

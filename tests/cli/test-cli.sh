@@ -27,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 put() { mkdir -p "$(dirname "$1")"; echo "$2" >"$1"; }
 
 ts=$TBSTREAM
-for c in "" list up down pipe doctor; do
+for c in "" list up down pipe bench doctor; do
 	status 0 "help of '${c:-tbstream}'" $ts $c --help
 	grep_ok "help of '${c:-tbstream}' has a usage line" Usage "$tmp/out"
 done

@@ -5,12 +5,14 @@
 # which interface belongs to the Thunderbolt bus.
 #
 # host1 without the stream driver, host2 with it: list and doctor say
-# which transport the commands use; pipe (session and raw), send/recv and
-# image both ways and in either order, chosen automatically and announced;
+# which transport the commands use; pipe (session and raw), send/recv,
+# image and bench both ways and in either order, chosen automatically and
+# announced;
 # the faults (receiver killed, link down) never end in a success with
 # wrong data, and the same commands resume; interfaces that were down are
 # brought up, said, and down again afterwards; a busy name, a wrong name, a
-# signal while waiting; nothing is sent to an address outside the link.
+# signal while waiting; nothing is sent to an address outside the link; a
+# hostile host on the link is never connected to and never gets in.
 # Then both hosts with the driver (the stream is chosen; the network when
 # asked), and the driver on host1 only (the network again).
 set -u
@@ -116,6 +118,20 @@ wait $p
 is "image send host2 -> recv host1: both exit 0" "$? $ri" "0 0"
 same "$TMP/disk" "$TMP/copy.img" "the image arrived"
 status 0 "image verify" t "$TBSTREAM" image verify "$TMP/copy.img"
+
+# --- bench ---
+n1 bench --sizes 64,64k --rounds 30 --bytes 2m --json >"$TMP/b1.json" \
+	2>"$TMP/b1.err" &
+p=$!
+n2 bench --sizes 64,64k --rounds 30 --bytes 2m --json >"$TMP/b2.json" \
+	2>"$TMP/b2.err"
+rb=$?
+wait $p
+is "bench over the network: both exit 0" "$? $rb" "0 0"
+is "and measure the network" \
+	"$(jget "$TMP/b1.json" 'j["transport"], len(j["results"])')" "('net', 4)"
+is "both print the same figures" \
+	"$(jget "$TMP/b1.json" 'j["results"]')" "$(jget "$TMP/b2.json" 'j["results"]')"
 
 # --- choices that cannot work ---
 status 3 "--transport stream without the driver: exit 3" \
