@@ -64,7 +64,7 @@ static void bench_usage(FILE *out)
 		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
 		"connected\n"
 		"  -t, --timeout S           how long to wait for the peer "
-		"(default 30)\n" JOB_UP_HELP
+		"(default 30)\n" JOB_UP_HELP JOB_TRANSPORT_HELP
 		"  -k, --keep                leave the stream up afterwards\n"
 		"  -j, --json                the figures for scripts\n"
 		"  -h, --help                show this help\n");
@@ -301,16 +301,23 @@ static double mbs(uint64_t bps)
 
 static void print_table(const struct bench_args *a)
 {
+	bool net = a->job.used == TBS_TRANSPORT_NET;
 	const struct bench *b = &a->b;
 	const struct bench_res *r, *s;
 	char n[32];
 	uint32_t i;
 
-	printf("stream '%s': ring %d entries, throttling %d ns; %s\n",
-	       a->job.st.name, a->job.st.ring_size, a->job.st.throttling,
-	       b->leader ? "this host leads" : "the peer leads");
-	printf("\n%-10s %29s   %29s\n", "round trip", "raw device (us)",
-	       "session (us)");
+	if (net)
+		printf("stream '%s' over IP over Thunderbolt (%s); %s\n",
+		       a->job.st.name, a->job.st.device,
+		       b->leader ? "this host leads" : "the peer leads");
+	else
+		printf("stream '%s': ring %d entries, throttling %d ns; %s\n",
+		       a->job.st.name, a->job.st.ring_size,
+		       a->job.st.throttling,
+		       b->leader ? "this host leads" : "the peer leads");
+	printf("\n%-10s %29s   %29s\n", "round trip",
+	       net ? "raw TCP (us)" : "raw device (us)", "session (us)");
 	printf("%-10s %9s %9s %9s   %9s %9s %9s\n", "", "p50", "p90", "p99",
 	       "p50", "p90", "p99");
 	for (i = 0; i < b->plan.nsizes; i++) {
@@ -321,7 +328,8 @@ static void print_table(const struct bench_args *a)
 		       us(r->p90_ns), us(r->p99_ns), us(s->p50_ns),
 		       us(s->p90_ns), us(s->p99_ns));
 	}
-	printf("\n%-10s %19s   %19s\n", "MB/s", "raw device", "session");
+	printf("\n%-10s %19s   %19s\n", "MB/s", net ? "raw TCP" : "raw device",
+	       "session");
 	printf("%-10s %9s %9s   %9s %9s\n", "", "one way", "both", "one way",
 	       "both");
 	for (i = 0; i < b->plan.nsizes; i++) {
@@ -349,9 +357,10 @@ static void print_json(const struct bench_args *a)
 	printf(",\"peer_unique_id\":");
 	json_str(stdout, a->job.st.peer_uid);
 	printf(",\"role\":\"%s\",\"ring_size\":%d,\"throttling\":%d,"
-	       "\"results\":[",
+	       "\"transport\":\"%s\",\"results\":[",
 	       b->leader ? "leader" : "follower", a->job.st.ring_size,
-	       a->job.st.throttling);
+	       a->job.st.throttling,
+	       a->job.used == TBS_TRANSPORT_NET ? "net" : "stream");
 	for (i = 0; i < b->plan.nsizes; i++)
 		for (k = 0; k < BENCH_KINDS; k++) {
 			r = &b->res[k][i];

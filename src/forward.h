@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tbstream forward: sockets carried over one stream, many connections at
- * once (docs/PROTOCOL.md, section 7).
+ * once (docs/PROTOCOL.md, section 10).
  *
  *	forward-wire.c	the messages: encoding, checks of every field
  *	forward-addr.c	addresses from the command line, listening,

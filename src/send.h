@@ -46,6 +46,7 @@ struct xfer {
 	"  -t, --timeout S           how long to wait for the peer (default "  \
 	"30)\n"                                                                \
 	JOB_UP_HELP                                                            \
+	JOB_TRANSPORT_HELP                                                     \
 	"  -k, --keep                leave the stream up afterwards\n"         \
 	"  -q, --quiet               no progress line and no per-file "        \
 	"messages\n"                                                           \
