@@ -498,7 +498,7 @@ int tbs_diagnose(const char *root, const char *peer, tbs_diag_fn report,
  * towards the peer) for kernels without the stream driver.  On the
  * network, the two hosts meet with IPv6 link-local addresses on that
  * interface only, and agree which transfer is which by the stream name
- * (docs/PROTOCOL.md, section 8).
+ * (docs/PROTOCOL.md, section 11).
  */
 
 /**

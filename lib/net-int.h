@@ -15,7 +15,7 @@
 
 #include "internal.h"
 
-/* PROTOCOL.md, section 8: every message has this size. */
+/* PROTOCOL.md, section 11: every message has this size. */
 #define TBSI_NET_MSG_LEN 112
 #define TBSI_NET_VERSION 1
 #define TBSI_NET_UID_MAX 64

@@ -2,7 +2,7 @@
 /*
  * A hostile host on the Thunderbolt link, for tests only: run inside one
  * host's network namespace, it speaks the messages of the network
- * transport (docs/PROTOCOL.md, section 8) with the defects a test asks
+ * transport (docs/PROTOCOL.md, section 11) with the defects a test asks
  * for, to show what the other host's tbstream ignores.
  *
  *	net-hostile announce KIND NAME UID SECONDS
