@@ -38,7 +38,7 @@ dev() {
 
 echo "library: one message, read/write on the device against a session"
 t "$SIM_DIR/bench-latency" "$(dev "$H1" lat)" "$(dev "$H2" lat)" \
-	"$(dev "$H1" latses)" "$(dev "$H2" latses)" "$count" 10 ||
+	"$(dev "$H1" latses)" "$(dev "$H2" latses)" "$count" 30 ||
 	bail "bench-latency failed"
 
 # cmd_block KIND SIZE N: N round trips through 'tbstream pipe' (raw or

@@ -972,7 +972,8 @@ ssize_t tbs_session_send_msg(struct tbs_session *s, uint16_t type,
  * message larger than @cap is consumed and dropped).  Once its first
  * bytes were there the call returns only with the whole message or the
  * session's error.  If tbs_session_recv() took part of a message, the
- * rest of it is the next message.
+ * rest of it is the next message.  Several threads may receive at once:
+ * they take turns, and each message goes whole to one of them.
  *
  * Return: the message's length (> 0); 0 once the peer ended its stream and
  * the whole-stream hash matched (call tbs_session_confirm() as for

@@ -19,7 +19,12 @@
  *    writes them itself;
  *  - application threads never wait for the other threads to write:
  *    they write themselves or leave it to the one writing; they wake the
- *    timer thread (eventfd) only for timers and for a full descriptor.
+ *    timer thread (eventfd) only for timers and for a full descriptor;
+ *  - receivers take turns (s->receiving: the one taking a record or a
+ *    message).  One that finds nothing sleeps on rx_gen (a futex);
+ *    whoever changes what receivers wait for bumps it
+ *    (tbs_session_rx_changed()): the reader thread after it let go of
+ *    the lock, so that the receiver it wakes takes the lock uncontended.
  */
 #ifndef TBS_SESSION_INT_H
 #define TBS_SESSION_INT_H
@@ -118,7 +123,6 @@ struct tbs_session {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* handshake, window, end: any change */
-	pthread_cond_t rx_cv; /* what a receiver waits for */
 	/* protected by lock */
 	enum session_state state;
 	bool stop;
@@ -126,7 +130,8 @@ struct tbs_session {
 	char msg[256]; /* written once, then published through error */
 	const char *error; /* "" until the session failed, then msg */
 	struct tbs_session_stats st;
-	bool sending, receiving; /* guards against concurrent misuse */
+	bool sending; /* guards against concurrent misuse */
+	bool receiving; /* a receiver's turn: it takes a record or message */
 
 	struct tbs_wire_hello peer; /* until established: the latest HELLO */
 	bool peer_known, established;
@@ -143,6 +148,12 @@ struct tbs_session {
 		       * thread waits for POLLOUT, nobody writes until then */
 	bool rx_stopped; /* end of file or a broken stream: no more reads */
 	bool rx_wake; /* records arrived: the reader wakes receivers */
+	/*
+	 * Bumped, atomically, whenever what a receiver waits for may have
+	 * changed: the futex receivers sleep on (session.c, rx_sleep()).
+	 */
+	unsigned int rx_gen;
+	unsigned int rx_sleepers; /* receivers asleep on it (atomic) */
 
 	struct txrec *tx_head, *tx_tail, *tx_cur;
 	/*
@@ -230,6 +241,7 @@ bool tbs_session_rx_verified(struct tbs_session *s);
 void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
 		       uint16_t app, uint8_t flags);
 void tbs_session_notify(struct tbs_session *s);
+void tbs_session_rx_changed(struct tbs_session *s);
 bool tbs_session_stage_flush(struct tbs_session *s);
 uint64_t tbs_session_credit(struct tbs_session *s);
 uint64_t tbs_session_rec_credit(struct tbs_session *s);

@@ -113,7 +113,7 @@ static void set_done_if_over(struct tbs_session *s)
 	    s->state == ST_OPEN) {
 		s->state = ST_DONE;
 		pthread_cond_broadcast(&s->cv);
-		pthread_cond_broadcast(&s->rx_cv);
+		tbs_session_rx_changed(s);
 	}
 }
 
@@ -302,7 +302,7 @@ static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		s->rx_end_hash = tbsi_le_get64(p);
 		queue_ack(s);
 		tbs_session_notify(s);
-		pthread_cond_broadcast(&s->rx_cv);
+		tbs_session_rx_changed(s);
 	}
 	if (s->rx_confirmed)
 		s->endack_due = true;
@@ -563,7 +563,7 @@ void tbs_session_on_eof(struct tbs_session *s, int err)
 			s->state = ST_DONE;
 			tbs_session_notify(s);
 			pthread_cond_broadcast(&s->cv);
-			pthread_cond_broadcast(&s->rx_cv);
+			tbs_session_rx_changed(s);
 		}
 		return;
 	}

@@ -191,7 +191,7 @@ void *tbs_session_read_main(void *arg)
 		len = read_size(s);
 		pthread_mutex_unlock(&s->lock);
 		if (wake)
-			pthread_cond_broadcast(&s->rx_cv);
+			tbs_session_rx_changed(s);
 		n = read_once(s, s->blk->data + s->rxlen, len);
 		err = errno;
 		pthread_mutex_lock(&s->lock);

@@ -8,12 +8,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,7 +46,19 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	s->error = s->msg;
 	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
-	pthread_cond_broadcast(&s->rx_cv);
+	tbs_session_rx_changed(s);
+}
+
+/*
+ * Tells receivers that what they wait for may have changed: wakes those
+ * asleep (see rx_sleep()).  With or without the lock.
+ */
+void tbs_session_rx_changed(struct tbs_session *s)
+{
+	__atomic_add_fetch(&s->rx_gen, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->rx_sleepers, __ATOMIC_SEQ_CST))
+		syscall(SYS_futex, &s->rx_gen, FUTEX_WAKE_PRIVATE, INT_MAX,
+			NULL, NULL, 0);
 }
 
 /* Makes the readiness descriptor readable, once until it is read; lock held. */
@@ -251,11 +266,6 @@ static int init_sync(struct tbs_session *s)
 		return -r;
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	r = pthread_cond_init(&s->cv, &ca);
-	if (!r) {
-		r = pthread_cond_init(&s->rx_cv, &ca);
-		if (r)
-			pthread_cond_destroy(&s->cv);
-	}
 	pthread_condattr_destroy(&ca);
 	if (r)
 		return -r;
@@ -267,7 +277,6 @@ static int init_sync(struct tbs_session *s)
 	}
 	if (r) {
 		pthread_cond_destroy(&s->cv);
-		pthread_cond_destroy(&s->rx_cv);
 		return -r;
 	}
 	return 0;
@@ -278,7 +287,6 @@ static void destroy_sync(struct tbs_session *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->cv);
-	pthread_cond_destroy(&s->rx_cv);
 }
 
 static int alloc_buffers(struct tbs_session *s)
@@ -756,8 +764,44 @@ static int rx_at_end(struct tbs_session *s)
 	return 0;
 }
 
-/* Waits for a record to read, or the end; lock held. 1: a record. */
-static int wait_rx(struct tbs_session *s, int64_t deadline)
+/*
+ * Sleeps until rx_gen moves on from @gen (read with the lock held, after
+ * the receiver found nothing to take), or until @deadline (ms, < 0:
+ * none); lock held on entry and exit, dropped while asleep.  A futex on
+ * the counter, not a condition variable: a receiver woken from a
+ * condition variable takes the lock back marked as contended, and its
+ * next unlock costs a system call, on every message.
+ */
+static int rx_sleep(struct tbs_session *s, unsigned int gen, int64_t deadline)
+{
+	struct timespec ts, *tp = NULL;
+	int64_t left;
+	int r = 0;
+
+	if (deadline >= 0) {
+		left = deadline - tbs_session_now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = (left % 1000) * 1000000;
+		tp = &ts;
+	}
+	__atomic_add_fetch(&s->rx_sleepers, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&s->lock);
+	if (syscall(SYS_futex, &s->rx_gen, FUTEX_WAIT_PRIVATE, gen, tp, NULL,
+		    0) < 0 && errno == ETIMEDOUT)
+		r = -ETIMEDOUT;
+	pthread_mutex_lock(&s->lock);
+	__atomic_sub_fetch(&s->rx_sleepers, 1, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+/*
+ * Waits for a record to take, or the end; lock held.  1: a record.
+ * Receivers take turns: while one copies a message (s->receiving), the
+ * others wait, unless @own (the caller is that one, inside its message).
+ */
+static int wait_rx(struct tbs_session *s, bool own, int64_t deadline)
 {
 	int r;
 
@@ -765,15 +809,25 @@ static int wait_rx(struct tbs_session *s, int64_t deadline)
 		r = session_gone(s);
 		if (r)
 			return r;
-		if (s->rx_head)
+		if (s->rx_head && (own || !s->receiving))
 			return 1;
-		if (s->rx_end)
-			return rx_at_end(s);
-		if (s->state == ST_DONE)
-			return 0;
-		if (wait_on(s, &s->rx_cv, deadline) == -ETIMEDOUT)
+		if (!s->receiving || own) {
+			if (s->rx_end && !s->rx_head)
+				return rx_at_end(s);
+			if (s->state == ST_DONE)
+				return 0;
+		}
+		if (rx_sleep(s, __atomic_load_n(&s->rx_gen, __ATOMIC_SEQ_CST),
+			     deadline) == -ETIMEDOUT)
 			return -EAGAIN;
 	}
+}
+
+/* The caller's turn to take is over: the next receiver's begins. */
+static void end_turn(struct tbs_session *s)
+{
+	s->receiving = false;
+	tbs_session_rx_changed(s); /* a system call only if one sleeps */
 }
 
 /* Lock held.  Returns true when the peer should hear of a larger credit. */
@@ -797,8 +851,9 @@ static bool consumed(struct tbs_session *s, struct rxrec *r, size_t n)
 
 /*
  * Copies up to @len bytes of the head record into @buf (NULL: drops them);
- * lock held on entry and exit, dropped while copying.  Sets *@eom at the
- * end of a message.
+ * lock held on entry and exit, dropped while copying (the caller's turn,
+ * s->receiving, keeps other receivers off).  Sets *@eom at the end of a
+ * message.
  */
 static size_t take(struct tbs_session *s, uint16_t *type, uint8_t *buf,
 		   size_t len, bool *eom)
@@ -808,14 +863,12 @@ static size_t take(struct tbs_session *s, uint16_t *type, uint8_t *buf,
 
 	if (n > len)
 		n = len;
-	s->receiving = true;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->lock); /* s->receiving keeps the record */
 	if (buf)
 		memcpy(buf, r->data + r->pos, n);
 	if (type)
 		*type = r->app;
 	pthread_mutex_lock(&s->lock);
-	s->receiving = false;
 	*eom = r->pos + n == r->len && r->flags & TBS_WF_EOM;
 	if (consumed(s, r, n)) {
 		/* a quarter of a credit freed: the peer hears of it now */
@@ -835,13 +888,15 @@ ssize_t tbs_session_recv(struct tbs_session *s, uint16_t *type, void *buf,
 	if (!len)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	ret = s->receiving ? -EBUSY : wait_rx(s, deadline_in(timeout_ms));
+	ret = wait_rx(s, false, deadline_in(timeout_ms));
 	if (ret <= 0) {
 		pthread_mutex_unlock(&s->lock);
 		return ret;
 	}
+	s->receiving = true;
 	n = take(s, type, buf, len, &eom);
 	s->rx_in_msg = !eom;
+	end_turn(s);
 	pthread_mutex_unlock(&s->lock);
 	return (ssize_t)n;
 }
@@ -859,7 +914,7 @@ static ssize_t take_msg(struct tbs_session *s, uint16_t *type, uint8_t *buf,
 
 	s->rx_in_msg = true;
 	while (!eom) {
-		r = wait_rx(s, -1);
+		r = wait_rx(s, true, -1);
 		if (r <= 0)
 			return r ? r : -EPROTO; /* the stream ended inside */
 		n = take(s, total ? NULL : type, got < cap ? buf + got : NULL,
@@ -878,12 +933,11 @@ ssize_t tbs_session_recv_msg(struct tbs_session *s, uint16_t *type, void *buf,
 	ssize_t ret;
 
 	pthread_mutex_lock(&s->lock);
-	if (s->receiving) {
-		ret = -EBUSY;
-	} else {
-		ret = wait_rx(s, deadline_in(timeout_ms));
-		if (ret > 0)
-			ret = take_msg(s, type, buf, cap);
+	ret = wait_rx(s, false, deadline_in(timeout_ms));
+	if (ret > 0) {
+		s->receiving = true;
+		ret = take_msg(s, type, buf, cap);
+		end_turn(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;

@@ -396,6 +396,146 @@ static void test_messages(void)
 	close(sv[1]);
 }
 
+
+/* ---- several receivers, and receivers that give up waiting ---- */
+
+#define TURN_MSGS 600
+
+/* Message @i: its number, then bytes that depend on it; sizes vary. */
+static size_t turn_len(int i)
+{
+	static const size_t sizes[] = { 8, 64, 4096, 70000, 300000, 9, 600 };
+
+	return sizes[i % 7];
+}
+
+static uint8_t turn_byte(int i, size_t k)
+{
+	return (uint8_t)(i * 31 + k * 7 + (k >> 9));
+}
+
+struct turns {
+	struct tbs_session *a, *b;
+	int gap_us; /* the sender's pause between messages */
+	int timeout_ms; /* the receivers' time-out (-1: none) */
+	_Atomic int seen[TURN_MSGS]; /* times each message arrived whole */
+	_Atomic int bad, timeouts;
+	_Atomic bool ordered;
+};
+
+static void *turn_send(void *arg)
+{
+	struct turns *t = arg;
+	uint8_t *buf = malloc(300000);
+	size_t k, n;
+	int i;
+
+	for (i = 0; i < TURN_MSGS; i++) {
+		n = turn_len(i);
+		memcpy(buf, &i, sizeof(i));
+		for (k = sizeof(i); k < n; k++)
+			buf[k] = turn_byte(i, k);
+		if (tbs_session_send_msg(t->a, (uint16_t)i, buf, n, 20000) < 0)
+			break;
+		if (t->gap_us)
+			usleep((useconds_t)(t->gap_us * (i % 3)));
+	}
+	free(buf);
+	tbs_session_finish(t->a);
+	return NULL;
+}
+
+/* A receiver: takes messages until the end, checks each one whole. */
+static void *turn_recv(void *arg)
+{
+	struct turns *t = arg;
+	uint8_t *buf = malloc(300000);
+	int i, last = -1;
+	uint16_t type;
+	ssize_t n;
+	size_t k;
+
+	for (;;) {
+		n = tbs_session_recv_msg(t->b, &type, buf, 300000,
+					 t->timeout_ms);
+		if (n == -EAGAIN) {
+			t->timeouts++;
+			continue;
+		}
+		if (n <= 0)
+			break;
+		memcpy(&i, buf, sizeof(i));
+		if (i < 0 || i >= TURN_MSGS || (size_t)n != turn_len(i) ||
+		    type != (uint16_t)i) {
+			t->bad++;
+			continue;
+		}
+		for (k = sizeof(i); k < (size_t)n; k++)
+			if (buf[k] != turn_byte(i, k))
+				break;
+		if (k < (size_t)n)
+			t->bad++;
+		t->seen[i]++;
+		if (i <= last)
+			t->ordered = false; /* one receiver sees them in order */
+		last = i;
+	}
+	free(buf);
+	return (void *)(intptr_t)n;
+}
+
+/* @nrecv receivers on b take what a sends; each message exactly once. */
+static void run_turns(const char *what, int nrecv, int gap_us, int timeout_ms)
+{
+	struct turns *t = calloc(1, sizeof(*t));
+	pthread_t tx, rx[4];
+	int sv[2], i, once = 0, ends = 0;
+	void *r;
+
+	t->gap_us = gap_us;
+	t->timeout_ms = timeout_ms;
+	t->ordered = true;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) ||
+	    tbs_session_new(&t->a, sv[0], sv[0], NULL) ||
+	    tbs_session_new(&t->b, sv[1], sv[1], NULL))
+		abort();
+	pthread_create(&tx, NULL, start_one, t->a);
+	if (tbs_session_start(t->b))
+		abort();
+	pthread_join(tx, &r);
+	pthread_create(&tx, NULL, turn_send, t);
+	for (i = 0; i < nrecv; i++)
+		pthread_create(&rx[i], NULL, turn_recv, t);
+	for (i = 0; i < nrecv; i++) {
+		pthread_join(rx[i], &r);
+		ends += r == NULL; /* 0: the end of the peer's stream */
+	}
+	if (ends)
+		tbs_session_confirm(t->b);
+	pthread_join(tx, NULL);
+	for (i = 0; i < TURN_MSGS; i++)
+		once += t->seen[i] == 1;
+	ok(once == TURN_MSGS && !t->bad && t->ordered && ends == nrecv,
+	   "%s: %d of %d messages arrived exactly once, whole, in order per receiver; %d damaged; all %d receivers saw the end",
+	   what, once, TURN_MSGS, (int)t->bad, nrecv);
+	if (timeout_ms >= 0)
+		printf("# %s: receivers gave up waiting %d times\n", what,
+		     (int)t->timeouts);
+	tbs_session_free(t->a);
+	tbs_session_free(t->b);
+	close(sv[0]);
+	close(sv[1]);
+	free(t);
+}
+
+static void test_turns(void)
+{
+	run_turns("two receivers", 2, 0, -1);
+	run_turns("three receivers, a paced sender", 3, 300, -1);
+	run_turns("one receiver with a time-out of 1 ms", 1, 2000, 1);
+	run_turns("two receivers with a time-out of 1 ms", 2, 1500, 1);
+}
+
 int main(int argc, char **argv)
 {
 	pair_watchdog(100);
@@ -404,6 +544,7 @@ int main(int argc, char **argv)
 		return tap_done();
 	}
 	test_messages();
+	test_turns();
 	test_one_way();
 	test_duplex();
 	test_pipes();
