@@ -81,7 +81,7 @@ check "unmkinitramfs: the binary is the one built" cmp -s "$bin" "$TBSTREAM"
 mkdir -p "$W/fs/etc"
 head -c 3000000 /dev/urandom >"$W/fs/data"
 echo patient >"$W/fs/etc/hostname"
-t mkfs.ext4 -q -F -d "$W/fs" "$ROOT/disk.img" 16M
+t mkfs.ext4 -q -F -d "$W/fs" "$ROOT/disk.img" 16M >/dev/null
 mkdir -p "$ROOT/sys" "$ROOT/dev" "$ROOT/proc"
 
 cat >"$W/chroot.sh" <<'EOF'
