@@ -74,28 +74,30 @@ hops_differ() {
 		[ "$(attr "$1" bulk out_hopid)" != "$(attr "$1" ctl out_hopid)" ]
 }
 
-# 1. tbstream bench on stream 'ctl' while the bulk pipe runs.
+# 1. tbstream bench on stream 'ctl' while the bulk pipe runs.  It keeps
+# its stream, so that both are seen up at once however soon it is done.
 bulk_start "$H2" "$H1"
 wait_open "$H1" bulk && wait_open "$H2" bulk || bail "no bulk stream"
 ts "$H1" bench ctl --profile latency --sizes 64,4k --rounds 200 \
-	--bytes 64k --json >"$TMP/b1" 2>"$TMP/b1.err" &
+	--bytes 64k --keep --json >"$TMP/b1" 2>"$TMP/b1.err" &
 a=$!
 ts "$H2" bench ctl --profile latency --sizes 64,4k --rounds 200 \
-	--bytes 64k --json >"$TMP/b2" 2>"$TMP/b2.err" &
+	--bytes 64k --keep --json >"$TMP/b2" 2>"$TMP/b2.err" &
 b=$!
-wait_for 20 profiles
-check "both streams up at once, each with its own profile on both hosts" \
-	profiles
-check "host1: the two streams have their own HopIDs" hops_differ "$H1"
-check "host2: the same" hops_differ "$H2"
 wait $a
 ra=$?
 wait $b
 rb=$?
+check "both streams up at once, each with its own profile on both hosts" \
+	profiles
+check "host1: the two streams have their own HopIDs" hops_differ "$H1"
+check "host2: the same" hops_differ "$H2"
 sed 's/^/# bench: /' "$TMP/b1.err" "$TMP/b2.err"
 is "bench on 'ctl' during the bulk transfer: both exit 0" "$ra$rb" 00
 check "its figures are sane" bench_sane "$TMP/b1" 64 4096
 bulk_end "bulk host2 to host1 with bench on 'ctl'"
+ts "$H1" down ctl
+ts "$H2" down ctl
 check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
 check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
 
