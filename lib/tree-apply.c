@@ -555,7 +555,14 @@ int rx_special(struct rx *rx, struct rx_entry *re)
 	if (mknodat(pfd, tmp, type | (re->mode & 07777), (dev_t)re->rdev))
 		return rx_refuse(rx, re, "%s", strerror(errno));
 	set_link_meta(rx, pfd, tmp, re);
-	fchmodat(pfd, tmp, re->mode & 07777, 0);
+	/* never through a link planted under the temporary name */
+	if (fchmodat(pfd, tmp, re->mode & 07777, AT_SYMLINK_NOFOLLOW)) {
+		int e = errno;
+
+		unlinkat(pfd, tmp, 0);
+		return rx_refuse(rx, re, "cannot set its mode: %s",
+				 strerror(e));
+	}
 	return place(rx, re, pfd, tmp, name, rx->o.flags & TBS_TREE_OVERWRITE);
 }
 

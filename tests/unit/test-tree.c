@@ -230,13 +230,15 @@ static void make_tree(uint8_t *big, size_t big_len)
 	put_file("src/t/d/small", "small\n", 6);
 	put_file("src/t/d/empty", "", 0);
 	snprintf(p, sizeof(p), "%s/src/t/d/link", top);
-	symlink("../big", p);
+	if (symlink("../big", p))
+		perror(p);
 	snprintf(p, sizeof(p), "%s/src/t/d/hard", top);
 	{
 		char q[512];
 
 		snprintf(q, sizeof(q), "%s/src/t/d/small", top);
-		link(q, p);
+		if (link(q, p))
+			perror(p);
 	}
 	put_file("src/t/sparse", "s", 1);
 	snprintf(p, sizeof(p), "%s/src/t/sparse", top);
