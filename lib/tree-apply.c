@@ -154,53 +154,6 @@ int rx_walk_to(struct rx *rx, uint32_t dir)
 	return fd == rx->root ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
 }
 
-/* ---- the file systems written to ---- */
-
-/* Notes the file system of directory @dfd, so that commits sync it. */
-static int fs_add(struct rx *rx, int dfd, uint64_t dev)
-{
-	struct rx_fs *n;
-	size_t i;
-	int fd;
-
-	for (i = 0; i < rx->nfs; i++)
-		if (rx->fs[i].dev == dev)
-			return 0;
-	n = realloc(rx->fs, (rx->nfs + 1) * sizeof(*n));
-	if (!n) {
-		errno = ENOMEM;
-		return -1;
-	}
-	rx->fs = n;
-	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rx->fs[rx->nfs++] = (struct rx_fs){ .dev = dev, .fd = fd };
-	return 0;
-}
-
-/* Makes everything written so far durable, on every file system. */
-int rx_sync(struct rx *rx)
-{
-	size_t i;
-
-	for (i = 0; i < rx->nfs; i++)
-		if (syncfs(rx->fs[i].fd))
-			return -errno;
-	return 0;
-}
-
-void rx_fs_free(struct rx *rx)
-{
-	size_t i;
-
-	for (i = 0; i < rx->nfs; i++)
-		close(rx->fs[i].fd);
-	free(rx->fs);
-	rx->fs = NULL;
-	rx->nfs = 0;
-}
-
 /* Whether @n's directory exists only in a dry run's imagination. */
 static bool dry_parent(const struct rx *rx, const struct rx_node *n)
 {
@@ -223,7 +176,7 @@ int rx_parent(struct rx *rx, const struct rx_node *n, char *name)
 	if (rx->pfd >= 0 && rx->pidx == n->parent)
 		return rx->pfd;
 	fd = rx_walk_to(rx, n->parent);
-	if (fd >= 0 && (fstat(fd, &sb) || fs_add(rx, fd, sb.st_dev))) {
+	if (fd >= 0 && (fstat(fd, &sb) || rx_fs_add(rx, fd, sb.st_dev))) {
 		close(fd);
 		fd = -errno;
 	}
@@ -782,11 +735,11 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 					 "cannot create a file beside it: %s",
 					 strerror(errno));
 	}
-	if (fstat(fd, &sb)) {
+	if (re->size >= RESUME_MIN && fstat(fd, &sb)) {
 		close(fd);
 		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	}
-	rx->cur.ino = sb.st_ino;
+	rx->cur.ino = re->size >= RESUME_MIN ? sb.st_ino : 0;
 	if (!from)
 		rx_attr_inherited(rx, fd, &re->n);
 	return fd;
@@ -880,11 +833,12 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 	}
 	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
 		r = -errno;
-	else if (!r && f->pos > f->wb_pos) /* the batch's sync finds it done */
+	else if (!r && f->wb_pos && f->pos > f->wb_pos) /* the rest of it */
 		sync_file_range(f->fd, (off_t)f->wb_pos,
 				(off_t)(f->pos - f->wb_pos),
 				SYNC_FILE_RANGE_WRITE);
 	close(f->fd);
+	rx_flush_soon(rx, f->pos);
 	f->fd = -1;
 	if (r) {
 		rx_drop_tmp(rx, re);

@@ -1026,8 +1026,7 @@ int rx_end(struct rx *rx)
 
 static int open_dir(struct rx *rx, const char *dir)
 {
-	struct stat sb;
-	int fd;
+	int r;
 
 	if (!rx->dry && mkdir(dir, 0777) && errno != EEXIST)
 		return tbsi_err(rx->err, -errno, "cannot create '%s': %s", dir,
@@ -1036,17 +1035,10 @@ static int open_dir(struct rx *rx, const char *dir)
 	if (rx->root < 0)
 		return tbsi_err(rx->err, -errno, "cannot open '%s': %s", dir,
 				strerror(errno));
-	rx->fs = calloc(1, sizeof(*rx->fs));
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (!rx->fs || fd < 0 || fstat(fd, &sb)) {
-		if (fd >= 0)
-			close(fd);
-		return tbsi_err(rx->err, rx->fs ? -errno : -ENOMEM,
-				"cannot open '%s': %s", dir,
-				strerror(rx->fs ? errno : ENOMEM));
-	}
-	rx->fs[0] = (struct rx_fs){ .dev = sb.st_dev, .fd = fd };
-	rx->nfs = 1;
+	r = rx_fs_open(rx, dir);
+	if (r)
+		return tbsi_err(rx->err, r, "cannot open '%s': %s", dir,
+				strerror(-r));
 	return 0;
 }
 

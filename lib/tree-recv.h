@@ -15,6 +15,7 @@
 #ifndef TBS_TREE_RECV_H
 #define TBS_TREE_RECV_H
 
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "internal.h"
@@ -146,8 +147,16 @@ struct rx {
 	bool is_root, dry;
 	uint32_t sflags; /* TSF_* of START */
 	int root; /* O_PATH descriptor of the directory */
-	struct rx_fs *fs; /* every file system written to, the root's first */
+	struct rx_fs *fs; /* every file system written to, the root's first;
+			   * under @fs_lock */
 	size_t nfs;
+	pthread_mutex_t fs_lock;
+	pthread_cond_t fs_cv;
+	pthread_t flusher; /* starts write-back while data still arrives */
+	bool flusher_on, flusher_stop;
+	uint64_t flush_asked, flush_done; /* under @fs_lock */
+	uint64_t unflushed; /* bytes written since the flusher was asked */
+	uint32_t unflushed_files;
 
 	/* directories, for the whole transfer */
 	struct rx_dir *dirs;
@@ -236,7 +245,11 @@ int rx_commit(struct rx *rx);
 void rx_links(struct rx *rx);
 int rx_finalize(struct rx *rx);
 
+/* tree-sync.c */
+int rx_fs_open(struct rx *rx, const char *dir);
+int rx_fs_add(struct rx *rx, int dfd, uint64_t dev);
 int rx_sync(struct rx *rx);
+void rx_flush_soon(struct rx *rx, uint64_t bytes);
 void rx_fs_free(struct rx *rx);
 
 /* tree-attr-recv.c */
