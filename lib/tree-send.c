@@ -356,11 +356,30 @@ static ssize_t put_data(struct tx *tx, int fd, uint32_t idx, uint64_t pos,
 	return n;
 }
 
-/* Sends the data segments of [pos, size), holes skipped. */
-static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
-			 uint64_t pos)
+/* Whether the file open as @fd is still as it was when opened (@at). */
+static bool unchanged(int fd, const struct stat *at)
 {
-	uint64_t size = te->e.size, end;
+	struct stat now;
+
+	return !fstat(fd, &now) && now.st_ino == at->st_ino &&
+	       now.st_size == at->st_size &&
+	       now.st_mtim.tv_sec == at->st_mtim.tv_sec &&
+	       now.st_mtim.tv_nsec == at->st_mtim.tv_nsec &&
+	       now.st_ctim.tv_sec == at->st_ctim.tv_sec &&
+	       now.st_ctim.tv_nsec == at->st_ctim.tv_nsec;
+}
+
+#define CHANGE_CHECK (8u << 20) /* bytes read between two looks */
+
+/*
+ * Sends the data segments of [pos, size), holes skipped; -ENODATA as soon
+ * as the file is seen to change (it is looked at every CHANGE_CHECK bytes,
+ * so that a file written to is not read to its end for nothing).
+ */
+static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
+			 uint64_t pos, const struct stat *at)
+{
+	uint64_t size = te->e.size, end, look = pos + CHANGE_CHECK;
 	off_t d;
 	ssize_t n;
 
@@ -382,22 +401,14 @@ static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
 				return (int)n;
 			pos += (uint64_t)n;
 			progress(tx);
+			if (pos >= look) {
+				if (!unchanged(fd, at))
+					return -ENODATA;
+				look = pos + CHANGE_CHECK;
+			}
 		}
 	}
 	return 0;
-}
-
-/* Whether the file open as @fd is still as it was when opened (@at). */
-static bool unchanged(int fd, const struct stat *at)
-{
-	struct stat now;
-
-	return !fstat(fd, &now) && now.st_ino == at->st_ino &&
-	       now.st_size == at->st_size &&
-	       now.st_mtim.tv_sec == at->st_mtim.tv_sec &&
-	       now.st_mtim.tv_nsec == at->st_mtim.tv_nsec &&
-	       now.st_ctim.tv_sec == at->st_ctim.tv_sec &&
-	       now.st_ctim.tv_nsec == at->st_ctim.tv_nsec;
 }
 
 /* @te is not sent after all: the receiver drops what it has of it. */
@@ -445,7 +456,7 @@ static int stream_file(struct tx *tx, int fd, struct tx_entry *te,
 	int r = put_file_msg(tx, TM_FILE, te->e.index, from, 0);
 
 	if (!r)
-		r = send_segments(tx, fd, te, from);
+		r = send_segments(tx, fd, te, from, at);
 	if (r == -ENODATA || (!r && !unchanged(fd, at)))
 		return not_sent(tx, te, TS_CHANGED,
 				"changed while it was being read (send it "
