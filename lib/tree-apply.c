@@ -475,8 +475,11 @@ static int mkdir_dry(struct rx *rx, struct rx_dir *d)
 		if (pfd < 0)
 			return pfd;
 		if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
-			if (S_ISDIR(sb.st_mode))
+			if (S_ISDIR(sb.st_mode)) { /* --delete compares it */
+				d->dev = sb.st_dev;
+				d->ino = sb.st_ino;
 				return 0;
+			}
 			return rx_refuse(rx, &d->n,
 					 "exists and is not a directory (not "
 					 "replaced)");
@@ -536,7 +539,7 @@ int rx_mkdir(struct rx *rx, struct rx_dir *d)
 		mark_dir(fd, &sb);
 	else if (marked(fd, &sb)) /* made by a run this one continues */
 		d->n.xflags |= RXF_MADE | RXF_ATTRS;
-	else if (rx->o.flags & TBS_TREE_OVERWRITE)
+	else if (rx->o.flags & (TBS_TREE_OVERWRITE | TBS_TREE_DELETE))
 		d->n.xflags |= RXF_ATTRS;
 	close(fd);
 	if (made)
@@ -1077,7 +1080,8 @@ void rx_links(struct rx *rx)
 
 /*
  * Owner, mode and times of a directory: only of one this transfer made,
- * or with --overwrite, and only if it still is the directory checked.
+ * or with --overwrite or --delete (a mirror), and only if it still is the
+ * directory checked.
  */
 static void dir_meta(struct rx *rx, struct rx_dir *d)
 {
@@ -1090,7 +1094,8 @@ static void dir_meta(struct rx *rx, struct rx_dir *d)
 	struct stat sb;
 	int pfd, fd, r;
 
-	if (!(d->n.xflags & RXF_MADE) && !(rx->o.flags & TBS_TREE_OVERWRITE))
+	if (!(d->n.xflags & RXF_MADE) &&
+	    !(rx->o.flags & (TBS_TREE_OVERWRITE | TBS_TREE_DELETE)))
 		return;
 	pfd = rx_parent(rx, &d->n, name);
 	if (pfd < 0)
@@ -1113,8 +1118,7 @@ static void dir_meta(struct rx *rx, struct rx_dir *d)
 		close(fd);
 }
 
-/* After DONE: the last commit, hard links, then directories' metadata,
- * deepest first, and a last sync. */
+/* After DONE: the last commit, then hard links. */
 int rx_finalize(struct rx *rx)
 {
 	size_t i;
@@ -1131,6 +1135,16 @@ int rx_finalize(struct rx *rx)
 				  "the file it is a link to was not received");
 	}
 	rx->nlwait = 0;
+	return 0;
+}
+
+/* At the very end (after --delete removed what it removes): directories'
+ * metadata, deepest first, and a last sync. */
+int rx_finish_dirs(struct rx *rx)
+{
+	size_t i;
+	int r;
+
 	for (i = rx->ndirs; i-- > 0 && !rx->dry;)
 		if (rx->dirs[i].n.state != RS_FAILED)
 			dir_meta(rx, &rx->dirs[i]);

@@ -424,9 +424,7 @@ int rx_mirror_apply(struct rx *rx)
 		if (r == -EPERM)
 			r = 0;
 	}
-	if (!r && !rx->dry)
-		r = rx_sync(rx);
-	return r;
+	return r; /* synced with the directories' times, next */
 }
 
 void rx_mirror_free(struct rx_mirror *m)

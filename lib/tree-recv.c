@@ -791,19 +791,22 @@ static int on_file_end(struct rx *rx, const struct tree_msg *m)
 	return pend(rx, re);
 }
 
-/* The sender did not send a file it was asked for: say so, with its
- * reason. */
+/* The sender did not send a file it was asked for: say so, in the
+ * sender's words when it gave them. */
 static void skipped(struct rx *rx, struct rx_entry *re,
 		    const struct tree_msg *m)
 {
 	char path[400], msg[TREE_TEXT_MAX + 512];
 
 	rx_path(rx, &re->n, path, sizeof(path));
-	snprintf(msg, sizeof(msg), "not received '%s': %s%s%.*s", path,
-		 m->u32 == TS_CHANGED ? "it changed on the sender while it "
-					"was being read"
-				      : "the sender could not read it",
-		 m->len ? ": " : "", (int)m->len, (const char *)m->data);
+	if (m->len)
+		snprintf(msg, sizeof(msg), "not received '%s': the sender: %.*s",
+			 path, (int)m->len, (const char *)m->data);
+	else
+		snprintf(msg, sizeof(msg), "not received '%s': %s", path,
+			 m->u32 == TS_CHANGED ? "it changed on the sender "
+						"while it was being read"
+					      : "the sender could not read it");
 	notify(rx, msg, true);
 	mark_failed(rx, &re->n);
 }
@@ -904,7 +907,8 @@ static int dispatch(struct rx *rx, const struct tree_msg *m)
 	case TM_XATTR:
 		return rx_on_xattr(rx, m);
 	case TM_NAME:
-		return rx->started && !rx->listed
+		/* with an entry, or with the ACL that names the id */
+		return rx->started && !rx->done
 			       ? rx_on_name(rx, m)
 			       : rx_violation(rx, "a name out of place");
 	default:
@@ -1001,7 +1005,7 @@ int rx_idle(struct rx *rx)
 	return r ? r : flush(rx);
 }
 
-/* After DONE: links, directories, removal, the last sync, then FINISH. */
+/* After DONE: links, removal, directories, the last sync, then FINISH. */
 int rx_end(struct rx *rx)
 {
 	uint8_t b[24];
@@ -1012,6 +1016,8 @@ int rx_end(struct rx *rx)
 	r = rx_finalize(rx);
 	if (!r)
 		r = rx_mirror_apply(rx);
+	if (!r)
+		r = rx_finish_dirs(rx);
 	if (r)
 		return r;
 	tbsi_le_put64(b, rx->st.entries - rx->st.failed);

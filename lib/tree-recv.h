@@ -244,6 +244,7 @@ void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
 int rx_commit(struct rx *rx);
 void rx_links(struct rx *rx);
 int rx_finalize(struct rx *rx);
+int rx_finish_dirs(struct rx *rx);
 
 /* tree-sync.c */
 int rx_fs_open(struct rx *rx, const char *dir);
