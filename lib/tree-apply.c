@@ -284,9 +284,13 @@ static void drop_state(int pfd, const char *name)
 	unlinkat(pfd, sname, 0);
 }
 
-/* A partial copy from an earlier run: its verified prefix, hashed. */
+/*
+ * A partial copy from an earlier run: its verified prefix, hashed into
+ * @re->resume.  The hash is not sent: the sender sends its own with the
+ * data (FILE), and the receiver compares.
+ */
 static int partial(struct rx *rx, int pfd, const char *name,
-		   struct rx_entry *re, uint64_t *off, uint64_t *hash)
+		   struct rx_entry *re, uint64_t *off)
 {
 	char tname[64];
 	struct stat sb;
@@ -312,7 +316,6 @@ static int partial(struct rx *rx, int pfd, const char *name,
 	}
 	re->ino = ino;
 	*off = done;
-	*hash = tree_hash_digest(re->resume);
 	return TW_RESUME;
 }
 
@@ -403,13 +406,13 @@ static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
 }
 
 /* What to ask the sender for, for regular file @re; negative: refused. */
-int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off, uint64_t *hash)
+int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 {
 	char name[TREE_NAME_MAX + 1];
 	struct stat sb;
 	int pfd;
 
-	*off = *hash = 0;
+	*off = 0;
 	if (dry_parent(rx, &re->n))
 		return TW_FULL;
 	pfd = parent_or_refuse(rx, &re->n, name);
@@ -425,7 +428,7 @@ int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off, uint64_t *hash)
 		return decide_existing(rx, re, pfd, name, &sb);
 	if (errno != ENOENT)
 		return rx_refuse(rx, &re->n, "%s", strerror(errno));
-	return partial(rx, pfd, name, re, off, hash);
+	return partial(rx, pfd, name, re, off);
 }
 
 /* ---- directories, links, special files ---- */

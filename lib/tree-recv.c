@@ -488,10 +488,9 @@ static int retire(struct rx *rx)
 
 static int want_file(struct rx *rx, struct rx_entry *re)
 {
-	uint8_t b[24] = { 0 };
-	uint64_t off = 0, hash = 0;
-	int w = re->n.state == RS_FAILED ? -EPERM
-					  : rx_decide(rx, re, &off, &hash);
+	uint8_t b[24] = { 0 }; /* the last 8: reserved, zero */
+	uint64_t off = 0;
+	int w = re->n.state == RS_FAILED ? -EPERM : rx_decide(rx, re, &off);
 
 	if (w == -EPERM)
 		w = TW_REFUSE;
@@ -517,7 +516,6 @@ static int want_file(struct rx *rx, struct rx_entry *re)
 	b[4] = (uint8_t)w;
 	b[5] = re->wflags;
 	tbsi_le_put64(b + 8, off);
-	tbsi_le_put64(b + 16, hash);
 	return rx_put(rx, TM_WANT, b, sizeof(b));
 }
 
@@ -666,6 +664,23 @@ static struct rx_entry *data_entry(struct rx *rx, uint32_t idx)
 	return rx_ent(rx, idx);
 }
 
+/*
+ * The sender's first bytes are not the partial copy's: that copy goes,
+ * the data that follows is dropped, and the file is refused this time
+ * (a next run sends it in full).
+ */
+static int resume_differs(struct rx *rx, struct rx_entry *re)
+{
+	int r;
+
+	tree_hash_reset(rx->cur.hash);
+	rx_drop_tmp(rx, re);
+	r = rx_refuse(rx, &re->n,
+		      "the partial copy of an earlier run does not match the "
+		      "sender's file; removed (send it again)");
+	return r == -EPERM ? 0 : r;
+}
+
 static int on_file(struct rx *rx, const struct tree_msg *m)
 {
 	struct rx_entry *re = rx_ent(rx, m->index);
@@ -684,7 +699,10 @@ static int on_file(struct rx *rx, const struct tree_msg *m)
 			       .pos = m->a,
 			       .ckpt_pos = m->a,
 			       .ckpt_ms = tbsi_now_ms(),
-			       .hash = f->hash };
+			       .hash = f->hash,
+			       .fd = -1 };
+	if (m->a && tree_hash_digest(re->resume) != m->b)
+		return resume_differs(rx, re);
 	if (m->a) {
 		tree_hash_free(f->hash);
 		f->hash = re->resume;
@@ -840,11 +858,16 @@ static int on_start(struct rx *rx, const struct tree_msg *m)
 {
 	if (rx->started)
 		return rx_violation(rx, "a second start");
-	if (m->u32 != TREE_VERSION)
-		return rx_violation(rx,
-				    "file-tree protocol version %u (this side "
-				    "speaks %u)",
-				    m->u32, TREE_VERSION);
+	if (m->u32 != TREE_VERSION) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg),
+			 "the sender speaks file-tree protocol version %u, "
+			 "this receiver version %u: install the same tbstream "
+			 "release on both hosts",
+			 m->u32, TREE_VERSION);
+		return refuse_all(rx, msg);
+	}
 	if (m->flags & ~(uint32_t)TSF_ALL)
 		return rx_violation(rx, "a start with unknown flags");
 	if (m->a > rx->o.max_entries)

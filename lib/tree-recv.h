@@ -230,8 +230,7 @@ void rx_path_raw(const struct rx *rx, uint32_t dir, const uint8_t *name,
 		 size_t name_len, char *buf, size_t len);
 void rx_tmp_name(const char *name, const char *ext, char *buf, size_t len);
 void rx_change(struct rx *rx, unsigned int what, const struct rx_node *n);
-int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off,
-	      uint64_t *hash);
+int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off);
 int rx_mkdir(struct rx *rx, struct rx_dir *d);
 int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
 	       size_t len);

@@ -303,7 +303,7 @@ static int put_file_msg(struct tx *tx, uint8_t type, uint32_t idx, uint64_t a,
 	tbsi_le_put32(m, idx);
 	tbsi_le_put64(m + 8, a);
 	tbsi_le_put64(m + 16, b);
-	return tx_put(tx, type, m, type == TM_FILE_END ? 24 : 16);
+	return tx_put(tx, type, m, 24);
 }
 
 static int put_skip(struct tx *tx, uint32_t idx, uint32_t reason,
@@ -419,8 +419,9 @@ static int not_sent(struct tx *tx, struct tx_entry *te, uint32_t reason,
 	return put_skip(tx, te->e.index, reason, why);
 }
 
-/* The file is ended: it waits for the receiver's CONFIRM. */
-static int awaiting(struct tx *tx, uint32_t idx)
+/* File @te is ended: it waits for the receiver's CONFIRM (unless the
+ * receiver refused it already, while it was being sent). */
+static int awaiting(struct tx *tx, const struct tx_entry *te)
 {
 	pthread_mutex_lock(&tx->lock);
 	if (tx->fifo_len == tx->fifo_cap) {
@@ -439,7 +440,7 @@ static int awaiting(struct tx *tx, uint32_t idx)
 		tx->fifo_head = 0;
 	}
 	tx->fifo[(tx->fifo_head + tx->fifo_len++) % tx->fifo_cap] =
-		(struct tx_pend){ .index = idx };
+		(struct tx_pend){ .index = te->e.index, .failed = te->failed };
 	pthread_mutex_unlock(&tx->lock);
 	return 0;
 }
@@ -453,7 +454,8 @@ static int awaiting(struct tx *tx, uint32_t idx)
 static int stream_file(struct tx *tx, int fd, struct tx_entry *te,
 		       uint64_t from, const struct stat *at)
 {
-	int r = put_file_msg(tx, TM_FILE, te->e.index, from, 0);
+	int r = put_file_msg(tx, TM_FILE, te->e.index, from,
+			     from ? tree_hash_digest(tx->hash) : 0);
 
 	if (!r)
 		r = send_segments(tx, fd, te, from, at);
@@ -466,27 +468,23 @@ static int stream_file(struct tx *tx, int fd, struct tx_entry *te,
 	if (!r)
 		r = tx_attr_fd(tx, te, fd);
 	if (!r)
-		r = awaiting(tx, te->e.index);
+		r = awaiting(tx, te);
 	if (r)
 		return r;
 	return put_file_msg(tx, TM_FILE_END, te->e.index, te->e.size,
 			    tree_hash_digest(tx->hash));
 }
 
-/* The receiver has a prefix (RESUME): does it match ours? */
-static bool same_prefix(struct tx *tx, int fd, uint64_t len, uint64_t hash)
-{
-	if (len > UINT64_MAX / 2 ||
-	    tree_hash_fd(tx->hash, fd, len, tx->buf, HASH_BUF))
-		return false;
-	return tree_hash_digest(tx->hash) == hash;
-}
-
+/*
+ * The receiver has the first @te->woff bytes from an earlier run
+ * (RESUME): the rest follows our hash of those bytes, which the receiver
+ * compares with its copy (it never sends its own hash).
+ */
 static int send_resume(struct tx *tx, int fd, struct tx_entry *te,
 		       const struct stat *at)
 {
 	if (te->woff && te->woff <= te->e.size &&
-	    same_prefix(tx, fd, te->woff, te->whash)) {
+	    !tree_hash_fd(tx->hash, fd, te->woff, tx->buf, HASH_BUF)) {
 		pthread_mutex_lock(&tx->lock);
 		tx->st.files_resumed++;
 		tx->st.bytes_resumed += te->woff;
@@ -670,7 +668,6 @@ static int on_want(struct tx *tx, const struct tree_msg *m)
 		return -EPROTO;
 	te->wflags = (uint8_t)m->flags;
 	te->woff = m->a;
-	te->whash = m->b;
 	te->want = (uint8_t)m->u32;
 	if (te->want == TW_REFUSE)
 		te->failed = true;
@@ -697,26 +694,29 @@ static int on_confirm(struct tx *tx, const struct tree_msg *m)
 	return 0;
 }
 
-/* Marks entry @idx failed, once; lock held. */
+/*
+ * Marks entry @idx failed, once (counted when it leaves the ring, or
+ * here if it left it); also where it awaits its CONFIRM, which will not
+ * come.  Lock held.
+ */
 static void mark_failed(struct tx *tx, uint32_t idx)
 {
+	bool in_ring = idx >= tx->head && idx < tx->n;
 	size_t i;
 
-	if (idx >= tx->head && idx < tx->n) {
+	if (in_ring)
 		slot(tx, idx)->failed = true;
-		return;
-	}
 	for (i = 0; i < tx->fifo_len; i++) {
 		struct tx_pend *p =
 			&tx->fifo[(tx->fifo_head + i) % tx->fifo_cap];
 
 		if (p->index == idx) {
-			tx->failed += !p->failed;
+			tx->failed += !in_ring && !p->failed;
 			p->failed = true;
 			return;
 		}
 	}
-	tx->failed++;
+	tx->failed += !in_ring;
 }
 
 static void on_fail(struct tx *tx, const struct tree_msg *m)

@@ -31,7 +31,7 @@ struct tx_entry {
 			    * sent */
 	uint64_t hash; /* HASH sent with it (checksum, further names) */
 	uint8_t want, wflags; /* the receiver's answer (files) */
-	uint64_t woff, whash;
+	uint64_t woff;
 	bool failed;
 };
 

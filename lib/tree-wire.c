@@ -162,7 +162,7 @@ static int body_len(uint8_t type, size_t *min)
 		bool var;
 	} t[] = {
 		{ TM_START, 24, false },  { TM_ENTRY, TREE_ENTRY_FIXED, true },
-		{ TM_LISTED, 16, false }, { TM_FILE, 16, false },
+		{ TM_LISTED, 16, false }, { TM_FILE, 24, false },
 		{ TM_DATA, 17, true },	  { TM_FILE_END, 24, false },
 		{ TM_SKIP, 8, true },	  { TM_DONE, 16, false },
 		{ TM_HASH, 16, false },	  { TM_XATTR, 9, true },
@@ -223,7 +223,7 @@ static void decode_fixed(uint8_t type, const uint8_t *p, size_t len,
 		m->u32 = tbsi_le_get32(p + 4);
 		if (len >= 16)
 			m->a = tbsi_le_get64(p + 8);
-		if (type == TM_FILE_END)
+		if (type == TM_FILE_END || type == TM_FILE)
 			m->b = tbsi_le_get64(p + 16);
 	}
 }
@@ -311,7 +311,7 @@ int tree_decode(uint8_t type, const uint8_t *p, size_t len, struct tree_msg *m,
 		return decode_name(p, len, m, why, why_len);
 	case TM_WANT:
 		if (m->u32 < TW_FULL || m->u32 > TW_REFUSE ||
-		    m->flags & ~(TWF_REPLACE | TWF_DRY))
+		    m->flags & ~(TWF_REPLACE | TWF_DRY) || m->b)
 			return fail(why, why_len, "an unknown answer", "");
 		return 0;
 	default:

@@ -86,7 +86,7 @@ static inline void trec_msg(struct trec *r, uint8_t type, uint32_t idx,
 		tbsi_le_put64(m, a);
 		tbsi_le_put64(m + 8, b);
 		n = 16;
-	} else if (type == TM_FILE_END) {
+	} else if (type == TM_FILE_END || type == TM_FILE) {
 		tbsi_le_put64(m + 16, b);
 		n = 24;
 	} else if (type == TM_SKIP) {

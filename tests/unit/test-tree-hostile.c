@@ -56,6 +56,7 @@ static void *hrx_main(void *arg)
 /* What the receiver answered. */
 struct answers {
 	uint8_t want[16]; /* WANT action by index */
+	uint64_t want_hash; /* any WANT's reserved field, or'ed */
 	int fails;
 	bool finished, gave_up;
 };
@@ -66,6 +67,8 @@ static int on_answer(void *arg, const struct tree_msg *m)
 
 	if (m->type == TM_WANT && m->index < sizeof(a->want))
 		a->want[m->index] = (uint8_t)m->u32;
+	if (m->type == TM_WANT)
+		a->want_hash |= m->b;
 	if (m->type == TM_FAIL) {
 		a->fails++;
 		a->gave_up |= m->index == TREE_NONE;
@@ -270,7 +273,8 @@ static void test_planted_by_sender(void)
 	   "the file already there is unchanged, with one link");
 }
 
-/* The records of a transfer of "t/big" from offset @from. */
+/* The records of a transfer of "t/big" (all 'A') from offset @from,
+ * with the hash of the bytes before it. */
 static int send_big(const char *d, unsigned int flags, int64_t mtime,
 		    uint64_t from, struct answers *a)
 {
@@ -278,16 +282,19 @@ static int send_big(const char *d, unsigned int flags, int64_t mtime,
 	static struct trec r[64];
 	struct trec_meta big = { .size = BIG, .mtime = mtime };
 	struct tree_hash *h = tree_hash_new();
-	uint64_t off;
+	uint64_t off, prefix;
 	int n = 0, ret;
 
 	memset(data, 'A', sizeof(data));
 	memset(r, 0, sizeof(r));
+	tree_hash_update(h, data, from);
+	prefix = from ? tree_hash_digest(h) : 0;
+	tree_hash_reset(h);
 	trec_msg(&r[0], TM_START, 0, 2, 0, NULL, 0);
 	trec_entry(&r[0], 0, TK_DIR, "t", NULL);
 	trec_entry(&r[0], 1, TK_FILE, "t/big", &big);
 	trec_msg(&r[0], TM_LISTED, 0, 2, 0, NULL, 0);
-	trec_msg(&r[0], TM_FILE, 1, from, 0, NULL, 0);
+	trec_msg(&r[0], TM_FILE, 1, from, prefix, NULL, 0);
 	for (off = from; off < BIG; off += 200000) {
 		size_t len = BIG - off < 200000 ? BIG - off : 200000;
 
@@ -396,6 +403,65 @@ static void test_other_user(void)
 		perror(p);
 	send_big("d5", 0, 2000, 0, &a);
 	is_int(a.want[1], TW_FULL, "another user's partial copy is ignored");
+}
+
+/*
+ * A partial copy of the receiver's own: the receiver asks for the rest
+ * without saying what it has (no hash in WANT); the sender proves its
+ * first bytes by their hash, and a copy that differs is removed, not
+ * completed.
+ */
+static void test_resume_proof(void)
+{
+	static uint8_t v[BIG];
+	char part[256];
+	struct answers a;
+
+	dir("d6", 0755);
+	dir("d6/t", 0755);
+	memset(v, 'A', sizeof(v));
+	put(tmpname(part, "d6/t", "big", "part"), v, 4u << 20, 0);
+	plant_journal("d6", 2000, st(part).st_ino);
+	is_int(send_big("d6", 0, 2000, 4u << 20, &a), 0,
+	       "a partial copy that matches: the transfer succeeds");
+	is_int(a.want[1], TW_RESUME, "it was resumed");
+	ok(!a.want_hash, "the receiver's answer holds no hash");
+	ok(st("d6/t/big").st_size == BIG && content("d6/t/big") ==
+	   XXH3_64bits(v, BIG) && !find_tmp("d6"),
+	   "the file is whole, nothing is left behind");
+
+	dir("d7", 0755);
+	dir("d7/t", 0755);
+	memset(v, 'B', sizeof(v));
+	put(tmpname(part, "d7/t", "big", "part"), v, 4u << 20, 0);
+	plant_journal("d7", 2000, st(part).st_ino);
+	send_big("d7", 0, 2000, 4u << 20, &a);
+	is_int(a.want[1], TW_RESUME, "a partial copy that differs is offered");
+	ok(!a.want_hash, "without its hash");
+	is_int(a.fails, 1, "the file is refused when the sender's hash differs");
+	ok(!exists("d7/t/big") && !find_tmp("d7"),
+	   "nothing takes its name; the partial copy is removed");
+}
+
+/* A sender of the first file-tree protocol: refused, and told why. */
+static void test_old_version(void)
+{
+	struct trec r = { 0 };
+	struct answers a;
+	struct tbs_error e = { 0 };
+
+	dir("d8", 0755);
+	trec_msg(&r, TM_START, 0, 1, 0, NULL, 0);
+	tbsi_le_put32(r.buf + TREE_MSG_HDR, 1); /* version 1 */
+	trec_entry(&r, 0, TK_DIR, "t", NULL);
+	trec_msg(&r, TM_LISTED, 0, 1, 0, NULL, 0);
+	trec_msg(&r, TM_DONE, 0, 1, 0, NULL, 0);
+	is_int(hostile("d8", 0, &r, 1, &a, &e), -EPROTO,
+	       "version 1: the transfer is refused");
+	ok(a.gave_up, "the sender is told (FAIL for the whole transfer)");
+	ok(strstr(e.msg, "version 1, this receiver version 2") != NULL,
+	   "the message names both versions");
+	ok(!exists("d8/t"), "nothing was written");
 }
 
 /* A marker "made by the receiver" planted by another user: ignored. */
@@ -772,6 +838,8 @@ int main(void)
 	test_planted_hardlink();
 	test_planted_other();
 	test_other_user();
+	test_resume_proof();
+	test_old_version();
 	test_existing_dirs();
 	test_update_symlink();
 	test_link_existing();
