@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
  * bench-latency: round trips of one message, the raw device against a
- * session, in the same run over the same pair of devices.
+ * session, in the same run.
  *
- *   bench-latency DEV_A DEV_B [COUNT]
+ *   bench-latency RAW_A RAW_B SES_A SES_B [COUNT [BLOCKS]]
  *
- * DEV_A and DEV_B are the two ends of one stream (two hosts of tbsim, or
- * the same stream on two machines is not possible from one process).  An
- * echo thread answers on DEV_B; the main thread measures on DEV_A: first
- * read/write on the raw descriptors, then tbs_session_send_msg() and
- * tbs_session_recv_msg() on sessions over the same descriptors.  Prints
- * p50 and p99 in microseconds and the ratio session / raw.
+ * RAW_A/RAW_B are the two ends of one stream, SES_A/SES_B the two ends of
+ * a twin stream with the same profile on the same link.  For each size,
+ * COUNT round trips of each kind are measured in BLOCKS alternating blocks
+ * (raw, session, raw, ...), so that a change in the machine's load weighs
+ * on both alike.  An echo thread answers on the B ends; the main thread
+ * measures on the A ends: read/write on the raw device, and
+ * tbs_session_send_msg() / tbs_session_recv_msg() on a session that each
+ * end runs over two descriptors of its device, as tbs_endpoint_open()
+ * gives them.  Prints p50 and p99 in microseconds and the ratios
+ * session / raw.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,37 +27,17 @@
 
 #include <tbstream.h>
 
-static int count = 2000;
+#include "rtt.h"
+
 static const size_t sizes[] = { 64, 4096 };
+#define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
 struct echo {
 	int fd;
 	struct tbs_session *s;
 	size_t len;
+	int n;
 };
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int full(int fd, void *buf, size_t len, bool wr)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = wr ? write(fd, (char *)buf + done, len - done) :
-			 read(fd, (char *)buf + done, len - done);
-		if (n <= 0)
-			return -1;
-		done += (size_t)n;
-	}
-	return 0;
-}
 
 static void *raw_echo(void *arg)
 {
@@ -61,7 +45,7 @@ static void *raw_echo(void *arg)
 	char buf[4096];
 	int i;
 
-	for (i = 0; i < count + 10; i++)
+	for (i = 0; i < e->n; i++)
 		if (full(e->fd, buf, e->len, false) ||
 		    full(e->fd, buf, e->len, true))
 			break;
@@ -88,31 +72,65 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void report(const char *kind, size_t len, double *t, double *p50)
+/* Sorts the samples; returns p50 and p99. */
+static void pct(double *t, int n, double *p50, double *p99)
 {
-	qsort(t, (size_t)count, sizeof(*t), cmp);
-	*p50 = t[count / 2];
-	printf("%-8s %5zu B  p50 %8.1f us  p99 %8.1f us\n", kind, len,
-	       t[count / 2], t[count * 99 / 100]);
+	qsort(t, (size_t)n, sizeof(*t), cmp);
+	*p50 = t[n / 2];
+	*p99 = t[n * 99 / 100];
 }
 
-static void raw_run(int a, int b, size_t len, double *t)
+/* @n raw round trips of @len bytes on @a, answered on @b. */
+static void raw_block(int a, int b, size_t len, int n, double *t)
 {
-	struct echo e = { .fd = b, .len = len };
+	struct echo e = { .fd = b, .len = len, .n = n + WARMUP };
 	char buf[4096] = { 0 };
 	pthread_t th;
 	double t0;
 	int i;
 
 	pthread_create(&th, NULL, raw_echo, &e);
-	for (i = -10; i < count; i++) {
+	for (i = -WARMUP; i < n; i++) {
 		t0 = now_us();
-		if (full(a, buf, len, true) || full(a, buf, len, false))
+		if (full(a, buf, len, true) || full(a, buf, len, false)) {
+			fprintf(stderr, "bench-latency: raw round trip failed\n");
 			exit(1);
+		}
 		if (i >= 0)
 			t[i] = now_us() - t0;
 	}
 	pthread_join(th, NULL);
+}
+
+/* @n session round trips of @len bytes (the echo thread answers). */
+static void msg_block(struct tbs_session *s, size_t len, int n, double *t)
+{
+	char buf[4096] = { 0 };
+	double t0;
+	int i;
+
+	for (i = -WARMUP; i < n; i++) {
+		t0 = now_us();
+		if (tbs_session_send_msg(s, 1, buf, len, -1) < 0 ||
+		    tbs_session_recv_msg(s, NULL, buf, sizeof(buf), -1) < 0) {
+			fprintf(stderr, "bench-latency: session round trip failed: %s\n",
+				tbs_session_error(s));
+			exit(1);
+		}
+		if (i >= 0)
+			t[i] = now_us() - t0;
+	}
+}
+
+static int open_dev(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		perror(path);
+		exit(1);
+	}
+	return fd;
 }
 
 static void *start(void *arg)
@@ -120,70 +138,70 @@ static void *start(void *arg)
 	return (void *)(intptr_t)tbs_session_start(arg);
 }
 
-static void msg_run(int a, int b, double *t[2])
+/* A session on each end of the twin stream, each over two descriptors. */
+static void sessions(const char *pa, const char *pb, struct tbs_session **sa,
+		     struct tbs_session **sb)
 {
-	struct tbs_session *sa, *sb;
-	struct echo e = { 0 };
-	char buf[4096] = { 0 };
 	pthread_t th;
 	void *r;
-	size_t k;
-	int i;
 
-	if (tbs_session_new(&sa, a, a, NULL) ||
-	    tbs_session_new(&sb, b, b, NULL))
+	if (tbs_session_new(sa, open_dev(pa), open_dev(pa), NULL) ||
+	    tbs_session_new(sb, open_dev(pb), open_dev(pb), NULL))
 		exit(1);
-	pthread_create(&th, NULL, start, sb);
-	if (tbs_session_start(sa))
+	pthread_create(&th, NULL, start, *sb);
+	if (tbs_session_start(*sa)) {
+		fprintf(stderr, "bench-latency: %s\n", tbs_session_error(*sa));
 		exit(1);
+	}
 	pthread_join(th, &r);
-	e.s = sb;
-	pthread_create(&th, NULL, msg_echo, &e);
-	for (k = 0; k < 2; k++)
-		for (i = -10; i < count; i++) {
-			double t0 = now_us();
-
-			if (tbs_session_send_msg(sa, 1, buf, sizes[k], -1) < 0 ||
-			    tbs_session_recv_msg(sa, NULL, buf, sizeof(buf),
-						 -1) < 0)
-				exit(1);
-			if (i >= 0)
-				t[k][i] = now_us() - t0;
-		}
-	tbs_session_abort(sa, -ECANCELED, "benchmark over");
-	pthread_join(th, NULL);
-	tbs_session_free(sa);
-	tbs_session_free(sb);
 }
 
 int main(int argc, char **argv)
 {
-	double *raw[2], *ses[2], p_raw[2], p_ses[2];
-	int a, b, k;
+	double *raw, *ses, r50, r99, s50, s99;
+	int a, b, count = 2000, blocks = 10, per, k, i;
+	struct tbs_session *sa, *sb;
+	struct echo e = { 0 };
+	pthread_t th;
 
-	if (argc < 3) {
-		fprintf(stderr, "usage: bench-latency DEV_A DEV_B [COUNT]\n");
+	if (argc < 5) {
+		fprintf(stderr, "usage: bench-latency RAW_A RAW_B SES_A SES_B [COUNT [BLOCKS]]\n");
 		return 2;
 	}
-	if (argc > 3)
-		count = atoi(argv[3]);
-	a = open(argv[1], O_RDWR);
-	b = open(argv[2], O_RDWR);
-	if (a < 0 || b < 0 || count < 100) {
-		perror("open");
-		return 1;
+	if (argc > 5)
+		count = atoi(argv[5]);
+	if (argc > 6)
+		blocks = atoi(argv[6]);
+	if (count < 100 || blocks < 1 || count / blocks < 10) {
+		fprintf(stderr, "bench-latency: COUNT at least 100, 10 per block\n");
+		return 2;
 	}
-	for (k = 0; k < 2; k++) {
-		raw[k] = calloc((size_t)count, sizeof(double));
-		ses[k] = calloc((size_t)count, sizeof(double));
-		raw_run(a, b, sizes[k], raw[k]);
+	per = count / blocks;
+	count = per * blocks;
+	a = open_dev(argv[1]);
+	b = open_dev(argv[2]);
+	sessions(argv[3], argv[4], &sa, &sb);
+	e.s = sb;
+	pthread_create(&th, NULL, msg_echo, &e);
+	raw = calloc((size_t)count, sizeof(double));
+	ses = calloc((size_t)count, sizeof(double));
+	for (k = 0; k < (int)NSIZES; k++) {
+		for (i = 0; i < blocks; i++) {
+			raw_block(a, b, sizes[k], per, raw + i * per);
+			msg_block(sa, sizes[k], per, ses + i * per);
+		}
+		pct(raw, count, &r50, &r99);
+		pct(ses, count, &s50, &s99);
+		printf("raw      %5zu B  p50 %8.1f us  p99 %8.1f us\n", sizes[k],
+		       r50, r99);
+		printf("session  %5zu B  p50 %8.1f us  p99 %8.1f us\n", sizes[k],
+		       s50, s99);
+		printf("ratio    %5zu B  p50 session/raw %.2f  p99 session/raw %.2f\n",
+		       sizes[k], s50 / r50, s99 / r99);
 	}
-	msg_run(a, b, ses);
-	for (k = 0; k < 2; k++) {
-		report("raw", sizes[k], raw[k], &p_raw[k]);
-		report("session", sizes[k], ses[k], &p_ses[k]);
-		printf("ratio    %5zu B  p50 session/raw %.2f\n", sizes[k],
-		       p_ses[k] / p_raw[k]);
-	}
+	tbs_session_abort(sa, -ECANCELED, "benchmark over");
+	pthread_join(th, NULL);
+	tbs_session_free(sa);
+	tbs_session_free(sb);
 	return 0;
 }

@@ -101,13 +101,13 @@ static int client(struct tbs_session *s, uint8_t *buf)
 	return r;
 }
 
-static int run(int fd, bool is_server)
+static int run(int rfd, int wfd, bool is_server)
 {
 	struct tbs_session *s;
 	uint8_t *buf = malloc(BIG);
 	int r;
 
-	r = buf ? tbs_session_new(&s, fd, fd, NULL) : -ENOMEM;
+	r = buf ? tbs_session_new(&s, rfd, wfd, NULL) : -ENOMEM;
 	if (r)
 		return fail(NULL, "creating the session", r);
 	r = tbs_session_start(s);
@@ -122,26 +122,32 @@ static int run(int fd, bool is_server)
 
 int main(int argc, char **argv)
 {
-	int sv[2], st, fd, r;
+	int sv[2], st, fd, wfd, r;
 	pid_t pid;
 
 	if (argc == 3) {
+		/*
+		 * Two descriptors of the device, as tbs_endpoint_open() gives
+		 * them: the session's reader then waits in read(2) on one
+		 * while writes go through the other.
+		 */
 		fd = open(argv[2], O_RDWR | O_CLOEXEC);
-		if (fd < 0) {
+		wfd = open(argv[2], O_RDWR | O_CLOEXEC);
+		if (fd < 0 || wfd < 0) {
 			perror(argv[2]);
 			return 1;
 		}
-		return run(fd, !strcmp(argv[1], "server"));
+		return run(fd, wfd, !strcmp(argv[1], "server"));
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 		return 1;
 	pid = fork();
 	if (pid == 0) {
 		close(sv[0]);
-		_exit(run(sv[1], true));
+		_exit(run(sv[1], sv[1], true));
 	}
 	close(sv[1]);
-	r = run(sv[0], false);
+	r = run(sv[0], sv[0], false);
 	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
 		r = 1;
 	return r;

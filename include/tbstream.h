@@ -433,6 +433,9 @@ int tbs_endpoint_open(const char *root, const struct tbs_stream *st,
 /**
  * tbs_endpoint_close() - close both descriptors (the peer sees end of file)
  * @ep: the endpoint; its descriptors become -1
+ *
+ * A connection of the network transport (tbs_net_open()) first ends its
+ * sending direction, then waits at most half a second for the peer's end.
  */
 void tbs_endpoint_close(struct tbs_endpoint *ep);
 
@@ -454,7 +457,8 @@ enum tbs_check {
  * typedef tbs_diag_fn - receives one finding of tbs_diagnose()
  * @arg:    the @arg given to tbs_diagnose()
  * @check:  what was checked: "kernel", "bus", "driver", "configfs",
- *          "peer", "network", "rings", "streams" (others may be added)
+ *          "peer", "transport", "network", "rings", "streams" (others
+ *          may be added)
  * @status: what was found
  * @code:   a negative errno for %TBS_CHECK_FAIL (-ENODEV: something is
  *          missing), else 0
@@ -473,8 +477,11 @@ typedef void (*tbs_diag_fn)(void *arg, const char *check,
  * Finds a kernel without the stream driver (before 7.2), no Thunderbolt
  * bus, the module not loaded, ConfigFS not mounted or the kernel built
  * without CONFIG_USB4_CONFIGFS, no peer (or one without the stream
- * service), IP over Thunderbolt and HopID 8, the streams holding DMA
- * rings, and streams that cannot work; changes nothing.
+ * service), the transport each connected host gets (USB4STREAM or IP over
+ * Thunderbolt, and why), IP over Thunderbolt and HopID 8, the streams
+ * holding DMA rings, and streams that cannot work; changes nothing.  While
+ * the commands can use IP over Thunderbolt towards a peer, failures of the
+ * stream driver's chain are reported as warnings.
  *
  * Return: 0 when no check failed, else the @code of the first failure.
  */
@@ -483,16 +490,207 @@ int tbs_diagnose(const char *root, const char *peer, tbs_diag_fn report,
 
 /* --- end streams --- */
 
+/* --- transports --- */
+/*
+ * Two transports join the two hosts of a cable, each giving a struct
+ * tbs_endpoint that the session runs over unchanged: a USB4STREAM stream
+ * (above), and TCP over IP over Thunderbolt (the thunderbolt-net interface
+ * towards the peer) for kernels without the stream driver.  On the
+ * network, the two hosts meet with IPv6 link-local addresses on that
+ * interface only, and agree which transfer is which by the stream name
+ * (docs/PROTOCOL.md, section 11).
+ */
+
+/**
+ * enum tbs_transport - how a job reaches its peer
+ * @TBS_TRANSPORT_AUTO:   the stream when both hosts have the stream
+ *                        driver, else IP over Thunderbolt
+ * @TBS_TRANSPORT_STREAM: a USB4STREAM stream
+ * @TBS_TRANSPORT_NET:    TCP over IP over Thunderbolt
+ */
+enum tbs_transport {
+	TBS_TRANSPORT_AUTO = 0,
+	TBS_TRANSPORT_STREAM = 1,
+	TBS_TRANSPORT_NET = 2,
+};
+
+/**
+ * struct tbs_offer - what a connected host offers, and what this host can
+ *                    use towards it
+ * @unique_id:      the remote host's UUID
+ * @device_name:    the name it announces ("" when absent)
+ * @xdomain:        its XDomain now, "D-R"
+ * @stream_service: its stream service "D-R.I", "" when its stream driver
+ *                  is not loaded
+ * @net_service:    its IP over Thunderbolt service, "" when it has none
+ * @ifname:         this host's network interface of that service
+ *                  ("thunderbolt0"), "" when there is none here
+ * @stream_here:    this host has the stream driver
+ * @transport:      what %TBS_TRANSPORT_AUTO uses towards it, or
+ *                  %TBS_TRANSPORT_AUTO when neither transport can work
+ * @why:            one line: why that transport, or why none
+ */
+struct tbs_offer {
+	char unique_id[64];
+	char device_name[64];
+	char xdomain[32];
+	char stream_service[40];
+	char net_service[40];
+	char ifname[32];
+	bool stream_here;
+	int transport;
+	char why[256];
+};
+
+/**
+ * tbs_offers_list() - every connected host and the transports towards it
+ * @root:   system root
+ * @offers: receives an array to free with tbs_offers_free(), NULL if none
+ * @err:    receives the reason of a failure, may be NULL
+ *
+ * Unlike tbs_peers_list(), also lists hosts without the stream service.
+ *
+ * Return: the number of hosts, -ENODEV when there is no Thunderbolt bus,
+ * or another negative errno.
+ */
+int tbs_offers_list(const char *root, struct tbs_offer **offers,
+		    struct tbs_error *err);
+
+/**
+ * tbs_offers_free() - free what tbs_offers_list() returned
+ * @offers: the array, may be NULL
+ */
+void tbs_offers_free(struct tbs_offer *offers);
+
+/**
+ * tbs_transport_choose() - the transport of a job towards a peer
+ * @root:  system root
+ * @peer:  unique id, device name or route of the peer; NULL for the only
+ *         connected host
+ * @want:  an enum tbs_transport
+ * @offer: receives what the peer offers and the choice
+ * @err:   receives the reason of a failure, may be NULL
+ *
+ * Both hosts make the same choice from what each sees: a host offers the
+ * stream service exactly when it has the stream driver, so "both hosts
+ * have it" reads the same on either side.
+ *
+ * Return: %TBS_TRANSPORT_STREAM or %TBS_TRANSPORT_NET; -ENODEV when no
+ * host (or none matching) is connected or the transport wanted cannot
+ * work (the message says what is missing on which host); -ENOTUNIQ when
+ * @peer is NULL and several hosts are connected.
+ */
+int tbs_transport_choose(const char *root, const char *peer, int want,
+			 struct tbs_offer *offer, struct tbs_error *err);
+
+/** The UDP port of the announcements on the network (PROTOCOL.md, 8). */
+#define TBS_NET_PORT 17272
+
+/* tbs_net_opts.flags */
+#define TBS_NET_IFUP 0x1 /* bring a down interface up (CAP_NET_ADMIN) */
+
+/**
+ * struct tbs_net_opts - how tbs_net_up() and tbs_net_open() behave
+ * @size:       sizeof(struct tbs_net_opts): use TBS_OPTS_INIT()
+ * @timeout_ms: how long each of the two waits for the peer; 0 means 30 s
+ * @cancel_fd:  a descriptor that becomes readable when the caller wants
+ *              the calls to stop waiting; 0 for none
+ * @flags:      %TBS_NET_IFUP or 0
+ * @port:       UDP port of the announcements, 0 for %TBS_NET_PORT
+ */
+struct tbs_net_opts {
+	size_t size;
+	int timeout_ms;
+	int cancel_fd;
+	unsigned int flags;
+	unsigned int port;
+};
+
+/** struct tbs_net - the network interface towards a peer, in use */
+struct tbs_net;
+
+/**
+ * tbs_net_up() - make the interface of IP over Thunderbolt towards a peer
+ *                usable
+ * @root: system root: it says which interface belongs to the Thunderbolt
+ *        bus and to which peer; the interface itself is the running
+ *        kernel's, in this process's network namespace
+ * @peer: as for tbs_transport_choose()
+ * @opts: options, NULL for defaults
+ * @np:   receives the interface in use, to free with tbs_net_free()
+ * @err:  receives the reason of a failure, may be NULL
+ *
+ * With %TBS_NET_IFUP, brings a down interface up; tbs_net_down() takes it
+ * down again once no other tbstream process uses it.  Nothing else is
+ * changed: no address (the kernel's IPv6 link-local address is used), no
+ * route, no firewall rule.  Waits until the interface has a usable
+ * link-local address, which it gets once the other host's end is up too.
+ *
+ * Return: 1 when this call brought the interface up, 0 when it was up;
+ * -ENODEV no interface of IP over Thunderbolt towards the peer (the
+ * message says what is missing), -ENETDOWN it is down (without
+ * %TBS_NET_IFUP), -EPERM not allowed to bring it up, -EADDRNOTAVAIL IPv6
+ * is disabled on it, -ETIMEDOUT no usable link-local address in time (no
+ * carrier: the other host's end is down), -ECANCELED when
+ * @opts->cancel_fd became readable (the interface is as it was).
+ */
+int tbs_net_up(const char *root, const char *peer,
+	       const struct tbs_net_opts *opts, struct tbs_net **np,
+	       struct tbs_error *err);
+
+/**
+ * tbs_net_open() - meet the peer on the network and connect
+ * @n:    from tbs_net_up()
+ * @name: the stream name: the same on both hosts, at most %TBS_NAME_MAX
+ *        bytes
+ * @ep:   receives the connection (tbs_endpoint_close() closes it)
+ * @err:  receives the reason of a failure, may be NULL
+ *
+ * Announces @name on the interface's link-local all-nodes group, and
+ * connects to, or accepts from, the host that announces the same name:
+ * only on that interface, only the peer's link-local address, only until
+ * one connection is made.  The time-out and cancel_fd of tbs_net_up()
+ * apply.
+ *
+ * Return: 0; -EBUSY another process of this host uses @name towards the
+ * peer; -ETIMEDOUT no peer met in time; -ECANCELED; -EINVAL bad name.
+ */
+int tbs_net_open(struct tbs_net *n, const char *name, struct tbs_endpoint *ep,
+		 struct tbs_error *err);
+
+/**
+ * tbs_net_down() - undo what tbs_net_up() changed
+ * @n:   the interface in use, may be NULL
+ * @err: receives the reason of a failure, may be NULL
+ *
+ * Takes the interface down again if tbs_net_up() (of this process or of
+ * one that died) brought it up and no other tbstream process uses it.
+ * Safe to call more than once, and from another thread while tbs_net_open()
+ * runs (on a signal, before exiting).
+ *
+ * Return: 0, or a negative errno when the interface could not be taken
+ * down.
+ */
+int tbs_net_down(struct tbs_net *n, struct tbs_error *err);
+
+/**
+ * tbs_net_free() - tbs_net_down(), then free
+ * @n: the interface in use, may be NULL
+ */
+void tbs_net_free(struct tbs_net *n);
+/* --- end transports --- */
+
 /* --- session --- */
 /*
  * The session protocol (docs/PROTOCOL.md) over a pair of file descriptors
  * that behave like /dev/tbstreamX: a handshake that survives lost early
  * frames, checked records, retransmission, and an end-to-end confirmation of
- * each direction.  Each session owns one internal I/O thread; the calls below
- * are thread-safe in this sense: one thread may send (tbs_session_send,
- * tbs_session_finish) while another receives (tbs_session_recv,
- * tbs_session_confirm); each of the two groups must be used by one thread at
- * a time.
+ * each direction.  Each session owns two internal threads (one reads, one
+ * runs the timers); the calls below are thread-safe in this sense: one
+ * thread may send (tbs_session_send, tbs_session_finish) while another
+ * receives (tbs_session_recv, tbs_session_confirm); each of the two groups
+ * must be used by one thread at a time.  A send call writes a small record
+ * itself when nothing else is being written.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -562,8 +760,11 @@ struct tbs_session;
  * @wfd: descriptor to write to (may equal @rfd)
  * @opts: options, or NULL for the defaults
  *
- * Nothing is sent yet.  The descriptors are switched to O_NONBLOCK; they
- * stay owned by the caller and must outlive the session.
+ * Nothing is sent yet.  @wfd is switched to O_NONBLOCK and @rfd to
+ * blocking reads (the session's reader thread waits in read(2)), unless
+ * they are one descriptor that is not a socket, or share their status
+ * flags: then both are non-blocking.  They stay owned by the caller, get
+ * their flags back in tbs_session_free(), and must outlive the session.
  *
  * Return: 0, -EINVAL for bad options, -E2BIG for options newer than this
  * library, -ENOMEM.
@@ -572,7 +773,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 		    const struct tbs_session_opts *opts);
 
 /**
- * tbs_session_free() - stop the I/O thread and free the session
+ * tbs_session_free() - stop the session's threads and free it
  * @s: session, may be NULL
  *
  * Does not wait for the peer: call tbs_session_close() first for an orderly
@@ -581,7 +782,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 void tbs_session_free(struct tbs_session *s);
 
 /**
- * tbs_session_start() - start the I/O thread and run the handshake
+ * tbs_session_start() - start the session's threads and run the handshake
  * @s: session from tbs_session_new()
  *
  * Blocks until the peer answered and the versions, roles and options are
@@ -675,8 +876,8 @@ int tbs_session_close(struct tbs_session *s);
  *	 such as "disk full writing backup.img"
  *
  * Sends ABORT with @err and @msg to the peer, whose calls then fail with
- * @err and "peer aborted: @msg", and stops the I/O thread (waiting at most
- * a fraction of a second for the ABORT to leave).  Calls on this side fail
+ * @err and "peer aborted: @msg", and stops the session's threads (waiting
+ * at most a fraction of a second for the ABORT to leave).  Calls on this side fail
  * with @err afterwards.  Call tbs_session_free() next.
  *
  * Return: 0, or -EINVAL when @err is not a negative errno.
@@ -744,8 +945,10 @@ void tbs_session_get_stats(struct tbs_session *s,
  * by record as the window frees (the window is not enlarged): the time-out
  * applies until its first record is queued, after which the call waits as
  * long as the peer is alive.  The payload is copied once, into the window
- * (kept until the peer acknowledged it); a record goes out as soon as the
- * I/O thread is free, with no delay for coalescing.
+ * (kept until the peer acknowledged it).  A small message (up to 8 KiB)
+ * is written by this call itself when nothing else is being written; a
+ * larger one by the session's timer thread; either way at once, with no
+ * delay for coalescing.
  *
  * Return: @len; -EAGAIN when the window had no room for it in time;
  * -EINVAL for an empty message; -EMSGSIZE above %TBS_SESSION_MAX_MSG;

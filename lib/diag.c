@@ -12,6 +12,7 @@
  *			proc/mounts has configfs (not mounted) or not
  *			(CONFIG_USB4_CONFIGFS off)
  *	peer		XDomains offering the stream service (or only IP)
+ *	transport	per connected host, what the commands use (transport.c)
  *	network		sys/class/net/thunderbolt*: IP over Thunderbolt
  *			holds HopID 8 while up; a stream holding 8 stops it
  *	rings		streams open here, each holding DMA rings
@@ -19,6 +20,9 @@
  *
  * Only the stream driver's own files come from its contract; the others
  * are the kernel's ordinary interfaces.
+ *
+ * While the commands can use IP over Thunderbolt towards a peer, a broken
+ * stream driver chain does not stop them: its failures are then warnings.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -44,6 +48,7 @@ struct diag {
 	char release[128];
 	bool driver; /* thunderbolt_stream loaded */
 	bool configfs; /* its ConfigFS directory is there */
+	bool net_ok; /* the commands use IP over Thunderbolt towards a peer */
 	char bus[PATH_MAX]; /* the bus's devices, under the root */
 	char cfg[PATH_MAX]; /* the driver's ConfigFS directory, likewise */
 };
@@ -58,6 +63,12 @@ say(struct diag *d, const char *check, enum tbs_check st, int code,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (st == TBS_CHECK_FAIL && d->net_ok && strcmp(check, "transport")) {
+		st = TBS_CHECK_WARN;
+		code = 0;
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), "%s",
+			 " (meanwhile the commands use IP over Thunderbolt)");
+	}
 	if (st == TBS_CHECK_FAIL && !d->first)
 		d->first = code;
 	if (d->report)
@@ -303,6 +314,29 @@ static void check_peer(struct diag *d)
 		    "(a USB4 or Thunderbolt 3+ cable, both hosts powered)");
 }
 
+static void check_transport(struct diag *d, const struct tbs_offer *o, int n)
+{
+	const char *name;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		name = o[i].device_name[0] ? o[i].device_name : "unnamed host";
+		if (o[i].transport == TBS_TRANSPORT_STREAM)
+			say(d, "transport", TBS_CHECK_OK, 0,
+			    "%s (%s): the commands use USB4STREAM (%s)", name,
+			    o[i].xdomain, o[i].why);
+		else if (o[i].transport == TBS_TRANSPORT_NET)
+			say(d, "transport", TBS_CHECK_OK, 0,
+			    "%s (%s): the commands use IP over Thunderbolt on "
+			    "'%s' (%s)",
+			    name, o[i].xdomain, o[i].ifname, o[i].why);
+		else
+			say(d, "transport", TBS_CHECK_WARN, 0,
+			    "%s (%s): no transport: %s", name, o[i].xdomain,
+			    o[i].why);
+	}
+}
+
 bool tbsi_net_iface(const char *root, char *name, size_t len, char *state,
 		    size_t slen)
 {
@@ -447,17 +481,24 @@ int tbs_diagnose(const char *root, const char *peer, tbs_diag_fn report,
 		 void *arg)
 {
 	struct tbs_stream *s = NULL;
+	struct tbs_offer *o;
 	struct diag d;
-	int n;
+	int n, no, i;
 
 	diag_init(&d, root, arg);
 	d.peer = peer;
 	d.report = report;
+	no = tbs_offers_list(root, &o, NULL);
+	for (i = 0; i < no; i++)
+		d.net_ok |= o[i].transport == TBS_TRANSPORT_NET &&
+			    (!peer || !strcasecmp(o[i].unique_id, peer));
 	check_kernel(&d);
 	check_bus(&d);
 	check_driver(&d);
 	check_configfs(&d);
 	check_peer(&d);
+	check_transport(&d, o, no);
+	tbs_offers_free(o);
 	n = d.configfs ? tbs_streams_list(root, &s, NULL) : 0;
 	if (n < 0)
 		n = 0;

@@ -2,13 +2,19 @@
 /*
  * Endpoint: open a configured stream's device with a time-out (never a
  * blocking open, which waits forever for a peer that does not come), for
- * this process alone (a second reader would steal frames).
+ * this process alone (a second reader would steal frames).  An endpoint
+ * may also be a TCP connection of the network transport (net-meet.c),
+ * which closes as the device does: the peer sees the end after the data,
+ * and the close waits briefly for the peer's own end.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -158,8 +164,37 @@ err_close:
 	return ret;
 }
 
+#define LINGER_MS 500 /* as the device's flush at the last close */
+
+/*
+ * A connection: the end of this side's data goes out after the data; what
+ * the peer still sends is read and dropped until its own end, for at most
+ * LINGER_MS, so that closing never resets data the peer has not read yet.
+ */
+static void sock_linger(int fd)
+{
+	int64_t until = tbsi_now_ms() + LINGER_MS;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[4096];
+	ssize_t n;
+
+	if (shutdown(fd, SHUT_WR))
+		return;
+	while (tbsi_now_ms() < until) {
+		if (poll(&p, 1, (int)(until - tbsi_now_ms())) <= 0)
+			return;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return;
+	}
+}
+
 void tbs_endpoint_close(struct tbs_endpoint *ep)
 {
+	struct stat sb;
+
+	if (ep->wfd >= 0 && !fstat(ep->wfd, &sb) && S_ISSOCK(sb.st_mode))
+		sock_linger(ep->wfd);
 	if (ep->wfd >= 0)
 		close(ep->wfd);
 	if (ep->rfd >= 0)

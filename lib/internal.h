@@ -105,5 +105,7 @@ bool tbsi_net_iface(const char *root, char *name, size_t len, char *state,
 int tbsi_parse_router(const char *s, unsigned int *domain, uint64_t *route,
 		      unsigned int *index);
 bool tbsi_valid_name(const char *name);
+/* Whether @name can be a network interface's name (transport.c). */
+bool tbsi_valid_ifname(const char *name);
 
 #endif

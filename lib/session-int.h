@@ -1,12 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal header, not installed: the state of one session, shared between
- * the application-facing calls (session.c) and the I/O thread (session-io.c).
+ * the application-facing calls (session.c), the reader thread
+ * (session-read.c), the timer thread (session-io.c) and whichever thread
+ * writes (session-write.c).
  *
  * Locking: everything below "protected by lock" is read and written with
- * s->lock held.  The I/O thread alone touches the read buffer, the control
- * queue and the write in progress, and alone queues records; application
- * threads set flags and wake it through the eventfd.
+ * s->lock held.  Beyond it:
+ *  - the read buffer (blk, rxstart, rxlen, rd_size, eio_run) belongs to the reader
+ *    thread; it reads into the block without the lock, and decodes with
+ *    the lock held;
+ *  - the write in progress (wr, wr_*, and the control bytes from ctl_pos
+ *    to ctl_len) belongs to the thread that set s->writing, under the
+ *    lock; that thread alone changes them and writes them without the
+ *    lock, then clears s->writing under the lock.  Any thread may queue
+ *    records (control records, DATA) with the lock held, beyond what is
+ *    being written, and call tbs_session_kick(): if nobody writes, it
+ *    writes them itself;
+ *  - application threads never wait for the other threads to write:
+ *    they write themselves or leave it to the one writing; they wake the
+ *    timer thread (eventfd) only for timers and for a full descriptor.
  */
 #ifndef TBS_SESSION_INT_H
 #define TBS_SESSION_INT_H
@@ -25,6 +38,9 @@
 #define TICK_MS 10
 #define SMALL_REC 4096 /* records up to this are copied out of the block */
 #define COALESCE_CAP (16u * 1024) /* send(): small records grow to this */
+#define DIRECT_MAX (8u * 1024) /* a send call up to this writes itself */
+#define POOL_MIN (64u * 1024) /* records from this size reuse buffers */
+#define POOL_CLASSES 3 /* of 64, 128 and 256 KiB */
 #define REC_COST 64 /* memory of a record beyond its payload: the window
 			* holds at most window / REC_COST records */
 #define DRAIN_MS 2000 /* longest drain of the peer's data after a failure */
@@ -44,8 +60,10 @@ enum session_state {
 };
 
 /*
- * A record to send.  It enters the stream hash when the I/O thread writes
- * it the first time (sealed), so that the hash follows the stream's order.
+ * A record to send.  It enters the stream hash when it is written the
+ * first time (sealed), so that the hash follows the stream's order.  Its
+ * header is encoded in front of its payload before each write (the epoch
+ * changes on a retransmission), so that a record is one piece of memory.
  */
 struct txrec {
 	struct txrec *next;
@@ -53,10 +71,12 @@ struct txrec {
 	uint64_t seq; /* record number in the stream, from 0 */
 	uint64_t pcsum;
 	uint32_t len;
+	uint32_t cap; /* room for payload (session-pool.c) */
 	uint16_t app;
 	uint8_t flags; /* TBS_WF_EOM */
 	bool sealed;
-	uint8_t data[];
+	uint8_t hdr[TBS_WIRE_HDR_LEN];
+	uint8_t data[]; /* right after hdr: uint8_t needs no padding */
 };
 
 /*
@@ -65,7 +85,7 @@ struct txrec {
  * thread moved on to another one and every record in it was consumed.
  */
 struct rxblk {
-	unsigned int refs; /* the I/O thread's, plus one per queued record */
+	unsigned int refs; /* the reader's, plus one per queued record */
 	uint8_t data[];
 };
 
@@ -89,11 +109,16 @@ struct tbs_session {
 	struct tbs_session_opts o;
 	uint8_t id[TBS_WIRE_MAX_ID];
 	uint64_t nonce;
-	pthread_t thread;
-	bool thread_started;
+	pthread_t thread; /* the timer thread */
+	pthread_t reader; /* the reader thread */
+	bool thread_started, reader_started;
+	bool rd_block; /* reads block: the reader is stopped by cancellation */
+	bool wr_sock; /* the write descriptor is a socket: no SIGPIPE */
+	bool wr_fifo; /* it is a pipe: SIGPIPE is kept from the writer */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cv;
+	pthread_cond_t cv; /* handshake, window, end: any change */
+	pthread_cond_t rx_cv; /* what a receiver waits for */
 	/* protected by lock */
 	enum session_state state;
 	bool stop;
@@ -113,11 +138,16 @@ struct tbs_session {
 	uint64_t foreign; /* record starts of another session or damaged */
 	int64_t start_ms, hello_next, echo_next;
 	int nfd; /* readiness descriptor (eventfd), -1 until asked for */
+	bool writing; /* a thread is writing the write in progress */
+	bool wr_full; /* the descriptor took less than offered: the timer
+		       * thread waits for POLLOUT, nobody writes until then */
+	bool rx_stopped; /* end of file or a broken stream: no more reads */
+	bool rx_wake; /* records arrived: the reader wakes receivers */
 
 	struct txrec *tx_head, *tx_tail, *tx_cur;
 	/*
-	 * Bytes of tbs_session_send() calls made while the I/O thread was
-	 * busy: they become one record when it is free again.
+	 * Bytes of tbs_session_send() calls made while a write was in
+	 * progress: they become one record when the writer is free.
 	 */
 	uint8_t *stage;
 	uint32_t stage_len;
@@ -166,14 +196,18 @@ struct tbs_session {
 
 	struct rxblk *blk; /* being read into; protected by lock: refs */
 	size_t rxstart, rxlen; /* undecoded bytes of blk */
+	size_t rd_size; /* how much the next read asks for */
 	unsigned int eio_run;
 	unsigned int rx_blocks; /* blocks alive; protected by lock */
-	uint8_t ctl[CTL_CAP];
+	pthread_mutex_t pool_lock; /* protects the two below */
+	struct txrec *pool[POOL_CLASSES];
+	uint64_t pool_bytes;
+
+	uint8_t ctl[CTL_CAP]; /* protected by lock, see above */
 	size_t ctl_len, ctl_pos;
 	enum write_kind wr;
 	size_t wr_pos, wr_total; /* of the batch being written */
 	int wr_n; /* DATA records in it */
-	uint8_t wr_hdr[WR_BATCH][TBS_WIRE_HDR_LEN];
 	struct txrec *wr_rec[WR_BATCH];
 };
 
@@ -184,6 +218,14 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void tbs_session_wake(struct tbs_session *s);
 void *tbs_session_io_main(void *arg);
+void *tbs_session_read_main(void *arg);
+void tbs_session_timers(struct tbs_session *s, int64_t now);
+void tbs_session_rx_process(struct tbs_session *s, int64_t now);
+void tbs_session_on_eof(struct tbs_session *s, int err);
+void tbs_session_ack_check(struct tbs_session *s, int64_t now);
+void tbs_session_free_acked(struct tbs_session *s);
+bool tbs_session_write(struct tbs_session *s, bool data);
+void tbs_session_kick(struct tbs_session *s, bool data);
 bool tbs_session_rx_verified(struct tbs_session *s);
 void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
 		       uint16_t app, uint8_t flags);
@@ -194,6 +236,9 @@ uint64_t tbs_session_rec_credit(struct tbs_session *s);
 void tbs_session_rxrec_free(struct tbs_session *s, struct rxrec *r);
 void tbs_session_budget_load(struct tbs_session *s);
 void tbs_session_budget_save(struct tbs_session *s, bool answered);
+struct txrec *tbs_session_txrec_alloc(struct tbs_session *s, size_t len);
+void tbs_session_txrec_put(struct tbs_session *s, struct txrec *t);
+void tbs_session_pool_free(struct tbs_session *s);
 struct rxblk *tbs_session_blk_new(struct tbs_session *s);
 void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
 

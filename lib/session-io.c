@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * The session's I/O thread: it alone reads and writes the descriptors, runs
- * the handshake, the timers, acknowledgements and retransmission.  See
- * docs/PROTOCOL.md for the rules it follows and session-int.h for locking.
+ * The session protocol engine: what each record means (the handlers, run
+ * by the reader thread, session-read.c), the timers (handshake,
+ * acknowledgements, retransmission, keep-alives), and the timer thread
+ * that runs them and waits for the descriptor when it is full.  Records
+ * are written by session-write.c.  See docs/PROTOCOL.md for the rules it
+ * follows and session-int.h for locking.
  */
 #include <errno.h>
 #include <poll.h>
@@ -110,6 +113,7 @@ static void set_done_if_over(struct tbs_session *s)
 	    s->state == ST_OPEN) {
 		s->state = ST_DONE;
 		pthread_cond_broadcast(&s->cv);
+		pthread_cond_broadcast(&s->rx_cv);
 	}
 }
 
@@ -273,7 +277,7 @@ static void on_data(struct tbs_session *s, const struct tbs_wire_hdr *h,
 	if (!s->ack_due)
 		s->ack_due = now + TICK_MS;
 	tbs_session_notify(s);
-	pthread_cond_broadcast(&s->cv);
+	s->rx_wake = true; /* the reader thread wakes the receiver */
 }
 
 static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
@@ -298,7 +302,7 @@ static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
 		s->rx_end_hash = tbsi_le_get64(p);
 		queue_ack(s);
 		tbs_session_notify(s);
-		pthread_cond_broadcast(&s->cv);
+		pthread_cond_broadcast(&s->rx_cv);
 	}
 	if (s->rx_confirmed)
 		s->endack_due = true;
@@ -306,9 +310,11 @@ static void on_end(struct tbs_session *s, const struct tbs_wire_hdr *h,
 
 /* ---- data direction: sending ---- */
 
-static void free_acked(struct tbs_session *s)
+/* Frees what the peer acknowledged; a sender waiting for room hears of it. */
+void tbs_session_free_acked(struct tbs_session *s)
 {
 	struct txrec *r;
+	bool freed = false;
 
 	while ((r = s->tx_head) && r->off + r->len <= s->tx_acked &&
 	       r != s->wr_rec[0]) { /* the batch being written stays */
@@ -318,8 +324,11 @@ static void free_acked(struct tbs_session *s)
 		if (s->tx_cur == r)
 			s->tx_cur = r->next;
 		s->tx_buffered -= r->len + REC_COST;
-		free(r);
+		tbs_session_txrec_put(s, r);
+		freed = true;
 	}
+	if (!freed)
+		return;
 	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
 }
@@ -333,7 +342,8 @@ static void advance_acked(struct tbs_session *s, uint64_t off, int64_t now)
 	s->progress_ms = now;
 	if (s->retry_off < off)
 		s->retries = 0;
-	free_acked(s);
+	pthread_cond_broadcast(&s->cv); /* progress, for wait_end_acked() */
+	tbs_session_free_acked(s);
 }
 
 static void rewind_to(struct tbs_session *s, uint64_t off, int64_t now)
@@ -516,31 +526,8 @@ static void on_garbage(struct tbs_session *s, size_t n, size_t foreign)
 				 (unsigned long long)s->st.garbage_bytes);
 }
 
-/*
- * Makes room for a whole record after the undecoded bytes: in place when no
- * queued record points into the block, else in a new block.  Lock held.
- */
-static void rx_next_block(struct tbs_session *s)
-{
-	size_t left = s->rxlen - s->rxstart;
-	struct rxblk *b;
-
-	if (s->blk->refs == 1) {
-		memmove(s->blk->data, s->blk->data + s->rxstart, left);
-	} else {
-		b = tbs_session_blk_new(s);
-		if (!b)
-			return; /* reading waits until records are consumed */
-		memcpy(b->data, s->blk->data + s->rxstart, left);
-		tbs_session_blk_put(s, s->blk);
-		s->blk = b;
-	}
-	s->rxstart = 0;
-	s->rxlen = left;
-}
-
-/* Decodes what the read buffer holds; called with the lock held. */
-static void rx_process(struct tbs_session *s, int64_t now)
+/* Decodes what the read buffer holds; lock held. */
+void tbs_session_rx_process(struct tbs_session *s, int64_t now)
 {
 	struct tbs_wire_scan sc;
 	int r;
@@ -559,10 +546,6 @@ static void rx_process(struct tbs_session *s, int64_t now)
 		else
 			on_bad(s, &sc.hdr, now);
 	}
-	if (s->rxstart == s->rxlen && s->blk->refs == 1)
-		s->rxstart = s->rxlen = 0;
-	else if (RX_BLOCK - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD)
-		rx_next_block(s);
 }
 
 /* ---- end of file and errors ---- */
@@ -571,7 +554,7 @@ static void rx_process(struct tbs_session *s, int64_t now)
  * err is 0 for an end of file (the peer closed its end; an ABORT may still
  * reach it through ours), else the errno of a failed read or write.
  */
-static void on_eof(struct tbs_session *s, int err)
+void tbs_session_on_eof(struct tbs_session *s, int err)
 {
 	s->peer_gone = true; /* closed or gone: an ABORT would not arrive */
 	if (both_done(s)) {
@@ -580,6 +563,7 @@ static void on_eof(struct tbs_session *s, int err)
 			s->state = ST_DONE;
 			tbs_session_notify(s);
 			pthread_cond_broadcast(&s->cv);
+			pthread_cond_broadcast(&s->rx_cv);
 		}
 		return;
 	}
@@ -614,207 +598,6 @@ static void on_eof(struct tbs_session *s, int err)
 				 (unsigned long long)s->tx_acked,
 				 (unsigned long long)s->tx_off);
 	}
-}
-
-/* After a failure: what the peer still sends is read and dropped. */
-static ssize_t read_drained(struct tbs_session *s)
-{
-	uint8_t buf[65536];
-	ssize_t n = read(s->rfd, buf, sizeof(buf));
-
-	if (n > 0) {
-		pthread_mutex_lock(&s->lock);
-		s->last_rx = tbs_session_now_ms();
-		pthread_mutex_unlock(&s->lock);
-	}
-	return n;
-}
-
-static void io_read(struct tbs_session *s, bool failed)
-{
-	ssize_t n;
-
-	if (failed)
-		n = read_drained(s);
-	else
-		n = read(s->rfd, s->blk->data + s->rxlen, RX_BLOCK - s->rxlen);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	pthread_mutex_lock(&s->lock);
-	if (n > 0 && !failed) {
-		s->rxlen += (size_t)n;
-		s->eio_run = 0;
-		s->rx_activity = true;
-		rx_process(s, tbs_session_now_ms());
-	} else if (n == 0) {
-		on_eof(s, 0);
-	} else if (n < 0 && errno == EIO && ++s->eio_run < EIO_MAX_RUN) {
-		s->st.bad_records++; /* a frame with a CRC error was dropped */
-		s->rx_activity = true;
-	} else if (n < 0) {
-		on_eof(s, errno == ECONNRESET ? 0 : -errno);
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* ---- writing ---- */
-
-/* Next record that may be sent, or NULL; lock held. */
-static struct txrec *next_data(struct tbs_session *s)
-{
-	struct txrec *r = s->tx_cur;
-
-	while (r && r->off + r->len <= s->tx_acked)
-		r = r->next;
-	s->tx_cur = r;
-	if (!r || !s->established || r->off + r->len > s->tx_limit ||
-	    r->seq >= s->tx_rec_limit)
-		return NULL;
-	return r;
-}
-
-/* The first write of a record puts it in the stream hash, in order. */
-static void seal(struct tbs_session *s, struct txrec *r)
-{
-	if (r->sealed)
-		return;
-	r->sealed = true;
-	tbs_session_chain(s->tx_hash, r->pcsum, r->len, r->app, r->flags);
-}
-
-static void add_to_batch(struct tbs_session *s, struct txrec *r)
-{
-	struct tbs_wire_hdr h = {
-		.type = TBS_REC_DATA, .app = r->app, .len = r->len,
-		.aux = s->epoch, .off = r->off,
-	};
-
-	seal(s, r);
-	h.pcsum = r->pcsum;
-	h.flags = r->flags;
-	tbs_wire_hdr_encode(s->wr_hdr[s->wr_n], &h, s->key);
-	s->wr_rec[s->wr_n++] = r;
-	s->wr_total += TBS_WIRE_HDR_LEN + r->len;
-	s->tx_cur = r->next;
-	if (s->tx_flight <= s->tx_acked)
-		s->progress_ms = tbs_session_now_ms();
-	s->tx_flight = r->off + r->len;
-	if (s->tx_flight > s->tx_sent)
-		s->tx_sent = s->tx_flight;
-	s->st.records_sent++;
-}
-
-/* Gathers up to WR_BATCH records (WR_BATCH_BYTES) for one writev. */
-static bool pick_data(struct tbs_session *s)
-{
-	struct txrec *r;
-
-	s->wr_n = 0;
-	s->wr_pos = s->wr_total = 0;
-	if (!s->tx_cur && s->stage_len)
-		tbs_session_stage_flush(s);
-	while (s->wr_n < WR_BATCH && (r = next_data(s))) {
-		if (s->wr_n && s->wr_total + r->len > WR_BATCH_BYTES)
-			break;
-		add_to_batch(s, r);
-	}
-	if (!s->wr_n)
-		return false;
-	s->wr = WR_DATA;
-	return true;
-}
-
-/* Chooses what to write next; lock held.  Returns false if nothing. */
-static bool pick_write(struct tbs_session *s)
-{
-	if (s->wr != WR_NONE)
-		return true;
-	if (s->ctl_pos < s->ctl_len) {
-		s->wr = WR_CTL;
-		return true;
-	}
-	if (s->state == ST_FAILED)
-		return false;
-	return pick_data(s);
-}
-
-/* Writes what is left of the batch, from wr_pos on. */
-static ssize_t write_data(struct tbs_session *s)
-{
-	struct iovec iov[2 * WR_BATCH];
-	size_t skip = s->wr_pos, len;
-	int i, n = 0;
-	const uint8_t *p;
-
-	for (i = 0; i < s->wr_n; i++) {
-		p = s->wr_hdr[i];
-		len = TBS_WIRE_HDR_LEN;
-		if (skip >= len) {
-			skip -= len;
-		} else {
-			iov[n].iov_base = (void *)(p + skip);
-			iov[n++].iov_len = len - skip;
-			skip = 0;
-		}
-		p = s->wr_rec[i]->data;
-		len = s->wr_rec[i]->len;
-		if (skip >= len) {
-			skip -= len;
-		} else {
-			iov[n].iov_base = (void *)(p + skip);
-			iov[n++].iov_len = len - skip;
-			skip = 0;
-		}
-	}
-	return writev(s->wfd, iov, n);
-}
-
-static void batch_done(struct tbs_session *s)
-{
-	s->wr = WR_NONE;
-	s->wr_n = 0;
-	s->wr_rec[0] = NULL;
-}
-
-static void wrote(struct tbs_session *s, size_t n)
-{
-	if (s->wr == WR_CTL) {
-		s->ctl_pos += n;
-		if (s->ctl_pos == s->ctl_len)
-			s->wr = WR_NONE;
-		return;
-	}
-	s->wr_pos += n;
-	if (s->wr_pos == s->wr_total) {
-		batch_done(s);
-		free_acked(s);
-	}
-}
-
-/* Returns true when the descriptor took everything offered. */
-static bool io_write(struct tbs_session *s)
-{
-	ssize_t n;
-	bool all = false;
-
-	if (s->wr == WR_CTL)
-		n = write(s->wfd, s->ctl + s->ctl_pos, s->ctl_len - s->ctl_pos);
-	else
-		n = write_data(s);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return false;
-	pthread_mutex_lock(&s->lock);
-	if (n > 0) {
-		s->last_tx = tbs_session_now_ms();
-		wrote(s, (size_t)n);
-		all = s->wr == WR_NONE;
-	} else if (n < 0) {
-		batch_done(s);
-		s->ctl_pos = s->ctl_len = 0;
-		on_eof(s, errno == EPIPE || errno == ECONNRESET ? 0 : -errno);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return all;
 }
 
 /* ---- timers ---- */
@@ -888,11 +671,29 @@ static void tx_timers(struct tbs_session *s, int64_t now)
 	}
 }
 
-static void rx_timers(struct tbs_session *s, int64_t now)
+/*
+ * ACKs that are due at once: a quarter of the window arrived, or the
+ * application freed a quarter of either credit.  Called by whichever
+ * thread made it due (the reader, the receiving application); lock held.
+ */
+void tbs_session_ack_check(struct tbs_session *s, int64_t now)
 {
 	uint64_t limit = tbs_session_credit(s);
 	uint64_t recs = tbs_session_rec_credit(s);
 
+	if (!s->established || s->state != ST_OPEN)
+		return;
+	if (s->ctl_pos < s->ctl_len)
+		return; /* not while the last ones wait: the next is fresher */
+	if ((s->ack_due && now >= s->ack_due) ||
+	    s->rx_off - s->rx_ack_sent >= s->o.window / 4 ||
+	    limit - s->rx_limit_sent >= s->o.window / 4 ||
+	    recs - s->rx_rec_limit_sent >= s->o.window / REC_COST / 4)
+		queue_ack(s);
+}
+
+static void rx_timers(struct tbs_session *s, int64_t now)
+{
 	if (s->closing && !s->rx_confirmed && tbs_session_rx_verified(s)) {
 		s->rx_confirmed = true;
 		s->endack_due = true;
@@ -902,14 +703,9 @@ static void rx_timers(struct tbs_session *s, int64_t now)
 			  s->rx_end_hash);
 		s->endack_due = false;
 	}
-	if (s->ctl_pos < s->ctl_len)
-		return; /* not while the last ones wait: the next is fresher */
-	if ((s->ack_due && now >= s->ack_due) ||
-	    s->rx_off - s->rx_ack_sent >= s->o.window / 4 ||
-	    limit - s->rx_limit_sent >= s->o.window / 4 ||
-	    recs - s->rx_rec_limit_sent >= s->o.window / REC_COST / 4 ||
-	    now - s->last_tx >= s->o.idle_ms / 4)
-		queue_ack(s);
+	if (s->ctl_pos == s->ctl_len && now - s->last_tx >= s->o.idle_ms / 4)
+		queue_ack(s); /* keep-alive */
+	tbs_session_ack_check(s, now);
 }
 
 static void bye_timers(struct tbs_session *s)
@@ -922,7 +718,11 @@ static void bye_timers(struct tbs_session *s)
 	}
 }
 
-static void timers(struct tbs_session *s, int64_t now)
+/*
+ * Runs what is due; lock held.  Called by the timer thread, and by
+ * tbs_session_start() for the first HELLO.
+ */
+void tbs_session_timers(struct tbs_session *s, int64_t now)
 {
 	if (s->state == ST_HANDSHAKE) {
 		handshake_timers(s, now);
@@ -946,40 +746,26 @@ static void timers(struct tbs_session *s, int64_t now)
 	bye_timers(s);
 }
 
-/* ---- the loop ---- */
+/* ---- the timer thread ---- */
 
-/*
- * Whether to read: there must be room in the block.  Records are never
- * the reason to stop reading (acknowledgements and keep-alives must get
- * through to a slow application); on_data() bounds the memory.  Lock held.
- */
-static bool rx_room(struct tbs_session *s)
+/* Waits for a wake-up, a tick, or room in a full descriptor. */
+static void tick_wait(struct tbs_session *s, bool want_write)
 {
-	if (RX_BLOCK - s->rxlen < TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD)
-		rx_next_block(s);
-	return s->rxlen < RX_BLOCK;
-}
-
-static int poll_fds(struct tbs_session *s, bool want_write, bool want_read,
-		    int timeout, int *rev, int *wev)
-{
-	struct pollfd p[3] = {
+	struct pollfd p[2] = {
 		{ .fd = s->evfd, .events = POLLIN },
-		{ .fd = s->rfd, .events = want_read ? POLLIN : 0 },
-		{ .fd = s->wfd, .events = want_write ? POLLOUT : 0 },
+		{ .fd = s->wfd, .events = POLLOUT },
 	};
-	int n = s->rfd == s->wfd ? 2 : 3;
 	uint64_t v;
 
-	if (n == 2 && want_write)
-		p[1].events |= POLLOUT;
-	if (poll(p, (nfds_t)n, timeout) < 0)
-		return -errno;
+	if (poll(p, want_write ? 2 : 1, TICK_MS) < 0)
+		return;
 	if (p[0].revents & POLLIN && read(s->evfd, &v, sizeof(v)) < 0)
 		v = 0;
-	*rev = p[1].revents;
-	*wev = n == 2 ? p[1].revents : p[2].revents;
-	return 0;
+	if (want_write && p[1].revents) {
+		pthread_mutex_lock(&s->lock);
+		s->wr_full = false; /* the next write says what it takes */
+		pthread_mutex_unlock(&s->lock);
+	}
 }
 
 /*
@@ -1005,17 +791,22 @@ static bool should_exit(struct tbs_session *s, int64_t *fail_ms, int64_t now)
 	if (s->stop)
 		return true;
 	if (s->state == ST_DONE)
-		return s->peer_gone ||
-		       (s->wr == WR_NONE && s->ctl_pos == s->ctl_len);
+		return s->peer_gone || (s->wr == WR_NONE && !s->writing &&
+					s->ctl_pos == s->ctl_len);
 	return false;
 }
 
+/*
+ * The timer thread: runs the timers, writes what they queue, and waits
+ * for the descriptor when a write found it full.  It exits when the
+ * session is over (after a failure: once the ABORT left and the peer's
+ * data was drained).
+ */
 void *tbs_session_io_main(void *arg)
 {
 	struct tbs_session *s = arg;
 	int64_t fail_ms = 0, now;
-	bool want_w, want_r, failed, wrote_all;
-	int rev = 0, wev = 0, timeout;
+	bool want_w;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -1030,22 +821,11 @@ void *tbs_session_io_main(void *arg)
 			pthread_mutex_unlock(&s->lock);
 			break;
 		}
-		timers(s, now);
-		want_w = pick_write(s);
-		failed = s->state == ST_FAILED;
-		want_r = failed || rx_room(s);
+		tbs_session_timers(s, now);
+		tbs_session_write(s, true);
+		want_w = s->wr_full && !s->writing;
 		pthread_mutex_unlock(&s->lock);
-		/*
-		 * Write at once, without polling first; wait for the
-		 * descriptor only when it took less than offered.
-		 */
-		wrote_all = want_w && io_write(s);
-		timeout = wrote_all ? 0 : TICK_MS;
-		if (poll_fds(s, want_w && !wrote_all, want_r, timeout, &rev,
-			     &wev) < 0)
-			continue;
-		if (want_r && rev & (POLLIN | POLLHUP | POLLERR))
-			io_read(s, failed);
+		tick_wait(s, want_w);
 	}
 	return NULL;
 }

@@ -2,8 +2,9 @@
 /*
  * The session protocol, application side: creating a session, the calls
  * that send and receive records, ending each direction and closing.
- * The protocol itself runs in the I/O thread (session-io.c); the wire format
- * is in wire.c; docs/PROTOCOL.md is the specification.
+ * The protocol itself runs in the reader and timer threads (session-read.c,
+ * session-io.c) and whichever thread writes (session-write.c); the wire
+ * format is in wire.c; docs/PROTOCOL.md is the specification.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +43,7 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	s->error = s->msg;
 	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
+	pthread_cond_broadcast(&s->rx_cv);
 }
 
 /* Makes the readiness descriptor readable, once until it is read; lock held. */
@@ -133,18 +136,23 @@ void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b)
 	free(b);
 }
 
-/* Waits on the condition until deadline (ms, < 0: none); lock held. */
-static int wait_until(struct tbs_session *s, int64_t deadline)
+/* Waits on @cv until deadline (ms, < 0: none); lock held. */
+static int wait_on(struct tbs_session *s, pthread_cond_t *cv, int64_t deadline)
 {
 	struct timespec ts;
 
 	if (deadline < 0)
-		return -pthread_cond_wait(&s->cv, &s->lock);
+		return -pthread_cond_wait(cv, &s->lock);
 	if (tbs_session_now_ms() >= deadline)
 		return -ETIMEDOUT;
 	ts.tv_sec = deadline / 1000;
 	ts.tv_nsec = (deadline % 1000) * 1000000;
-	return -pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+	return -pthread_cond_timedwait(cv, &s->lock, &ts);
+}
+
+static int wait_until(struct tbs_session *s, int64_t deadline)
+{
+	return wait_on(s, &s->cv, deadline);
 }
 
 static int64_t deadline_in(int timeout_ms)
@@ -187,15 +195,49 @@ static uint64_t make_nonce(struct tbs_session *s)
 	return v ? v : 1;
 }
 
-static int set_nonblock(int fd, int *saved)
+static int set_flags(int fd, int *saved, bool nonblock)
 {
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl < 0)
 		return -errno;
 	*saved = fl;
-	if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+	fl = nonblock ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+	if (fcntl(fd, F_SETFL, fl) < 0)
 		return -errno;
+	return 0;
+}
+
+/*
+ * The write descriptor never blocks.  The read descriptor blocks (the
+ * reader thread waits in read(2), see session-read.c) unless that would
+ * make writes block too: one descriptor that is not a socket, or two that
+ * share their status flags (a dup).
+ */
+static int set_modes(struct tbs_session *s)
+{
+	struct stat st;
+	int r, fl;
+
+	if (!fstat(s->wfd, &st)) {
+		s->wr_sock = S_ISSOCK(st.st_mode);
+		s->wr_fifo = S_ISFIFO(st.st_mode);
+	}
+	if (s->rfd == s->wfd) {
+		s->rd_block = s->wr_sock;
+		r = set_flags(s->rfd, &s->rfl, !s->rd_block);
+		s->wfl = s->rfl;
+		return r;
+	}
+	r = set_flags(s->wfd, &s->wfl, true);
+	if (!r)
+		r = set_flags(s->rfd, &s->rfl, false);
+	if (r)
+		return r;
+	fl = fcntl(s->wfd, F_GETFL);
+	s->rd_block = fl >= 0 && fl & O_NONBLOCK;
+	if (!s->rd_block)
+		return set_flags(s->rfd, &fl, true); /* shared: poll first */
 	return 0;
 }
 
@@ -209,15 +251,34 @@ static int init_sync(struct tbs_session *s)
 		return -r;
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	r = pthread_cond_init(&s->cv, &ca);
+	if (!r) {
+		r = pthread_cond_init(&s->rx_cv, &ca);
+		if (r)
+			pthread_cond_destroy(&s->cv);
+	}
 	pthread_condattr_destroy(&ca);
 	if (r)
 		return -r;
 	r = pthread_mutex_init(&s->lock, NULL);
+	if (!r) {
+		r = pthread_mutex_init(&s->pool_lock, NULL);
+		if (r)
+			pthread_mutex_destroy(&s->lock);
+	}
 	if (r) {
 		pthread_cond_destroy(&s->cv);
+		pthread_cond_destroy(&s->rx_cv);
 		return -r;
 	}
 	return 0;
+}
+
+static void destroy_sync(struct tbs_session *s)
+{
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->pool_lock);
+	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->rx_cv);
 }
 
 static int alloc_buffers(struct tbs_session *s)
@@ -251,9 +312,7 @@ static int init_fds(struct tbs_session *s, int rfd, int wfd)
 	s->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->evfd < 0)
 		return -errno;
-	r = set_nonblock(rfd, &s->rfl);
-	if (!r)
-		r = set_nonblock(wfd, &s->wfl);
+	r = set_modes(s);
 	if (r)
 		close(s->evfd);
 	return r;
@@ -295,8 +354,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	return 0;
 
 err_sync:
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->cv);
+	destroy_sync(s);
 err_buffers:
 	free_buffers(s);
 err_free:
@@ -304,16 +362,29 @@ err_free:
 	return r;
 }
 
+/*
+ * Stops both threads: the timer thread first (after a failure it lets the
+ * reader drain the peer's data for a while), then the reader, which may
+ * be waiting in read(2) for data that never comes: it is cancelled.
+ */
 static void stop_thread(struct tbs_session *s)
 {
-	if (!s->thread_started)
+	if (!s->thread_started && !s->reader_started)
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->stop = true;
+	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->lock);
-	tbs_session_wake(s);
-	pthread_join(s->thread, NULL);
-	s->thread_started = false;
+	if (s->thread_started) {
+		tbs_session_wake(s);
+		pthread_join(s->thread, NULL);
+		s->thread_started = false;
+	}
+	if (s->reader_started) {
+		pthread_cancel(s->reader);
+		pthread_join(s->reader, NULL);
+		s->reader_started = false;
+	}
 }
 
 void tbs_session_free(struct tbs_session *s)
@@ -328,6 +399,7 @@ void tbs_session_free(struct tbs_session *s)
 		s->tx_head = t->next;
 		free(t);
 	}
+	tbs_session_pool_free(s);
 	while ((r = s->rx_head)) {
 		s->rx_head = r->next;
 		tbs_session_rxrec_free(s, r);
@@ -337,10 +409,24 @@ void tbs_session_free(struct tbs_session *s)
 	close(s->evfd);
 	if (s->nfd >= 0)
 		close(s->nfd);
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->cv);
+	destroy_sync(s);
 	free_buffers(s);
 	free(s);
+}
+
+/* Lock held; the threads wait for it. */
+static int start_threads(struct tbs_session *s)
+{
+	int r;
+
+	r = -pthread_create(&s->reader, NULL, tbs_session_read_main, s);
+	if (r)
+		return r;
+	s->reader_started = true;
+	r = -pthread_create(&s->thread, NULL, tbs_session_io_main, s);
+	if (!r)
+		s->thread_started = true;
+	return r;
 }
 
 int tbs_session_start(struct tbs_session *s)
@@ -358,14 +444,16 @@ int tbs_session_start(struct tbs_session *s)
 	s->start_ms = s->last_rx = s->last_tx = tbs_session_now_ms();
 	s->hello_next = s->start_ms;
 	deadline = s->start_ms + s->o.handshake_ms + 1000;
-	r = -pthread_create(&s->thread, NULL, tbs_session_io_main, s);
+	r = start_threads(s);
 	if (r) {
-		tbs_session_fail(s, r, "could not start the session thread: %s",
+		tbs_session_fail(s, r, "could not start the session threads: %s",
 				 strerror(-r));
 		pthread_mutex_unlock(&s->lock);
 		return r;
 	}
-	s->thread_started = true;
+	/* the first HELLO leaves before anything the peer sent is read */
+	tbs_session_timers(s, s->start_ms);
+	tbs_session_kick(s, false);
 	while (s->state == ST_HANDSHAKE &&
 	       wait_until(s, deadline) != -ETIMEDOUT)
 		;
@@ -437,14 +525,13 @@ static void append_tx(struct tbs_session *s, struct txrec *t)
 	s->st.bytes_sent += t->len;
 }
 
-static struct txrec *txrec_new(uint16_t type, const void *buf, size_t len,
-			       uint8_t flags)
+static struct txrec *txrec_new(struct tbs_session *s, uint16_t type,
+			       const void *buf, size_t len, uint8_t flags)
 {
-	struct txrec *t = malloc(sizeof(*t) + len);
+	struct txrec *t = tbs_session_txrec_alloc(s, len);
 
 	if (!t)
 		return NULL;
-	t->len = (uint32_t)len;
 	t->app = type;
 	t->flags = flags;
 	t->sealed = false;
@@ -463,7 +550,7 @@ bool tbs_session_stage_flush(struct tbs_session *s)
 
 	if (!s->stage_len)
 		return true;
-	t = txrec_new(s->stage_app, s->stage, s->stage_len, 0);
+	t = txrec_new(s, s->stage_app, s->stage, s->stage_len, 0);
 	if (!t)
 		return false;
 	s->tx_buffered -= (uint64_t)(s->stage_calls - 1) * REC_COST;
@@ -474,10 +561,10 @@ bool tbs_session_stage_flush(struct tbs_session *s)
 }
 
 /*
- * While the I/O thread is busy, small sends are staged and go out as one
- * record once it is free (coalescing never holds data back otherwise);
- * lock held.  Returns false when the bytes must become a record of their
- * own.
+ * While a write is in progress (or records wait for credit), small sends
+ * are staged and go out as one record once the writer is free
+ * (coalescing never holds data back otherwise); lock held.  Returns false
+ * when the bytes must become a record of their own.
  */
 static bool stage(struct tbs_session *s, uint16_t type, const void *buf,
 		  size_t len)
@@ -497,21 +584,24 @@ static bool stage(struct tbs_session *s, uint16_t type, const void *buf,
 	return true;
 }
 
-/* Queues records made outside the lock; ends the send call. */
-static void queue_records(struct tbs_session *s, struct txrec **t, size_t n)
+/*
+ * Queues records made outside the lock, @len bytes in all, and ends the
+ * send call.  Up to DIRECT_MAX bytes are written at once by this thread
+ * if no other one is writing; more go to the timer thread, so that this
+ * one prepares the next while they are written (session-write.c).
+ */
+static void queue_records(struct tbs_session *s, struct txrec **t, size_t n,
+			  size_t len)
 {
-	bool idle;
 	size_t i;
 
 	pthread_mutex_lock(&s->lock);
 	s->sending = false;
-	idle = !s->tx_cur && s->wr == WR_NONE;
 	tbs_session_stage_flush(s); /* what was staged goes first */
 	for (i = 0; i < n; i++)
 		append_tx(s, t[i]);
+	tbs_session_kick(s, len <= DIRECT_MAX);
 	pthread_mutex_unlock(&s->lock);
-	if (idle)
-		tbs_session_wake(s);
 }
 
 static void unreserve(struct tbs_session *s, size_t len)
@@ -542,12 +632,12 @@ ssize_t tbs_session_send(struct tbs_session *s, uint16_t type,
 	pthread_mutex_unlock(&s->lock);
 	if (r)
 		return r;
-	t = txrec_new(type, buf, len, 0);
+	t = txrec_new(s, type, buf, len, 0);
 	if (!t) {
 		unreserve(s, len + REC_COST);
 		return -ENOMEM;
 	}
-	queue_records(s, &t, 1);
+	queue_records(s, &t, 1, len);
 	return (ssize_t)len;
 }
 
@@ -581,20 +671,20 @@ static ssize_t send_whole(struct tbs_session *s, uint16_t type,
 		t = malloc(n * sizeof(*t));
 	for (i = 0; t && i < n; i++) {
 		k = i + 1 < n ? per : len - i * per;
-		t[i] = txrec_new(type, buf + i * per, k,
+		t[i] = txrec_new(s, type, buf + i * per, k,
 				 i + 1 == n ? TBS_WF_EOM : 0);
 		if (!t[i])
 			break;
 	}
 	if (!t || i < n) {
 		while (t && i--)
-			free(t[i]);
+			tbs_session_txrec_put(s, t[i]);
 		if (t != &one)
 			free(t);
 		unreserve(s, len + n * REC_COST);
 		return -ENOMEM;
 	}
-	queue_records(s, t, n);
+	queue_records(s, t, n, len);
 	if (t != &one)
 		free(t);
 	return (ssize_t)len;
@@ -620,13 +710,13 @@ static ssize_t send_stream(struct tbs_session *s, uint16_t type,
 		pthread_mutex_unlock(&s->lock);
 		if (r)
 			return r;
-		t = txrec_new(type, buf + done, k,
+		t = txrec_new(s, type, buf + done, k,
 			      done + k == len ? TBS_WF_EOM : 0);
 		if (!t) {
 			unreserve(s, k + REC_COST);
 			return -ENOMEM;
 		}
-		queue_records(s, &t, 1);
+		queue_records(s, &t, 1, k);
 		done += k;
 	}
 	return (ssize_t)len;
@@ -681,12 +771,12 @@ static int wait_rx(struct tbs_session *s, int64_t deadline)
 			return rx_at_end(s);
 		if (s->state == ST_DONE)
 			return 0;
-		if (wait_until(s, deadline) == -ETIMEDOUT)
+		if (wait_on(s, &s->rx_cv, deadline) == -ETIMEDOUT)
 			return -EAGAIN;
 	}
 }
 
-/* Lock held.  Returns true when the I/O thread should raise the credit. */
+/* Lock held.  Returns true when the peer should hear of a larger credit. */
 static bool consumed(struct tbs_session *s, struct rxrec *r, size_t n)
 {
 	r->pos += (uint32_t)n;
@@ -715,7 +805,6 @@ static size_t take(struct tbs_session *s, uint16_t *type, uint8_t *buf,
 {
 	struct rxrec *r = s->rx_head;
 	size_t n = r->len - r->pos;
-	bool wake;
 
 	if (n > len)
 		n = len;
@@ -728,9 +817,11 @@ static size_t take(struct tbs_session *s, uint16_t *type, uint8_t *buf,
 	pthread_mutex_lock(&s->lock);
 	s->receiving = false;
 	*eom = r->pos + n == r->len && r->flags & TBS_WF_EOM;
-	wake = consumed(s, r, n);
-	if (wake)
-		tbs_session_wake(s);
+	if (consumed(s, r, n)) {
+		/* a quarter of a credit freed: the peer hears of it now */
+		tbs_session_ack_check(s, tbs_session_now_ms());
+		tbs_session_kick(s, false);
+	}
 	return n;
 }
 
@@ -886,7 +977,7 @@ int tbs_session_finish(struct tbs_session *s)
 		if (s->sending) {
 			r = -EBUSY;
 		} else {
-			s->tx_end_req = true; /* the I/O thread seals the hash */
+			s->tx_end_req = true; /* the timer thread seals the hash */
 			s->end_next = 0;
 		}
 	}

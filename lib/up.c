@@ -158,14 +158,23 @@ static int lock_stream(struct up_ctx *c)
 	return 0;
 }
 
+/* Another process creates or removes the stream at the same moment. */
+static int contended(struct up_ctx *c)
+{
+	return tbsi_err(c->err, -EBUSY,
+			"stream '%s' is being set up by another process at "
+			"the same moment (another tbstream on it?)",
+			c->name);
+}
+
 static int create(struct up_ctx *c)
 {
 	int fd = -1, ret;
 
 	ret = tbsi_stream_create_locked(c->root, c->peer.service, c->name, &fd,
 					c->err);
-	if (ret == -EEXIST) /* made meanwhile by another process */
-		return lock_stream(c);
+	if (ret == -EEXIST) /* it did not exist a moment ago */
+		return contended(c);
 	if (ret)
 		return ret;
 	unlock_stream(c);
@@ -173,14 +182,11 @@ static int create(struct up_ctx *c)
 	return apply_tuning(c);
 }
 
-/* Removes this call's stream (gone already is fine). */
+/* Removes this call's stream: -ENOENT when another process did. */
 static int remove_own(struct up_ctx *c)
 {
-	int ret;
-
 	unlock_stream(c);
-	ret = tbs_stream_remove(c->root, c->peer.service, c->name, c->err);
-	return ret == -ENOENT ? 0 : ret;
+	return tbs_stream_remove(c->root, c->peer.service, c->name, c->err);
 }
 
 /*
@@ -378,7 +384,7 @@ static int follow(struct up_ctx *c, struct tbs_stream *st, bool present)
 		healed = heal_due(c) && heal(c, false) > 0;
 		ret = remove_own(c);
 		if (ret)
-			return ret;
+			return ret == -ENOENT ? contended(c) : ret;
 		present = false;
 		/* After healing, made again at once to read the advertisement */
 		ret = healed ? 0 : pause_ms(c, FOLLOW_PAUSE_MS);

@@ -6,6 +6,8 @@
  *
  *	sys/bus/thunderbolt/devices/domain0, 0-0        always
  *	sys/bus/thunderbolt/devices/0-R, 0-R.I          while the cable is in
+ *	sys/bus/thunderbolt/devices/0-R.0/net/IF and    likewise, with --network:
+ *	sys/class/net/IF -> that                        IP over Thunderbolt
  *	sys/kernel/config/thunderbolt/stream/SVC/NAME/  made by the user
  *	dev/tbstreamX                                   one per stream
  *
@@ -274,6 +276,55 @@ static void service_detach(struct fabric *fab, struct service *svc)
 
 /* ---- sysfs topology --------------------------------------------------- */
 
+/*
+ * The network interface thunderbolt-net makes for the peer's network
+ * service: as for every network device, a directory named after it under
+ * its parent device (the service), with a "device" link back to it, and a
+ * link in sys/class/net.  Named thunderboltN, the lowest N free on the
+ * host, as the kernel names it.
+ */
+static void netif_add(struct fabric *fab, struct cable_end *e,
+		      struct node *svc, const char *svc_name)
+{
+	struct node_table *t = &fab->nodes;
+	struct host *h = e->host;
+	char name[32], target[192];
+	struct node *d;
+	int i;
+
+	for (i = 0; i < 64 && (h->netif_used & (1ULL << i)); i++)
+		;
+	if (i == 64 || !h->classnet)
+		return;
+	snprintf(name, sizeof(name), "thunderbolt%d", i);
+	d = node_dir(t, node_dir(t, svc, "net"), name);
+	if (!d)
+		return;
+	node_text(t, d, "operstate", "%s\n", h->netif_up ? "up" : "down");
+	node_text(t, d, "address", "02:%02x:%02x:%02x:%02x:%02x\n",
+		  (unsigned char)h->uuid[0], (unsigned char)h->uuid[1],
+		  (unsigned char)h->uuid[2], (unsigned char)e->route,
+		  (unsigned int)i);
+	node_text(t, d, "mtu", "1500\n");
+	node_text(t, d, "type", "1\n");
+	snprintf(target, sizeof(target), "../../../%s", svc_name);
+	node_link(t, d, "device", target);
+	snprintf(target, sizeof(target),
+		 "../../bus/thunderbolt/devices/%s/net/%s", svc_name, name);
+	e->net_link = node_link(t, h->classnet, name, target);
+	e->netif = i;
+	h->netif_used |= 1ULL << i;
+}
+
+static void netif_remove(struct fabric *fab, struct cable_end *e)
+{
+	node_unlink(&fab->nodes, e->net_link);
+	e->net_link = NULL;
+	if (e->netif >= 0)
+		e->host->netif_used &= ~(1ULL << e->netif);
+	e->netif = -1;
+}
+
 static void xd_add_services(struct fabric *fab, struct cable_end *e)
 {
 	struct node_table *t = &fab->nodes;
@@ -304,6 +355,8 @@ static void xd_add_services(struct fabric *fab, struct cable_end *e)
 		node_text(t, d, "prtcstns", "0x00000000\n");
 		node_text(t, d, "modalias", "tbtsvc:k%sp%08xv%08xr%08x\n",
 			  svcs[k].key, 1, 1, svcs[k].revs);
+		if (k == 0)
+			netif_add(fab, e, d, name);
 	}
 }
 
@@ -347,6 +400,7 @@ static void xd_disappear(struct fabric *fab, struct cable_end *e)
 
 	if (svc && svc->end == e)
 		service_detach(fab, svc);
+	netif_remove(fab, e);
 	node_unlink(&fab->nodes, e->svc_node[0]);
 	node_unlink(&fab->nodes, e->svc_node[1]);
 	node_unlink(&fab->nodes, e->xd_node);
@@ -858,10 +912,8 @@ static int host_kernel_files(struct fabric *fab, struct host *h,
 	if (!net)
 		return mods ? 0 : -ENOMEM;
 	node_dir(t, mods, "thunderbolt_net");
-	n = node_dir(t, node_dir(t, node_dir(t, sys, "class"), "net"),
-		     "thunderbolt0");
-	node_text(t, n, "operstate", "%s\n", h->netif_up ? "up" : "down");
-	return n ? 0 : -ENOMEM;
+	h->classnet = node_dir(t, node_dir(t, sys, "class"), "net");
+	return h->classnet ? 0 : -ENOMEM;
 }
 
 static int host_init(struct fabric *fab, struct host *h, unsigned int id)
@@ -931,6 +983,7 @@ static int cables_init(struct fabric *fab)
 			c->end[k].host = h;
 			c->end[k].peer = &c->end[!k];
 			c->end[k].route = route_for(h, h->cable_count++);
+			c->end[k].netif = -1;
 		}
 		if (c->end[0].host == c->end[1].host)
 			return -EINVAL;

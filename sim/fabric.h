@@ -140,6 +140,8 @@ struct cable_end {
 	uint64_t route; /* at which this host sees the other */
 	bool present;	/* XDomain and services visible here */
 	struct node *xd_node, *svc_node[2];
+	struct node *net_link; /* sys/class/net/thunderboltN, with --network */
+	int netif;	       /* that N, -1 when there is none */
 	struct advert *adv; /* peer's streams, as last received */
 	size_t nadv;
 	unsigned int credits; /* toward the peer, with --wedge */
@@ -168,6 +170,8 @@ struct host {
 	enum host_configfs configfs;
 	bool netif_up; /* IP over Thunderbolt up: it holds HopID 8 */
 	struct node *root, *devices, *streamdir, *devdir;
+	struct node *classnet; /* sys/class/net, with --network */
+	uint64_t netif_used;   /* bitmap of thunderboltN numbers */
 	unsigned int rings_used;
 	struct list_head services;
 	unsigned int corrupt_pending, drop_pending;

@@ -113,7 +113,7 @@ static void fill_attr(const struct node *n, struct stat *st)
 	st->st_mode = n->mode;
 	st->st_nlink = S_ISDIR(n->mode) ? 2 : 1;
 	st->st_blksize = 4096;
-	if (n->kind == N_TEXT && n->text)
+	if ((n->kind == N_TEXT || n->kind == N_LINK) && n->text)
 		st->st_size = (off_t)strlen(n->text);
 	else if (n->kind == N_ATTR)
 		st->st_size = 4096;
@@ -161,6 +161,24 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	pthread_mutex_unlock(&fab->lock);
 	if (err)
 		fuse_reply_err(req, err);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fabric *fab = fab_of(req);
+	char *target = NULL;
+	struct node *n;
+
+	pthread_mutex_lock(&fab->lock);
+	n = node_get(&fab->nodes, ino);
+	if (n && n->kind == N_LINK && n->text)
+		target = strdup(n->text);
+	pthread_mutex_unlock(&fab->lock);
+	if (target)
+		fuse_reply_readlink(req, target);
+	else
+		fuse_reply_err(req, n ? EINVAL : ENOENT);
+	free(target);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -640,6 +658,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 const struct fuse_lowlevel_ops tbsim_ops = {
 	.init = fs_init,
 	.lookup = fs_lookup,
+	.readlink = fs_readlink,
 	.forget = fs_forget,
 	.forget_multi = fs_forget_multi,
 	.getattr = fs_getattr,

@@ -128,6 +128,18 @@ struct node *node_text(struct node_table *t, struct node *parent,
 	return n;
 }
 
+struct node *node_link(struct node_table *t, struct node *parent,
+		       const char *name, const char *target)
+{
+	struct node *n = node_new(t, parent, name, S_IFLNK | 0777, N_LINK);
+
+	if (n && !(n->text = strdup(target))) {
+		node_unlink(t, n);
+		return NULL;
+	}
+	return n;
+}
+
 struct node *node_child(struct node *dir, const char *name)
 {
 	struct list_head *p;

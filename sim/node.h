@@ -26,6 +26,7 @@ enum node_kind {
 	N_ATTR,	   /* a stream's ConfigFS attribute */
 	N_DEV,	   /* /dev/tbstreamX */
 	N_CONTROL, /* the fault-injection file */
+	N_LINK,	   /* a sysfs symbolic link; @text is its target */
 };
 
 enum dir_role {
@@ -68,6 +69,8 @@ struct node *node_dir(struct node_table *t, struct node *parent,
 struct node *node_text(struct node_table *t, struct node *parent,
 		       const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+struct node *node_link(struct node_table *t, struct node *parent,
+		       const char *name, const char *target);
 struct node *node_child(struct node *dir, const char *name);
 struct node *node_get(struct node_table *t, uint64_t ino);
 void node_unlink(struct node_table *t, struct node *n);

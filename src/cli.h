@@ -39,9 +39,13 @@ int cmd_doctor(const struct cli *cli, int argc, char **argv);
 int cmd_up(const struct cli *cli, int argc, char **argv);
 int cmd_down(const struct cli *cli, int argc, char **argv);
 int cmd_pipe(const struct cli *cli, int argc, char **argv);
+int cmd_bench(const struct cli *cli, int argc, char **argv);
 int cmd_send(const struct cli *cli, int argc, char **argv);
 int cmd_recv(const struct cli *cli, int argc, char **argv);
 int cmd_image(const struct cli *cli, int argc, char **argv);
+int cmd_cam(const struct cli *cli, int argc, char **argv);
+int cmd_forward(const struct cli *cli, int argc, char **argv);
+int cmd_disk(const struct cli *cli, int argc, char **argv);
 int cmd_reconcile(const struct cli *cli, int argc, char **argv);
 
 /* Prints "tbstream: <msg>" on stderr and gives the exit status for @e. */

@@ -55,7 +55,7 @@ static void on_finding(void *arg, const char *check, enum tbs_check st,
 	struct doctor *d = arg;
 
 	if (!d->json) {
-		printf("%-4s  %-8s  %s\n", status_name(st), check, msg);
+		printf("%-4s  %-9s  %s\n", status_name(st), check, msg);
 		return;
 	}
 	printf("%s{\"check\":", d->n ? "," : "");

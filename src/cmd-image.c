@@ -53,7 +53,8 @@ static void image_usage(FILE *out)
 		"connected\n"
 		"  -t, --timeout S           how long to wait for the peer "
 		"(default 30)\n"
-		"      --profile P           latency or throughput\n"
+		JOB_UP_HELP
+		JOB_TRANSPORT_HELP
 		"  -z, --compress[=LEVEL]    (send) zstd, level 1 by default\n"
 		"  -f, --force               (send) read a device mounted "
 		"read-write;\n"
@@ -101,7 +102,7 @@ static int parse_opt(int c, struct image_args *a)
 		a->json = true;
 		return 0;
 	case 'q':
-		a->quiet = true;
+		a->quiet = a->job.quiet = true;
 		return 0;
 	}
 	return -1;

@@ -26,6 +26,8 @@ struct view {
 	int npeers;
 	struct tbs_stream *streams;
 	int nstreams;
+	struct tbs_offer *offers; /* every connected host */
+	int noffers;
 	char host_uid[64];
 	const char *driver_msg; /* why there are no streams, or NULL */
 	struct tbs_error serr;
@@ -43,7 +45,10 @@ static void list_usage(FILE *out)
 		"its unique id, name, route and link, and the streams "
 		"configured\n"
 		"towards it: device, HopIDs, ring size, throttling, and which\n"
-		"process has it open.\n"
+		"process has it open; then each connected host with the "
+		"transport\n"
+		"the commands use towards it (USB4STREAM or IP over "
+		"Thunderbolt).\n"
 		"\n"
 		"  -j, --json  machine-readable output\n"
 		"  -h, --help  show this help\n");
@@ -90,6 +95,27 @@ static void human_peer(const struct view *v, const struct tbs_peer *p)
 			human_stream(&v->streams[i]);
 }
 
+static const char *transport_name(int t)
+{
+	return t == TBS_TRANSPORT_STREAM ? "stream"
+	       : t == TBS_TRANSPORT_NET  ? "net"
+					 : "none";
+}
+
+static void human_offer(const struct tbs_offer *o)
+{
+	printf("  %s (%s, %s): ",
+	       o->device_name[0] ? o->device_name : "unnamed host",
+	       o->xdomain, o->unique_id[0] ? o->unique_id : "no unique id");
+	if (o->transport == TBS_TRANSPORT_STREAM)
+		printf("USB4STREAM");
+	else if (o->transport == TBS_TRANSPORT_NET)
+		printf("IP over Thunderbolt on %s", o->ifname);
+	else
+		printf("none");
+	printf(" (%s)\n", o->why);
+}
+
 static void human(const struct view *v)
 {
 	bool header = false;
@@ -110,6 +136,10 @@ static void human(const struct view *v)
 		printf("  Service %s:\n", v->streams[i].service);
 		human_stream(&v->streams[i]);
 	}
+	if (v->noffers)
+		printf("Transports:\n");
+	for (i = 0; i < v->noffers; i++)
+		human_offer(&v->offers[i]);
 	if (v->driver_msg)
 		printf("No streams: %s\n", v->driver_msg);
 	for (i = 0; i < v->nproblems; i++)
@@ -174,6 +204,21 @@ static void json_peer(const struct view *v, const struct tbs_peer *p)
 	printf("]}");
 }
 
+static void json_offer(const struct tbs_offer *o)
+{
+	printf("{");
+	json_kv("unique_id", o->unique_id, true);
+	json_kv("device_name", o->device_name, true);
+	json_kv("xdomain", o->xdomain, true);
+	json_kv("stream_service", o->stream_service, true);
+	json_kv("net_service", o->net_service, true);
+	json_kv("interface", o->ifname, true);
+	printf("\"stream_here\":%s,", o->stream_here ? "true" : "false");
+	json_kv("transport", transport_name(o->transport), true);
+	json_kv("why", o->why, false);
+	printf("}");
+}
+
 static void json(const struct view *v)
 {
 	bool first = true;
@@ -193,6 +238,11 @@ static void json(const struct view *v)
 		printf("%s", first ? "" : ",");
 		json_stream(&v->streams[i]);
 		first = false;
+	}
+	printf("],\"hosts\":[");
+	for (i = 0; i < v->noffers; i++) {
+		printf("%s", i ? "," : "");
+		json_offer(&v->offers[i]);
 	}
 	printf("],\"problems\":[");
 	for (i = 0; i < v->nproblems; i++) {
@@ -239,6 +289,9 @@ static int load(const struct cli *cli, struct view *v, struct tbs_error *e)
 		v->nstreams = 0;
 		v->driver_msg = v->serr.msg;
 	}
+	v->noffers = tbs_offers_list(cli->root, &v->offers, NULL);
+	if (v->noffers < 0)
+		v->noffers = 0;
 	tbs_diagnose(cli->root, NULL, on_finding, v);
 	return 0;
 }
@@ -276,5 +329,6 @@ int cmd_list(const struct cli *cli, int argc, char **argv)
 		human(&v);
 	tbs_peers_free(v.peers);
 	tbs_streams_free(v.streams);
+	tbs_offers_free(v.offers);
 	return EXIT_OK;
 }

@@ -38,7 +38,8 @@ static void pipe_usage(FILE *out)
 		"connected\n"
 		"  -t, --timeout S           how long to wait for the peer "
 		"(default 30)\n"
-		"      --profile P           latency or throughput\n"
+		JOB_UP_HELP
+		JOB_TRANSPORT_HELP
 		"  -k, --keep                leave the stream up afterwards\n"
 		"  -v, --verbose             print the session's counters at "
 		"the end\n"
@@ -53,7 +54,8 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 		{ "receive-only", no_argument, NULL, 'R' },
 		{ "peer", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
-		{ "profile", required_argument, NULL, 'P' },
+		JOB_UP_LONGOPTS,
+		{ "transport", required_argument, NULL, JOB_OPT_TRANSPORT },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -81,10 +83,13 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 			a->verbose = true;
 		} else if (c == 'q') {
 			a->quiet = true;
+		} else if (c == JOB_OPT_TRANSPORT &&
+			   (a->transport = job_parse_transport(optarg)) >= 0) {
+			continue;
 		} else if (c == 't' && (t = cli_parse_num(optarg)) > 0 &&
 			   t <= 86400) {
 			a->opts.timeout_ms = t * 1000;
-		} else if (c == 'P' && !tbs_up_opts_profile(&a->opts, optarg)) {
+		} else if (job_up_opt(&a->opts, c, optarg) > 0) {
 			continue;
 		} else {
 			return cli_usage_error("pipe", "bad option or value");
@@ -138,6 +143,8 @@ int cmd_pipe(const struct cli *cli, int argc, char **argv)
 	j.peer = a.peer;
 	j.up = a.opts;
 	j.keep = a.keep;
+	j.transport = a.transport;
+	j.quiet = a.quiet;
 	ret = job_run(&j, pipe_body, &r);
 	if (!j.ran)
 		return cli_fail(&j.err);

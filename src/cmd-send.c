@@ -25,7 +25,7 @@ int xfer_opt(struct xfer *x, int c, const char *arg)
 {
 	switch (c) {
 	case 'q':
-		x->quiet = true;
+		x->quiet = x->job.quiet = true;
 		return 1;
 	case 'j':
 		x->json = true;

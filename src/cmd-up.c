@@ -22,11 +22,7 @@ static void up_usage(FILE *out)
 		     "  -p, --peer ID|NAME|ROUTE  the peer, when several are "
 		     "connected\n"
 		     "  -t, --timeout S           how long to wait for the "
-		     "peer (default 30)\n"
-		     "      --ring-size N         DMA ring entries (32..4096)\n"
-		     "      --throttling NS       interrupt throttling "
-		     "(0..16776960)\n"
-		     "      --profile P           latency or throughput\n"
+		     "peer (default 30)\n" JOB_UP_HELP
 		     "  -j, --json                machine-readable output\n"
 		     "  -h, --help                show this help\n");
 }
@@ -36,29 +32,17 @@ struct up_args {
 	bool json;
 };
 
-static int num_opt(const char *arg, long max, int *out)
-{
-	long v = cli_parse_num(arg);
-
-	if (v < 0 || v > max)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 static int up_parse(int argc, char **argv, struct up_args *a)
 {
 	static const struct option opts[] = {
 		{ "peer", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
-		{ "profile", required_argument, NULL, 'P' },
-		{ "ring-size", required_argument, NULL, 'r' },
-		{ "throttling", required_argument, NULL, 'T' },
+		JOB_UP_LONGOPTS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int c, t;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "p:t:jh", opts, NULL)) != -1) {
 		if (c == 'h') {
@@ -66,12 +50,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 			return -1;
 		} else if (c == 'j') {
 			a->json = true;
-		} else if (c == 'r' && !num_opt(optarg, 1 << 20, &t)) {
-			a->job.up.ring_size = t;
-		} else if (c == 'T' && !num_opt(optarg, 1 << 30, &t)) {
-			a->job.up.throttling = t ? t : TBS_THROTTLING_OFF;
-		} else if (c == 'r' || c == 'T' ||
-			   job_opt(&a->job, c, optarg) <= 0) {
+		} else if (job_opt(&a->job, c, optarg) <= 0) {
 			return cli_usage_error("up", "bad option or value");
 		}
 	}

@@ -14,18 +14,32 @@
  *			main thread, back from it, takes down what it may
  *			have brought up and exits
  *	RUNNING		take the stream down if this job brought it up
- *			(forced: the job's own descriptors are open), exit
+ *			(forced: the job's own descriptors are open), exit;
+ *			a stoppable job: tell its body through the same
+ *			pipe (its stop_fd) and let it end; exit on a
+ *			second signal a second or more later (one signal
+ *			can come twice at once: to a process and to its
+ *			group, as timeout(1) sends it)
+ *
+ * Over the network transport the same phases hold: UP_WAIT covers the
+ * choice of the transport and tbs_net_up(), RUNNING the meeting and the
+ * body; taking down is tbs_net_down(), which leaves the interface as the
+ * job found it.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "job.h"
+
+#define STOP_AGAIN_MS 1000 /* a second signal after this forces the exit */
 
 enum phase { IDLE, UP_WAIT, RUNNING, DONE };
 
@@ -33,9 +47,10 @@ enum phase { IDLE, UP_WAIT, RUNNING, DONE };
 static struct guard {
 	pthread_mutex_t lock;
 	sigset_t set;
-	int cancel[2]; /* written on a signal during UP_WAIT */
+	int cancel[2]; /* written on a signal during UP_WAIT, or to stop */
 	enum phase phase;
-	int sig; /* the signal taken during UP_WAIT, 0 if none */
+	int sig; /* the signal taken during UP_WAIT or to stop, 0 if none */
+	int64_t sig_ms; /* when it came */
 	struct job *job;
 	bool started;
 } guard = { .lock = PTHREAD_MUTEX_INITIALIZER, .cancel = { -1, -1 } };
@@ -47,6 +62,31 @@ void job_init(struct job *j, const struct cli *cli, const char *name)
 	j->name = name;
 	j->up = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = CLI_TIMEOUT_MS);
 	j->ep.rfd = j->ep.wfd = -1;
+	j->stop_fd = -1;
+}
+
+int job_up_opt(struct tbs_up_opts *up, int c, const char *arg)
+{
+	long v;
+
+	switch (c) {
+	case 'P':
+		return tbs_up_opts_profile(up, arg) ? -1 : 1;
+	case JOB_OPT_RING_SIZE:
+		v = cli_parse_num(arg);
+		if (v <= 0 || v > 1 << 20)
+			return -1;
+		up->ring_size = (int)v;
+		return 1;
+	case JOB_OPT_THROTTLING:
+		v = cli_parse_num(arg);
+		if (v < 0 || v > 1 << 30)
+			return -1;
+		up->throttling = v ? (int)v : TBS_THROTTLING_OFF;
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 int job_opt(struct job *j, int c, const char *arg)
@@ -66,14 +106,26 @@ int job_opt(struct job *j, int c, const char *arg)
 			return -1;
 		j->up.timeout_ms = (int)t * 1000;
 		return 1;
-	case 'P':
-		return tbs_up_opts_profile(&j->up, arg) ? -1 : 1;
 	case 'k':
 		j->keep = true;
 		return 1;
+	case JOB_OPT_TRANSPORT:
+		j->transport = job_parse_transport(arg);
+		return j->transport < 0 ? -1 : 1;
 	default:
-		return 0;
+		return job_up_opt(&j->up, c, arg);
 	}
+}
+
+int job_parse_transport(const char *arg)
+{
+	if (!strcmp(arg, "auto"))
+		return TBS_TRANSPORT_AUTO;
+	if (!strcmp(arg, "stream"))
+		return TBS_TRANSPORT_STREAM;
+	if (!strcmp(arg, "net"))
+		return TBS_TRANSPORT_NET;
+	return -1;
 }
 
 int job_check_name(const struct job *j, const char *cmd)
@@ -100,6 +152,11 @@ static void take_down(struct job *j, bool force)
 {
 	struct tbs_error e = { 0 };
 
+	if (j && j->net) {
+		if (tbs_net_down(j->net, &e))
+			cli_fail(&e);
+		return;
+	}
 	if (owned(j) && tbs_stream_down(j->cli->root, &j->st, force, &e))
 		cli_fail(&e);
 }
@@ -107,8 +164,24 @@ static void take_down(struct job *j, bool force)
 static void interrupted(int sig, const struct job *j)
 {
 	cli_msg("interrupted by %s%s", strsignal(sig),
-		owned(j) ? "; the stream this command set up is down again"
-			 : "");
+		owned(j) && !j->net
+			? "; the stream this command set up is down again"
+			: "");
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The same stop asked twice at once: not a second request. */
+static bool repeated(void)
+{
+	return guard.sig && guard.phase == RUNNING && guard.job->stoppable &&
+	       mono_ms() - guard.sig_ms < STOP_AGAIN_MS;
 }
 
 static void *guard_run(void *arg)
@@ -119,10 +192,20 @@ static void *guard_run(void *arg)
 	for (;;) {
 		sigwait(&guard.set, &sig);
 		pthread_mutex_lock(&guard.lock);
-		if (guard.phase != UP_WAIT || guard.sig)
+		if (repeated()) {
+			pthread_mutex_unlock(&guard.lock);
+			continue;
+		}
+		if (guard.sig || (guard.phase != UP_WAIT &&
+				  !(guard.phase == RUNNING &&
+				    guard.job->stoppable)))
 			break;
-		/* The main thread finishes the bring-up, then exits. */
+		/*
+		 * The main thread finishes the bring-up, then exits; or the
+		 * stoppable body ends in order.
+		 */
 		guard.sig = sig;
+		guard.sig_ms = mono_ms();
 		if (write(guard.cancel[1], "x", 1) < 0)
 			break;
 		pthread_mutex_unlock(&guard.lock);
@@ -176,18 +259,20 @@ static void set_phase(enum phase p, struct job *j)
 	pthread_mutex_unlock(&guard.lock);
 }
 
-/*
- * Brings the stream up, cancellable by a signal; after one, takes down
- * what the bring-up brought up and exits.
- */
-static int job_up(struct job *j)
+/* A stream alone (tbstream up) has no meaning over the network. */
+static int no_net(struct job *j)
 {
-	int ret, sig;
+	snprintf(j->err.msg, sizeof(j->err.msg),
+		 "a stream by hand needs the stream driver; IP over "
+		 "Thunderbolt needs no set-up");
+	return j->err.code = -EINVAL;
+}
 
-	set_phase(UP_WAIT, NULL);
-	j->up.cancel_fd = guard.cancel[0];
-	ret = tbs_stream_up(j->cli->root, j->peer, j->name, &j->up, &j->st,
-			    &j->err);
+/* Exits after a signal taken while the job was being brought up. */
+static void up_done(struct job *j, int ret)
+{
+	int sig;
+
 	pthread_mutex_lock(&guard.lock);
 	j->created = ret > 0;
 	guard.phase = ret < 0 ? DONE : RUNNING;
@@ -199,13 +284,151 @@ static int job_up(struct job *j)
 		exit(128 + sig);
 	}
 	pthread_mutex_unlock(&guard.lock);
+}
+
+/*
+ * Brings the stream up, cancellable by a signal; after one, takes down
+ * what the bring-up brought up and exits.
+ */
+static int job_up(struct job *j)
+{
+	int ret;
+
+	set_phase(UP_WAIT, NULL);
+	j->up.cancel_fd = guard.cancel[0];
+	ret = tbs_stream_up(j->cli->root, j->peer, j->name, &j->up, &j->st,
+			    &j->err);
+	up_done(j, ret);
 	return ret < 0 ? ret : 0;
+}
+
+int job_stop_signal(void)
+{
+	int sig;
+
+	pthread_mutex_lock(&guard.lock);
+	sig = guard.phase == RUNNING ? guard.sig : 0;
+	pthread_mutex_unlock(&guard.lock);
+	return sig;
+}
+
+/*
+ * What a body reads of j->st, over the network: the name, the peer, its
+ * network service, and the connection in place of the device.
+ */
+static void net_stream(struct job *j)
+{
+	struct tbs_stream *st = &j->st;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "%s", j->name);
+	snprintf(st->service, sizeof(st->service), "%s",
+		 j->offer.net_service);
+	snprintf(st->peer_uid, sizeof(st->peer_uid), "%s", j->offer.unique_id);
+	snprintf(st->device, sizeof(st->device), "%s", j->ep.path);
+	st->index = -1;
+	st->connected = true;
+	st->holders = -1;
 }
 
 static int job_open(struct job *j)
 {
-	return tbs_endpoint_open(j->cli->root, &j->st, job_timeout_ms(j), 0,
-				 &j->ep, &j->err);
+	int ret;
+
+	if (!j->net)
+		return tbs_endpoint_open(j->cli->root, &j->st,
+					 job_timeout_ms(j), 0, &j->ep, &j->err);
+	ret = tbs_net_open(j->net, j->name, &j->ep, &j->err);
+	if (!ret)
+		net_stream(j);
+	return ret;
+}
+
+/* ---- the transport ---- */
+
+#define HOST_POLL_MS 100 /* while no other host is connected */
+
+static void announce(const struct job *j)
+{
+	if (j->quiet)
+		return;
+	if (j->used == TBS_TRANSPORT_NET)
+		cli_msg("transport: IP over Thunderbolt on '%s' (%s)",
+			j->offer.ifname, j->offer.why);
+	else
+		cli_msg("transport: USB4STREAM (%s)", j->offer.why);
+}
+
+/* Whether another host is connected at all (or no bus to wait for). */
+static bool host_connected(const struct job *j)
+{
+	struct tbs_offer *o;
+	int n = tbs_offers_list(j->cli->root, &o, NULL);
+
+	tbs_offers_free(o);
+	return n != 0;
+}
+
+/* Waits a little for a host to appear; false on a signal. */
+static bool wait_host(void)
+{
+	struct pollfd p = { .fd = guard.cancel[0], .events = POLLIN };
+
+	return poll(&p, 1, HOST_POLL_MS) == 0 || !(p.revents & POLLIN);
+}
+
+/*
+ * The automatic choice: the one tbs_transport_choose() makes once a host
+ * is connected.  When neither transport can work, the stream's bring-up
+ * says what is missing, as without a network.
+ */
+static void job_choose(struct job *j)
+{
+	int64_t deadline;
+	struct timespec ts;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 +
+		   job_timeout_ms(j);
+	j->used = j->transport ? j->transport : TBS_TRANSPORT_STREAM;
+	if (j->transport != TBS_TRANSPORT_AUTO || j->no_open)
+		return;
+	for (;;) {
+		r = tbs_transport_choose(j->cli->root, j->peer,
+					 TBS_TRANSPORT_AUTO, &j->offer, NULL);
+		if (r > 0 || host_connected(j))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 >= deadline ||
+		    !wait_host())
+			return;
+	}
+	if (r > 0) {
+		j->used = r;
+		announce(j);
+	}
+}
+
+/* The network transport's bring-up: the interface towards the peer. */
+static int job_net_up(struct job *j)
+{
+	struct tbs_net_opts o = TBS_OPTS_INIT(
+		tbs_net_opts, .timeout_ms = job_timeout_ms(j),
+		.cancel_fd = guard.cancel[0], .flags = TBS_NET_IFUP);
+	int ret;
+
+	set_phase(UP_WAIT, NULL);
+	if (!j->offer.unique_id[0])
+		tbs_transport_choose(j->cli->root, j->peer, TBS_TRANSPORT_NET,
+				     &j->offer, NULL);
+	ret = tbs_net_up(j->cli->root, j->peer, &o, &j->net, &j->err);
+	up_done(j, ret);
+	if (ret > 0 && !j->quiet)
+		cli_msg("brought '%s' up for this command; it goes down again "
+			"at the end",
+			j->offer.ifname[0] ? j->offer.ifname : "the interface");
+	return ret < 0 ? ret : 0;
 }
 
 /* Closes the device and takes the stream down, out of the guard's way. */
@@ -217,6 +440,8 @@ static void job_end(struct job *j)
 	guard.phase = DONE;
 	guard.job = NULL;
 	pthread_mutex_unlock(&guard.lock);
+	tbs_net_free(j->net);
+	j->net = NULL;
 }
 
 int job_run(struct job *j, job_body_fn body, void *arg)
@@ -231,13 +456,25 @@ int job_run(struct job *j, job_body_fn body, void *arg)
 			 strerror(-ret));
 		return j->err.code = ret;
 	}
-	ret = job_up(j);
-	if (ret)
+	set_phase(UP_WAIT, NULL);
+	job_choose(j);
+	up_done(j, -1);
+	if (j->used == TBS_TRANSPORT_NET && j->no_open)
+		ret = no_net(j);
+	else if (j->used == TBS_TRANSPORT_NET)
+		ret = job_net_up(j);
+	else
+		ret = job_up(j);
+	if (ret) {
+		tbs_net_free(j->net);
+		j->net = NULL;
 		return ret;
+	}
 	if (!j->no_open)
 		ret = job_open(j);
 	if (!ret && body) {
 		j->ran = true;
+		j->stop_fd = guard.cancel[0];
 		ret = body(j, arg);
 	}
 	job_end(j);

@@ -17,6 +17,10 @@ static const struct cli_cmd commands[] = {
 	{ "send", cmd_send, "send files and directories to the peer" },
 	{ "recv", cmd_recv, "receive files and directories from the peer" },
 	{ "image", cmd_image, "back up or restore a whole disk, verified" },
+	{ "bench", cmd_bench, "measure round trips and throughput, raw and session" },
+	{ "cam", cmd_cam, "share a camera with the peer (GStreamer)" },
+	{ "forward", cmd_forward, "carry socket connections to the peer" },
+	{ "disk", cmd_disk, "share a disk with the peer, or attach the peer's" },
 	{ "reconcile", cmd_reconcile, "bring the configured streams up" },
 	{ "doctor", cmd_doctor, "check the driver, the peer and the streams" },
 };

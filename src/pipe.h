@@ -18,6 +18,7 @@ struct pipe_args {
 	bool keep;
 	bool verbose;
 	bool quiet;
+	int transport; /* --transport */
 	struct tbs_up_opts opts;
 };
 

@@ -54,7 +54,8 @@ struct xfer {
 	"  -p, --peer ID|NAME|ROUTE  the peer, when several are connected\n"   \
 	"  -t, --timeout S           how long to wait for the peer (default "  \
 	"30)\n"                                                                \
-	"      --profile P           latency or throughput\n"                  \
+	JOB_UP_HELP                                                            \
+	JOB_TRANSPORT_HELP                                                     \
 	"  -k, --keep                leave the stream up afterwards\n"         \
 	"  -q, --quiet               no progress line and no per-file "        \
 	"messages\n"                                                           \

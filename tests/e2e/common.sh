@@ -85,3 +85,26 @@ has_msg() {
 		not_ok "$1"
 	fi
 }
+
+# bench_sane FILE SIZES...: the JSON of 'tbstream bench' on one side has a
+# raw and a session result per size, in order, every figure positive and
+# p50 <= p90 <= p99 (structure and sanity, never timing).
+bench_sane() {
+	python3 - "$@" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+sizes = [int(s) for s in sys.argv[2:]]
+res = j["results"]
+assert j["role"] in ("leader", "follower"), j["role"]
+assert j["stream"] and j["device"] and j["peer_unique_id"]
+assert isinstance(j["ring_size"], int) and isinstance(j["throttling"], int)
+assert [(r["size"], r["kind"]) for r in res] == \
+	[(s, k) for s in sizes for k in ("raw", "session")], res
+for r in res:
+	for f in ("rtt_p50_us", "rtt_p90_us", "rtt_p99_us", "mb_per_s",
+		  "mb_per_s_both"):
+		assert isinstance(r[f], (int, float)) and r[f] > 0, (r, f)
+	assert r["rtt_p50_us"] <= r["rtt_p90_us"] <= r["rtt_p99_us"], r
+	assert r["round_trips"] >= 20 and r["bytes"] >= r["size"], r
+PY
+}

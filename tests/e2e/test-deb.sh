@@ -1,7 +1,7 @@
 #!/bin/bash
-# The Debian packages: dpkg-buildpackage -b builds tbstream, libtbstream0
-# and libtbstream-dev from a copy of the tree (without the test suite:
-# nocheck); lintian finds no error; apt installs them on this machine;
+# The Debian packages: dpkg-buildpackage -b builds tbstream, libtbstream0,
+# libtbstream-dev and gstreamer1.0-tbstream from a copy of the tree
+# (without the test suite: nocheck); lintian finds no error; apt installs them on this machine;
 # the installed tbstream and tbsim, and nothing from the build, then run
 # --version, the reconcile of the shipped streams file, the udev helper,
 # systemd-analyze verify of the installed units, and one verified
@@ -13,7 +13,7 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 T=${T:-60}
-PKGS="tbstream libtbstream0 libtbstream-dev"
+PKGS="tbstream libtbstream0 libtbstream-dev gstreamer1.0-tbstream"
 for tool in dpkg-buildpackage dh lintian apt-get; do
 	if ! command -v $tool >/dev/null; then
 		skip "$tool missing (debhelper, lintian)"
@@ -99,6 +99,10 @@ for f in /usr/bin/tbstream /usr/bin/tbsim /lib/udev/tbstream-udev-name \
 done
 check "libtbstream0 holds the library under its soname" sh -c \
 	"dpkg-deb -c '$(deb libtbstream0)' | grep -q 'libtbstream\\.so\\.0 -> '"
+check "gstreamer1.0-tbstream holds the plugin in GStreamer's directory" sh -c \
+	"dpkg-deb -c '$(deb gstreamer1.0-tbstream)' | grep -q 'usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/gstreamer-1.0/libgsttbstream\\.so$'"
+check "and tbstream-cam" sh -c \
+	"dpkg-deb -c '$(deb gstreamer1.0-tbstream)' | grep -q 'usr/libexec/tbstream/tbstream-cam$'"
 check "libtbstream-dev holds the header and tbstream.pc" sh -c \
 	"dpkg-deb -c '$(deb libtbstream-dev)' | grep -q include/tbstream.h &&
 	 dpkg-deb -c '$(deb libtbstream-dev)' | grep -q pkgconfig/tbstream.pc"
@@ -112,9 +116,9 @@ check "lintian: no error" sh -c "! grep -q '^E: ' '$W/lintian.out'"
 
 if timeout 300 apt-get install "${apt_opts[@]}" --no-install-recommends \
 	"$(deb libtbstream0)" "$(deb tbstream)" "$(deb libtbstream-dev)" \
-	>"$W/install.log" 2>&1; then
+	"$(deb gstreamer1.0-tbstream)" >"$W/install.log" 2>&1; then
 	installed=yes
-	ok "apt-get install of the three packages"
+	ok "apt-get install of the four packages"
 else
 	sed 's/^/#   /' "$W/install.log"
 	bail "apt-get install failed"
@@ -129,6 +133,19 @@ check "the group tbstream exists" getent group tbstream
 check "the boot unit is enabled" \
 	test -L /etc/systemd/system/multi-user.target.wants/tbstream-reconcile.service
 check "pkg-config finds the library" pkg-config --exists tbstream
+quiet() {
+	"$@" >/dev/null 2>&1
+}
+if command -v gst-inspect-1.0 >/dev/null; then
+	check "GStreamer finds the installed elements" quiet t env \
+		-u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 \
+		GST_REGISTRY_1_0="$W/registry.bin" gst-inspect-1.0 tbstreamsrc
+	check "the installed tbstream cam runs the installed tbstream-cam" \
+		quiet t env -u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 \
+		GST_REGISTRY_1_0="$W/registry.bin" /usr/bin/tbstream cam --list
+else
+	skip "gst-inspect-1.0 missing (gstreamer1.0-tools)"
+fi
 (cd /lib/systemd/system && t systemd-analyze verify --man=no \
 	tbstream-reconcile.service tbstream-reconcile-resume.service \
 	tbstream-reconcile@0-1.0.service tbstream-forward@ssh.service \

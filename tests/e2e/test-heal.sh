@@ -106,7 +106,7 @@ clean_all
 
 # 5. kill -9 in the middle of a transfer, of either side; the survivor
 # fails by itself; then the next transfers succeed at once.
-echo "rate 3000000" >"$CTL"
+echo "rate 1000000" >"$CTL"
 head -c 8000000 /dev/urandom >"$TMP/big"
 for victim in "$FOLLOW" "$ALLOC"; do
 	other=$H1
@@ -129,7 +129,7 @@ for victim in "$FOLLOW" "$ALLOC"; do
 		normal n1 "$ALLOC" "$FOLLOW"
 	check "$role killed: the same name, follower first, succeeds" \
 		normal k9 "$FOLLOW" "$ALLOC"
-	echo "rate 3000000" >"$CTL"
+	echo "rate 1000000" >"$CTL"
 done
 echo "rate 0" >"$CTL"
 clean_all

@@ -168,6 +168,33 @@ else
 	skip "not root: FIFOs are made only by a root receiver"
 fi
 
+# Two senders on one stream at the same moment: one sends, the other is
+# told the stream is busy (exit 5), whichever comes first.  The stream is
+# up before: when the two bring it up as well, the one that created it may
+# be the one told it is busy, and it cannot take down a stream that the
+# other holds open.
+mkdir -p "$TMP/dst-two"
+ts "$H1" up two >/dev/null &
+ts "$H2" up two >/dev/null
+wait
+ts "$H1" send -s two "$TMP/single" >/dev/null 2>"$TMP/a.err" &
+a=$!
+ts "$H1" send -s two "$TMP/single" >/dev/null 2>"$TMP/b.err" &
+b=$!
+sleep 1
+ts "$H2" recv -s two "$TMP/dst-two" >/dev/null 2>"$TMP/r.err"
+rr=$?
+wait $a
+ra=$?
+wait $b
+rb=$?
+sed 's/^/# /' "$TMP/a.err" "$TMP/b.err" "$TMP/r.err"
+is "two senders at once: the exit statuses" \
+	"$(printf '%s\n' "$ra" "$rb" | sort | tr '\n' ' ')" "0 5 "
+is "and the receiver got what one of them sent" "$rr" 0
+ts "$H1" down two
+ts "$H2" down two
+
 # Usage errors and a missing path fail before anything is set up.
 status 2 "send without a path: exit 2" ts "$H1" send
 status 2 "a bad stream name: exit 2" ts "$H1" send -s toolongname "$TMP/single"

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The link of a media element to its peer: bring the stream up, open its
+ * device, start a session, and do it again after the session ended (the
+ * peer restarted, the cable was unplugged), until the element stops.
+ * Uses only the public API of libtbstream; knows nothing of GStreamer.
+ *
+ * Threads: tbs_link_connect(), tbs_link_close() and tbs_link_finish() are
+ * called by the one thread that owns the link's sessions;
+ * tbs_link_interrupt() and tbs_link_abort() by any other, at any time.
+ */
+#ifndef TBS_MEDIA_LINK_H
+#define TBS_MEDIA_LINK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tbstream.h"
+
+/**
+ * struct tbs_link_cfg - what a link connects to
+ * @root:       system root ("/" on a real machine)
+ * @stream:     stream name
+ * @peer:       the peer (tbs_peer_find() spec), NULL for the only one
+ * @fd:         >= 0: run sessions on this descriptor instead (no bring-up)
+ * @timeout_ms: how long to wait for the peer before failing; 0 for ever
+ * @window:     the session's window, 0 for the default
+ * @role:       TBS_ROLE_SENDER or TBS_ROLE_RECEIVER
+ */
+struct tbs_link_cfg {
+	const char *root;
+	const char *stream;
+	const char *peer;
+	int fd;
+	int timeout_ms;
+	size_t window;
+	int role;
+};
+
+/* Called with what the link is waiting for, each time that changes. */
+typedef void (*tbs_link_notify_fn)(void *arg, const char *msg);
+
+struct tbs_link {
+	struct tbs_link_cfg cfg; /* the strings are copies */
+	tbs_link_notify_fn notify;
+	void *arg;
+
+	pthread_mutex_t lock; /* protects the fields below it */
+	bool interrupted; /* connect and waits return -ECANCELED */
+	bool aborted; /* also end an established session */
+	struct tbs_session *s; /* the session starting or running */
+	bool established; /* s completed its handshake */
+	int wake; /* eventfd: readable while interrupted */
+
+	/* Owned by the connecting thread. */
+	struct tbs_stream st;
+	struct tbs_endpoint ep;
+	bool up; /* st is brought up */
+	bool created; /* this link brought it up: take it down at the end */
+	bool fd_spent; /* fd mode: a session failed on the descriptor */
+	char waiting[TBS_MSG_MAX]; /* the last message given to notify */
+	int64_t wait_since; /* when this connect began, ms */
+	struct tbs_error err; /* why connect failed */
+};
+
+int tbs_link_init(struct tbs_link *l, const struct tbs_link_cfg *cfg,
+		  tbs_link_notify_fn notify, void *arg);
+/* Ends the session, closes the device, takes down a stream it brought up. */
+void tbs_link_destroy(struct tbs_link *l);
+
+/*
+ * Waits for the peer and starts a session with it: 0 and *@sp; -ECANCELED
+ * after tbs_link_interrupt(); another negative errno (l->err says why) when
+ * the time-out passed or the failure is one that waiting cannot cure.
+ */
+int tbs_link_connect(struct tbs_link *l, struct tbs_session **sp);
+
+/* Frees the session that ended and closes the device; the stream stays up. */
+void tbs_link_close(struct tbs_link *l);
+
+/*
+ * Ends the session in order (tbs_session_close(): everything sent was
+ * confirmed), then as tbs_link_close().  Return: 0 or the session's error.
+ */
+int tbs_link_finish(struct tbs_link *l);
+
+/*
+ * Wakes the owner: tbs_link_connect() returns -ECANCELED, a session that
+ * is starting is aborted, and tbs_link_wake_fd() becomes readable.  An
+ * established session goes on.  tbs_link_resume() undoes it.
+ */
+void tbs_link_interrupt(struct tbs_link *l);
+/* As tbs_link_interrupt(), and aborts an established session too. */
+void tbs_link_abort(struct tbs_link *l);
+void tbs_link_resume(struct tbs_link *l);
+/* Ends the running session because the peer broke the media format. */
+void tbs_link_refuse(struct tbs_link *l, const char *msg);
+bool tbs_link_interrupted(struct tbs_link *l);
+/* Readable while interrupted: poll it beside the session's descriptor. */
+int tbs_link_wake_fd(struct tbs_link *l);
+
+#endif

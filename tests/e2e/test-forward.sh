@@ -1,0 +1,191 @@
+#!/bin/bash
+# tbstream forward with real clients and servers, both forward ends as
+# separate processes on two simulated hosts: ssh and scp to an sshd,
+# curl against python's http.server (100 connections at once, every body
+# checked, one connection paused meanwhile), half-close through a
+# command, a refused connect, UNIX and IPv6 sockets, a connection limit,
+# JSON events, and a clean end on SIGTERM.
+set -u
+. "$TOP_SRCDIR/tests/lib.sh"
+. "$TOP_SRCDIR/tests/e2e/common.sh"
+. "$TOP_SRCDIR/tests/e2e/forward-lib.sh"
+
+for p in ssh scp sshd curl ss; do
+	command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || {
+		skip "$p is not installed (scripts/setup installs it)"
+		done_testing
+		exit 0
+	}
+done
+fwd_start
+
+# --- ssh and scp to an sshd on this host's loopback -------------------------
+sp=$(free_port)
+lp=$(free_port)
+if sshd_start "$sp"; then
+	fwd "$H2" "$TMP/ssh.c" ssh --connect "127.0.0.1:$sp"
+	c=$FWD_PID
+	fwd "$H1" "$TMP/ssh.l" ssh --listen "$lp"
+	l=$FWD_PID
+	check "ssh: the link comes up" link_up "$TMP/ssh.l"
+	link_up "$TMP/ssh.c" >/dev/null
+	# shellcheck disable=SC2046
+	got=$(t ssh $(ssh_opts) -p "$lp" "$(id -un)@127.0.0.1" \
+		'echo "hello from $(hostname)"' 2>"$TMP/ssh.err")
+	is "ssh runs a command through forward" "$got" "hello from $(hostname)"
+	sed 's/^/# /' "$TMP/ssh.err"
+	head -c 3000000 /dev/urandom >"$TMP/up.bin"
+	# shellcheck disable=SC2046
+	t scp $(ssh_opts) -P "$lp" "$TMP/up.bin" \
+		"$(id -un)@127.0.0.1:$TMP/up.copy" 2>"$TMP/scp.err"
+	same "$TMP/up.bin" "$TMP/up.copy" "scp to the far side: same bytes"
+	# shellcheck disable=SC2046
+	t scp $(ssh_opts) -P "$lp" "$(id -un)@127.0.0.1:$TMP/up.copy" \
+		"$TMP/down.copy" 2>>"$TMP/scp.err"
+	same "$TMP/up.bin" "$TMP/down.copy" "scp back: same bytes"
+	# a session with input and output at once, then its exit status
+	# shellcheck disable=SC2046
+	got=$(head -c 500000 "$TMP/up.bin" | t ssh $(ssh_opts) -p "$lp" \
+		"$(id -un)@127.0.0.1" 'sha256sum; exit 7')
+	st=$?
+	is "ssh: stdin through and the remote exit status back" \
+		"$st ${got%% *}" \
+		"7 $(head -c 500000 "$TMP/up.bin" | sha256sum | cut -d' ' -f1)"
+	stop_bg "$l"
+	is "SIGTERM: the listening side exits 0" "$ST" 0
+	stop_bg "$c"
+	is "SIGTERM: the connecting side exits 0" "$ST" 0
+	check "ssh: one log line per connection" \
+		grep -q "connection 1 from 127.0.0.1:[0-9]*: closed" "$TMP/ssh.l"
+	check "the streams this command set up are down again" \
+		sh -c "! ls '$C1'/*/ssh '$C2'/*/ssh 2>/dev/null"
+else
+	skip "sshd could not start: $(cat "$TMP/ssh/log" 2>/dev/null)"
+fi
+
+# --- HTTP: 100 connections at once, one paused meanwhile --------------------
+mkdir "$TMP/www" "$TMP/got"
+for i in $(seq 100); do
+	head -c $((1000 + i * 997)) /dev/urandom >"$TMP/www/f$i"
+done
+head -c $((48 << 20)) /dev/urandom >"$TMP/www/big"
+http_start "$TMP/www"
+hp=$HP
+lp=$(free_port)
+fwd "$H2" "$TMP/http.c" http --connect "127.0.0.1:$hp"
+c=$FWD_PID
+fwd "$H1" "$TMP/http.l" http --listen "127.0.0.1:$lp" --json
+l=$FWD_PID
+check "http: the link comes up" link_up "$TMP/http.c"
+wait_for 30 grep -q '"event":"up"' "$TMP/http.l"
+
+# The paused client: curl blocks opening a FIFO nobody reads, after the
+# response began, so it stops reading its socket.
+mkfifo "$TMP/pause"
+curl -s --max-time 300 -o "$TMP/pause" "http://127.0.0.1:$lp/big" &
+paused=$!
+check "a client is paused with bytes waiting in its socket" \
+	wait_for 30 sh -c "ss -tnH state established '( dport = :$lp )' |
+		awk '\$1 > 0 { f = 1 } END { exit !f }'"
+fetch_all "$lp" 100 f
+is "100 connections at once: curl succeeded" "$CURL_ST" 0
+is "100 connections at once: every body is right" "$BAD" 0
+check "the paused connection held up none of them (it still waits)" \
+	kill -0 "$paused"
+timeout 120 cat "$TMP/pause" >"$TMP/big.out"
+wait "$paused"
+check "the paused client then got its body: curl succeeded" test $? -eq 0
+same "$TMP/www/big" "$TMP/big.out" "the paused connection's body is right"
+check "--json: every event is one JSON object" python3 -c '
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    assert j["event"] and j["message"]
+    n += j["event"] == "close"
+sys.exit(0 if n >= 101 else 1)' "$TMP/http.l"
+stop_bg "$l"
+
+# --- a connection limit: the listening side waits for free slots ------------
+fwd "$H1" "$TMP/lim.l" http --listen "127.0.0.1:$lp"
+l=$FWD_PID
+stop_bg "$c"
+fwd "$H2" "$TMP/lim.c" http --connect "127.0.0.1:$hp" --max-connections 2
+c=$FWD_PID
+link_up "$TMP/lim.l"
+fetch_all "$lp" 20 l
+is "20 clients, the peer takes 2 at a time: all served, right bodies" \
+	"$CURL_ST $BAD" "0 0"
+stop_bg "$l"
+stop_bg "$c"
+
+# --- half-close through a command; a refused connect ------------------------
+lp=$(free_port)
+fwd "$H2" "$TMP/ex.c" ex --exec 'sha256sum; echo done'
+c=$FWD_PID
+fwd "$H1" "$TMP/ex.l" ex --listen "$lp"
+l=$FWD_PID
+link_up "$TMP/ex.l"
+head -c 20000000 /dev/urandom >"$TMP/in.bin"
+half_close() {
+	timeout 60 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+with open(sys.argv[2], "rb") as f:
+    s.sendall(f.read())
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+sys.stdout.write(out.decode())' "$1" "$2"
+}
+got=$(half_close "$lp" "$TMP/in.bin")
+is "half-close: the command saw the end of its input, the answer came back" \
+	"$got" "$(sha256sum <"$TMP/in.bin")
+done"
+stop_bg "$c"
+np=$(free_port)
+fwd "$H2" "$TMP/ex.c2" ex --connect "127.0.0.1:$np"
+c=$FWD_PID
+link_up "$TMP/ex.l" 2
+t curl -s --max-time 50 -o /dev/null "http://127.0.0.1:$lp/"
+st=$?
+check "refused on the far side: the client's connection ends at once" \
+	test $st -ne 0 -a $st -ne 28 -a $st -ne 124
+check "and the listening side logs why" \
+	grep -q "refused by the peer: could not connect to 127.0.0.1:$np: Connection refused" \
+	"$TMP/ex.l"
+stop_bg "$l"
+stop_bg "$c"
+
+# --- UNIX socket on one side, IPv6 on the other -----------------------------
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' \
+	2>/dev/null; then
+	hp6=$(free_port)
+	(cd "$TMP/www" && exec timeout 600 python3 -m http.server \
+		--bind ::1 "$hp6" >/dev/null 2>&1) &
+	BG_PIDS="$BG_PIDS $!"
+	wait_for 30 curl -sf -o /dev/null "http://[::1]:$hp6/f1" ||
+		diag "http.server on [::1]:$hp6 did not answer"
+	fwd "$H2" "$TMP/v6.c" v6 --connect "[::1]:$hp6"
+	c=$FWD_PID
+	fwd "$H1" "$TMP/v6.l" v6 --listen "unix:$TMP/http.sock"
+	l=$FWD_PID
+	link_up "$TMP/v6.l"
+	t curl -s --fail --unix-socket "$TMP/http.sock" -o "$TMP/got/v6" \
+		"http://x/f77"
+	same "$TMP/www/f77" "$TMP/got/v6" "UNIX socket to IPv6: right body"
+	cmp -s "$TMP/www/f77" "$TMP/got/v6" ||
+		sed 's/^/# /' "$TMP/v6.l" "$TMP/v6.c"
+	stop_bg "$l"
+	check "the UNIX socket is removed at the end" \
+		test ! -e "$TMP/http.sock"
+	stop_bg "$c"
+else
+	skip "no IPv6 on the loopback"
+	skip "no IPv6 on the loopback"
+fi
+done_testing
