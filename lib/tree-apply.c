@@ -193,6 +193,36 @@ int rx_parent(struct rx *rx, const struct rx_node *n, char *name)
 	return fd;
 }
 
+/**
+ * rx_dir_open() - a readable descriptor of listed directory @d, if it
+ * still is the directory made or checked
+ * @rx: receiver
+ * @d:  the directory
+ *
+ * Opened without following a link, compared by device and inode.
+ *
+ * Return: the descriptor, -ESTALE when it was replaced, or -errno.
+ */
+int rx_dir_open(struct rx *rx, const struct rx_dir *d)
+{
+	char name[TREE_NAME_MAX + 1];
+	struct stat sb;
+	int pfd = rx_parent(rx, &d->n, name), fd;
+
+	if (pfd < 0)
+		return pfd;
+	fd = openat(pfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK |
+			    O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) || sb.st_ino != d->ino || sb.st_dev != d->dev) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
 static int parent_or_refuse(struct rx *rx, struct rx_node *n, char *name)
 {
 	int fd = rx_parent(rx, n, name);

@@ -203,27 +203,6 @@ static void acl_map(const struct rx *rx, uint8_t *v, size_t len)
 	}
 }
 
-/* A checked descriptor of directory @d, or -errno. */
-static int open_dir_checked(struct rx *rx, const struct rx_dir *d)
-{
-	char name[TREE_NAME_MAX + 1];
-	struct stat sb;
-	int pfd = rx_parent(rx, &d->n, name), fd;
-
-	if (pfd < 0)
-		return pfd;
-	fd = openat(pfd, name,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK |
-			    O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) || sb.st_ino != d->ino || sb.st_dev != d->dev) {
-		close(fd);
-		return -ESTALE;
-	}
-	return fd;
-}
-
 /* Sets an attribute on special file @re, checked by inode. */
 static int set_special(struct rx *rx, struct rx_entry *re, const char *name,
 		       const void *v, size_t len)
@@ -310,7 +289,7 @@ static int set_attr(struct rx *rx, struct rx_entry *re, struct rx_node *n,
 		return 0;
 	if (n->kind != TK_DIR)
 		return set_special(rx, re, name, v, len);
-	fd = open_dir_checked(rx, &rx->dirs[re->dir]);
+	fd = rx_dir_open(rx, &rx->dirs[re->dir]);
 	if (fd < 0)
 		return fd;
 	r = fsetxattr(fd, name, v, len, 0) ? -errno : 0;

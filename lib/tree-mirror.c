@@ -164,26 +164,6 @@ static int add_gone(struct rx_mirror *m, uint32_t dir, const char *name)
 	return 0;
 }
 
-/* A readable descriptor of directory @d, if it still is the one made or
- * checked; -errno. */
-static int open_listed(struct rx *rx, const struct rx_dir *d)
-{
-	struct stat sb;
-	int p = rx_walk_to(rx, (uint32_t)(d - rx->dirs)), fd;
-
-	if (p < 0)
-		return p;
-	fd = openat(p, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	close(p);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) || sb.st_ino != d->ino || sb.st_dev != d->dev) {
-		close(fd);
-		return -ESTALE;
-	}
-	return fd;
-}
-
 /* Directory @f->dir's list is complete: what else is there goes. */
 static int gone_in(struct rx *rx, const struct rx_frame *f)
 {
@@ -197,7 +177,7 @@ static int gone_in(struct rx *rx, const struct rx_frame *f)
 
 	if (d->n.xflags & (RXF_FRESH | RXF_DRY) || d->n.state == RS_FAILED)
 		return 0;
-	fd = open_listed(rx, d);
+	fd = rx_dir_open(rx, d);
 	if (fd < 0)
 		return 0; /* refused already, or gone: nothing to compare */
 	dir = fdopendir(fd);

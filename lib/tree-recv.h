@@ -242,6 +242,7 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re);
 void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
 int rx_commit(struct rx *rx);
 void rx_links(struct rx *rx);
+int rx_dir_open(struct rx *rx, const struct rx_dir *d);
 int rx_finalize(struct rx *rx);
 int rx_finish_dirs(struct rx *rx);
 
