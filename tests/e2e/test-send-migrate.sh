@@ -27,8 +27,6 @@ done
 sim_start --adv-delay 100
 TMP=$SIM_DIR/work
 mkdir "$TMP"
-cmp_tree() { python3 "$TOP_SRCDIR/tests/e2e/tree-compare.py" "$@"; }
-json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 
 # xfer SEND_ARGS -- RECV_ARGS: the receiver first (in a mount namespace
 # of its own when $RECV_NS names a script to run there); sets RS, RR.
