@@ -158,11 +158,17 @@ static void summary_text(const struct xfer *x)
 	format_bytes(b, sizeof(b), (double)st->bytes_data);
 	format_bytes(r, sizeof(r), progress_rate(&x->prog));
 	cli_msg("%s: %llu files (%llu already there, %llu resumed), %s over "
-		"the cable at %s/s%s",
+		"the cable at %s/s; %llu %s, %llu %s, %llu %s%s",
 		x->cmd, (unsigned long long)st->files,
 		(unsigned long long)st->files_present,
 		(unsigned long long)st->files_resumed, b, r,
-		x->dry ? "; a dry run: nothing was changed" : "");
+		(unsigned long long)x->created,
+		x->dry ? "would be created" : "created",
+		(unsigned long long)x->replaced,
+		x->dry ? "would be replaced" : "replaced",
+		(unsigned long long)x->removed,
+		x->dry ? "would be removed" : "removed",
+		x->dry ? " (a dry run: nothing was changed)" : "");
 }
 
 /* ---- the stream and the session ---- */
