@@ -1208,10 +1208,16 @@ static int give_up(struct rx *rx, struct tbs_session *s)
 	return tbsi_err(rx->err, -EPROTO, "%s", rx->fatal);
 }
 
+/* Refused or failed here, or not sent at all: the transfer failed. */
 static int verdict(struct rx *rx)
 {
-	unsigned long long n = rx->st.failed;
+	unsigned long long n = rx->st.failed, m = rx->sender_errors;
 
+	if (!n && m)
+		return tbsi_err(rx->err, -EIO,
+				"the sender could not send %llu %s (it names "
+				"them); the rest arrived",
+				m, m == 1 ? "entry" : "entries");
 	if (!n)
 		return 0;
 	return tbsi_err(rx->err, -EIO, "%llu %s refused or failed; %s%s", n,
