@@ -210,7 +210,7 @@ empty $((nempty / 10))
 small_n=$((nempty / 10)) small_send=$E_SEND small_recv=$E_RECV
 empty "$nempty"
 growth=$(awk -v a="$small_send" -v b="$small_recv" -v c="$E_SEND" \
-	-v d="$E_RECV" 'BEGIN { x = c / a; y = d / b; printf "%.2f", x > y ? x : y }')
+	-v d="$E_RECV" 'BEGIN { x = c / a; y = d / b; printf "%.2f", (x > y ? x : y) }')
 echo "empty files: $nempty in $E_SECS s; peak memory send $((E_SEND / 1024))" \
 	"MiB, recv $((E_RECV / 1024)) MiB (with $small_n files:" \
 	"$((small_send / 1024)) MiB, $((small_recv / 1024)) MiB): grows" \

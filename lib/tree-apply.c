@@ -438,9 +438,9 @@ static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
 /* What to ask the sender for, for regular file @re; negative: refused. */
 int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 {
-	char name[TREE_NAME_MAX + 1];
+	char name[TREE_NAME_MAX + 1], tmp[64];
 	struct stat sb;
-	int pfd;
+	int pfd, w;
 
 	*off = 0;
 	if (dry_parent(rx, &re->n))
@@ -453,12 +453,18 @@ int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 				 "larger than the limit of %llu bytes",
 				 (unsigned long long)rx->o.max_file_size);
 	if (rx->pfresh)
-		return TW_FULL;
-	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
-		return decide_existing(rx, re, pfd, name, &sb);
-	if (errno != ENOENT)
+		w = TW_FULL;
+	else if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		w = decide_existing(rx, re, pfd, name, &sb);
+	else if (errno != ENOENT)
 		return rx_refuse(rx, &re->n, "%s", strerror(errno));
-	return partial(rx, pfd, name, re, off);
+	else
+		w = partial(rx, pfd, name, re, off);
+	if (w == TW_FULL && !rx->dry && re->size < RESUME_MIN) {
+		rx_tmp_name(name, "part", tmp, sizeof(tmp));
+		rx_ahead_ask(rx, re->n.index, pfd, tmp);
+	}
+	return w;
 }
 
 /* ---- directories, links, special files ---- */
@@ -765,7 +771,10 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 	} else {
 		if (re->size >= RESUME_MIN)
 			drop_state(pfd, name);
-		fd = create_excl(pfd, tmp);
+		fd = re->size < RESUME_MIN ? rx_ahead_take(rx, re->n.index)
+					   : -1;
+		if (fd < 0)
+			fd = create_excl(pfd, tmp);
 		if (fd < 0)
 			return rx_refuse(rx, &re->n,
 					 "cannot create a file beside it: %s",
@@ -1157,6 +1166,7 @@ int rx_finalize(struct rx *rx)
 	size_t i;
 	int r = rx_commit(rx);
 
+	rx_ahead_stop(rx); /* what it made and was not sent goes */
 	if (r)
 		return r;
 	rx_links(rx);

@@ -889,11 +889,23 @@ static int on_start(struct rx *rx, const struct tree_msg *m)
 
 static int on_done(struct rx *rx, const struct tree_msg *m)
 {
+	uint64_t i;
+	int r = 0;
+
 	if (!rx->listed || rx->cur.active || m->a != rx->n)
 		return rx_violation(rx, "an early end");
 	rx->sender_errors = m->b;
 	rx->done = true;
-	return 0;
+	/* a file asked for whose data never came is not a success */
+	for (i = rx->base; i < rx->n && (!r || r == -EPERM); i++) {
+		struct rx_entry *re = &rx->win[i & (rx->win_cap - 1)];
+
+		if (re->n.kind == TK_FILE && re->n.state == RS_WANTED)
+			r = rx_refuse(rx, &re->n,
+				      "not received: the sender did not send "
+				      "it");
+	}
+	return r == -EPERM ? 0 : r;
 }
 
 static int on_listed(struct rx *rx, const struct tree_msg *m)
@@ -1118,6 +1130,7 @@ void rx_close(struct rx *rx)
 
 	if (rx->cur.fd >= 0)
 		close(rx->cur.fd);
+	rx_ahead_stop(rx);
 	for (i = rx->base; rx->win && i < rx->n; i++)
 		tree_hash_free(rx->win[i & (rx->win_cap - 1)].resume);
 	if (rx->pfd >= 0)
@@ -1208,10 +1221,16 @@ static int give_up(struct rx *rx, struct tbs_session *s)
 	return tbsi_err(rx->err, -EPROTO, "%s", rx->fatal);
 }
 
+/* Refused or failed here, or not sent at all: the transfer failed. */
 static int verdict(struct rx *rx)
 {
-	unsigned long long n = rx->st.failed;
+	unsigned long long n = rx->st.failed, m = rx->sender_errors;
 
+	if (!n && m)
+		return tbsi_err(rx->err, -EIO,
+				"the sender could not send %llu %s (it names "
+				"them); the rest arrived",
+				m, m == 1 ? "entry" : "entries");
 	if (!n)
 		return 0;
 	return tbsi_err(rx->err, -EIO, "%llu %s refused or failed; %s%s", n,

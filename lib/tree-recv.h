@@ -156,6 +156,8 @@ struct rx {
 	bool flusher_on, flusher_stop;
 	uint64_t flush_asked, flush_done; /* under @fs_lock */
 	uint64_t unflushed; /* bytes written since the flusher was asked */
+	struct rx_ahead *ahead; /* files created ahead (tree-ahead.c) */
+	bool ahead_off;
 	uint32_t unflushed_files;
 
 	/* directories, for the whole transfer */
@@ -245,6 +247,11 @@ void rx_links(struct rx *rx);
 int rx_dir_open(struct rx *rx, const struct rx_dir *d);
 int rx_finalize(struct rx *rx);
 int rx_finish_dirs(struct rx *rx);
+
+/* tree-ahead.c */
+void rx_ahead_ask(struct rx *rx, uint32_t index, int pfd, const char *tmp);
+int rx_ahead_take(struct rx *rx, uint32_t index);
+void rx_ahead_stop(struct rx *rx);
 
 /* tree-sync.c */
 int rx_fs_open(struct rx *rx, const char *dir);

@@ -207,6 +207,15 @@ is "--checksum: the change is found, and not replaced" "$RR" 1
 xfer --checksum "$c/src/t" -- --overwrite "$c/dst"
 is "with --overwrite it is" "$(cat "$c/dst/t/f")" "version 2"
 
+# what the sender cannot send (nested deeper than the protocol allows):
+# both sides end in failure
+mkdir -p "$c/deep/$(printf 'a/%.0s' $(seq 300))"
+xfer "$c/deep" -- "$c/dst"
+is "an entry the sender cannot send: send exits 1" "$RS" 1
+is "recv exits 1 too" "$RR" 1
+check "the receiver says the sender could not send it" \
+	grep -q "the sender could not send 1 entry" "$TMP/r.err"
+
 # ---- 4. A file that grows or shrinks while it is sent ----
 
 # The change is made once the receiver has begun to write the file: the

@@ -443,6 +443,45 @@ static void test_resume_proof(void)
 	   "nothing takes its name; the partial copy is removed");
 }
 
+/*
+ * Small files asked for in full get their temporary files ahead of their
+ * data: one whose data never comes (skipped, or simply not sent) leaves
+ * nothing behind, and the next is written as usual.
+ */
+static void test_ahead_unsent(void)
+{
+	struct trec_meta m = { .size = 5, .mtime = 1000 };
+	struct tree_hash *h = tree_hash_new();
+	struct trec r = { 0 };
+	struct answers a;
+	int ret;
+
+	tree_hash_update(h, "hello", 5);
+	dir("da", 0755);
+	trec_msg(&r, TM_START, 0, 4, 0, NULL, 0);
+	trec_entry(&r, 0, TK_DIR, "t", NULL);
+	trec_entry(&r, 1, TK_FILE, "t/skipped", &m);
+	trec_entry(&r, 2, TK_FILE, "t/sent", &m);
+	trec_entry(&r, 3, TK_FILE, "t/never", &m);
+	trec_msg(&r, TM_LISTED, 0, 4, 0, NULL, 0);
+	trec_msg(&r, TM_SKIP, 1, TS_CHANGED, 0, NULL, 0);
+	trec_msg(&r, TM_FILE, 2, 0, 0, NULL, 0);
+	trec_data(&r, 2, 0, "hello", 5);
+	trec_msg(&r, TM_FILE_END, 2, 5, tree_hash_digest(h), NULL, 0);
+	trec_msg(&r, TM_DONE, 0, 4, 0, NULL, 0);
+	tree_hash_free(h);
+	ret = hostile("da", 0, &r, 1, &a, NULL);
+	is_int(ret, -EIO, "the receiver fails");
+	is_int(a.fails, 1, "the sender hears of the file it never sent");
+	ok(a.want[1] == TW_FULL && a.want[2] == TW_FULL && a.want[3] == TW_FULL,
+	   "three small files asked for in full");
+	ok(exists("da/t/sent") && content("da/t/sent") ==
+	   XXH3_64bits("hello", 5), "the one sent arrived");
+	ok(!exists("da/t/skipped") && !exists("da/t/never"),
+	   "the others did not");
+	ok(!find_tmp("da"), "no temporary file is left behind");
+}
+
 /* A sender of the first file-tree protocol: refused, and told why. */
 static void test_old_version(void)
 {
@@ -839,6 +878,7 @@ int main(void)
 	test_planted_other();
 	test_other_user();
 	test_resume_proof();
+	test_ahead_unsent();
 	test_old_version();
 	test_existing_dirs();
 	test_update_symlink();
