@@ -157,8 +157,9 @@ int rx_walk_to(struct rx *rx, uint32_t dir)
 /* Whether @n's directory exists only in a dry run's imagination. */
 static bool dry_parent(const struct rx *rx, const struct rx_node *n)
 {
-	return n->parent != TREE_NONE &&
-	       (rx->dirs[n->parent].n.xflags & RXF_DRY);
+	if (n->parent == TREE_NONE)
+		return rx->root_dry;
+	return rx->dirs[n->parent].n.xflags & RXF_DRY;
 }
 
 /*

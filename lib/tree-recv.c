@@ -879,6 +879,8 @@ static int on_start(struct rx *rx, const struct tree_msg *m)
 	rx->st.bytes_total = m->b;
 	rx->started = true;
 	rx->dry |= !!(m->flags & TSF_DRY_RUN);
+	if (rx->dry && rx->made_root && !rmdir(rx->made_root))
+		rx->root_dry = true; /* made for nothing: a dry run after all */
 	if ((m->flags & TSF_MIRROR) && !rx->mirror.on)
 		return refuse_all(
 			rx, "the sender asks to remove what it does not have "
@@ -1069,10 +1071,16 @@ static int open_dir(struct rx *rx, const char *dir)
 {
 	int r;
 
-	if (!rx->dry && mkdir(dir, 0777) && errno != EEXIST)
+	if (!rx->dry && !mkdir(dir, 0777))
+		rx->made_root = dir;
+	else if (!rx->dry && errno != EEXIST)
 		return tbsi_err(rx->err, -errno, "cannot create '%s': %s", dir,
 				strerror(errno));
 	rx->root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rx->root < 0 && rx->dry && errno == ENOENT) {
+		rx->root_dry = true; /* everything in it would be made */
+		return 0;
+	}
 	if (rx->root < 0)
 		return tbsi_err(rx->err, -errno, "cannot open '%s': %s", dir,
 				strerror(errno));

@@ -145,6 +145,8 @@ struct rx {
 	struct tbs_tree_stats st;
 	struct tbs_error *err;
 	bool is_root, dry;
+	bool root_dry; /* a dry run into a directory that is not there */
+	const char *made_root; /* the directory, if this receiver made it */
 	uint32_t sflags; /* TSF_* of START */
 	int root; /* O_PATH descriptor of the directory */
 	struct rx_fs *fs; /* every file system written to, the root's first;

@@ -144,6 +144,8 @@ void rx_fs_free(struct rx *rx)
 {
 	size_t i;
 
+	if (!rx->fs)
+		return; /* never opened (a dry run into nothing) */
 	if (rx->flusher_on) {
 		pthread_mutex_lock(&rx->fs_lock);
 		rx->flusher_stop = true;

@@ -154,6 +154,15 @@ check "and says what it would remove" grep -q "would remove 'tree/a/gone'" \
 check "the sender is told too" grep -q "would remove 'tree/olddir'" \
 	"$TMP/s.err"
 
+# a dry run into a directory that is not there, asked by either side
+xfer -n "$m/src/tree" -- "$m/none1"
+xfer "$m/src/tree" -- -n "$m/none2"
+is "-n into a directory that is not there: recv exits 0" "$RR" 0
+check "it says what it would create" grep -q "would create 'tree/a/keep'" \
+	"$TMP/r.err"
+check "and creates nothing, whichever side asked" \
+	test ! -e "$m/none1" -a ! -e "$m/none2"
+
 xfer "$m/src/tree" -- --delete -v "$m/dst"
 is "--delete: send exits 0" "$RS" 0
 is "recv exits 0" "$RR" 0
