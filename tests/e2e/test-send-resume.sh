@@ -11,6 +11,8 @@ set -u
 sim_start --adv-delay 200
 TMP=$SIM_DIR/work
 mkdir "$TMP"
+cmp_tree() { python3 "$TOP_SRCDIR/tests/e2e/tree-compare.py" "$@"; }
+json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 
 # run_pair SRC DST [UNPLUG_AFTER]: receiver, then sender; unplugs the
 # cable UNPLUG_AFTER seconds after the sender started.  Sets RS, RR.

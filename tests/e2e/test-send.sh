@@ -11,6 +11,8 @@ sim_start --adv-delay 200
 TMP=$SIM_DIR/work
 mkdir "$TMP"
 empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cmp_tree() { python3 "$TOP_SRCDIR/tests/e2e/tree-compare.py" "$@"; }
+json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 
 # The tree: regular files (one of a few MB), empty files and directories,
 # symbolic links (relative, absolute, dangling), hard links, a sparse file,
