@@ -287,7 +287,8 @@ static void send_usage(FILE *out)
 		"                            not when its size and time do\n"
 		"      --mirror              ask the receiver to remove what is "
 		"no longer\n"
-		"                            here (it must run with --delete)\n");
+		"                            here (recv allows it with its delete "
+		"option)\n");
 }
 
 static int send_engine(struct xfer *x, struct tbs_session *s,
