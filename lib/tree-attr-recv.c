@@ -152,8 +152,8 @@ int rx_on_name(struct rx *rx, const struct tree_msg *m)
 static const char *const kind_text[XK_COUNT] = {
 	[XK_USER] = "extended attributes (user.*)",
 	[XK_ACL] = "ACLs",
-	[XK_PRIV] = "trusted.* and security.* attributes (file "
-		    "capabilities, SELinux labels)",
+	[XK_PRIV] = ("trusted.* and security.* attributes (file "
+		     "capabilities, SELinux labels)"),
 	[XK_OTHER] = "system.* attributes other than ACLs",
 };
 
