@@ -169,8 +169,8 @@ static int gone_in(struct rx *rx, const struct rx_frame *f)
 {
 	struct rx_mirror *m = &rx->mirror;
 	const struct rx_dir *d = &rx->dirs[f->dir];
-	uint32_t *v = m->offs + f->names;
 	size_t n = m->noffs - f->names;
+	uint32_t *v = n ? m->offs + f->names : NULL; /* none listed yet */
 	struct dirent *de;
 	DIR *dir;
 	int fd, r = 0;
