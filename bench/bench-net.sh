@@ -88,11 +88,11 @@ median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1
 
 # run LABEL MB/S: ROUNDS rounds of the four, about $secs s at MB/S each.
 run() {
-	local k i s r p bytes pbytes ri= rs= rr= rp=
+	local i s r p bytes pbytes ri='' rs='' rr='' rp=''
 	bytes=$(awk -v m="$2" -v s="$secs" 'BEGIN { b = int(m * 1e6 * s / 1048576);
 		if (b < 64) b = 64; if (b > 16384) b = 16384; print b "m" }')
 	pbytes=$(awk -v m="$2" -v s="$secs" 'BEGIN { printf "%d", m * 1e6 * s }')
-	for k in $(seq "$rounds"); do
+	for _ in $(seq "$rounds"); do
 		i=$(iperf)
 		read -r s r <<<"$(benched "$bytes")"
 		p=$(piped "$pbytes")
