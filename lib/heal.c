@@ -23,9 +23,14 @@
  * heals carefully, giving a stream found unadvertised its HopIDs back and
  * probing it again after a while.
  *
- * Locking.  A bring-up creates a stream and takes its lock while it holds
- * a shared flock on sys/kernel/config/thunderbolt; healing holds that one
- * exclusive, so it never finds a stream between its mkdir and its lock.
+ * Locking.  A bring-up holds an exclusive flock on its stream's directory
+ * from the moment it finds or creates the stream until the stream is up,
+ * so that healing leaves it alone and a second bring-up of the same
+ * stream at the same moment sees that it is busy.  It takes that lock,
+ * creates and removes the stream only while it holds an exclusive flock
+ * on sys/kernel/config/thunderbolt, as healing does: no process finds a
+ * stream between another's mkdir and its lock, or between the release of
+ * that lock and the rmdir.
  * (The driver's own directory below it, thunderbolt/stream, is what
  * 'tbstream reconcile' locks to take turns with other runs.)  flock(2)
  * locks vanish with the process that held them, also after a kill -9.
@@ -37,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -74,27 +78,30 @@ void tbsi_unlock(int fd)
 		close(fd);
 }
 
-/* Whether @fd still is the directory at @path (healing may remove it). */
-static bool still_there(int fd, const char *path)
+/*
+ * Takes @path's lock exclusively, without waiting: the caller holds the
+ * root lock, so healing holds no stream lock now, and a stream locked
+ * already is another process's bring-up (-EBUSY).
+ */
+static int lock_stream_dir(const char *path)
 {
-	struct stat a, b;
+	int fd = lock_path(path, LOCK_EX | LOCK_NB);
 
-	return !fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
-	       a.st_dev == b.st_dev;
+	return fd == -EWOULDBLOCK ? -EBUSY : fd;
 }
 
 int tbsi_stream_lock(const char *root, const char *service, const char *name)
 {
 	char path[PATH_MAX];
-	int fd;
+	int rootfd, fd;
 
+	rootfd = tbsi_lock_root(root, LOCK_EX);
+	if (rootfd < 0)
+		return rootfd;
 	tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS "/%s/%s", service,
 		  name);
-	fd = lock_path(path, LOCK_SH);
-	if (fd >= 0 && !still_there(fd, path)) {
-		close(fd);
-		return -ENOENT;
-	}
+	fd = lock_stream_dir(path);
+	tbsi_unlock(rootfd);
 	return fd;
 }
 
@@ -102,17 +109,35 @@ int tbsi_stream_create_locked(const char *root, const char *service,
 			      const char *name, int *lockfd,
 			      struct tbs_error *err)
 {
+	char path[PATH_MAX];
 	int rootfd, ret;
 
-	rootfd = tbsi_lock_root(root, LOCK_SH);
+	rootfd = tbsi_lock_root(root, LOCK_EX);
+	if (rootfd < 0)
+		return tbsi_err(err, rootfd, "could not lock '%s': %s",
+				TBSI_CONFIGFS_PARENT, strerror(-rootfd));
 	ret = tbs_stream_create(root, service, name, err);
 	if (!ret) {
-		*lockfd = tbsi_stream_lock(root, service, name);
+		tbsi_path(path, sizeof(path), root, TBSI_CONFIGFS "/%s/%s",
+			  service, name);
+		*lockfd = lock_stream_dir(path);
 		if (*lockfd < 0)
-			ret = tbsi_err(err, *lockfd,
-				       "could not lock stream '%s': %s", name,
-				       strerror(-*lockfd));
+			ret = tbsi_err(err, *lockfd, "could not lock '%s': %s",
+				       path, strerror(-*lockfd));
 	}
+	tbsi_unlock(rootfd);
+	return ret;
+}
+
+int tbsi_stream_remove_locked(const char *root, const char *service,
+			      const char *name, int lockfd,
+			      struct tbs_error *err)
+{
+	int rootfd, ret;
+
+	rootfd = tbsi_lock_root(root, LOCK_EX);
+	tbsi_unlock(lockfd);
+	ret = tbs_stream_remove(root, service, name, err);
 	tbsi_unlock(rootfd);
 	return ret;
 }

@@ -72,12 +72,22 @@ int tbsi_holders_fill(struct tbs_stream *arr, int n);
  * The "root" lock is on sys/kernel/config/thunderbolt.
  */
 int tbsi_lock_root(const char *root, int how);
-/* A shared lock on an existing stream's directory; -ENOENT when gone. */
+/*
+ * The exclusive lock of a bring-up on an existing stream's directory:
+ * -ENOENT when there is none, -EBUSY when another bring-up holds it.
+ */
 int tbsi_stream_lock(const char *root, const char *service, const char *name);
 void tbsi_unlock(int fd);
-/* tbs_stream_create(), and *@lockfd a shared lock on the new stream. */
+/*
+ * tbs_stream_create(), and *@lockfd its exclusive lock: -EEXIST when the
+ * stream exists.
+ */
 int tbsi_stream_create_locked(const char *root, const char *service,
 			      const char *name, int *lockfd,
+			      struct tbs_error *err);
+/* Releases @lockfd and removes the stream, with no process in between. */
+int tbsi_stream_remove_locked(const char *root, const char *service,
+			      const char *name, int lockfd,
 			      struct tbs_error *err);
 /*
  * Removes the streams on @service (but @skip) that no process uses and

@@ -25,8 +25,10 @@
  * HopIDs, and when the allocator finds no free HopID, streams towards the
  * same peer that nobody uses and the peer no longer has are removed:
  * their HopIDs may be the ones needed.  Throughout, the stream's ConfigFS
- * directory is locked (shared) so that another process's healing leaves
- * it alone.
+ * directory is locked (heal.c): another process's healing leaves it
+ * alone, and a second bring-up of the same stream at the same moment
+ * fails with -EBUSY at once; this one never removes a stream it did not
+ * make.
  */
 #include <errno.h>
 #include <poll.h>
@@ -53,7 +55,8 @@ struct up_ctx {
 	struct tbs_peer peer;
 	int64_t deadline;
 	bool existed;
-	int lockfd; /* shared lock on the stream's directory, or -1 */
+	bool created; /* the stream there now is this call's own */
+	int lockfd; /* exclusive lock on the stream's directory, or -1 */
 	int64_t healed; /* when the follower last healed, 0: never */
 	struct tbs_error *err;
 };
@@ -146,18 +149,6 @@ static void unlock_stream(struct up_ctx *c)
 	c->lockfd = -1;
 }
 
-/* Locks an existing stream; -ENOENT when it is gone. */
-static int lock_stream(struct up_ctx *c)
-{
-	int fd = tbsi_stream_lock(c->root, c->peer.service, c->name);
-
-	if (fd < 0)
-		return fd;
-	unlock_stream(c);
-	c->lockfd = fd;
-	return 0;
-}
-
 /* Another process creates or removes the stream at the same moment. */
 static int contended(struct up_ctx *c)
 {
@@ -167,26 +158,55 @@ static int contended(struct up_ctx *c)
 			c->name);
 }
 
+/*
+ * Locks an existing stream: 0, -ENOENT when there is none, -EBUSY when
+ * another process is bringing it up.
+ */
+static int lock_stream(struct up_ctx *c)
+{
+	int fd = tbsi_stream_lock(c->root, c->peer.service, c->name);
+
+	if (fd == -EBUSY)
+		return contended(c);
+	if (fd == -ENOENT)
+		return fd;
+	if (fd < 0)
+		return tbsi_err(c->err, fd,
+				"could not lock stream '%s' in '%s': %s",
+				c->name, TBSI_CONFIGFS_PARENT, strerror(-fd));
+	unlock_stream(c);
+	c->lockfd = fd;
+	return 0;
+}
+
 static int create(struct up_ctx *c)
 {
 	int fd = -1, ret;
 
 	ret = tbsi_stream_create_locked(c->root, c->peer.service, c->name, &fd,
 					c->err);
-	if (ret == -EEXIST) /* it did not exist a moment ago */
+	if (ret == -EEXIST || ret == -EBUSY) /* not there a moment ago */
 		return contended(c);
 	if (ret)
 		return ret;
 	unlock_stream(c);
 	c->lockfd = fd;
+	c->created = true;
 	return apply_tuning(c);
 }
 
-/* Removes this call's stream: -ENOENT when another process did. */
+/*
+ * Removes this call's stream; -ENOENT when another process did (by hand:
+ * a bring-up or healing leaves a locked stream alone).
+ */
 static int remove_own(struct up_ctx *c)
 {
-	unlock_stream(c);
-	return tbs_stream_remove(c->root, c->peer.service, c->name, c->err);
+	int fd = c->lockfd;
+
+	c->lockfd = -1;
+	c->created = false;
+	return tbsi_stream_remove_locked(c->root, c->peer.service, c->name, fd,
+					 c->err);
 }
 
 /*
@@ -266,8 +286,6 @@ static int allocate(struct up_ctx *c, struct tbs_stream *st)
 		ret = alloc_hopid(c, TBS_ATTR_IN_HOPID);
 	if (!ret && st->out_hopid <= 0)
 		ret = alloc_hopid(c, TBS_ATTR_OUT_HOPID);
-	if (ret && !c->existed)
-		remove_own(c);
 	return ret;
 }
 
@@ -449,15 +467,17 @@ static int pick_role(struct up_ctx *c, bool *allocator)
 
 /*
  * Undoes what this call created, after a failure that left the stream
- * behind: a cancellation or a device node that never came.
+ * behind (HopIDs that ran out, a cancellation, a device node that never
+ * came); never a stream that another process made meanwhile.
  */
 static void undo(struct up_ctx *c)
 {
-	struct tbs_stream st;
-
-	if (!c->existed &&
-	    !tbs_stream_get(c->root, c->peer.service, c->name, &st, NULL))
-		tbs_stream_remove(c->root, c->peer.service, c->name, NULL);
+	if (!c->created || c->existed)
+		return;
+	tbsi_stream_remove_locked(c->root, c->peer.service, c->name, c->lockfd,
+				  NULL);
+	c->lockfd = -1;
+	c->created = false;
 }
 
 /* Brings the stream up on a peer found and a role chosen. */
@@ -465,9 +485,11 @@ static int bring_up(struct up_ctx *c, struct tbs_stream *st, bool allocator)
 {
 	int ret;
 
-	c->existed =
-		!tbs_stream_get(c->root, c->peer.service, c->name, st, NULL) &&
-		!lock_stream(c);
+	ret = lock_stream(c);
+	if (ret && ret != -ENOENT)
+		return ret;
+	c->existed = !ret && !tbs_stream_get(c->root, c->peer.service, c->name,
+					     st, NULL);
 	if (c->existed && st->in_hopid > 0 && st->out_hopid > 0)
 		return wait_node(c, st);
 	ret = allocator ? allocate(c, st) : follow(c, st, c->existed);

@@ -108,3 +108,18 @@ for r in res:
 	assert r["round_trips"] >= 20 and r["bytes"] >= r["size"], r
 PY
 }
+
+# initramfs_conf DIR: a small initramfs-tools configuration in DIR for
+# mkinitramfs -d (only the modules listed, busybox, gzip).
+initramfs_conf() {
+	mkdir -p "$1/hooks" "$1/scripts" "$1/conf.d"
+	cat >"$1/initramfs.conf" <<EOF
+MODULES=list
+BUSYBOX=y
+COMPRESS=gzip
+KEYMAP=n
+RUNSIZE=10%
+FSTYPE=auto
+EOF
+	: >"$1/modules"
+}

@@ -4,7 +4,8 @@
 # (without the test suite: nocheck); lintian finds no error; apt installs them on this machine;
 # the installed tbstream and tbsim, and nothing from the build, then run
 # --version, the reconcile of the shipped streams file, the udev helper,
-# systemd-analyze verify of the installed units, and one verified
+# systemd-analyze verify of the installed units, mkinitramfs with the
+# installed initramfs hook (tbstream runs in the image), and one verified
 # transfer of a directory tree between two simulated hosts.  The
 # packages are purged again and the machine is left as it was found: no
 # file, no group, no enabled unit.  Runs once, in the normal build.
@@ -94,6 +95,8 @@ for f in /usr/bin/tbstream /usr/bin/tbsim /lib/udev/tbstream-udev-name \
 	/lib/systemd/system/tbstream-reconcile@.service \
 	/lib/systemd/system/tbstream-forward@.service \
 	/usr/lib/sysusers.d/tbstream.conf \
+	/usr/share/initramfs-tools/hooks/tbstream \
+	/usr/share/initramfs-tools/scripts/init-premount/tbstream \
 	/usr/share/man/man5/tbstream.conf.5.gz; do
 	check "tbstream holds $f" grep -qx "$f" "$W/contents"
 done
@@ -155,6 +158,36 @@ sed 's/^/#   /' "$W/verify.out"
 check "systemd-analyze verify: the installed units are clean" \
 	test $r -eq 0 -a ! -s "$W/verify.out"
 
+# The recovery initramfs from the installed hook alone: mkinitramfs (with
+# a configuration of the test, in a private mount namespace: see
+# mkinitramfs-ns.sh) puts the installed tbstream and its libraries into
+# the image, where it runs.
+if command -v mkinitramfs >/dev/null && unshare -m true 2>/dev/null; then
+	initramfs_conf "$W/itconf"
+	t unshare -m sh "$TOP_SRCDIR/tests/e2e/mkinitramfs-ns.sh" "$W" \
+		0.0.0-tbstream-deb "$W/initrd.img" -d "$W/itconf" \
+		>"$W/mk.out" 2>&1
+	r=$?
+	sed 's/^/#   /' "$W/mk.out"
+	check "mkinitramfs with the installed hook, without a word from it" \
+		test $r -eq 0 -a -s "$W/initrd.img" -a \
+		-z "$(grep '^W: tbstream' "$W/mk.out")"
+	t lsinitramfs "$W/initrd.img" >"$W/itls" 2>&1
+	check "the image holds tbstream" grep -Eqx '(usr/)?sbin/tbstream' \
+		"$W/itls"
+	check "and libtbstream" grep -q '/libtbstream\.so\.0' "$W/itls"
+	check "and the init-premount script" \
+		grep -qx 'scripts/init-premount/tbstream' "$W/itls"
+	t unmkinitramfs "$W/initrd.img" "$W/itroot" >/dev/null 2>&1
+	root=$W/itroot
+	[ -d "$root/main" ] && root=$root/main
+	is "tbstream runs inside the image" \
+		"$(PATH=/usr/sbin:/usr/bin:/sbin:/bin t chroot "$root" \
+			/bin/sh -c 'tbstream --version' 2>&1)" "tbstream 0.1.0"
+else
+	skip "mkinitramfs or mount namespaces missing (initramfs-tools)"
+fi
+
 TBSIM=/usr/bin/tbsim
 TBSTREAM=/usr/bin/tbstream
 sim_start --adv-delay 200 --node-delay 50
@@ -194,7 +227,7 @@ installed=no
 check "apt-get purge" test $r -eq 0
 for f in /usr/bin/tbstream /usr/bin/tbsim /etc/tbstream \
 	/lib/udev/rules.d/60-tbstream.rules /lib/udev/tbstream-udev-name \
-	/usr/include/tbstream.h \
+	/usr/include/tbstream.h /usr/share/initramfs-tools/hooks/tbstream \
 	/etc/systemd/system/multi-user.target.wants/tbstream-reconcile.service
 do
 	check "purged: $f is gone" test ! -e "$f" -a ! -L "$f"

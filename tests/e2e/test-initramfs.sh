@@ -5,16 +5,11 @@
 # entered with chroot, sends a disk image with its own tbstream and
 # busybox shell to the other simulated host, where it verifies.
 #
-# This machine has no kernel: no /lib/modules and no /boot/config-*.
-# mkinitramfs needs, for the version it is given, a modules directory
-# (it runs depmod there) and the kernel's config (to check that the
-# kernel can unpack its compression).  The test gives it both for a
-# made-up version, 0.0.0-tbstream-test, inside a private mount namespace
-# where an overlay on /usr/lib holds an empty modules directory and a
-# tmpfs on /boot holds a config of one line, CONFIG_RD_GZIP=y: nothing
-# outside the namespace changes.  The configuration (initramfs.conf, the
-# hook, the init-premount script) comes from a directory of the test
-# (mkinitramfs -d), not from /etc.  The modules the hook asks for
+# The machine may have no kernel: mkinitramfs-ns.sh runs mkinitramfs for
+# a made-up version, 0.0.0-tbstream-test, in a private mount namespace
+# where that version has what mkinitramfs needs.  The configuration
+# (initramfs.conf, the hook, the init-premount script) comes from a
+# directory of the test (mkinitramfs -d), not from /etc.  The modules the hook asks for
 # (configfs, thunderbolt, thunderbolt_stream) do not exist for that
 # version and are left out, as on a kernel that has them built in.
 #
@@ -50,36 +45,13 @@ V=0.0.0-tbstream-test
 cp "$TOP_SRCDIR/contrib/initramfs-tools/hooks/tbstream" "$W/conf/hooks/"
 cp "$TOP_SRCDIR/contrib/initramfs-tools/scripts/init-premount/tbstream" \
 	"$W/conf/scripts/init-premount/"
-cat >"$W/conf/initramfs.conf" <<EOF
-MODULES=list
-BUSYBOX=y
-COMPRESS=gzip
-KEYMAP=n
-RUNSIZE=10%
-FSTYPE=auto
-EOF
-: >"$W/conf/modules"
+initramfs_conf "$W/conf"
 
 # --- mkinitramfs -------------------------------------------------------------
 
-cat >"$W/mkinitramfs.sh" <<'EOF'
-set -e
-W=$1 V=$2
-mkdir -p "$W/ov"
-mount -t tmpfs tmpfs "$W/ov"
-mkdir "$W/ov/up" "$W/ov/work"
-mount -t overlay overlay \
-	-o "lowerdir=/usr/lib,upperdir=$W/ov/up,workdir=$W/ov/work" /usr/lib
-mkdir -p "/usr/lib/modules/$V"
-for f in modules.order modules.builtin modules.builtin.modinfo; do
-	: >"/usr/lib/modules/$V/$f"
-done
-mount -t tmpfs tmpfs /boot
-echo CONFIG_RD_GZIP=y >"/boot/config-$V"
-mkinitramfs -d "$W/conf" -o "$W/initrd.img" "$V"
-EOF
-TBSTREAM_STATIC=$TBSTREAM t unshare -m sh "$W/mkinitramfs.sh" "$W" "$V" \
-	>"$W/mk.out" 2>&1
+TBSTREAM_STATIC=$TBSTREAM t unshare -m sh \
+	"$TOP_SRCDIR/tests/e2e/mkinitramfs-ns.sh" "$W" "$V" "$W/initrd.img" \
+	-d "$W/conf" >"$W/mk.out" 2>&1
 r=$?
 sed 's/^/#   /' "$W/mk.out"
 check "mkinitramfs with the tbstream hook" test $r -eq 0 -a -s "$W/initrd.img"
@@ -109,7 +81,7 @@ check "unmkinitramfs: the binary is the one built" cmp -s "$bin" "$TBSTREAM"
 mkdir -p "$W/fs/etc"
 head -c 3000000 /dev/urandom >"$W/fs/data"
 echo patient >"$W/fs/etc/hostname"
-t mkfs.ext4 -q -F -d "$W/fs" "$ROOT/disk.img" 16M
+t mkfs.ext4 -q -F -d "$W/fs" "$ROOT/disk.img" 16M >/dev/null
 mkdir -p "$ROOT/sys" "$ROOT/dev" "$ROOT/proc"
 
 cat >"$W/chroot.sh" <<'EOF'
