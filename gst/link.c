@@ -81,6 +81,7 @@ void tbs_link_destroy(struct tbs_link *l)
 	if (l->cfg.stream) {
 		tbs_link_close(l);
 		take_down(l);
+		tbs_net_free(l->net);
 		pthread_mutex_destroy(&l->lock);
 	}
 	if (l->wake > 0)
@@ -232,12 +233,67 @@ static void up_opts(struct tbs_link *l, struct tbs_up_opts *o, int ms)
 	*o = TBS_OPTS_INIT(tbs_up_opts, .timeout_ms = ms, .cancel_fd = l->wake);
 }
 
+/*
+ * The transport, once: as asked, or the automatic choice once a host is
+ * connected (until then the stream's bring-up says what is missing).
+ */
+static void choose(struct tbs_link *l)
+{
+	struct tbs_offer o;
+	char msg[TBS_MSG_MAX];
+	int r;
+
+	if (l->used)
+		return;
+	if (l->cfg.transport != TBS_TRANSPORT_AUTO) {
+		l->used = l->cfg.transport;
+		return;
+	}
+	r = tbs_transport_choose(l->cfg.root, l->cfg.peer, TBS_TRANSPORT_AUTO,
+				 &o, NULL);
+	if (r <= 0)
+		return;
+	l->used = r;
+	if (r == TBS_TRANSPORT_NET)
+		snprintf(msg, sizeof(msg),
+			 "transport: IP over Thunderbolt on '%s' (%s)",
+			 o.ifname, o.why);
+	else
+		snprintf(msg, sizeof(msg), "transport: USB4STREAM (%s)", o.why);
+	if (l->notify)
+		l->notify(l->arg, msg);
+}
+
+/*
+ * One slice over the network: the interface (brought up if it is down,
+ * and down again by tbs_link_destroy()), then the peer met on it.  The
+ * interface keeps the time-out of its first slice for every meeting.
+ */
+static int open_net(struct tbs_link *l)
+{
+	struct tbs_net_opts o = TBS_OPTS_INIT(tbs_net_opts,
+					      .timeout_ms = SLICE_MS,
+					      .cancel_fd = l->wake,
+					      .flags = TBS_NET_IFUP);
+	int r;
+
+	if (!l->net) {
+		r = tbs_net_up(l->cfg.root, l->cfg.peer, &o, &l->net, &l->err);
+		if (r < 0)
+			return r;
+	}
+	return tbs_net_open(l->net, l->cfg.stream, &l->ep, &l->err);
+}
+
 /* One slice of bring-up and open: 0 when the device is open. */
 static int open_slice(struct tbs_link *l, int ms)
 {
 	struct tbs_up_opts o;
 	int r;
 
+	choose(l);
+	if (l->used == TBS_TRANSPORT_NET)
+		return open_net(l);
 	if (!l->up) {
 		up_opts(l, &o, ms);
 		r = tbs_stream_up(l->cfg.root, l->cfg.peer, l->cfg.stream, &o,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The link of a media element to its peer: bring the stream up, open its
- * device, start a session, and do it again after the session ended (the
+ * device (or, over IP over Thunderbolt, meet the peer on the interface),
+ * start a session, and do it again after the session ended (the
  * peer restarted, the cable was unplugged), until the element stops.
  * Uses only the public API of libtbstream; knows nothing of GStreamer.
  *
@@ -28,6 +29,8 @@
  * @timeout_ms: how long to wait for the peer before failing; 0 for ever
  * @window:     the session's window, 0 for the default
  * @role:       TBS_ROLE_SENDER or TBS_ROLE_RECEIVER
+ * @transport:  an enum tbs_transport: the stream, IP over Thunderbolt, or
+ *              the stream when both hosts have its driver (auto, 0)
  */
 struct tbs_link_cfg {
 	const char *root;
@@ -37,6 +40,7 @@ struct tbs_link_cfg {
 	int timeout_ms;
 	size_t window;
 	int role;
+	int transport;
 };
 
 /* Called with what the link is waiting for, each time that changes. */
@@ -58,6 +62,8 @@ struct tbs_link {
 	struct tbs_stream st;
 	struct tbs_endpoint ep;
 	bool up; /* st is brought up */
+	int used; /* the transport chosen, 0 until then */
+	struct tbs_net *net; /* over the network: the interface in use */
 	bool created; /* this link brought it up: take it down at the end */
 	bool fd_spent; /* fd mode: a session failed on the descriptor */
 	char waiting[TBS_MSG_MAX]; /* the last message given to notify */

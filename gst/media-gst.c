@@ -42,6 +42,10 @@ void tbs_gst_install_where(GObjectClass *k, const gchar *role)
 		g_param_spec_uint64("window", "Window",
 			"Bytes of the session's window (0: the session's default of 4 MiB; frames larger than the window go out piece by piece)",
 			0, G_GUINT64_CONSTANT(1) << 30, 0, RW));
+	g_object_class_install_property(k, TBS_PROP_TRANSPORT,
+		g_param_spec_string("transport", "Transport",
+			"stream (USB4STREAM), net (TCP over IP over Thunderbolt) or auto: the stream when both hosts have its driver, else the network; the same on both hosts",
+			"auto", RW));
 	g_object_class_install_property(k, TBS_PROP_CONNECTED,
 		g_param_spec_boolean("connected", "Connected",
 			role, FALSE,
@@ -56,6 +60,7 @@ void tbs_gst_where_init(struct tbs_gst_where *w)
 	w->timeout = 0;
 	w->fd = -1;
 	w->window = 0;
+	w->transport = TBS_TRANSPORT_AUTO;
 	w->connected = FALSE;
 }
 
@@ -64,6 +69,29 @@ void tbs_gst_where_clear(struct tbs_gst_where *w)
 	g_clear_pointer(&w->stream, g_free);
 	g_clear_pointer(&w->peer, g_free);
 	g_clear_pointer(&w->sysroot, g_free);
+}
+
+static const gchar *const transports[] = {
+	[TBS_TRANSPORT_AUTO] = "auto",
+	[TBS_TRANSPORT_STREAM] = "stream",
+	[TBS_TRANSPORT_NET] = "net",
+};
+
+/* A transport by name; a name that is none of them is refused. */
+static void set_transport(GObject *o, struct tbs_gst_where *w,
+			  const GValue *v)
+{
+	const gchar *s = g_value_get_string(v);
+	guint i;
+
+	for (i = 0; i < G_N_ELEMENTS(transports); i++)
+		if (!g_strcmp0(s, transports[i])) {
+			GST_OBJECT_LOCK(o);
+			w->transport = (gint)i;
+			GST_OBJECT_UNLOCK(o);
+			return;
+		}
+	g_warning("transport '%s': stream, net or auto", s ? s : "(null)");
 }
 
 static void set_str(GObject *o, gchar **dst, const GValue *v)
@@ -95,6 +123,9 @@ gboolean tbs_gst_where_set(GObject *o, struct tbs_gst_where *w, guint id,
 		break;
 	case TBS_PROP_WINDOW:
 		w->window = g_value_get_uint64(v);
+		break;
+	case TBS_PROP_TRANSPORT:
+		set_transport(o, w, v);
 		break;
 	default:
 		return FALSE;
@@ -128,6 +159,9 @@ gboolean tbs_gst_where_get(GObject *o, struct tbs_gst_where *w, guint id,
 	case TBS_PROP_CONNECTED:
 		g_value_set_boolean(v, w->connected);
 		break;
+	case TBS_PROP_TRANSPORT:
+		g_value_set_string(v, transports[w->transport]);
+		break;
 	default:
 		GST_OBJECT_UNLOCK(o);
 		return FALSE;
@@ -150,6 +184,7 @@ void tbs_gst_link_cfg(const struct tbs_gst_where *w, int role,
 	cfg->timeout_ms = (int)w->timeout * 1000;
 	cfg->window = (size_t)w->window;
 	cfg->role = role;
+	cfg->transport = w->transport;
 }
 
 static const struct {

@@ -23,6 +23,7 @@ enum {
 	TBS_PROP_FD,
 	TBS_PROP_WINDOW,
 	TBS_PROP_CONNECTED,
+	TBS_PROP_TRANSPORT,
 	TBS_PROP_N_COMMON, /* an element's own properties start here */
 };
 
@@ -31,6 +32,7 @@ struct tbs_gst_where {
 	guint timeout; /* s, 0: for ever */
 	gint fd;
 	guint64 window;
+	gint transport; /* an enum tbs_transport */
 	gboolean connected; /* read-only, under the object lock */
 };
 

@@ -314,6 +314,16 @@ static void check_peer(struct diag *d)
 		    "(a USB4 or Thunderbolt 3+ cable, both hosts powered)");
 }
 
+/* What a connected host offers, in words. */
+static const char *offered(const struct tbs_offer *o)
+{
+	if (o->stream_service[0] && o->net_service[0])
+		return "USB4STREAM and IP over Thunderbolt";
+	if (o->stream_service[0])
+		return "USB4STREAM";
+	return o->net_service[0] ? "IP over Thunderbolt" : "nothing";
+}
+
 static void check_transport(struct diag *d, const struct tbs_offer *o, int n)
 {
 	const char *name;
@@ -323,17 +333,19 @@ static void check_transport(struct diag *d, const struct tbs_offer *o, int n)
 		name = o[i].device_name[0] ? o[i].device_name : "unnamed host";
 		if (o[i].transport == TBS_TRANSPORT_STREAM)
 			say(d, "transport", TBS_CHECK_OK, 0,
-			    "%s (%s): the commands use USB4STREAM (%s)", name,
-			    o[i].xdomain, o[i].why);
+			    "%s (%s): the commands use USB4STREAM (%s); it "
+			    "offers %s",
+			    name, o[i].xdomain, o[i].why, offered(&o[i]));
 		else if (o[i].transport == TBS_TRANSPORT_NET)
 			say(d, "transport", TBS_CHECK_OK, 0,
 			    "%s (%s): the commands use IP over Thunderbolt on "
-			    "'%s' (%s)",
-			    name, o[i].xdomain, o[i].ifname, o[i].why);
+			    "'%s' (%s); it offers %s",
+			    name, o[i].xdomain, o[i].ifname, o[i].why,
+			    offered(&o[i]));
 		else
 			say(d, "transport", TBS_CHECK_WARN, 0,
-			    "%s (%s): no transport: %s", name, o[i].xdomain,
-			    o[i].why);
+			    "%s (%s): no transport: %s; it offers %s", name,
+			    o[i].xdomain, o[i].why, offered(&o[i]));
 	}
 }
 

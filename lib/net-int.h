@@ -68,6 +68,7 @@ struct tbs_net {
 	bool brought_up; /* the marker says tbstream brought it up */
 	int users_fd; /* a shared flock while this process uses it, -1 */
 	int name_fd; /* the name lock of tbs_net_open(), -1 */
+	char locked_name[TBS_NAME_MAX + 1]; /* its name */
 	bool done; /* tbs_net_down() ran */
 };
 

@@ -504,14 +504,21 @@ static int meet_step(struct meet *m)
 
 /*
  * One process per host, peer and name: an abstract socket bound under
- * that key (abstract names belong to the network namespace).
+ * that key (abstract names belong to the network namespace), held until
+ * tbs_net_down(), so that the same process may meet its peer again.
  */
 static int name_lock(struct tbs_net *n, const char *name,
 		     struct tbs_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	bool held;
 	int s, len;
 
+	pthread_mutex_lock(&n->lock);
+	held = n->name_fd >= 0 && !strcmp(n->locked_name, name);
+	pthread_mutex_unlock(&n->lock);
+	if (held)
+		return 0; /* held since an earlier tbs_net_open() */
 	len = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
 		       "tbstream/net/%s/%s/%s", n->host_uid, n->peer_uid, name);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -536,6 +543,7 @@ static int name_lock(struct tbs_net *n, const char *name,
 	if (n->name_fd >= 0)
 		close(n->name_fd);
 	n->name_fd = s;
+	snprintf(n->locked_name, sizeof(n->locked_name), "%s", name);
 	pthread_mutex_unlock(&n->lock);
 	return 0;
 }

@@ -93,7 +93,7 @@ static GstElement *make_tbs(struct run *r, const char *factory)
 	if (e)
 		g_object_set(e, "stream", a->stream, "peer", a->peer,
 			     "sysroot", a->root, "timeout", (guint)a->timeout,
-			     NULL);
+			     "transport", a->transport, NULL);
 	r->tbs = e;
 	return e;
 }
@@ -286,7 +286,10 @@ static void on_element(struct run *r, GstMessage *m)
 		return;
 	if (gst_structure_has_name(s, "tbstream-waiting") &&
 	    (text = gst_structure_get_string(s, "message"))) {
-		snprintf(buf, sizeof(buf), "waiting: %s", text);
+		/* the transport's choice is news, not a wait */
+		snprintf(buf, sizeof(buf), "%s%s",
+			 strncmp(text, "transport: ", 11) ? "waiting: " : "",
+			 text);
 		notice(r, buf);
 	} else if (gst_structure_has_name(s, "tbstream-connected")) {
 		snprintf(buf, sizeof(buf), "the %s is connected", peer);

@@ -17,6 +17,7 @@ struct cam_args {
 	const char *root; /* system root */
 	const char *stream, *peer;
 	int timeout; /* s, 0: for ever */
+	const char *transport; /* the elements' "transport": auto, stream, net */
 	bool list, json, quiet;
 	bool send; /* else recv */
 	/* send */

@@ -81,6 +81,12 @@ static void cam_usage(FILE *out)
 		"  -t, --timeout S       fail when the peer is away this long "
 		"(default:\n"
 		"                        wait for ever)\n"
+		"      --transport T     stream, net (IP over Thunderbolt) or "
+		"auto: the\n"
+		"                        stream when both hosts have its "
+		"driver\n"
+		"                        (default auto; the same on both "
+		"hosts)\n"
 		"  -l, --list            list cameras and their formats\n"
 		"  -j, --json            machine-readable list or summary\n"
 		"  -q, --quiet           no messages but errors\n"
@@ -137,10 +143,11 @@ static int cam_flag(struct cam_args *a, int c, const char *arg)
 }
 
 /*
- * --stream, --peer and --timeout are the job skeleton's (job.h), as for
- * every command on a stream; the rest of the job (bring-up, reopening
- * after a restart or an unplug, take-down) is the elements' own, so that
- * the picture comes back by itself and a signal can end a file cleanly.
+ * --stream, --peer, --timeout and --transport are the job skeleton's
+ * (job.h), as for every command on a stream; the rest of the job (the
+ * choice of the transport, bring-up, reopening after a restart or an
+ * unplug, take-down) is the elements' own, so that the picture comes
+ * back by itself and a signal can end a file cleanly.
  */
 static int cam_opt(struct cam_args *a, struct job *j, int c, const char *arg)
 {
@@ -149,7 +156,7 @@ static int cam_opt(struct cam_args *a, struct job *j, int c, const char *arg)
 
 	if (r)
 		return r > 0 ? 0 : -1;
-	if (c == 's' || c == 'p' || c == 't')
+	if (c == 's' || c == 'p' || c == 't' || c == JOB_OPT_TRANSPORT)
 		return job_opt(j, c, arg) > 0 ? 0 : -1;
 	n = cli_parse_num(arg);
 	if (c == OPT_FPS && n >= 1 && n <= 1000)
@@ -209,6 +216,7 @@ static int cam_parse(int argc, char **argv, struct cam_args *a,
 		{ "stream", required_argument, NULL, 's' },
 		{ "peer", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "transport", required_argument, NULL, JOB_OPT_TRANSPORT },
 		{ "list", no_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -232,6 +240,9 @@ static int cam_parse(int argc, char **argv, struct cam_args *a,
 	a->stream = j->name;
 	a->peer = j->peer;
 	a->timeout = j->up.timeout_ms / 1000;
+	a->transport = j->transport == TBS_TRANSPORT_NET    ? "net" :
+		       j->transport == TBS_TRANSPORT_STREAM ? "stream" :
+							      "auto";
 	return cam_check(a, argc, argv);
 }
 

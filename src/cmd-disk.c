@@ -83,6 +83,7 @@ static void disk_usage(FILE *out)
 		"  -m, --max-connections N   share: NBD connections at once "
 		"(default 128)\n"
 		"      --profile P           latency or throughput\n"
+		JOB_TRANSPORT_HELP
 		"  -k, --keep                leave the stream up afterwards\n"
 		"  -v, --verbose             a line per connection\n"
 		"      --json                events as JSON lines on standard "

@@ -63,6 +63,7 @@ static void forward_usage(FILE *out)
 		"start\n"
 		"                            (default: as long as it takes)\n"
 		"      --profile P           latency or throughput\n"
+		JOB_TRANSPORT_HELP
 		"  -k, --keep                leave the stream up afterwards\n"
 		"  -v, --verbose             a line per connection\n"
 		"      --json                events as JSON lines on standard "
@@ -187,6 +188,12 @@ static int forward_parse(int argc, char **argv, struct fwd_run *r)
 	return forward_check(r);
 }
 
+/* The job's lines about the transport, as events of the log. */
+static void fwd_say(void *arg, const char *line)
+{
+	fwd_log(arg, "transport", "%s", line);
+}
+
 void fwd_run_init(struct fwd_run *r, const struct cli *cli, const char *name)
 {
 	memset(r, 0, sizeof(*r));
@@ -199,6 +206,8 @@ void fwd_run_init(struct fwd_run *r, const struct cli *cli, const char *name)
 	r->j.up.timeout_ms = INT_MAX;
 	r->j.no_open = true;
 	r->j.stoppable = true;
+	r->j.say = fwd_say;
+	r->j.say_arg = &r->conf.log;
 	r->conf.max_conns = DEFAULT_CONNS;
 	r->conf.window = DEFAULT_WINDOW;
 	r->conf.connect_timeout_ms = DEFAULT_CONNECT_S * 1000;
@@ -253,7 +262,8 @@ static int fwd_body(struct job *j, void *arg)
 	struct fwd_run *r = b->r;
 	struct fwd_link_conf lc = { .root = j->cli->root, .name = j->name,
 				    .peer = j->peer, .up = j->up,
-				    .log = &r->conf.log };
+				    .log = &r->conf.log,
+				    .transport = j->used };
 	struct fwd_link *l;
 	struct fwd_mux *m;
 	int ret = -ENOMEM;

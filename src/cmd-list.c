@@ -113,7 +113,12 @@ static void human_offer(const struct tbs_offer *o)
 		printf("IP over Thunderbolt on %s", o->ifname);
 	else
 		printf("none");
-	printf(" (%s)\n", o->why);
+	printf(" (%s); it offers %s\n", o->why,
+	       o->stream_service[0] && o->net_service[0] ?
+		       "USB4STREAM and IP over Thunderbolt" :
+	       o->stream_service[0] ? "USB4STREAM" :
+	       o->net_service[0]    ? "IP over Thunderbolt" :
+				      "nothing");
 }
 
 static void human(const struct view *v)
@@ -215,8 +220,10 @@ static void json_offer(const struct tbs_offer *o)
 	json_kv("interface", o->ifname, true);
 	printf("\"stream_here\":%s,", o->stream_here ? "true" : "false");
 	json_kv("transport", transport_name(o->transport), true);
-	json_kv("why", o->why, false);
-	printf("}");
+	json_kv("why", o->why, true);
+	printf("\"offers\":[%s%s%s]}", o->stream_service[0] ? "\"stream\"" : "",
+	       o->stream_service[0] && o->net_service[0] ? "," : "",
+	       o->net_service[0] ? "\"net\"" : "");
 }
 
 static void json(const struct view *v)

@@ -7,6 +7,10 @@
  * unplugged, peer restarted or stopped, protocol broken), and the thread
  * starts again at once.
  *
+ * Over the network transport the thread meets the peer on the interface
+ * (tbs_net_open()) a try at a time instead, again after every session;
+ * the job brought the interface up and takes it down at the end.
+ *
  * The handshake waits without a time-out of its own: a side that has spent
  * its HELLOs toward a closed peer (PROTOCOL.md, 3.1) keeps listening, and
  * the peer, opening second, always gets through.  After a failure that
@@ -44,6 +48,7 @@ struct fwd_link {
 	/* the thread's own */
 	struct tbs_endpoint ep;
 	struct tbs_stream st;
+	struct tbs_net *net; /* over the network: the interface in use */
 	bool created; /* a try made the stream again */
 	int backoff_ms;
 };
@@ -95,29 +100,52 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* One try over the network: the interface, then the peer on it. */
+static int open_net(struct fwd_link *l, struct tbs_error *e)
+{
+	struct tbs_net_opts o = TBS_OPTS_INIT(tbs_net_opts,
+					      .timeout_ms = TRY_MS);
+	int r;
+
+	if (!l->net) {
+		r = tbs_net_up(l->c.root, l->c.peer, &o, &l->net, e);
+		if (r < 0)
+			return r;
+	}
+	return tbs_net_open(l->net, l->c.name, &l->ep, e);
+}
+
+/* One try over the stream: bring it up, open its device. */
+static int open_dev(struct fwd_link *l, struct tbs_error *e)
+{
+	struct tbs_up_opts up = l->c.up;
+	int r;
+
+	up.timeout_ms = TRY_MS;
+	r = tbs_stream_up(l->c.root, l->c.peer, l->c.name, &up, &l->st, e);
+	if (r > 0)
+		l->created = true;
+	if (r >= 0)
+		r = tbs_endpoint_open(l->c.root, &l->st, TRY_MS, 0, &l->ep, e);
+	return r;
+}
+
 /*
- * Brings the stream up and opens it, a try at a time (each at least
- * TRY_MS apart); 0, or -ECANCELED when stopped.
+ * Opens the stream, a try at a time (each at least TRY_MS apart); 0, or
+ * -ECANCELED when stopped.
  */
 static int open_stream(struct fwd_link *l)
 {
-	struct tbs_up_opts up = l->c.up;
 	struct tbs_error e = { 0 };
 	int64_t t0;
 	int r;
 
-	up.timeout_ms = TRY_MS;
 	for (;;) {
 		if (stopping(l))
 			return -ECANCELED;
 		t0 = now_ms();
-		r = tbs_stream_up(l->c.root, l->c.peer, l->c.name, &up, &l->st,
-				  &e);
-		if (r > 0)
-			l->created = true;
-		if (r >= 0)
-			r = tbs_endpoint_open(l->c.root, &l->st, TRY_MS, 0,
-					      &l->ep, &e);
+		r = l->c.transport == TBS_TRANSPORT_NET ? open_net(l, &e) :
+							  open_dev(l, &e);
 		if (!r)
 			return 0;
 		note(l, "wait", e.msg);
@@ -280,6 +308,7 @@ int fwd_link_stop(struct fwd_link *l)
 	tbs_session_free(l->cur);
 	tbs_session_free(l->ready);
 	tbs_endpoint_close(&l->ep);
+	tbs_net_free(l->net);
 	close(l->evfd);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cv);

@@ -190,6 +190,7 @@ struct fwd_link_conf {
 	const char *peer;
 	struct tbs_up_opts up;
 	const struct fwd_log *log;
+	int transport; /* TBS_TRANSPORT_STREAM or TBS_TRANSPORT_NET */
 };
 
 int fwd_link_start(struct fwd_link **lp, const struct fwd_link_conf *c);

@@ -31,6 +31,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +260,11 @@ static void set_phase(enum phase p, struct job *j)
 	pthread_mutex_unlock(&guard.lock);
 }
 
-/* A stream alone (tbstream up) has no meaning over the network. */
+/*
+ * A stream alone (tbstream up) has no meaning over the network.  A body
+ * that opens by itself (tbstream forward) gets the interface brought up
+ * and meets its peer through it (j->used, j->peer, j->name).
+ */
 static int no_net(struct job *j)
 {
 	snprintf(j->err.msg, sizeof(j->err.msg),
@@ -348,15 +353,30 @@ static int job_open(struct job *j)
 
 #define HOST_POLL_MS 100 /* while no other host is connected */
 
-static void announce(const struct job *j)
+/* A line about the transport, unless @quiet: to j->say or stderr. */
+static void say(const struct job *j, const char *fmt, ...)
 {
+	char line[TBS_MSG_MAX];
+	va_list ap;
+
 	if (j->quiet)
 		return;
-	if (j->used == TBS_TRANSPORT_NET)
-		cli_msg("transport: IP over Thunderbolt on '%s' (%s)",
-			j->offer.ifname, j->offer.why);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (j->say)
+		j->say(j->say_arg, line);
 	else
-		cli_msg("transport: USB4STREAM (%s)", j->offer.why);
+		cli_msg("%s", line);
+}
+
+static void announce(const struct job *j)
+{
+	if (j->used == TBS_TRANSPORT_NET)
+		say(j, "transport: IP over Thunderbolt on '%s' (%s)",
+		    j->offer.ifname, j->offer.why);
+	else
+		say(j, "transport: USB4STREAM (%s)", j->offer.why);
 }
 
 /* Whether another host is connected at all (or no bus to wait for). */
@@ -382,7 +402,7 @@ static bool wait_host(void)
  * is connected.  When neither transport can work, the stream's bring-up
  * says what is missing, as without a network.
  */
-static void job_choose(struct job *j)
+static void job_choose(struct job *j, bool opens)
 {
 	int64_t deadline;
 	struct timespec ts;
@@ -392,7 +412,7 @@ static void job_choose(struct job *j)
 	deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 +
 		   job_timeout_ms(j);
 	j->used = j->transport ? j->transport : TBS_TRANSPORT_STREAM;
-	if (j->transport != TBS_TRANSPORT_AUTO || j->no_open)
+	if (j->transport != TBS_TRANSPORT_AUTO || !opens)
 		return;
 	for (;;) {
 		r = tbs_transport_choose(j->cli->root, j->peer,
@@ -424,10 +444,10 @@ static int job_net_up(struct job *j)
 				     &j->offer, NULL);
 	ret = tbs_net_up(j->cli->root, j->peer, &o, &j->net, &j->err);
 	up_done(j, ret);
-	if (ret > 0 && !j->quiet)
-		cli_msg("brought '%s' up for this command; it goes down again "
-			"at the end",
-			j->offer.ifname[0] ? j->offer.ifname : "the interface");
+	if (ret > 0)
+		say(j, "brought '%s' up for this command; it goes down again "
+		       "at the end",
+		    j->offer.ifname[0] ? j->offer.ifname : "the interface");
 	return ret < 0 ? ret : 0;
 }
 
@@ -457,9 +477,9 @@ int job_run(struct job *j, job_body_fn body, void *arg)
 		return j->err.code = ret;
 	}
 	set_phase(UP_WAIT, NULL);
-	job_choose(j);
+	job_choose(j, !j->no_open || body);
 	up_done(j, -1);
-	if (j->used == TBS_TRANSPORT_NET && j->no_open)
+	if (j->used == TBS_TRANSPORT_NET && j->no_open && !body)
 		ret = no_net(j);
 	else if (j->used == TBS_TRANSPORT_NET)
 		ret = job_net_up(j);

@@ -78,10 +78,13 @@ struct job {
 	const char *peer; /* --peer, NULL for the only peer */
 	struct tbs_up_opts up; /* --timeout, JOB_UP_LONGOPTS */
 	bool keep; /* --keep: leave a stream this job brought up */
-	bool no_open; /* bring the stream up only (tbstream up) */
+	bool no_open; /* bring up only: tbstream up, or a body that opens */
 	bool stoppable; /* a signal while the body runs asks it to end */
 	int transport; /* --transport: an enum tbs_transport */
 	bool quiet; /* no line that names the transport chosen */
+	/* Where those lines go when not to standard error (a JSON log). */
+	void (*say)(void *arg, const char *line);
+	void *say_arg;
 
 	/*
 	 * Set by job_run().  Over the network, @st has the name, the peer,

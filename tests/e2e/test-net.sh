@@ -37,9 +37,13 @@ is "host1's list: the network towards host2" \
 n2 list >"$TMP/l2"
 check "host2's list names the transport and why" \
 	grep -q "IP over Thunderbolt on thunderbolt0 (host1 has no stream driver)" "$TMP/l2"
+is "and what host2 offers: both" "$(jget "$TMP/l1" 'j["hosts"][0]["offers"]')" \
+	"['stream', 'net']"
+check "host2's list: host1 offers IP over Thunderbolt only" \
+	grep -q "; it offers IP over Thunderbolt\$" "$TMP/l2"
 status 0 "doctor on host1: nothing fails (the network works)" n1 doctor
 check "doctor says which transport" grep -Eq \
-	"^ok +transport +host2 .*IP over Thunderbolt on 'thunderbolt0' \(this host has no stream driver\)" \
+	"^ok +transport +host2 .*IP over Thunderbolt on 'thunderbolt0' \(this host has no stream driver\); it offers USB4STREAM and IP over Thunderbolt" \
 	"$TMP/status.out"
 check "the missing driver is a warning" grep -Eq \
 	"^warn +driver .*meanwhile the commands use IP over Thunderbolt" \
