@@ -3,6 +3,7 @@
  * Shared helpers of the tbstream subcommands.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,22 @@ int cli_usage_error(const char *cmd, const char *what)
 {
 	cli_msg("%s: %s (see 'tbstream %s --help')", cmd, what, cmd);
 	return EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, int c, char *const *argv)
+{
+	const char *opt;
+	char what[160];
+	int len;
+
+	if (c == '?' || c == ':' || !optarg || optind < 2)
+		/* getopt named the option already */
+		return cli_usage_error(cmd, "bad option");
+	opt = argv[optind - 1] == optarg ? argv[optind - 2] : argv[optind - 1];
+	len = strncmp(opt, "--", 2) ? 2 : (int)strcspn(opt, "=");
+	snprintf(what, sizeof(what), "bad value '%.64s' for %.*s", optarg, len,
+		 opt);
+	return cli_usage_error(cmd, what);
 }
 
 int cli_peer_uid(const struct cli *cli, const char *spec, char *uid, size_t len)

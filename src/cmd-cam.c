@@ -233,7 +233,7 @@ static int cam_parse(int argc, char **argv, struct cam_args *a,
 		}
 		outs += c == OPT_WINDOW || c == OPT_V4L2 || c == OPT_FILE;
 		if (c == '?' || cam_opt(a, j, c, optarg))
-			return cli_usage_error("cam", "bad option or value");
+			return cli_bad_option("cam", c, argv);
 	}
 	if (outs > 1)
 		return cli_usage_error("cam", "one of --window, --v4l2 and --file");

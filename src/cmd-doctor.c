@@ -89,7 +89,7 @@ int cmd_doctor(const struct cli *cli, int argc, char **argv)
 			doctor_usage(stdout);
 			return EXIT_OK;
 		} else {
-			return cli_usage_error("doctor", "unknown option");
+			return cli_bad_option("doctor", c, argv);
 		}
 	}
 	if (optind < argc)

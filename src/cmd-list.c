@@ -322,7 +322,7 @@ int cmd_list(const struct cli *cli, int argc, char **argv)
 			list_usage(stdout);
 			return EXIT_OK;
 		} else {
-			return cli_usage_error("list", "unknown option");
+			return cli_bad_option("list", c, argv);
 		}
 	}
 	if (optind < argc)

@@ -144,8 +144,7 @@ static int rc_parse(int argc, char **argv, struct rc_args *a)
 			   v <= 86400) {
 			a->timeout_ms = (int)v * 1000;
 		} else {
-			return cli_usage_error("reconcile",
-					       "bad option or value");
+			return cli_bad_option("reconcile", c, argv);
 		}
 	}
 	if (optind != argc)

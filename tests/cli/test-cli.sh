@@ -27,9 +27,13 @@ trap 'rm -rf "$tmp"' EXIT
 put() { mkdir -p "$(dirname "$1")"; echo "$2" >"$1"; }
 
 ts=$TBSTREAM
-for c in "" list up down pipe bench doctor; do
+for c in "" list up down pipe send recv image "image send" "image recv" \
+	"image verify" bench cam "cam send" "cam recv" forward disk \
+	"disk share" "disk attach" reconcile doctor; do
+	# shellcheck disable=SC2086
 	status 0 "help of '${c:-tbstream}'" $ts $c --help
 	grep_ok "help of '${c:-tbstream}' has a usage line" Usage "$tmp/out"
+	grep_ok "and lists --help" "--help" "$tmp/out"
 done
 status 0 "--version" $ts --version
 status 2 "no command is a usage error" $ts
@@ -38,6 +42,9 @@ status 2 "unknown option is a usage error" $ts list --frob
 status 2 "up without NAME" $ts up
 status 2 "up with a bad time-out" $ts up x --timeout soon
 status 2 "up with an unknown profile" $ts up x --profile fast
+grep_ok "and names the value and the option" "'fast' for --profile" "$tmp/err"
+status 2 "pipe with a bad time-out" $ts pipe --timeout=soon
+grep_ok "and names the value and the option" "'soon' for --timeout" "$tmp/err"
 status 2 "send-only without raw" $ts pipe --send-only
 status 2 "doctor with an argument" $ts doctor extra
 status 2 "doctor with an unknown option" $ts doctor --frob
