@@ -88,7 +88,8 @@ sim_cleanup() {
 	MNT=
 }
 
-# sim_start [tbsim options]: mount a simulator; sets MNT, H1, H2, CTL
+# sim_start [tbsim options]: mount a simulator; sets MNT, H1, H2, CTL, and
+# TMP, an empty work directory that goes with it
 sim_start() {
 	[ -e /dev/fuse ] || { skip "no /dev/fuse"; done_testing; exit 0; }
 	sim_cleanup
@@ -108,6 +109,8 @@ sim_start() {
 	CTL=$MNT/control
 	C1=$H1/sys/kernel/config/thunderbolt/stream
 	C2=$H2/sys/kernel/config/thunderbolt/stream
+	TMP=$SIM_DIR/work
+	mkdir "$TMP"
 }
 
 # sim_stat HOST NAME FIELD: a counter of a stream from the control file

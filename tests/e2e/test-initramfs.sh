@@ -38,8 +38,7 @@ if readelf -d "$TBSTREAM" | grep -q NEEDED; then
 fi
 
 sim_start --adv-delay 200 --node-delay 50
-W=$SIM_DIR/work
-TMP=$W
+W=$TMP
 mkdir -p "$W/conf/hooks" "$W/conf/scripts/init-premount" "$W/conf/conf.d"
 V=0.0.0-tbstream-test
 cp "$TOP_SRCDIR/contrib/initramfs-tools/hooks/tbstream" "$W/conf/hooks/"

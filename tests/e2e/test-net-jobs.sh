@@ -22,8 +22,6 @@ for p in curl nbdkit nbdcopy; do
 	}
 done
 sim_start --network --driver host1:absent --adv-delay 0
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 BG=
 jobs_cleanup() {
 	local p

@@ -18,7 +18,6 @@ if ! command -v systemd-analyze >/dev/null; then
 fi
 
 sim_start --adv-delay 200 --node-delay 50
-TMP=$SIM_DIR/work
 U=$TMP/units
 mkdir -p "$U"
 bindir=$(dirname "$TBSTREAM")

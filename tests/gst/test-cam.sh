@@ -15,8 +15,6 @@ command -v gst-launch-1.0 >/dev/null || {
 	exit 0
 }
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 
 cam() {
 	local host=$1

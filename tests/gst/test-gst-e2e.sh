@@ -20,8 +20,6 @@ command -v gst-launch-1.0 >/dev/null || {
 	exit 0
 }
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 
 SIZE="width=320,height=240,framerate=30/1"
 # Buffers: logged, then both written out and sent.
