@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "escape.h"
@@ -83,6 +84,19 @@ int cli_peer_uid(const struct cli *cli, const char *spec, char *uid, size_t len)
 		return cli_fail(&e);
 	snprintf(uid, len, "%s", p.unique_id);
 	return 0;
+}
+
+uint64_t cli_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t cli_now_ms(void)
+{
+	return (int64_t)(cli_now_ns() / 1000000);
 }
 
 long cli_parse_num(const char *s)

@@ -64,6 +64,9 @@ int cli_bad_option(const char *cmd, int c, char *const *argv);
  */
 int cli_peer_uid(const struct cli *cli, const char *spec, char *uid,
 		 size_t len);
+/* The monotonic clock, in nanoseconds and in milliseconds. */
+uint64_t cli_now_ns(void);
+int64_t cli_now_ms(void);
 /* Parses a non-negative integer; returns -1 when @s is not one. */
 long cli_parse_num(const char *s);
 

@@ -302,14 +302,6 @@ static int rc_entry(struct rc_ctx *c, const struct conf_stream *cs)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Takes turns with other runs on this host: an flock on the stream
  * driver's ConfigFS directory.  Returns the descriptor, -1 when there is
@@ -320,7 +312,7 @@ static int rc_lock(const struct rc_ctx *c, int nconf, struct tbs_error *e)
 	const struct timespec pause = { 0, LOCK_POLL_MS * 1000000L };
 	/* The other run may wait for each of its streams in turn. */
 	int64_t wait_ms = (int64_t)c->a->timeout_ms * (nconf + 1);
-	int64_t deadline = now_ms() + wait_ms;
+	int64_t deadline = cli_now_ms() + wait_ms;
 	char path[4096];
 	int fd;
 
@@ -329,7 +321,7 @@ static int rc_lock(const struct rc_ctx *c, int nconf, struct tbs_error *e)
 	if (fd < 0)
 		return -1;
 	while (flock(fd, LOCK_EX | LOCK_NB)) {
-		if (errno != EWOULDBLOCK || now_ms() >= deadline) {
+		if (errno != EWOULDBLOCK || cli_now_ms() >= deadline) {
 			e->code = errno == EWOULDBLOCK ? -EBUSY : -errno;
 			snprintf(e->msg, sizeof(e->msg),
 				 "could not lock '%.300s': %s: another 'tbstream "
