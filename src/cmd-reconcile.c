@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "escape.h"
 #include "streams-conf.h"
 
 #define CONFIGFS_DIR "sys/kernel/config/thunderbolt/stream"
@@ -336,35 +337,24 @@ static int rc_lock(const struct rc_ctx *c, int nconf, struct tbs_error *e)
 	return fd;
 }
 
-/* A peer's announced name, made safe for a terminal. */
-static void put_safe(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = *s;
-
-		if (ch < 0x20 || ch == 0x7f || ch == '\\')
-			fprintf(f, "\\x%02x", ch);
-		else
-			fputc(ch, f);
-	}
-}
-
 static void human_one(const struct rc_result *r)
 {
 	printf("%-8s  %-12s  ", r->conf->name, state_names[r->state]);
 	if (!r->peer) {
 		printf("'");
-		put_safe(stdout, r->conf->peer);
+		esc_write(stdout, r->conf->peer, ESC_TERM);
 		printf("' not connected\n");
 		return;
 	}
-	put_safe(stdout, r->peer->device_name[0] ? r->peer->device_name
-						 : r->peer->unique_id);
+	esc_write(stdout,
+		  r->peer->device_name[0] ? r->peer->device_name
+					  : r->peer->unique_id,
+		  ESC_TERM);
 	if (r->state == RC_FAILED) {
 		printf(": see the message above");
 	} else if (r->state == RC_HELD) {
 		printf(": %s open by %d (", r->st.device, (int)r->st.holder);
-		put_safe(stdout, r->st.holder_comm);
+		esc_write(stdout, r->st.holder_comm, ESC_TERM);
 		printf(")");
 	} else if (r->st.device[0]) {
 		printf(": %s", r->st.device);
