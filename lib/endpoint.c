@@ -92,7 +92,11 @@ static int busy(const struct tbs_stream *st, pid_t pid, struct tbs_error *err)
 			st->name, st->device, (int)pid, comm);
 }
 
-/* Takes the lock and checks that nobody else has the device open. */
+/*
+ * Takes the lock and checks that nobody else has the device open:
+ * -EWOULDBLOCK when another process holds the lock (the caller closes
+ * the device at once, then says who has it).
+ */
 static int claim(const char *root, const struct tbs_stream *st, int fd,
 		 struct tbs_error *err)
 {
@@ -100,11 +104,10 @@ static int claim(const char *root, const struct tbs_stream *st, int fd,
 	int i;
 
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		if (errno != EWOULDBLOCK)
-			return tbsi_err(err, -errno, "could not lock '%s': %s",
-					st->device, strerror(errno));
-		tbs_stream_holders(root, st, &pid, 1, getpid());
-		return busy(st, pid, err);
+		if (errno == EWOULDBLOCK)
+			return -EWOULDBLOCK;
+		return tbsi_err(err, -errno, "could not lock '%s': %s",
+				st->device, strerror(errno));
 	}
 	/*
 	 * The lock is ours.  Another tbstream that opened the device at the
@@ -132,6 +135,7 @@ int tbs_endpoint_open(const char *root, const struct tbs_stream *st,
 		      int timeout_ms, int flags, struct tbs_endpoint *ep,
 		      struct tbs_error *err)
 {
+	pid_t pid = 0;
 	int ret;
 
 	ep->rfd = ep->wfd = -1;
@@ -143,6 +147,12 @@ int tbs_endpoint_open(const char *root, const struct tbs_stream *st,
 	if (ep->rfd < 0)
 		return ep->rfd;
 	ret = claim(root, st, ep->rfd, err);
+	if (ret == -EWOULDBLOCK) {
+		/* closed before the slow look for the holder: its claim waits */
+		tbs_endpoint_close(ep);
+		tbs_stream_holders(root, st, &pid, 1, getpid());
+		return busy(st, pid, err);
+	}
 	if (ret)
 		goto err_close;
 	ep->wfd = open(st->device, O_RDWR | O_NONBLOCK | O_CLOEXEC);
