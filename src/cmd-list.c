@@ -151,13 +151,16 @@ static void human(const struct view *v)
 		human_offer(&v->offers[i]);
 	if (v->driver_msg)
 		printf("No streams: %s\n", v->driver_msg);
-	for (i = 0; i < v->nproblems; i++)
-		if (!v->driver_msg || strcmp(v->problems[i].msg, v->driver_msg))
-			printf("%s: %s\n",
-			       v->problems[i].status == TBS_CHECK_FAIL
+	for (i = 0; i < v->nproblems; i++) {
+		if (v->driver_msg && !strcmp(v->problems[i].msg, v->driver_msg))
+			continue;
+		/* a problem may name the peer as it announces itself */
+		printf("%s: ", v->problems[i].status == TBS_CHECK_FAIL
 				       ? "Problem"
-				       : "Warning",
-			       v->problems[i].msg);
+				       : "Warning");
+		esc_write(stdout, v->problems[i].msg, ESC_TERM);
+		putchar('\n');
+	}
 	if (v->nproblems)
 		printf("('tbstream doctor' checks everything.)\n");
 }
