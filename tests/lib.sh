@@ -66,6 +66,19 @@ bail() {
 	exit 1
 }
 
+# need CMD...: skips the whole test when a command is missing (all of
+# them come with scripts/setup)
+need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || {
+			skip "$c is not installed (scripts/setup installs it)"
+			done_testing
+			exit 0
+		}
+	done
+}
+
 # t CMD...: run CMD with a time limit of $T seconds
 t() {
 	timeout -k 3 "$T" "$@"

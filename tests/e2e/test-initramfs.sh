@@ -19,13 +19,7 @@ set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
-for tool in mkinitramfs lsinitramfs unmkinitramfs mkfs.ext4 unshare; do
-	if ! command -v $tool >/dev/null; then
-		skip "$tool missing (initramfs-tools, e2fsprogs, util-linux)"
-		done_testing
-		exit
-	fi
-done
+need mkinitramfs lsinitramfs unmkinitramfs mkfs.ext4 unshare
 if [ "$(id -u)" -ne 0 ] || ! unshare -m true 2>/dev/null; then
 	skip "needs root and mount namespaces"
 	done_testing

@@ -11,11 +11,7 @@ set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
-if ! command -v systemd-analyze >/dev/null; then
-	skip "systemd-analyze missing (Debian package systemd)"
-	done_testing
-	exit
-fi
+need systemd-analyze
 
 sim_start --adv-delay 200 --node-delay 50
 U=$TMP/units

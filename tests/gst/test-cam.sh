@@ -9,11 +9,7 @@ set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
-command -v gst-launch-1.0 >/dev/null || {
-	skip "gst-launch-1.0 is not installed"
-	done_testing
-	exit 0
-}
+need gst-launch-1.0
 sim_start --adv-delay 200
 
 cam() {
