@@ -346,7 +346,8 @@ static int follow_timeout(struct up_ctx *c)
 		return tbsi_err(
 			c->err, -ETIMEDOUT,
 			"stream '%s' did not get its HopIDs from the peer "
-			"(%s) within %d s: run the matching command (or 'tbstream "
+			"(%s) within %d s: run the matching command (or "
+			"'tbstream "
 			"up %s') on the other host; "
 			"if it runs already, streams here hold HopIDs it may "
 			"have chosen: %s; take down those the peer no longer "
@@ -356,7 +357,8 @@ static int follow_timeout(struct up_ctx *c)
 	return tbsi_err(
 		c->err, -ETIMEDOUT,
 		"the peer (%s%s%s) did not set up stream '%s' within %d s: "
-		"run the matching command (or 'tbstream up %s') on the other host",
+		"run the matching command (or 'tbstream up %s') on the other "
+		"host",
 		c->peer.device_name[0] ? c->peer.device_name : "",
 		c->peer.device_name[0] ? ", " : "", c->peer.unique_id, c->name,
 		timeout_s(c), c->name);
