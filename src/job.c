@@ -158,7 +158,13 @@ static void take_down(struct job *j, bool force)
 			cli_fail(&e);
 		return;
 	}
-	if (owned(j) && tbs_stream_down(j->cli->root, &j->st, force, &e))
+	if (!owned(j) || !tbs_stream_down(j->cli->root, &j->st, force, &e))
+		return;
+	if (e.code == -EBUSY) /* another process took it over */
+		cli_msg("the stream '%s' this command set up stays up: "
+			"another process has it open",
+			j->st.name);
+	else
 		cli_fail(&e);
 }
 
