@@ -1,8 +1,9 @@
 #!/bin/bash
 # The documentation against the command: every man page in docs/ is
-# installed and renders without a warning (groff -ww); every long option
-# that 'tbstream COMMAND --help' lists is in that command's man page (or
-# tbstream(1)) and is offered by the bash completion.
+# installed, renders without a warning (groff -ww) and is named in the
+# SEE ALSO of tbstream(1); every long option that 'tbstream COMMAND
+# --help' lists is in that command's man page (or tbstream(1)) and is
+# offered by the bash completion.
 set -u
 : "${TBSTREAM:?TBSTREAM must name the tbstream binary}"
 : "${TOP_SRCDIR:?}"
@@ -30,6 +31,18 @@ for page in "$docs"/*.[1-8]; do
 	else
 		not_ok "$p renders without a warning"
 		echo "$out" | sed 's/^/#   /'
+	fi
+done
+
+# tbstream(1) leads to every other page (SEE ALSO).
+seealso=$(sed -n '/^\.SH SEE ALSO/,$p' "$docs/tbstream.1" | sed 's/\\-/-/g')
+for page in "$docs"/*.[1-8]; do
+	p=${page##*/}
+	[ "$p" = tbstream.1 ] && continue
+	if grep -qF "${p%.*} (${p##*.})" <<<"$seealso"; then
+		ok "tbstream(1) sees also ${p%.*}(${p##*.})"
+	else
+		not_ok "tbstream(1) sees also ${p%.*}(${p##*.})"
 	fi
 done
 
