@@ -140,22 +140,17 @@ then ok "list --json is valid and complete"; else not_ok "list --json is valid a
 # A peer's name that would drive the terminal reaches it escaped, in
 # every part of the output of list and doctor.
 printf 'evil\033[2J\r\342\200\256x\n' >"$d/0-1/device_name"
-status 0 "list with a hostile peer name" $ts --sysroot "$root" list
-if grep -q "$(printf '\033')" "$tmp/out" || grep -q "$(printf '\r')" "$tmp/out"
-then
-	not_ok "and no control byte of it reaches the terminal"
-else
-	ok "and no control byte of it reaches the terminal"
-fi
-grep_ok "and its bidirectional override is spelled out" '\\xe2\\x80\\xae' \
-	"$tmp/out"
-status 0 "doctor with a hostile peer name" $ts --sysroot "$root" doctor
-if grep -q "$(printf '\033')" "$tmp/out" || grep -q "$(printf '\r')" "$tmp/out"
-then
-	not_ok "and no control byte of it reaches the terminal"
-else
-	ok "and no control byte of it reaches the terminal"
-fi
+for c in list doctor; do
+	status 0 "$c with a hostile peer name" $ts --sysroot "$root" $c
+	if grep -q "$(printf '\033')" "$tmp/out" ||
+		grep -q "$(printf '\r')" "$tmp/out"; then
+		not_ok "and no control byte of it reaches the terminal"
+	else
+		ok "and no control byte of it reaches the terminal"
+	fi
+	grep_ok "and its bidirectional override is spelled out" \
+		'\\xe2\\x80\\xae' "$tmp/out"
+done
 put "$d/0-1/device_name" 'peer "b"'
 TBSTREAM_SYSROOT=$root status 0 "TBSTREAM_SYSROOT is honoured" $ts list
 grep_ok "the same peer through the environment" "Route 1" "$tmp/out"
