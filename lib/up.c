@@ -112,9 +112,7 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 		return tbsi_no_driver(c->root, c->err);
 	tbsi_path(path, sizeof(path), c->root, TBSI_DEVICES);
 	if (!tbsi_is_dir(path))
-		return tbsi_err(c->err, -ENODEV,
-				"no Thunderbolt/USB4 bus ('%s' is missing)",
-				path);
+		return tbsi_no_bus(c->root, c->err);
 	for (;;) {
 		ret = tbs_peer_find(c->root, peer_uid, &c->peer, c->err);
 		if (ret != -ENODEV || expired(c))
