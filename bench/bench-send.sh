@@ -1,22 +1,29 @@
 #!/bin/bash
-# tbstream send / recv against the tar pipeline over the raw device, in the
-# same run and on the same simulated stream:
+# tbstream send / recv against the tools a user would otherwise take, in
+# the same run, on the same simulated stream and the same disk:
 #
-#	baseline:  tar c -C SRC . | dd of=/dev/tbstreamX bs=1M     (host1)
-#	           dd if=/dev/tbstreamY bs=1M | tar x -C DST       (host2)
-#	measured:  tbstream send SRC                               (host1)
-#	           tbstream recv DST                               (host2)
+#	tar:    tar c -C SRC . | dd of=/dev/tbstreamX bs=1M    (host1)
+#	        dd if=/dev/tbstreamY bs=1M | tar x -C DST      (host2)
+#	sync:   the same, then sync -f DST (as durable as recv's files)
+#	send:   tbstream send SRC                              (host1)
+#	        tbstream recv DST                              (host2)
 #
-# on one large file and on 20 000 small files.  Each pair runs three
-# times, interleaved; the best time of each counts.  The tar pipeline is
-# also timed with a sync of the receiving file system at its end, which
-# makes its files as durable as recv's.  The result is a ratio of throughputs (goal:
-# 0.95 on the large file, 0.90 on the small files), while send/recv also
-# hash every file, confirm it, fsync it and rename it into place.
+# 1. one large file, and 20 000 files of 4 KiB in 100 directories: the
+#    ratio of tar's time to send/recv's (goals: large 0.95; small files
+#    at least 0.7 of plain tar x, and never slower than tar x; sync);
+# 2. the same small files sent again, unchanged, against rsync -a on the
+#    same unchanged tree (goal: within 1.5 times rsync's time);
+# 3. EMPTY empty files (default 1 000 000) in 1000 directories, and a
+#    tenth of them: the peak memory of each side (goal: it does not grow
+#    with the number of files).
 #
-#	bench/bench-send.sh [LARGE_MiB (default 512)] [SMALL_FILES (20000)]
+# Each timed pair runs three times, interleaved; the best time counts.
+# Works in ${TMPDIR:-/var/tmp}, which must be on a disk, not in memory.
 #
-# Needs FUSE (root).  Prints one line per measurement and a JSON summary.
+#	bench/bench-send.sh [LARGE_MiB (512)] [SMALL_FILES (20000)] [EMPTY]
+#
+# Needs FUSE (root) and rsync.  Prints one line per measurement and a JSON
+# summary.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${TBSTREAM_BUILDDIR:-$top/build}
@@ -24,6 +31,8 @@ TBSIM=$build/sim/tbsim
 TBSTREAM=$build/src/tbstream
 large_mib=${1:-512}
 nsmall=${2:-20000}
+nempty=${3:-1000000}
+command -v rsync >/dev/null || { echo "bench-send: needs rsync" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/tbsend-bench.XXXXXX")
 mnt=$work/mnt
@@ -34,11 +43,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-timeout 20 "$TBSIM" --watch-pid $$ --lifetime 3600 --adv-delay 50 \
+timeout 20 "$TBSIM" --watch-pid $$ --lifetime 7200 --adv-delay 50 \
 	--node-delay 0 "$mnt" || exit 1
+export TBSTREAM_RUNDIR=$work/run
 H1=$mnt/host1 H2=$mnt/host2
 now() { date +%s.%N; }
-ts() { timeout 600 "$TBSTREAM" --sysroot "$@"; }
+ts() { timeout 3600 "$TBSTREAM" --sysroot "$@"; }
 
 # The same stream for every run, up once on both hosts.
 ts "$H2" up bench >/dev/null &
@@ -55,43 +65,32 @@ D1=$(dev "$H1") D2=$(dev "$H2")
 [ -e "$D1" ] || D1=$H1$D1
 [ -e "$D2" ] || D2=$H2$D2
 
-# tar_pair SRC DST: seconds for the tar pipeline over the raw device.
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b - a }'; }
+
+# tar_pair SRC DST [sync]: seconds for the tar pipeline over the raw
+# device, with a sync of the receiving file system at its end if asked.
 tar_pair() {
-	local t0 t1 r
-	rm -rf "$2" && mkdir "$2"
-	timeout 600 sh -c 'dd if="$1" bs=1M status=none | tar x -C "$2"' \
-		sh "$D2" "$2" &
-	r=$!
-	sleep 0.3
-	t0=$(now)
-	timeout 600 sh -c 'tar c -C "$1" . | dd of="$2" bs=1M status=none' \
-		sh "$1" "$D1"
-	wait $r
-	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'
-}
-
-# sync_pair SRC DST: the same, and then sync on the receiving side, so
-# that the received files are as durable as recv makes them.
-sync_pair() {
-	local t0 t1 r
-	rm -rf "$2" && mkdir "$2"
+	local t0 r
+	rm -rf "$2" && mkdir "$2" && sync -f "$work"
 	timeout 600 sh -c 'dd if="$1" bs=1M status=none | tar x -C "$2" &&
-		sync -f "$2"' sh "$D2" "$2" &
+		if [ "$3" = sync ]; then sync -f "$2"; fi' \
+		sh "$D2" "$2" "${3:-}" &
 	r=$!
 	sleep 0.3
 	t0=$(now)
 	timeout 600 sh -c 'tar c -C "$1" . | dd of="$2" bs=1M status=none' \
 		sh "$1" "$D1"
 	wait $r
-	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'
+	since "$t0"
 }
 
-# send_pair SRC DST: seconds for tbstream send / recv.
+# send_pair SRC DST [fresh]: seconds for tbstream send / recv (into an
+# empty DST when asked, else into what is there).
 send_pair() {
-	local t0 t1 r s
-	rm -rf "$2" && mkdir "$2"
+	local t0 r s
+	if [ "${3:-}" = fresh ]; then
+		rm -rf "$2" && mkdir "$2" && sync -f "$work"
+	fi
 	ts "$H2" recv -q -s bench "$2" &
 	r=$!
 	sleep 0.3
@@ -99,9 +98,15 @@ send_pair() {
 	ts "$H1" send -q -s bench "$1"/*
 	s=$?
 	wait $r || s=1
-	t1=$(now)
 	[ $s -eq 0 ] || { echo "send/recv failed" >&2; exit 1; }
-	awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'
+	since "$t0"
+}
+
+rsync_again() { # SRC DST: seconds for rsync -a on a tree already there
+	local t0
+	t0=$(now)
+	rsync -a "$1"/ "$2"/ || { echo "rsync failed" >&2; exit 1; }
+	since "$t0"
 }
 
 best() { printf '%s\n' "$@" | sort -g | head -1; }
@@ -112,12 +117,12 @@ measure() { # NAME SRC BYTES
 	local name=$1 src=$2 bytes=$3 t=() y=() s=() i
 	for i in 1 2 3; do
 		t+=("$(tar_pair "$src" "$work/dst-tar")")
-		y+=("$(sync_pair "$src" "$work/dst-tar")")
-		s+=("$(send_pair "$src" "$work/dst-send")")
+		y+=("$(tar_pair "$src" "$work/dst-tar" sync)")
+		s+=("$(send_pair "$src" "$work/dst-send" fresh)")
 	done
 	t=$(best "${t[@]}") y=$(best "${y[@]}") s=$(best "${s[@]}")
-	diff -r "$src" "$work/dst-send" >/dev/null ||
-		{ echo "$name: received tree differs" >&2; exit 1; }
+	python3 "$top/tests/e2e/tree-compare.py" "$src" "$work/dst-send" \
+		>/dev/null || { echo "$name: received tree differs" >&2; exit 1; }
 	echo "$name: tar pipeline $t s ($(mbs "$bytes" "$t") MB/s)," \
 		"tar + sync $y s ($(mbs "$bytes" "$y") MB/s)," \
 		"send/recv $s s ($(mbs "$bytes" "$s") MB/s)," \
@@ -126,22 +131,92 @@ measure() { # NAME SRC BYTES
 	eval "${name}_sync_ratio=$(ratio "$y" "$s")"
 }
 
+# The unchanged tree again: send/recv against rsync -a, both on a copy
+# that is there already.
+resync() { # SRC
+	local src=$1 r=() s=() i
+	rm -rf "$work/dst-rsync"
+	rsync -a "$src"/ "$work/dst-rsync"/
+	for i in 1 2 3; do
+		r+=("$(rsync_again "$src" "$work/dst-rsync")")
+		s+=("$(send_pair "$src" "$work/dst-send")")
+	done
+	r=$(best "${r[@]}") s=$(best "${s[@]}")
+	echo "resync: rsync -a $r s, send/recv $s s," \
+		"send/recv takes $(ratio "$s" "$r") times rsync's time" >&2
+	resync_ratio=$(ratio "$s" "$r")
+}
+
+# peak KiB of memory of a command, on stderr's last line
+peak() {
+	python3 -c '
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[2:]).returncode
+open(sys.argv[1], "w").write("%d\n" % resource.getrusage(
+	resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(r)' "$@"
+}
+
+# empty N: N empty files in 1000 directories; sets E_SECS, E_SEND, E_RECV
+empty() {
+	local n=$1 src=$work/empty/$1 r t0 s
+	python3 - "$src/tree" "$n" <<'PY'
+import os, sys
+top, n = sys.argv[1], int(sys.argv[2])
+per = max(1, n // 1000)
+for i in range(n):
+    d = os.path.join(top, "d%04d" % (i // per))
+    if i % per == 0:
+        os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "e%07d" % i), "wb").close()
+PY
+	rm -rf "$work/dst-empty" && mkdir "$work/dst-empty"
+	sync -f "$work"
+	peak "$work/recv.kib" timeout 3600 "$TBSTREAM" --sysroot "$H2" recv \
+		-q -s bench "$work/dst-empty" &
+	r=$!
+	sleep 0.3
+	t0=$(now)
+	peak "$work/send.kib" timeout 3600 "$TBSTREAM" --sysroot "$H1" send \
+		-q -s bench "$src/tree"
+	s=$?
+	wait $r || s=1
+	[ $s -eq 0 ] || { echo "empty files: send/recv failed" >&2; exit 1; }
+	E_SECS=$(since "$t0")
+	E_SEND=$(cat "$work/send.kib") E_RECV=$(cat "$work/recv.kib")
+	rm -rf "$src" "$work/dst-empty"
+}
+
 mkdir -p "$work/large" "$work/small/tree"
 head -c $((large_mib << 20)) /dev/urandom >"$work/large/file"
 python3 - "$work/small/tree" "$nsmall" <<'PY'
-import os, random, sys
+import os, sys
 top, n = sys.argv[1], int(sys.argv[2])
-r = random.Random(1)
+per = max(1, n // 100)
 for i in range(n):
-    d = os.path.join(top, "d%03d" % (i // 200))
+    d = os.path.join(top, "d%03d" % (i // per))
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "f%05d" % i), "wb") as f:
-        f.write(os.urandom(r.randint(1, 8192)))
+        f.write(os.urandom(4096))
 PY
-small_bytes=$(du -sb "$work/small/tree" | cut -f1)
+small_bytes=$((nsmall * 4096))
 
 measure large "$work/large" $((large_mib << 20))
 measure small "$work/small" "$small_bytes"
-printf '{"large_mib":%d,"small_files":%d,"large_ratio":%s,"small_ratio":%s,"large_ratio_vs_sync":%s,"small_ratio_vs_sync":%s,"goal_large":0.95,"goal_small":0.90}\n' \
+resync "$work/small"
+rm -rf "$work/large" "$work/small" "$work"/dst-*
+
+empty $((nempty / 10))
+small_n=$((nempty / 10)) small_send=$E_SEND small_recv=$E_RECV
+empty "$nempty"
+growth=$(awk -v a="$small_send" -v b="$small_recv" -v c="$E_SEND" \
+	-v d="$E_RECV" 'BEGIN { x = c / a; y = d / b; printf "%.2f", (x > y ? x : y) }')
+echo "empty files: $nempty in $E_SECS s; peak memory send $((E_SEND / 1024))" \
+	"MiB, recv $((E_RECV / 1024)) MiB (with $small_n files:" \
+	"$((small_send / 1024)) MiB, $((small_recv / 1024)) MiB): grows" \
+	"$growth times for 10 times the files" >&2
+
+printf '{"large_mib":%d,"small_files":%d,"large_ratio":%s,"small_ratio":%s,"large_ratio_vs_sync":%s,"small_ratio_vs_sync":%s,"resync_vs_rsync":%s,"empty_files":%d,"empty_seconds":%s,"empty_send_kib":%d,"empty_recv_kib":%d,"empty_memory_growth_10x":%s,"goal_large":0.95,"goal_small":0.7,"goal_small_vs_sync":1.0,"goal_resync_vs_rsync":1.5}\n' \
 	"$large_mib" "$nsmall" "$large_ratio" "$small_ratio" \
-	"$large_sync_ratio" "$small_sync_ratio"
+	"$large_sync_ratio" "$small_sync_ratio" "$resync_ratio" "$nempty" \
+	"$E_SECS" "$E_SEND" "$E_RECV" "$growth"

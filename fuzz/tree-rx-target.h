@@ -5,7 +5,8 @@
  * runs in the normal test suite (tests/unit/test-tree-rx-fuzz.c).
  *
  * Each input is a transfer as a sender would make it: a flag byte (bit 0
- * --overwrite, bit 1 --update, bit 2 commit after every record), then
+ * --overwrite, bit 1 --update, bit 2 commit after every record, bit 3
+ * --delete, bit 4 --dry-run), then
  * records, each a u16 length and that many bytes.  They are fed to the
  * receiver (rx_record()) over a directory laid out afresh for every input:
  *
@@ -18,8 +19,9 @@
  *
  * After the input, whatever it was, the target checks, and traps when one
  * fails: nothing outside run/in changed (names, kinds, sizes, contents,
- * modes, owners, times); without a flag, nothing that was in run/in
- * changed (the same inode with the same content, mode, owner and time);
+ * modes, owners, times); without a flag, or in a dry run, nothing that
+ * was in run/in changed (the same inode with the same content, mode,
+ * owner and time);
  * with a flag, no file that was there was written in place (its inode,
  * held open, still has its content).
  */
@@ -326,11 +328,15 @@ static inline int fuzz_rx_one(const uint8_t *data, size_t size)
 	struct tbs_error err = { 0 };
 	char dir[512];
 	struct rx rx;
+	bool kept;
 	int i, top;
 
 	if (!size)
 		return 0;
 	o.flags = data[0] & (TBS_TREE_OVERWRITE | TBS_TREE_UPDATE);
+	o.flags |= (data[0] & 8 ? TBS_TREE_DELETE : 0) |
+		   (data[0] & 16 ? TBS_TREE_DRY_RUN : 0);
+	kept = !o.flags || (o.flags & TBS_TREE_DRY_RUN);
 	fuzz_layout();
 	fuzz_snap(&out0, "run/outside");
 	fuzz_snap(&in0, "run/in");
@@ -344,7 +350,7 @@ static inline int fuzz_rx_one(const uint8_t *data, size_t size)
 	FUZZ_CHECK(out1.count == out0.count);
 	for (i = 0; i < out0.count; i++)
 		FUZZ_CHECK(fuzz_same(&out0.n[i], fuzz_find(&out1, out0.n[i].path)));
-	for (i = 0; !o.flags && i < in0.count; i++)
+	for (i = 0; kept && i < in0.count; i++)
 		FUZZ_CHECK(fuzz_same(&in0.n[i], fuzz_now(in0.n[i].path, &now)));
 	fuzz_check_held(&held);
 	top = open(fuzz_rx_top, O_RDONLY | O_DIRECTORY);

@@ -1035,6 +1035,26 @@ unsigned int tbs_session_ready(struct tbs_session *s);
 #define TBS_TREE_UPDATE 0x2 /* receiver: replace only older files */
 #define TBS_TREE_SPECIALS 0x4 /* send, or create as root, device nodes
 			       * and FIFOs */
+#define TBS_TREE_CHECKSUM 0x8 /* either side: a file is unchanged when its
+			       * hash matches, not its size and time */
+#define TBS_TREE_DELETE 0x10 /* receiver: remove, inside the directory
+			      * only and after a complete transfer, what
+			      * the sender no longer has; sender: ask for
+			      * that (the receiver must allow it) */
+#define TBS_TREE_DRY_RUN 0x20 /* either side: change nothing, report
+			       * what would change */
+#define TBS_TREE_NUMERIC_IDS 0x40 /* either side: owners by number, not
+				   * by user and group name */
+#define TBS_TREE_NO_XATTRS 0x80 /* either side: no extended attributes */
+#define TBS_TREE_NO_ACLS 0x100 /* either side: no POSIX ACLs */
+#define TBS_TREE_ALL_XATTRS 0x200 /* receiver, as root: also trusted.* and
+				   * security.* (file capabilities) */
+
+/* What tbs_tree_opts.change reports; | TBS_TREE_WOULD in a dry run. */
+#define TBS_TREE_CREATED 1 /* an entry that was not there */
+#define TBS_TREE_REPLACED 2 /* an entry put in place of another */
+#define TBS_TREE_REMOVED 3 /* removed: the sender no longer has it */
+#define TBS_TREE_WOULD 0x100
 
 /**
  * struct tbs_tree_stats - what a transfer did, on either side
@@ -1069,11 +1089,19 @@ struct tbs_tree_stats {
  * @max_file_size: receiver: largest file accepted (default 2^50)
  * @notify: called for every warning or refused entry with a message a
  *	    person can act on (may be NULL: messages are dropped)
- * @progress: called now and then with the counters (may be NULL)
- * @arg: passed to @notify and @progress
+ * @progress: called now and then with the counters (may be NULL); when
+ *	      set, the sender first counts what it will send, so that the
+ *	      totals are known from the start
+ * @arg: passed to @notify, @progress and @change
+ * @change: called for every entry created, replaced or removed (with
+ *	    %TBS_TREE_WOULD: that would be, in a dry run) with its path
+ *	    relative to the receiving directory, raw bytes that must be
+ *	    escaped before they are shown (may be NULL).  The receiver
+ *	    reports everything; the sender the files it sends and what the
+ *	    receiver removed.
  *
- * @notify and @progress are called from the calling thread or, on the
- * sending side, from the engine's receiving thread; they must be
+ * @notify, @progress and @change are called from the calling thread or,
+ * on the sending side, from the engine's receiving thread; they must be
  * thread-safe.
  */
 struct tbs_tree_opts {
@@ -1084,6 +1112,7 @@ struct tbs_tree_opts {
 	void (*notify)(void *arg, const char *msg);
 	void (*progress)(void *arg, const struct tbs_tree_stats *st);
 	void *arg;
+	void (*change)(void *arg, unsigned int what, const char *path);
 };
 
 /**

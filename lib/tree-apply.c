@@ -19,9 +19,11 @@
  *    another file.  Opens never block (O_NONBLOCK) and never follow.
  * 4. Nothing that was there changes without the flag that allows it:
  *    files and links are replaced only with --overwrite (or --update when
- *    older), directories that existed keep their owner, mode and times,
- *    and a hard link is only made to a file this transfer wrote.
+ *    older), directories that existed keep their owner, mode, times and
+ *    attributes, and a hard link is only made to a file this transfer
+ *    wrote or whose content the sender proved by its hash.
  * 5. Every file system written to is synced before a file is confirmed.
+ * 6. A dry run changes nothing: it reads what is there and reports.
  *
  * A large file being written keeps a small journal beside it (".state":
  * how many bytes of which partial file are durable) so that an
@@ -46,37 +48,81 @@
 #define CKPT_BYTES (1ull << 30)
 #define WRITEBACK (8u << 20) /* start writing back every 8 MiB */
 
-/* The entries from the top down to @idx (its directories, then it). */
-int rx_chain(const struct rx *rx, uint32_t idx, uint32_t *out)
+/* The directories from the top down to @dir; their count. */
+int rx_chain(const struct rx *rx, uint32_t dir, uint32_t *out)
 {
 	uint32_t up[TREE_DEPTH_MAX];
 	int n = 0, i;
 
-	for (; idx != TREE_NONE && n < TREE_DEPTH_MAX; idx = rx->ents[idx].parent)
-		up[n++] = idx;
+	for (; dir != TREE_NONE && n < TREE_DEPTH_MAX;
+	     dir = rx->dirs[dir].n.parent)
+		up[n++] = dir;
 	for (i = 0; i < n; i++)
 		out[i] = up[n - 1 - i];
 	return n;
 }
 
-void rx_path(const struct rx *rx, const struct rx_entry *re, char *buf,
-	     size_t len)
+/* The components of directory @dir and then @name, as on the wire. */
+static size_t comps_of(const struct rx *rx, uint32_t dir, const uint8_t *name,
+		       size_t name_len, uint8_t *comps)
 {
-	uint8_t comps[TREE_PATH_MAX + 2 * TREE_DEPTH_MAX];
 	uint32_t idx[TREE_DEPTH_MAX];
-	struct tree_entry e = { .comps = comps };
-	int n = rx_chain(rx, (uint32_t)(re - rx->ents), idx), i;
+	int n = rx_chain(rx, dir, idx), i;
+	size_t len = 0;
 
 	for (i = 0; i < n; i++) {
-		const struct rx_entry *c = &rx->ents[idx[i]];
+		const struct rx_dir *c = &rx->dirs[idx[i]];
 
-		tbsi_le_put16(comps + e.comps_len, c->name_len);
-		memcpy(comps + e.comps_len + 2, rx->arena + c->name,
-		       c->name_len);
-		e.comps_len += 2 + (size_t)c->name_len;
+		tbsi_le_put16(comps + len, c->n.name_len);
+		memcpy(comps + len + 2, rx->darena + c->n.name, c->n.name_len);
+		len += 2 + (size_t)c->n.name_len;
 	}
+	tbsi_le_put16(comps + len, (uint16_t)name_len);
+	memcpy(comps + len + 2, name, name_len);
+	return len + 2 + name_len;
+}
+
+/* The path of @n for messages: odd bytes as \xNN, cut with "...". */
+void rx_path(const struct rx *rx, const struct rx_node *n, char *buf,
+	     size_t len)
+{
+	uint8_t comps[TREE_PATH_MAX + 2 * TREE_DEPTH_MAX + 2];
+	struct tree_entry e = { .comps = comps };
+
+	e.comps_len = comps_of(rx, n->parent, rx_name(rx, n), n->name_len,
+			       comps);
 	if (tree_path_text(&e, buf, len) && len > 4)
 		memcpy(buf + len - 4, "...", 4);
+}
+
+/* The path of @name in directory @dir, raw bytes ('/' between). */
+void rx_path_raw(const struct rx *rx, uint32_t dir, const uint8_t *name,
+		 size_t name_len, char *buf, size_t len)
+{
+	uint8_t comps[TREE_PATH_MAX + 2 * TREE_DEPTH_MAX + 2];
+	struct tree_entry e = { .comps = comps };
+	struct tree_comp c;
+	size_t pos = 0, o = 0;
+
+	e.comps_len = comps_of(rx, dir, name, name_len, comps);
+	while (tree_comp_next(&e, &pos, &c) && o + c.len + 2 < len) {
+		if (o)
+			buf[o++] = '/';
+		memcpy(buf + o, c.name, c.len);
+		o += c.len;
+	}
+	buf[o] = 0;
+}
+
+void rx_change(struct rx *rx, unsigned int what, const struct rx_node *n)
+{
+	char path[TREE_PATH_MAX + 1];
+
+	if (!rx->o.change)
+		return;
+	rx_path_raw(rx, n->parent, rx_name(rx, n), n->name_len, path,
+		    sizeof(path));
+	rx->o.change(rx->o.arg, what | (rx->dry ? TBS_TREE_WOULD : 0), path);
 }
 
 void rx_tmp_name(const char *name, const char *ext, char *buf, size_t len)
@@ -85,18 +131,18 @@ void rx_tmp_name(const char *name, const char *ext, char *buf, size_t len)
 		 (uint64_t)XXH3_64bits(name, strlen(name)), ext);
 }
 
-/* Opens directory entry @dir from the root, one name at a time. */
-static int walk_to(struct rx *rx, uint32_t dir)
+/* Opens directory @dir from the root, one name at a time. */
+int rx_walk_to(struct rx *rx, uint32_t dir)
 {
 	uint32_t idx[TREE_DEPTH_MAX];
 	char name[TREE_NAME_MAX + 1];
 	int n = rx_chain(rx, dir, idx), i, fd = rx->root, nfd;
 
 	for (i = 0; i < n; i++) {
-		const struct rx_entry *c = &rx->ents[idx[i]];
+		const struct rx_dir *c = &rx->dirs[idx[i]];
 
-		memcpy(name, rx->arena + c->name, c->name_len);
-		name[c->name_len] = 0;
+		memcpy(name, rx->darena + c->n.name, c->n.name_len);
+		name[c->n.name_len] = 0;
 		nfd = openat(fd, name,
 			     O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd != rx->root)
@@ -108,69 +154,30 @@ static int walk_to(struct rx *rx, uint32_t dir)
 	return fd == rx->root ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : fd;
 }
 
-/* ---- the file systems written to ---- */
-
-/* Notes the file system of directory @dfd, so that commits sync it. */
-static int fs_add(struct rx *rx, int dfd, uint64_t dev)
+/* Whether @n's directory exists only in a dry run's imagination. */
+static bool dry_parent(const struct rx *rx, const struct rx_node *n)
 {
-	struct rx_fs *n;
-	size_t i;
-	int fd;
-
-	for (i = 0; i < rx->nfs; i++)
-		if (rx->fs[i].dev == dev)
-			return 0;
-	n = realloc(rx->fs, (rx->nfs + 1) * sizeof(*n));
-	if (!n) {
-		errno = ENOMEM;
-		return -1;
-	}
-	rx->fs = n;
-	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rx->fs[rx->nfs++] = (struct rx_fs){ .dev = dev, .fd = fd };
-	return 0;
-}
-
-/* Makes everything written so far durable, on every file system. */
-int rx_sync(struct rx *rx)
-{
-	size_t i;
-
-	for (i = 0; i < rx->nfs; i++)
-		if (syncfs(rx->fs[i].fd))
-			return -errno;
-	return 0;
-}
-
-void rx_fs_free(struct rx *rx)
-{
-	size_t i;
-
-	for (i = 0; i < rx->nfs; i++)
-		close(rx->fs[i].fd);
-	free(rx->fs);
-	rx->fs = NULL;
-	rx->nfs = 0;
+	if (n->parent == TREE_NONE)
+		return rx->root_dry;
+	return rx->dirs[n->parent].n.xflags & RXF_DRY;
 }
 
 /*
- * The parent directory of @re (borrowed: valid until the next call) and
+ * The parent directory of @n (borrowed: valid until the next call) and
  * its last component in @name.  Negative errno: ENOENT a parent is
  * missing, ENOTDIR or ELOOP a parent is not a directory or is a link.
  */
-int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
+int rx_parent(struct rx *rx, const struct rx_node *n, char *name)
 {
 	struct stat sb;
 	int fd;
 
-	memcpy(name, rx->arena + re->name, re->name_len);
-	name[re->name_len] = 0;
-	if (rx->pfd >= 0 && rx->pidx == re->parent)
+	memcpy(name, rx_name(rx, n), n->name_len);
+	name[n->name_len] = 0;
+	if (rx->pfd >= 0 && rx->pidx == n->parent)
 		return rx->pfd;
-	fd = walk_to(rx, re->parent);
-	if (fd >= 0 && (fstat(fd, &sb) || fs_add(rx, fd, sb.st_dev))) {
+	fd = rx_walk_to(rx, n->parent);
+	if (fd >= 0 && (fstat(fd, &sb) || rx_fs_add(rx, fd, sb.st_dev))) {
 		close(fd);
 		fd = -errno;
 	}
@@ -180,25 +187,56 @@ int rx_parent(struct rx *rx, const struct rx_entry *re, char *name)
 		close(rx->pfd);
 	rx->pfd = fd;
 	rx->pdev = sb.st_dev;
-	rx->pidx = re->parent;
-	rx->pfresh = re->parent != TREE_NONE &&
-		     (rx->ents[re->parent].xflags & RXF_FRESH);
+	rx->pidx = n->parent;
+	rx->pfresh = n->parent != TREE_NONE &&
+		     (rx->dirs[n->parent].n.xflags & RXF_FRESH);
+	rx->pdacl_known = 0;
 	return fd;
 }
 
-static int parent_or_refuse(struct rx *rx, struct rx_entry *re, char *name)
+/**
+ * rx_dir_open() - a readable descriptor of listed directory @d, if it
+ * still is the directory made or checked
+ * @rx: receiver
+ * @d:  the directory
+ *
+ * Opened without following a link, compared by device and inode.
+ *
+ * Return: the descriptor, -ESTALE when it was replaced, or -errno.
+ */
+int rx_dir_open(struct rx *rx, const struct rx_dir *d)
 {
-	int fd = rx_parent(rx, re, name);
+	char name[TREE_NAME_MAX + 1];
+	struct stat sb;
+	int pfd = rx_parent(rx, &d->n, name), fd;
+
+	if (pfd < 0)
+		return pfd;
+	fd = openat(pfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK |
+			    O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) || sb.st_ino != d->ino || sb.st_dev != d->dev) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+static int parent_or_refuse(struct rx *rx, struct rx_node *n, char *name)
+{
+	int fd = rx_parent(rx, n, name);
 
 	if (fd == -ENOENT)
-		return rx_refuse(rx, re, "its directory was not received");
+		return rx_refuse(rx, n, "its directory was not received");
 	if (fd == -ENOTDIR || fd == -ELOOP)
 		return rx_refuse(
-			rx, re,
+			rx, n,
 			"a directory on its path is a symbolic link or not a "
 			"directory; nothing is written through it");
 	if (fd < 0)
-		return rx_refuse(rx, re, "%s", strerror(-fd));
+		return rx_refuse(rx, n, "%s", strerror(-fd));
 	return fd;
 }
 
@@ -277,16 +315,21 @@ static void drop_state(int pfd, const char *name)
 	unlinkat(pfd, sname, 0);
 }
 
-/* A partial copy from an earlier run: its verified prefix, hashed. */
+/*
+ * A partial copy from an earlier run: its verified prefix, hashed into
+ * @re->resume.  The hash is not sent: the sender sends its own with the
+ * data (FILE), and the receiver compares.
+ */
 static int partial(struct rx *rx, int pfd, const char *name,
-		   struct rx_entry *re, uint64_t *off, uint64_t *hash)
+		   struct rx_entry *re, uint64_t *off)
 {
 	char tname[64];
 	struct stat sb;
 	uint64_t done = 0, ino = 0;
 	int fd, r;
 
-	if (re->size < RESUME_MIN || read_state(rx, pfd, name, re, &done, &ino))
+	if (rx->dry || re->size < RESUME_MIN ||
+	    read_state(rx, pfd, name, re, &done, &ino))
 		return TW_FULL;
 	rx_tmp_name(name, "part", tname, sizeof(tname));
 	fd = open_own(rx, pfd, tname, O_RDONLY, &sb);
@@ -304,7 +347,6 @@ static int partial(struct rx *rx, int pfd, const char *name,
 	}
 	re->ino = ino;
 	*off = done;
-	*hash = tree_hash_digest(re->resume);
 	return TW_RESUME;
 }
 
@@ -340,35 +382,54 @@ static int hash_existing(struct rx *rx, int pfd, const char *name,
 }
 
 /* Whether what is there (@sb) is older than the entry (for --update). */
-static bool older(const struct stat *sb, const struct rx_entry *re)
+static bool older(const struct stat *sb, int64_t s, uint32_t ns)
 {
-	return sb->st_mtim.tv_sec < re->mtime_s ||
-	       (sb->st_mtim.tv_sec == re->mtime_s &&
-		(uint64_t)sb->st_mtim.tv_nsec < re->mtime_ns);
+	return sb->st_mtim.tv_sec < s ||
+	       (sb->st_mtim.tv_sec == s && (uint64_t)sb->st_mtim.tv_nsec < ns);
+}
+
+/*
+ * Whether the file there is the sender's: by its size and time (the
+ * quick check), or, when the sender sent its hash, by that hash too (with
+ * --checksum by the hash alone).  The receiver never sends a hash of a
+ * file it has: the sender proves what it claims, and learns no more than
+ * whether its claim is right.
+ */
+static bool same_file(struct rx *rx, struct rx_entry *re, int pfd,
+		      const char *name, const struct stat *sb)
+{
+	bool quick = (uint64_t)sb->st_size == re->size &&
+		     sb->st_mtim.tv_sec == re->mtime_s &&
+		     (uint64_t)sb->st_mtim.tv_nsec == re->mtime_ns;
+	uint64_t h = 0;
+
+	if (!S_ISREG(sb->st_mode) || (uint64_t)sb->st_size != re->size)
+		return false;
+	if (!(re->eflags & REF_HASHED))
+		return quick;
+	if (!quick && !(rx->sflags & TSF_CHECKSUM))
+		return false;
+	if (hash_existing(rx, pfd, name, sb, &h) || h != re->hash)
+		return false;
+	re->n.xflags |= RXF_PROVEN;
+	return true;
 }
 
 static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
-			   const char *name, const struct stat *sb,
-			   uint64_t *hash)
+			   const char *name, const struct stat *sb)
 {
 	bool over = rx->o.flags & TBS_TREE_OVERWRITE;
 	bool upd = rx->o.flags & TBS_TREE_UPDATE;
-	bool newer = !older(sb, re);
 
 	if (S_ISDIR(sb->st_mode))
-		return rx_refuse(rx, re, "a directory of that name exists");
-	if (S_ISREG(sb->st_mode) && (uint64_t)sb->st_size == re->size &&
-	    sb->st_mtim.tv_sec == re->mtime_s &&
-	    (uint64_t)sb->st_mtim.tv_nsec == re->mtime_ns &&
-	    !hash_existing(rx, pfd, name, sb, hash)) {
-		re->wflags = over ? TWF_REPLACE : 0;
-		return TW_VERIFY;
-	}
-	if (upd && newer)
+		return rx_refuse(rx, &re->n, "a directory of that name exists");
+	if (same_file(rx, re, pfd, name, sb))
+		return TW_SAME;
+	if (upd && !older(sb, re->mtime_s, re->mtime_ns))
 		return TW_KEEP;
 	if (!over && !upd)
 		return rx_refuse(
-			rx, re,
+			rx, &re->n,
 			"exists and differs; not replaced (use --overwrite, or "
 			"--update for newer files only)");
 	re->wflags = TWF_REPLACE;
@@ -376,25 +437,35 @@ static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
 }
 
 /* What to ask the sender for, for regular file @re; negative: refused. */
-int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off, uint64_t *hash)
+int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 {
-	char name[TREE_NAME_MAX + 1];
+	char name[TREE_NAME_MAX + 1], tmp[64];
 	struct stat sb;
-	int pfd = parent_or_refuse(rx, re, name);
+	int pfd, w;
 
-	*off = *hash = 0;
+	*off = 0;
+	if (dry_parent(rx, &re->n))
+		return TW_FULL;
+	pfd = parent_or_refuse(rx, &re->n, name);
 	if (pfd < 0)
 		return pfd;
 	if (re->size > rx->o.max_file_size)
-		return rx_refuse(rx, re, "larger than the limit of %llu bytes",
+		return rx_refuse(rx, &re->n,
+				 "larger than the limit of %llu bytes",
 				 (unsigned long long)rx->o.max_file_size);
 	if (rx->pfresh)
-		return TW_FULL;
-	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
-		return decide_existing(rx, re, pfd, name, &sb, hash);
-	if (errno != ENOENT)
-		return rx_refuse(rx, re, "%s", strerror(errno));
-	return partial(rx, pfd, name, re, off, hash);
+		w = TW_FULL;
+	else if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		w = decide_existing(rx, re, pfd, name, &sb);
+	else if (errno != ENOENT)
+		return rx_refuse(rx, &re->n, "%s", strerror(errno));
+	else
+		w = partial(rx, pfd, name, re, off);
+	if (w == TW_FULL && !rx->dry && re->size < RESUME_MIN) {
+		rx_tmp_name(name, "part", tmp, sizeof(tmp));
+		rx_ahead_ask(rx, re->n.index, pfd, tmp);
+	}
+	return w;
 }
 
 /* ---- directories, links, special files ---- */
@@ -432,35 +503,87 @@ static bool marked(int dfd, const struct stat *d)
 	       ino == d->st_ino;
 }
 
-int rx_mkdir(struct rx *rx, struct rx_entry *re)
+/* A dry run: would directory @d be made? */
+static int mkdir_dry(struct rx *rx, struct rx_dir *d)
 {
 	char name[TREE_NAME_MAX + 1];
 	struct stat sb;
-	int pfd = parent_or_refuse(rx, re, name), fd;
+	int pfd;
+
+	if (!dry_parent(rx, &d->n)) {
+		pfd = parent_or_refuse(rx, &d->n, name);
+		if (pfd < 0)
+			return pfd;
+		if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
+			if (S_ISDIR(sb.st_mode)) { /* --delete compares it */
+				d->dev = sb.st_dev;
+				d->ino = sb.st_ino;
+				return 0;
+			}
+			return rx_refuse(rx, &d->n,
+					 "exists and is not a directory (not "
+					 "replaced)");
+		}
+	}
+	d->n.xflags |= RXF_DRY;
+	rx_change(rx, TBS_TREE_CREATED, &d->n);
+	return 0;
+}
+
+/* A directory this run made inherits no ACL its sender's does not have. */
+static void made_dir(struct rx *rx, struct rx_dir *d, int pfd, const char *name,
+		     const struct stat *sb)
+{
+	int fd;
+
+	d->n.xflags |= RXF_MADE | RXF_FRESH | RXF_ATTRS;
+	rx_change(rx, TBS_TREE_CREATED, &d->n);
+	if (!rx->pdacl_known || rx->pdacl) {
+		fd = openat(pfd, name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			struct stat now;
+
+			if (!fstat(fd, &now) && now.st_ino == sb->st_ino)
+				rx_attr_inherited(rx, fd, &d->n);
+			close(fd);
+		}
+	}
+}
+
+int rx_mkdir(struct rx *rx, struct rx_dir *d)
+{
+	char name[TREE_NAME_MAX + 1];
+	struct stat sb;
+	int pfd, fd;
 	bool made;
 
+	if (rx->dry)
+		return mkdir_dry(rx, d);
+	pfd = parent_or_refuse(rx, &d->n, name);
 	if (pfd < 0)
 		return pfd;
 	made = !mkdirat(pfd, name, 0700);
 	if (!made && errno != EEXIST)
-		return rx_refuse(rx, re, "%s", strerror(errno));
-	fd = openat(pfd, name,
-		    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		return rx_refuse(rx, &d->n, "%s", strerror(errno));
+	fd = openat(pfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &sb)) {
 		if (fd >= 0)
 			close(fd);
-		return rx_refuse(
-			rx, re, "exists and is not a directory (not replaced)");
+		return rx_refuse(rx, &d->n,
+				 "exists and is not a directory (not replaced)");
 	}
-	re->dev = sb.st_dev;
-	re->ino = sb.st_ino;
+	d->dev = sb.st_dev;
+	d->ino = sb.st_ino;
 	if (made)
 		mark_dir(fd, &sb);
-	if (made || marked(fd, &sb))
-		re->xflags |= RXF_MADE;
-	if (made) /* nothing can be in it but what this transfer puts */
-		re->xflags |= RXF_FRESH;
+	else if (marked(fd, &sb)) /* made by a run this one continues */
+		d->n.xflags |= RXF_MADE | RXF_ATTRS;
+	else if (rx->o.flags & (TBS_TREE_OVERWRITE | TBS_TREE_DELETE))
+		d->n.xflags |= RXF_ATTRS;
 	close(fd);
+	if (made)
+		made_dir(rx, d, pfd, name, &sb);
 	return 0;
 }
 
@@ -477,16 +600,15 @@ static void set_link_meta(struct rx *rx, int pfd, const char *name,
 }
 
 /* Puts the object made under @tmp in place of @name, or refuses. */
-static int place(struct rx *rx, struct rx_entry *re, int pfd, const char *tmp,
+static int place(struct rx *rx, struct rx_node *n, int pfd, const char *tmp,
 		 const char *name, bool replace)
 {
 	if (!renameat2(pfd, tmp, pfd, name, replace ? 0 : RENAME_NOREPLACE))
 		return 0;
 	unlinkat(pfd, tmp, 0);
 	if (errno == EEXIST)
-		return rx_refuse(rx, re,
-				 "exists; not replaced (use --overwrite)");
-	return rx_refuse(rx, re, "%s", strerror(errno));
+		return rx_refuse(rx, n, "exists; not replaced (use --overwrite)");
+	return rx_refuse(rx, n, "%s", strerror(errno));
 }
 
 static bool same_link(int pfd, const char *name, const uint8_t *target,
@@ -498,65 +620,116 @@ static bool same_link(int pfd, const char *name, const uint8_t *target,
 	return n == (ssize_t)len && !memcmp(buf, target, len);
 }
 
+/*
+ * Whether a link or special file @re may take the place of what is
+ * there: 1 yes (replacing it), 0 yes (nothing there), 2 it is there
+ * already as it should be, or refused.
+ */
+static int may_replace(struct rx *rx, struct rx_entry *re, int pfd,
+		       const char *name, const uint8_t *target, size_t len)
+{
+	bool replace = rx->o.flags & TBS_TREE_OVERWRITE;
+	struct stat sb;
+
+	if (fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		return 0;
+	if (target && S_ISLNK(sb.st_mode) && same_link(pfd, name, target, len)) {
+		if (replace && !rx->dry)
+			set_link_meta(rx, pfd, name, re);
+		return 2;
+	}
+	if (S_ISDIR(sb.st_mode))
+		return rx_refuse(rx, &re->n, "a directory of that name exists");
+	if (!replace && (rx->o.flags & TBS_TREE_UPDATE)) {
+		if (!older(&sb, re->mtime_s, re->mtime_ns))
+			return 2; /* --update keeps the newer one */
+		replace = true;
+	}
+	if (!replace)
+		return rx_refuse(rx, &re->n,
+				 "exists; not replaced (use --overwrite)");
+	return 1;
+}
+
+/* Where link or special file @re goes: 0, 1 (replacing), 2 done. */
+static int link_place(struct rx *rx, struct rx_entry *re, int *pfd,
+		      char *name, const uint8_t *target, size_t len)
+{
+	int r;
+
+	if (dry_parent(rx, &re->n)) {
+		rx_change(rx, TBS_TREE_CREATED, &re->n);
+		return 2;
+	}
+	*pfd = parent_or_refuse(rx, &re->n, name);
+	if (*pfd < 0)
+		return *pfd;
+	r = may_replace(rx, re, *pfd, name, target, len);
+	if (r < 0 || r == 2 || !rx->dry)
+		return r;
+	rx_change(rx, r ? TBS_TREE_REPLACED : TBS_TREE_CREATED, &re->n);
+	return 2;
+}
+
 int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
 	       size_t len)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64], t[TREE_TARGET_MAX + 1];
-	int pfd = parent_or_refuse(rx, re, name);
-	struct stat sb;
-	bool replace;
+	int pfd = -1, r = link_place(rx, re, &pfd, name, target, len);
 
-	if (pfd < 0)
-		return pfd;
+	if (r < 0 || r == 2)
+		return r < 0 ? r : 0;
 	memcpy(t, target, len);
 	t[len] = 0;
-	replace = rx->o.flags & TBS_TREE_OVERWRITE;
-	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW)) {
-		if (S_ISLNK(sb.st_mode) && same_link(pfd, name, target, len)) {
-			if (replace)
-				set_link_meta(rx, pfd, name, re);
-			return 0;
-		}
-		if (S_ISDIR(sb.st_mode))
-			return rx_refuse(rx, re,
-					 "a directory of that name exists");
-		if (!replace && (rx->o.flags & TBS_TREE_UPDATE)) {
-			if (!older(&sb, re))
-				return 0; /* --update keeps the newer one */
-			replace = true;
-		}
-	}
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	unlinkat(pfd, tmp, 0);
 	if (symlinkat(t, pfd, tmp))
-		return rx_refuse(rx, re, "%s", strerror(errno));
+		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	set_link_meta(rx, pfd, tmp, re);
-	return place(rx, re, pfd, tmp, name, replace);
+	if (place(rx, &re->n, pfd, tmp, name, r == 1))
+		return -EPERM;
+	rx_change(rx, r ? TBS_TREE_REPLACED : TBS_TREE_CREATED, &re->n);
+	return 0;
 }
 
 int rx_special(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
-	mode_t type = re->kind == TK_FIFO  ? S_IFIFO
-		      : re->kind == TK_CHR ? S_IFCHR
-					   : S_IFBLK;
-	int pfd;
+	mode_t type = re->n.kind == TK_FIFO  ? S_IFIFO
+		      : re->n.kind == TK_CHR ? S_IFCHR
+					     : S_IFBLK;
+	struct stat sb;
+	int pfd = -1, r;
 
 	if (!(rx->o.flags & TBS_TREE_SPECIALS) || !rx->is_root)
 		return rx_refuse(
-			rx, re,
+			rx, &re->n,
 			"a device node or FIFO; not created (run the receiver "
 			"as root with --specials to create them)");
-	pfd = parent_or_refuse(rx, re, name);
-	if (pfd < 0)
-		return pfd;
+	r = link_place(rx, re, &pfd, name, NULL, 0);
+	if (r < 0 || r == 2)
+		return r < 0 ? r : 0;
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	unlinkat(pfd, tmp, 0);
 	if (mknodat(pfd, tmp, type | (re->mode & 07777), (dev_t)re->rdev))
-		return rx_refuse(rx, re, "%s", strerror(errno));
+		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	set_link_meta(rx, pfd, tmp, re);
-	fchmodat(pfd, tmp, re->mode & 07777, 0);
-	return place(rx, re, pfd, tmp, name, rx->o.flags & TBS_TREE_OVERWRITE);
+	/* never through a link planted under the temporary name */
+	if (fchmodat(pfd, tmp, re->mode & 07777, AT_SYMLINK_NOFOLLOW) ||
+	    fstatat(pfd, tmp, &sb, AT_SYMLINK_NOFOLLOW)) {
+		int e = errno;
+
+		unlinkat(pfd, tmp, 0);
+		return rx_refuse(rx, &re->n, "cannot set its mode: %s",
+				 strerror(e));
+	}
+	if (place(rx, &re->n, pfd, tmp, name, r == 1))
+		return -EPERM;
+	re->dev = sb.st_dev;
+	re->ino = sb.st_ino;
+	re->n.xflags |= RXF_MADE | RXF_ATTRS;
+	rx_change(rx, r ? TBS_TREE_REPLACED : TBS_TREE_CREATED, &re->n);
+	return 0;
 }
 
 /* ---- regular files ---- */
@@ -574,7 +747,7 @@ static int reopen_partial(struct rx *rx, struct rx_entry *re, int pfd,
 		fd = -EPERM;
 	}
 	if (fd == -EPERM)
-		return rx_refuse(rx, re,
+		return rx_refuse(rx, &re->n,
 				 "its partial copy changed since it was "
 				 "checked; not continued (send it again)");
 	return fd;
@@ -584,7 +757,7 @@ static int reopen_partial(struct rx *rx, struct rx_entry *re, int pfd,
 int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
-	int pfd = parent_or_refuse(rx, re, name), fd;
+	int pfd = parent_or_refuse(rx, &re->n, name), fd;
 	struct stat sb;
 
 	if (pfd < 0)
@@ -593,22 +766,28 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 	if (from) {
 		fd = reopen_partial(rx, re, pfd, tmp, from);
 		if (fd < 0)
-			return fd == -EPERM ? fd : rx_refuse(rx, re, "%s",
-							      strerror(-fd));
+			return fd == -EPERM ? fd
+					    : rx_refuse(rx, &re->n, "%s",
+							strerror(-fd));
 	} else {
 		if (re->size >= RESUME_MIN)
 			drop_state(pfd, name);
-		fd = create_excl(pfd, tmp);
+		fd = re->size < RESUME_MIN ? rx_ahead_take(rx, re->n.index)
+					   : -1;
 		if (fd < 0)
-			return rx_refuse(rx, re,
+			fd = create_excl(pfd, tmp);
+		if (fd < 0)
+			return rx_refuse(rx, &re->n,
 					 "cannot create a file beside it: %s",
 					 strerror(errno));
 	}
-	if (fstat(fd, &sb)) {
+	if (re->size >= RESUME_MIN && fstat(fd, &sb)) {
 		close(fd);
-		return rx_refuse(rx, re, "%s", strerror(errno));
+		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	}
-	rx->cur.ino = sb.st_ino;
+	rx->cur.ino = re->size >= RESUME_MIN ? sb.st_ino : 0;
+	if (!from)
+		rx_attr_inherited(rx, fd, &re->n);
 	return fd;
 }
 
@@ -641,25 +820,37 @@ void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force)
 	    f->pos - f->ckpt_pos < CKPT_BYTES)
 		return;
 	f->ckpt_ms = now;
-	pfd = rx_parent(rx, re, name);
+	pfd = rx_parent(rx, &re->n, name);
 	if (pfd < 0 || fdatasync(f->fd))
 		return;
 	if (!write_state(pfd, name, re, f->pos, f->ino))
 		f->ckpt_pos = f->pos;
 }
 
-/* Owner (as root, when it differs), mode and times. */
-static int set_meta(struct rx *rx, int fd, const struct rx_entry *re)
+/* What set_meta() sets. */
+struct rx_meta {
+	uint32_t mode, uid, gid;
+	struct timespec ts[2];
+};
+
+/*
+ * Owner (as root, when it differs), then what an owner change would
+ * clear (a file capability, from @n's XATTR), then mode and times.
+ */
+static int set_meta(struct rx *rx, int fd, const struct rx_meta *m,
+		    const struct rx_node *n)
 {
-	struct timespec ts[2] = { { re->atime_s, re->atime_ns },
-				  { re->mtime_s, re->mtime_ns } };
 	struct stat sb;
+	int r;
 
 	if (rx->is_root &&
-	    (fstat(fd, &sb) || sb.st_uid != re->uid || sb.st_gid != re->gid) &&
-	    fchown(fd, re->uid, re->gid))
+	    (fstat(fd, &sb) || sb.st_uid != m->uid || sb.st_gid != m->gid) &&
+	    fchown(fd, m->uid, m->gid))
 		return -errno;
-	if (fchmod(fd, re->mode & 07777) || futimens(fd, ts))
+	r = n ? rx_attr_cap(rx, fd, n) : 0;
+	if (r)
+		return r;
+	if (fchmod(fd, m->mode & 07777) || futimens(fd, m->ts))
 		return -errno;
 	return 0;
 }
@@ -667,15 +858,19 @@ static int set_meta(struct rx *rx, int fd, const struct rx_entry *re)
 /* The file is complete and its hash matched: metadata, then pending. */
 int rx_finish_file(struct rx *rx, struct rx_entry *re)
 {
+	struct rx_meta m = { .mode = re->mode,
+			     .uid = re->uid,
+			     .gid = re->gid,
+			     .ts = { { re->atime_s, re->atime_ns },
+				     { re->mtime_s, re->mtime_ns } } };
 	struct rx_file *f = &rx->cur;
 	struct stat sb;
 	int r = 0;
 
-
 	if (f->pos < re->size && ftruncate(f->fd, (off_t)re->size))
 		r = -errno; /* a hole at its end */
 	if (!r)
-		r = set_meta(rx, f->fd, re);
+		r = set_meta(rx, f->fd, &m, &re->n);
 	if (!r && fstat(f->fd, &sb))
 		r = -errno;
 	if (!r) {
@@ -684,15 +879,16 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 	}
 	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
 		r = -errno;
-	else if (!r && f->pos > f->wb_pos) /* the batch's sync finds it done */
+	else if (!r && f->wb_pos && f->pos > f->wb_pos) /* the rest of it */
 		sync_file_range(f->fd, (off_t)f->wb_pos,
 				(off_t)(f->pos - f->wb_pos),
 				SYNC_FILE_RANGE_WRITE);
 	close(f->fd);
+	rx_flush_soon(rx, f->pos);
 	f->fd = -1;
 	if (r) {
 		rx_drop_tmp(rx, re);
-		return rx_refuse(rx, re, "%s", strerror(-r));
+		return rx_refuse(rx, &re->n, "%s", strerror(-r));
 	}
 	return 0;
 }
@@ -700,7 +896,7 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 void rx_drop_tmp(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
-	int pfd = rx_parent(rx, re, name);
+	int pfd = rx_parent(rx, &re->n, name);
 
 	if (pfd < 0)
 		return;
@@ -727,34 +923,39 @@ static bool still_older(struct rx *rx, const struct rx_entry *re, int pfd,
 
 	if (!(re->wflags & TWF_REPLACE) || (rx->o.flags & TBS_TREE_OVERWRITE))
 		return true;
-	return fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) || older(&sb, re);
+	return fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
+	       older(&sb, re->mtime_s, re->mtime_ns);
 }
 
 static int rename_pending(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
-	int pfd = parent_or_refuse(rx, re, name);
+	int pfd = parent_or_refuse(rx, &re->n, name);
 
 	if (pfd < 0)
 		return pfd;
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	if (!still_older(rx, re, pfd, name)) {
 		unlinkat(pfd, tmp, 0);
-		return rx_refuse(rx, re,
+		return rx_refuse(rx, &re->n,
 				 "it changed here during the transfer and is "
 				 "now newer; kept (--update)");
 	}
-	if (place(rx, re, pfd, tmp, name, re->wflags & TWF_REPLACE))
+	if (place(rx, &re->n, pfd, tmp, name, re->wflags & TWF_REPLACE))
 		return -1;
-	re->xflags |= RXF_MADE;
+	re->n.xflags |= RXF_MADE;
 	if (re->size >= RESUME_MIN)
 		drop_state(pfd, name);
+	rx_change(rx, re->wflags & TWF_REPLACE ? TBS_TREE_REPLACED
+					       : TBS_TREE_CREATED,
+		  &re->n);
 	return 0;
 }
 
 /*
  * Every pending file: synced (one syncfs for the batch), renamed into
- * place, the renames synced, then confirmed to the sender.
+ * place, the renames synced, then confirmed to the sender; then the hard
+ * links that waited for them.
  */
 int rx_commit(struct rx *rx)
 {
@@ -765,15 +966,15 @@ int rx_commit(struct rx *rx)
 		return 0;
 	r = rx_sync(rx);
 	for (i = 0; !r && i < rx->npend; i++)
-		rename_pending(rx, &rx->ents[rx->pend[i]]);
+		rename_pending(rx, rx_ent(rx, rx->pend[i]));
 	if (!r)
 		r = rx_sync(rx);
 	for (i = 0; !r && i < rx->npend; i++) {
-		struct rx_entry *re = &rx->ents[rx->pend[i]];
+		struct rx_entry *re = rx_ent(rx, rx->pend[i]);
 
-		if (re->state != RS_PENDING)
+		if (re->n.state != RS_PENDING)
 			continue;
-		re->state = RS_DONE;
+		re->n.state = RS_DONE;
 		rx->st.files_done++;
 		rx->st.bytes_done += re->size;
 		r = confirm(rx, rx->pend[i]);
@@ -784,8 +985,11 @@ int rx_commit(struct rx *rx)
 		return tbsi_err(rx->err, r,
 				"could not make the files durable: %s",
 				strerror(-r));
+	rx_links(rx);
 	return 0;
 }
+
+/* ---- hard links ---- */
 
 static bool same_inode(int afd, const char *a, int bfd, const char *b)
 {
@@ -797,7 +1001,7 @@ static bool same_inode(int afd, const char *a, int bfd, const char *b)
 }
 
 /* Links @tmp in @pfd to file @t, if @tname still is the file it wrote. */
-static int link_made(int tfd, const char *tname, const struct rx_entry *t,
+static int link_made(int tfd, const char *tname, const struct rx_link *t,
 		     int pfd, const char *tmp)
 {
 	struct stat sb;
@@ -814,102 +1018,181 @@ static int link_made(int tfd, const char *tname, const struct rx_entry *t,
 	return 0;
 }
 
-/*
- * A further name of file @re->link: of a file this transfer wrote or
- * found identical.  A file kept because it is newer here (--update) is
- * not the sender's: a sender that merely named it with an old time would
- * get a second name for it, anywhere in the directory.
- */
-static void hardlink(struct rx *rx, struct rx_entry *re)
+/* Why file @t may not get a further name, or NULL. */
+static const char *unlinkable(const struct rx_link *t)
 {
-	struct rx_entry *t = &rx->ents[re->link];
+	if (t->n.kind != TK_FILE || t->n.state != RS_DONE)
+		return "the file it is a link to was not received";
+	if (t->want == TW_KEEP)
+		return "the file it is a link to was kept, newer here "
+		       "(--update); not linked";
+	if (!(t->n.xflags & (RXF_MADE | RXF_PROVEN)))
+		return "the sender did not prove the content of the file it "
+		       "is a link to; not linked";
+	return NULL;
+}
+
+/* Makes the further name @re of file @t; 0 or refused. */
+static int link_to(struct rx *rx, struct rx_entry *re, const struct rx_link *t)
+{
 	char tname[TREE_NAME_MAX + 1], name[TREE_NAME_MAX + 1], tmp[64];
+	const char *why = unlinkable(t);
 	int tfd, pfd, r;
 
-	if (t->kind != TK_FILE || t->state != RS_DONE) {
-		rx_refuse(rx, re, "the file it is a link to was not received");
-		return;
+	if (why)
+		return rx_refuse(rx, &re->n, "%s", why);
+	if (rx->dry || dry_parent(rx, &re->n)) {
+		rx_change(rx, TBS_TREE_CREATED, &re->n);
+		return 0;
 	}
-	tfd = rx_parent(rx, t, tname);
+	tfd = rx_parent(rx, &t->n, tname);
 	tfd = tfd < 0 ? tfd : fcntl(tfd, F_DUPFD_CLOEXEC, 0);
-	if (tfd < 0) {
-		rx_refuse(rx, re, "the file it is a link to is gone");
-		return;
-	}
-	pfd = parent_or_refuse(rx, re, name);
-	if (pfd >= 0 && same_inode(tfd, tname, pfd, name)) {
-		re->state = RS_DONE;
-	} else if (pfd >= 0 && t->want == TW_KEEP) {
-		rx_refuse(rx, re,
-			  "the file it is a link to was kept, newer here "
-			  "(--update); not linked");
-	} else if (pfd >= 0) {
+	if (tfd < 0)
+		return rx_refuse(rx, &re->n,
+				 "the file it is a link to is gone");
+	pfd = parent_or_refuse(rx, &re->n, name);
+	r = pfd < 0 ? pfd : 0;
+	if (!r && !same_inode(tfd, tname, pfd, name)) {
 		rx_tmp_name(name, "part", tmp, sizeof(tmp));
 		r = link_made(tfd, tname, t, pfd, tmp);
 		if (r)
-			rx_refuse(rx, re, "%s",
-				  r == -ESTALE ? "the file it is a link to "
-						 "changed here; not linked"
-					       : strerror(-r));
-		else if (!place(rx, re, pfd, tmp, name,
+			r = rx_refuse(rx, &re->n, "%s",
+				      r == -ESTALE ? "the file it is a link to "
+						     "changed here; not linked"
+						   : strerror(-r));
+		else if (!place(rx, &re->n, pfd, tmp, name,
 				rx->o.flags & TBS_TREE_OVERWRITE))
-			re->state = RS_DONE;
+			rx_change(rx, TBS_TREE_CREATED, &re->n);
+		else
+			r = -EPERM;
 	}
 	close(tfd);
+	return r;
+}
+
+/* The file hard link @re names, as far as it is settled; NULL: not yet. */
+static bool link_target(struct rx *rx, const struct rx_entry *re,
+			struct rx_link *t)
+{
+	struct rx_entry *e = rx_ent(rx, re->link);
+	struct rx_link *l;
+
+	if (e) {
+		if (e->n.state != RS_DONE && e->n.state != RS_FAILED)
+			return false;
+		*t = (struct rx_link){ .n = e->n,
+				       .want = e->want,
+				       .dev = e->dev,
+				       .ino = e->ino };
+		return true;
+	}
+	l = rx_link_find(rx, re->link);
+	if (!l)
+		*t = (struct rx_link){ .n = { .state = RS_FAILED } };
+	else
+		*t = *l;
+	return true;
 }
 
 /*
- * Owner, mode and times of a directory: only of one this transfer made,
- * or with --overwrite, and only if it still is the directory checked.
+ * The hard links waiting for their file: each whose file is settled is
+ * made (a further name of a file this transfer wrote or that the sender
+ * proved the same) or refused.
  */
-static void dir_meta(struct rx *rx, struct rx_entry *re)
+void rx_links(struct rx *rx)
 {
+	struct rx_link t;
+	size_t i, k = 0;
+
+	for (i = 0; i < rx->nlwait; i++) {
+		struct rx_entry *re = rx_ent(rx, rx->lwait[i]);
+
+		if (!re || re->n.state != RS_LINK)
+			continue;
+		if (!link_target(rx, re, &t)) {
+			rx->lwait[k++] = rx->lwait[i];
+			continue;
+		}
+		re->n.state = RS_DONE;
+		link_to(rx, re, &t);
+	}
+	rx->nlwait = k;
+}
+
+/* ---- the end ---- */
+
+/*
+ * Owner, mode and times of a directory: only of one this transfer made,
+ * or with --overwrite or --delete (a mirror), and only if it still is the
+ * directory checked.
+ */
+static void dir_meta(struct rx *rx, struct rx_dir *d)
+{
+	struct rx_meta m = { .mode = d->mode,
+			     .uid = d->uid,
+			     .gid = d->gid,
+			     .ts = { { d->atime_s, d->atime_ns },
+				     { d->mtime_s, d->mtime_ns } } };
 	char name[TREE_NAME_MAX + 1];
 	struct stat sb;
 	int pfd, fd, r;
 
-	if (!(re->xflags & RXF_MADE) && !(rx->o.flags & TBS_TREE_OVERWRITE))
+	if (!(d->n.xflags & RXF_MADE) &&
+	    !(rx->o.flags & (TBS_TREE_OVERWRITE | TBS_TREE_DELETE)))
 		return;
-	pfd = rx_parent(rx, re, name);
+	pfd = rx_parent(rx, &d->n, name);
 	if (pfd < 0)
 		return;
 	fd = openat(pfd, name,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK |
 			    O_CLOEXEC);
 	r = fd < 0 ? -errno : 0;
-	if (!r && (fstat(fd, &sb) || sb.st_ino != re->ino ||
-		   sb.st_dev != re->dev))
+	if (!r && (fstat(fd, &sb) || sb.st_ino != d->ino || sb.st_dev != d->dev))
 		r = -ESTALE;
-	if (!r && (re->xflags & RXF_MADE))
+	if (!r && (d->n.xflags & RXF_MADE))
 		unlinkat(fd, DIR_MARK, 0);
 	if (!r)
-		r = set_meta(rx, fd, re);
+		r = set_meta(rx, fd, &m, NULL);
 	if (r)
-		rx_refuse(rx, re, "cannot set its mode or times: %s",
+		rx_refuse(rx, &d->n, "cannot set its mode or times: %s",
 			  r == -ESTALE ? "it was replaced during the transfer"
 				       : strerror(-r));
 	if (fd >= 0)
 		close(fd);
 }
 
-/* After DONE: links to the files, then directories' metadata, deepest
- * first, and a last sync. */
+/* After DONE: the last commit, then hard links. */
 int rx_finalize(struct rx *rx)
 {
 	size_t i;
 	int r = rx_commit(rx);
 
+	rx_ahead_stop(rx); /* what it made and was not sent goes */
 	if (r)
 		return r;
-	for (i = 0; i < rx->n; i++)
-		if (rx->ents[i].kind == TK_HARDLINK &&
-		    rx->ents[i].state != RS_FAILED)
-			hardlink(rx, &rx->ents[i]);
-	for (i = rx->n; i-- > 0;)
-		if (rx->ents[i].kind == TK_DIR &&
-		    rx->ents[i].state != RS_FAILED)
-			dir_meta(rx, &rx->ents[i]);
-	r = rx_sync(rx);
+	rx_links(rx);
+	for (i = 0; i < rx->nlwait; i++) {
+		struct rx_entry *re = rx_ent(rx, rx->lwait[i]);
+
+		if (re && re->n.state == RS_LINK)
+			rx_refuse(rx, &re->n,
+				  "the file it is a link to was not received");
+	}
+	rx->nlwait = 0;
+	return 0;
+}
+
+/* At the very end (after --delete removed what it removes): directories'
+ * metadata, deepest first, and a last sync. */
+int rx_finish_dirs(struct rx *rx)
+{
+	size_t i;
+	int r;
+
+	for (i = rx->ndirs; i-- > 0 && !rx->dry;)
+		if (rx->dirs[i].n.state != RS_FAILED)
+			dir_meta(rx, &rx->dirs[i]);
+	r = rx->dry ? 0 : rx_sync(rx);
 	if (r)
 		return tbsi_err(rx->err, r, "could not sync: %s",
 				strerror(-r));

@@ -11,22 +11,28 @@
  *   msg header: u8 type, u8 flags (0), u16 reserved (0), u32 body length
  *
  *   sender -> receiver
- *   0x01 START     24  u32 version, u32 flags, u64 entries, u64 bytes
+ *   0x01 START     24  u32 version (2), u32 flags (TSF_*), u64 entries,
+ *                      u64 bytes (both expected, 0: not counted)
  *   0x02 ENTRY   68+  fixed part below, path components, link target
- *   0x03 LISTED     8  u64 entries (end of the list of entries)
+ *   0x03 LISTED    16  u64 entries, u64 bytes (the list is complete)
  *   0x04 FILE      16  u32 index, u32 0, u64 first offset sent
  *   0x05 DATA     16+  u32 index, u32 0, u64 offset, bytes
- *   0x06 FILE_END  24  u32 index, u32 0, u64 size, u64 XXH3 of the file
- *   0x07 SKIP      8+  u32 index, u32 reason, message
- *   0x08 DONE       8  u64 entries
+ *   0x06 FILE_END  24  u32 index, u32 0, u64 size, u64 hash of the file
+ *   0x07 SKIP      8+  u32 index, u32 reason (TS_*), message
+ *   0x08 DONE      16  u64 entries, u64 entries the sender failed to list
+ *                      or send
+ *   0x09 HASH      16  u32 index, u32 0, u64 hash of the whole file
+ *   0x0a XATTR     8+  u32 index, u8 name length, u8 0, u16 0, name, value
+ *   0x0b NAME      8+  u32 id, u8 kind (TN_*), u8 length, u16 0, name
  *
  *   receiver -> sender
  *   0x41 WANT      24  u32 index, u8 action, u8 flags, u16 0, u64 offset,
- *                      u64 hash
- *   0x42 CONFIRM    4  u32 index
+ *                      u64 hash (RESUME: of the prefix the receiver has)
+ *   0x42 CONFIRM    4  u32 index (in increasing order)
  *   0x43 FAIL      8+  u32 index (ALL: the whole transfer), i32 errno,
  *                      message
- *   0x44 FINISH    16  u64 entries applied, u64 entries failed
+ *   0x44 FINISH    24  u64 entries applied, u64 entries failed, u64 removed
+ *   0x45 REMOVED   4+  u32 flags (TRF_*), the path (as text)
  */
 #ifndef TBS_TREE_INT_H
 #define TBS_TREE_INT_H
@@ -40,7 +46,7 @@
 #include "tree-hash.h"
 
 #define TBS_TREE_APP 0x7472 /* session application type, "tr" */
-#define TREE_VERSION 1
+#define TREE_VERSION 2
 #define TREE_REC_MAX (256 * 1024) /* one session record */
 #define TREE_MSG_HDR 8
 #define TREE_ENTRY_FIXED 68
@@ -51,6 +57,10 @@
 #define TREE_TARGET_MAX 4095 /* bytes of a symbolic link's target */
 #define TREE_TEXT_MAX 1024 /* bytes of a message text */
 #define TREE_NONE 0xffffffffu /* no index: no hard link, whole transfer */
+#define TREE_XNAME_MAX 255 /* bytes of an extended attribute's name */
+#define TREE_XVALUE_MAX 65536 /* bytes of its value */
+#define TREE_ID_NAME_MAX 255 /* bytes of a user or group name */
+#define TREE_REMOVED_MAX 16384 /* bytes of a REMOVED message's path */
 /*
  * Names that begin so are the receiver's own (partial files, journals):
  * no entry may have such a component, and a sender does not send them.
@@ -67,11 +77,22 @@ enum tree_msg_type {
 	TM_FILE_END = 0x06,
 	TM_SKIP = 0x07,
 	TM_DONE = 0x08,
+	TM_HASH = 0x09,
+	TM_XATTR = 0x0a,
+	TM_NAME = 0x0b,
 	TM_WANT = 0x41,
 	TM_CONFIRM = 0x42,
 	TM_FAIL = 0x43,
 	TM_FINISH = 0x44,
+	TM_REMOVED = 0x45,
 };
+
+/* START flags: what the sender asks for (either side may ask). */
+#define TSF_CHECKSUM 0x1 /* compare by hash: every file has a HASH */
+#define TSF_MIRROR 0x2 /* remove what is not listed (receiver must allow) */
+#define TSF_DRY_RUN 0x4 /* change nothing, say what would change */
+#define TSF_NUMERIC_IDS 0x8 /* owners by number: no NAME messages */
+#define TSF_ALL (TSF_CHECKSUM | TSF_MIRROR | TSF_DRY_RUN | TSF_NUMERIC_IDS)
 
 enum tree_kind {
 	TK_FILE = 1,
@@ -83,22 +104,32 @@ enum tree_kind {
 	TK_BLK = 7,
 };
 
+/* ENTRY flags */
+#define TEF_LINKED 0x1 /* a file with further names: a HASH follows */
+
 enum tree_want {
 	TW_FULL = 1, /* send the whole file */
 	TW_RESUME = 2, /* a prefix of @offset bytes with hash @hash is there */
-	TW_VERIFY = 3, /* a complete copy with hash @hash is there */
+	TW_SAME = 3, /* the receiver has it: nothing to send */
 	TW_KEEP = 4, /* the receiver keeps its newer copy */
 	TW_REFUSE = 5, /* refused (a FAIL message says why) */
 };
 
-#define TWF_REPLACE 0x1 /* WANT: the receiver may replace its copy */
+#define TWF_REPLACE 0x1 /* WANT: the file replaces the receiver's */
+#define TWF_DRY 0x2 /* WANT: a dry run: it would be taken, send nothing */
 
 enum tree_skip {
-	TS_SAME = 1, /* VERIFY matched: nothing to send */
-	TS_DIFFERS = 2, /* VERIFY did not match, replacing is not allowed */
-	TS_ERROR = 3, /* the sender could not read the file */
-	TS_KEPT = 4, /* answer to KEEP or REFUSE */
+	TS_UNREADABLE = 1, /* the sender could not read the file */
+	TS_CHANGED = 2, /* it changed while it was being read */
 };
+
+enum tree_id_kind {
+	TN_USER = 1,
+	TN_GROUP = 2,
+};
+
+#define TRF_DIR 0x1 /* REMOVED: a directory, with everything in it */
+#define TRF_DRY 0x2 /* REMOVED: would be removed (a dry run) */
 
 /* One path component: pointers into the message, never NUL-terminated. */
 struct tree_comp {
@@ -109,6 +140,7 @@ struct tree_comp {
 struct tree_entry {
 	uint32_t index;
 	uint8_t kind;
+	uint8_t flags; /* TEF_* */
 	uint16_t ncomp;
 	uint32_t mode, uid, gid;
 	uint32_t link;
@@ -125,12 +157,16 @@ struct tree_entry {
 /* A decoded message; the pointers point into the record. */
 struct tree_msg {
 	uint8_t type;
-	uint32_t index;
-	uint32_t u32; /* START version, WANT action, SKIP reason, FAIL errno */
+	uint32_t index; /* also NAME's id */
+	uint32_t u32; /* START version, WANT action, SKIP reason, FAIL errno,
+		       * NAME kind, REMOVED flags */
 	uint32_t flags; /* START flags, WANT flags */
-	uint64_t a, b; /* offsets, sizes, hashes, counts */
-	const uint8_t *data; /* DATA bytes, SKIP/FAIL text */
+	uint64_t a, b, c; /* offsets, sizes, hashes, counts */
+	const uint8_t *data; /* DATA bytes, SKIP/FAIL/REMOVED text, XATTR and
+			      * NAME name */
 	size_t len;
+	const uint8_t *value; /* XATTR value */
+	size_t value_len;
 	struct tree_entry e; /* ENTRY */
 };
 

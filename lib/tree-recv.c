@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
  * The file-tree receiver, protocol side: reads the sender's records, checks
- * every message against what came before (index order, sizes, offsets,
- * limits), answers each regular file with WANT, writes file data through
- * tree-apply.c, commits finished files in batches and confirms them, and
- * ends with FINISH.  A message that breaks the protocol ends the transfer
- * (FAIL for the whole transfer); an entry that cannot be written is refused
- * alone (FAIL for that entry) and the others go on.
+ * every message against what came before (index order, tree order, sizes,
+ * offsets, limits), answers each regular file with WANT, writes file data
+ * through tree-apply.c, commits finished files in batches and confirms
+ * them, removes what the sender no longer has (--delete, tree-mirror.c)
+ * and ends with FINISH.  A message that breaks the protocol ends the
+ * transfer (FAIL for the whole transfer); an entry that cannot be written
+ * is refused alone (FAIL for that entry) and the others go on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +23,7 @@
 
 #define DEF_MAX_ENTRIES (16u << 20)
 #define DEF_MAX_FILE_SIZE (1ull << 50)
-#define ARENA_MAX (1ull << 30) /* bytes of last names */
+#define NAMES_MAX (1ull << 30) /* bytes of names kept */
 #define COMMIT_FILES 8192
 #define COMMIT_BYTES (256ull << 20)
 #define COMMIT_MS 2000
@@ -68,6 +69,18 @@ static void notify(struct rx *rx, const char *msg, bool failure)
 		rx->o.notify(rx->o.arg, msg);
 }
 
+void rx_warn(struct rx *rx, const char *fmt, ...)
+{
+	char msg[TBS_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rx->st.warnings++;
+	notify(rx, msg, false);
+}
+
 static int put_fail(struct rx *rx, uint32_t idx, int err, const char *msg)
 {
 	uint8_t b[8 + TREE_TEXT_MAX];
@@ -81,16 +94,16 @@ static int put_fail(struct rx *rx, uint32_t idx, int err, const char *msg)
 	return rx_put(rx, TM_FAIL, b, 8 + n);
 }
 
-static void mark_failed(struct rx *rx, struct rx_entry *re)
+static void mark_failed(struct rx *rx, struct rx_node *n)
 {
-	if (re->state != RS_FAILED) {
-		re->state = RS_FAILED;
+	if (n->state != RS_FAILED) {
+		n->state = RS_FAILED;
 		rx->st.failed++;
 	}
 }
 
-/* Refuses entry @re with a message; returns -EPERM (or the send error). */
-int rx_refuse(struct rx *rx, struct rx_entry *re, const char *fmt, ...)
+/* Refuses entry @n with a message; returns -EPERM (or the send error). */
+int rx_refuse(struct rx *rx, struct rx_node *n, const char *fmt, ...)
 {
 	char path[400], why[400], msg[TREE_TEXT_MAX];
 	va_list ap;
@@ -99,17 +112,16 @@ int rx_refuse(struct rx *rx, struct rx_entry *re, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	rx_path(rx, re, path, sizeof(path));
+	rx_path(rx, n, path, sizeof(path));
 	snprintf(msg, sizeof(msg), "refused '%s': %s", path, why);
 	notify(rx, msg, true);
-	mark_failed(rx, re);
-	r = put_fail(rx, (uint32_t)(re - rx->ents), EPERM, msg);
+	mark_failed(rx, n);
+	r = put_fail(rx, n->index, EPERM, msg);
 	return r ? r : -EPERM;
 }
 
 /* The sender broke the protocol: nothing more is accepted. */
-__attribute__((format(printf, 2, 3))) static int violation(struct rx *rx,
-							   const char *fmt, ...)
+int rx_violation(struct rx *rx, const char *fmt, ...)
 {
 	char why[256];
 	va_list ap;
@@ -130,90 +142,11 @@ static void progress(struct rx *rx)
 		rx->o.progress(rx->o.arg, &rx->st);
 }
 
-/* ---- entries ---- */
+/* ---- entries: directories for good, the others in a window ---- */
 
-/* ---- entries: a parent and a name each ---- */
-
-static uint64_t path_hash(const uint8_t *comps, size_t len)
+int rx_grow(void **p, size_t *cap, size_t need, size_t size)
 {
-	uint64_t h = XXH3_64bits(comps, len);
-
-	return h ? h : 1;
-}
-
-/* Whether directory entry @idx has the path @comps[0, @len). */
-static bool same_path(const struct rx *rx, uint32_t idx, const uint8_t *comps,
-		      size_t len)
-{
-	struct tree_entry e = { .comps = comps, .comps_len = len };
-	uint32_t up[TREE_DEPTH_MAX];
-	struct tree_comp c;
-	size_t pos = 0;
-	int n = rx_chain(rx, idx, up), i = 0;
-
-	while (tree_comp_next(&e, &pos, &c)) {
-		const struct rx_entry *d = &rx->ents[up[i]];
-
-		if (i == n || d->name_len != c.len ||
-		    memcmp(rx->arena + d->name, c.name, c.len))
-			return false;
-		i++;
-	}
-	return i == n;
-}
-
-/* The first directory entry with path @comps[0, @len), or TREE_NONE. */
-static uint32_t dir_find(const struct rx *rx, const uint8_t *comps,
-			 size_t len)
-{
-	uint64_t h = path_hash(comps, len);
-	size_t i, mask = rx->dirs_cap - 1;
-
-	if (!rx->dirs_cap)
-		return TREE_NONE;
-	for (i = h & mask; rx->dirs[i].hash; i = (i + 1) & mask)
-		if (rx->dirs[i].hash == h &&
-		    same_path(rx, rx->dirs[i].idx, comps, len))
-			return rx->dirs[i].idx;
-	return TREE_NONE;
-}
-
-static void dir_put(struct rx_dir *t, size_t cap, struct rx_dir d)
-{
-	size_t i = d.hash & (cap - 1);
-
-	while (t[i].hash)
-		i = (i + 1) & (cap - 1);
-	t[i] = d;
-}
-
-static int dir_add(struct rx *rx, uint32_t idx, const struct tree_entry *e)
-{
-	struct rx_dir *t;
-	size_t cap, i;
-
-	if (rx->ndirs * 2 >= rx->dirs_cap) {
-		cap = rx->dirs_cap ? rx->dirs_cap * 2 : 256;
-		t = calloc(cap, sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		for (i = 0; i < rx->dirs_cap; i++)
-			if (rx->dirs[i].hash)
-				dir_put(t, cap, rx->dirs[i]);
-		free(rx->dirs);
-		rx->dirs = t;
-		rx->dirs_cap = cap;
-	}
-	dir_put(rx->dirs, rx->dirs_cap,
-		(struct rx_dir){ .hash = path_hash(e->comps, e->comps_len),
-				 .idx = idx });
-	rx->ndirs++;
-	return 0;
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	size_t n = *cap ? *cap : 1024;
+	size_t n = *cap ? *cap : 64;
 	void *q;
 
 	if (need <= *cap)
@@ -228,35 +161,197 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
 	return 0;
 }
 
+struct rx_entry *rx_ent(struct rx *rx, uint64_t idx)
+{
+	if (idx < rx->base || idx >= rx->n)
+		return NULL;
+	return &rx->win[idx & (rx->win_cap - 1)];
+}
+
+const uint8_t *rx_name(const struct rx *rx, const struct rx_node *n)
+{
+	if (n->arena == RA_DIR)
+		return rx->darena + n->name;
+	if (n->arena == RA_LINK)
+		return rx->larena + n->name;
+	return rx->warena + n->name;
+}
+
+static uint64_t path_hash(const uint8_t *comps, size_t len)
+{
+	uint64_t h = XXH3_64bits(comps, len);
+
+	return h ? h : 1;
+}
+
+/* Whether directory @id has the path @comps[0, @len). */
+static bool same_path(const struct rx *rx, uint32_t id, const uint8_t *comps,
+		      size_t len)
+{
+	struct tree_entry e = { .comps = comps, .comps_len = len };
+	uint32_t up[TREE_DEPTH_MAX];
+	struct tree_comp c;
+	size_t pos = 0;
+	int n = rx_chain(rx, id, up), i = 0;
+
+	while (tree_comp_next(&e, &pos, &c)) {
+		const struct rx_dir *d = &rx->dirs[up[i]];
+
+		if (i == n || d->n.name_len != c.len ||
+		    memcmp(rx->darena + d->n.name, c.name, c.len))
+			return false;
+		i++;
+	}
+	return i == n;
+}
+
+static void slot_put(struct rx_slot *t, size_t cap, struct rx_slot s)
+{
+	size_t i = s.hash & (cap - 1);
+
+	while (t[i].hash)
+		i = (i + 1) & (cap - 1);
+	t[i] = s;
+}
+
+/* Adds (@hash, @id) to table @t of @n entries; 0 or -ENOMEM. */
+static int slot_add(struct rx_slot **t, size_t *cap, size_t n, uint64_t hash,
+		    uint32_t id)
+{
+	struct rx_slot *nt;
+	size_t c, i;
+
+	if (n * 2 >= *cap) {
+		c = *cap ? *cap * 2 : 256;
+		nt = calloc(c, sizeof(*nt));
+		if (!nt)
+			return -ENOMEM;
+		for (i = 0; i < *cap; i++)
+			if ((*t)[i].hash)
+				slot_put(nt, c, (*t)[i]);
+		free(*t);
+		*t = nt;
+		*cap = c;
+	}
+	slot_put(*t, *cap, (struct rx_slot){ .hash = hash, .id = id });
+	return 0;
+}
+
+/* The first directory with path @comps[0, @len), or TREE_NONE. */
+static uint32_t dir_find(const struct rx *rx, const uint8_t *comps,
+			 size_t len)
+{
+	uint64_t h = path_hash(comps, len);
+	size_t i, mask = rx->dtab_cap - 1;
+
+	if (!rx->dtab_cap)
+		return TREE_NONE;
+	for (i = h & mask; rx->dtab[i].hash; i = (i + 1) & mask)
+		if (rx->dtab[i].hash == h &&
+		    same_path(rx, rx->dtab[i].id, comps, len))
+			return rx->dtab[i].id;
+	return TREE_NONE;
+}
+
+static bool names_full(const struct rx *rx)
+{
+	return (uint64_t)rx->darena_len + rx->larena_len +
+		       (rx->warena_len - rx->warena_start) + TREE_NAME_MAX >
+	       NAMES_MAX;
+}
+
+static int new_dir(struct rx *rx, const struct tree_entry *e, uint32_t parent,
+		   const struct tree_comp *c, struct rx_dir **out)
+{
+	struct rx_dir *d;
+	uint32_t id = (uint32_t)rx->ndirs;
+
+	if (rx_grow((void **)&rx->dirs, &rx->dirs_cap, rx->ndirs + 1,
+		    sizeof(*d)) ||
+	    rx_grow((void **)&rx->darena, &rx->darena_cap,
+		    rx->darena_len + c->len, 1) ||
+	    slot_add(&rx->dtab, &rx->dtab_cap, rx->ndirs,
+		     path_hash(e->comps, e->comps_len), id))
+		return -ENOMEM;
+	d = &rx->dirs[rx->ndirs++];
+	*d = (struct rx_dir){
+		.n = { .index = e->index,
+		       .parent = parent,
+		       .name = (uint32_t)rx->darena_len,
+		       .name_len = (uint8_t)c->len,
+		       .kind = TK_DIR,
+		       .arena = RA_DIR },
+		.mode = e->mode,
+		.uid = rx_map_id(rx, TN_USER, e->uid),
+		.gid = rx_map_id(rx, TN_GROUP, e->gid),
+		.mtime_ns = e->mtime_ns,
+		.atime_ns = e->atime_ns,
+		.mtime_s = e->mtime_s,
+		.atime_s = e->atime_s,
+	};
+	memcpy(rx->darena + rx->darena_len, c->name, c->len);
+	rx->darena_len += c->len;
+	*out = d;
+	return 0;
+}
+
+/* Makes room for one more entry in the window. */
+static int win_room(struct rx *rx, size_t name_len)
+{
+	struct rx_entry *nw;
+	size_t cap;
+	uint64_t i;
+
+	if (rx_grow((void **)&rx->warena, &rx->warena_cap,
+		    rx->warena_len + name_len, 1))
+		return -ENOMEM;
+	if (rx->n - rx->base < rx->win_cap)
+		return 0;
+	cap = rx->win_cap ? rx->win_cap * 2 : 1024;
+	nw = malloc(cap * sizeof(*nw));
+	if (!nw)
+		return -ENOMEM;
+	for (i = rx->base; i < rx->n; i++)
+		nw[i & (cap - 1)] = rx->win[i & (rx->win_cap - 1)];
+	free(rx->win);
+	rx->win = nw;
+	rx->win_cap = cap;
+	return 0;
+}
+
 /*
- * Keeps what the receiver needs of entry @e: its parent, which must be a
- * directory listed before it (as a sender lists them), and its last name.
+ * Keeps entry @e: its parent, which must be a directory listed before it
+ * (as a sender lists them), its last name and what the receiver needs.
  */
 static int store_entry(struct rx *rx, const struct tree_entry *e,
 		       struct rx_entry **out)
 {
 	struct tree_comp c = { 0 };
 	size_t pos = 0, last = 0;
-	struct rx_entry *re;
 	uint32_t parent = TREE_NONE;
+	struct rx_dir *d = NULL;
+	struct rx_entry *re;
+	int r;
 
 	while (tree_comp_next(e, &pos, &c))
 		if (pos < e->comps_len)
 			last = pos;
 	if (last && (parent = dir_find(rx, e->comps, last)) == TREE_NONE)
-		return violation(rx, "an entry before its directory");
-	if (grow((void **)&rx->ents, &rx->cap, rx->n + 1, sizeof(*re)) ||
-	    grow((void **)&rx->arena, &rx->arena_cap, rx->arena_len + c.len, 1))
-		return -ENOMEM;
-	re = &rx->ents[rx->n++];
+		return rx_violation(rx, "an entry before its directory");
+	r = rx_tree_enter(rx, parent, c.name, c.len);
+	if (!r)
+		r = win_room(rx, e->kind == TK_DIR ? 0 : c.len);
+	if (r)
+		return r;
+	re = &rx->win[rx->n & (rx->win_cap - 1)];
 	*re = (struct rx_entry){
-		.kind = e->kind,
-		.name = (uint32_t)rx->arena_len,
-		.name_len = (uint8_t)c.len,
-		.parent = parent,
+		.n = { .index = e->index, .parent = parent, .kind = e->kind,
+		       .name_len = (uint8_t)c.len, .arena = RA_WIN,
+		       .name = (uint32_t)rx->warena_len },
+		.eflags = e->flags,
 		.mode = e->mode,
-		.uid = e->uid,
-		.gid = e->gid,
+		.uid = rx_map_id(rx, TN_USER, e->uid),
+		.gid = rx_map_id(rx, TN_GROUP, e->gid),
 		.link = e->link,
 		.mtime_ns = e->mtime_ns,
 		.atime_ns = e->atime_ns,
@@ -265,34 +360,137 @@ static int store_entry(struct rx *rx, const struct tree_entry *e,
 		.size = e->size,
 		.rdev = e->rdev,
 	};
-	memcpy(rx->arena + rx->arena_len, c.name, c.len);
-	rx->arena_len += c.len;
+	rx->n++;
+	if (e->kind == TK_DIR) {
+		r = new_dir(rx, e, parent, &c, &d);
+		re->dir = d ? (uint32_t)(d - rx->dirs) : 0;
+	} else {
+		memcpy(rx->warena + rx->warena_len, c.name, c.len);
+		rx->warena_len += c.len;
+	}
 	*out = re;
-	return e->kind == TK_DIR ? dir_add(rx, (uint32_t)(rx->n - 1), e) : 0;
+	return r;
+}
+
+/* The node to report for entry @re: a directory's own. */
+static struct rx_node *node_of(struct rx *rx, struct rx_entry *re)
+{
+	return re->n.kind == TK_DIR ? &rx->dirs[re->dir].n : &re->n;
 }
 
 static void count(struct rx *rx, const struct rx_entry *re)
 {
 	rx->st.entries++;
-	if (re->kind == TK_FILE) {
+	if (re->n.kind == TK_FILE) {
 		rx->st.files++;
 		rx->st.bytes_total += re->size;
-	} else if (re->kind == TK_DIR) {
+	} else if (re->n.kind == TK_DIR) {
 		rx->st.dirs++;
-	} else if (re->kind == TK_SYMLINK) {
+	} else if (re->n.kind == TK_SYMLINK) {
 		rx->st.symlinks++;
-	} else if (re->kind == TK_HARDLINK) {
+	} else if (re->n.kind == TK_HARDLINK) {
 		rx->st.hardlinks++;
 	} else {
 		rx->st.specials++;
 	}
 }
 
+/* ---- retiring entries no longer needed ---- */
+
+struct rx_link *rx_link_find(struct rx *rx, uint32_t idx)
+{
+	uint64_t h = (uint64_t)idx + 1;
+	size_t i, mask = rx->ltab_cap - 1;
+
+	if (!rx->ltab_cap)
+		return NULL;
+	for (i = h & mask; rx->ltab[i].hash; i = (i + 1) & mask)
+		if (rx->ltab[i].hash == h)
+			return &rx->links[rx->ltab[i].id];
+	return NULL;
+}
+
+/* A file with further names leaves the window: what its links need. */
+static int keep_link(struct rx *rx, const struct rx_entry *re)
+{
+	struct rx_link *l;
+
+	if (rx_grow((void **)&rx->links, &rx->links_cap, rx->nlinks + 1,
+		    sizeof(*l)) ||
+	    rx_grow((void **)&rx->larena, &rx->larena_cap,
+		    rx->larena_len + re->n.name_len, 1) ||
+	    slot_add(&rx->ltab, &rx->ltab_cap, rx->nlinks,
+		     (uint64_t)re->n.index + 1, (uint32_t)rx->nlinks))
+		return -ENOMEM;
+	l = &rx->links[rx->nlinks++];
+	*l = (struct rx_link){ .n = re->n,
+			       .want = re->want,
+			       .dev = re->dev,
+			       .ino = re->ino };
+	l->n.arena = RA_LINK;
+	l->n.name = (uint32_t)rx->larena_len;
+	memcpy(rx->larena + rx->larena_len, rx_name(rx, &re->n),
+	       re->n.name_len);
+	rx->larena_len += re->n.name_len;
+	return 0;
+}
+
+static bool finished(const struct rx *rx, const struct rx_entry *re)
+{
+	return (re->n.state == RS_DONE || re->n.state == RS_FAILED) &&
+	       !(rx->cur.active && rx->cur.index == re->n.index);
+}
+
+/* Moves the names still needed to the front of their arena. */
+static void compact_names(struct rx *rx)
+{
+	size_t start = rx->warena_start;
+	uint64_t i;
+
+	if (start < (64u << 10) || start < rx->warena_len / 2)
+		return;
+	memmove(rx->warena, rx->warena + start, rx->warena_len - start);
+	rx->warena_len -= start;
+	rx->warena_start = 0;
+	for (i = rx->base; i < rx->n; i++)
+		if (rx->win[i & (rx->win_cap - 1)].n.kind != TK_DIR)
+			rx->win[i & (rx->win_cap - 1)].n.name -= (uint32_t)start;
+}
+
+/* Drops the entries at the start of the window that are done with. */
+static int retire(struct rx *rx)
+{
+	struct rx_entry *re;
+
+	while (rx->base < rx->n) {
+		re = &rx->win[rx->base & (rx->win_cap - 1)];
+		if (!finished(rx, re))
+			break;
+		if ((re->eflags & TEF_LINKED) && keep_link(rx, re))
+			return -ENOMEM;
+		tree_hash_free(re->resume);
+		re->resume = NULL;
+		rx->base++;
+	}
+	rx->warena_start = rx->warena_len;
+	for (uint64_t i = rx->base; i < rx->n; i++) {
+		re = &rx->win[i & (rx->win_cap - 1)];
+		if (re->n.kind != TK_DIR) {
+			rx->warena_start = re->n.name;
+			break;
+		}
+	}
+	compact_names(rx);
+	return 0;
+}
+
+/* ---- the entries ---- */
+
 static int want_file(struct rx *rx, struct rx_entry *re)
 {
-	uint8_t b[24] = { 0 };
-	uint64_t off = 0, hash = 0;
-	int w = re->state == RS_FAILED ? -EPERM : rx_decide(rx, re, &off, &hash);
+	uint8_t b[24] = { 0 }; /* the last 8: reserved, zero */
+	uint64_t off = 0;
+	int w = re->n.state == RS_FAILED ? -EPERM : rx_decide(rx, re, &off);
 
 	if (w == -EPERM)
 		w = TW_REFUSE;
@@ -300,17 +498,24 @@ static int want_file(struct rx *rx, struct rx_entry *re)
 		return w;
 	re->want = (uint8_t)w;
 	re->woff = off;
-	re->state = w == TW_REFUSE ? RS_FAILED : RS_WANTED;
-	if (w == TW_KEEP) {
-		re->state = RS_DONE;
-		rx->st.files_present++;
-		rx->st.bytes_done += re->size;
+	re->n.state = w == TW_REFUSE ? RS_FAILED : RS_WANTED;
+	if (w == TW_KEEP || w == TW_SAME || (rx->dry && w != TW_REFUSE)) {
+		re->n.state = RS_DONE;
+		if (w == TW_KEEP || w == TW_SAME) {
+			rx->st.files_present++;
+			rx->st.bytes_done += re->size;
+		}
 	}
-	tbsi_le_put32(b, (uint32_t)(re - rx->ents));
+	if (rx->dry && (w == TW_FULL || w == TW_RESUME)) {
+		re->wflags |= TWF_DRY;
+		rx_change(rx, re->wflags & TWF_REPLACE ? TBS_TREE_REPLACED
+						       : TBS_TREE_CREATED,
+			  &re->n);
+	}
+	tbsi_le_put32(b, re->n.index);
 	b[4] = (uint8_t)w;
 	b[5] = re->wflags;
 	tbsi_le_put64(b + 8, off);
-	tbsi_le_put64(b + 16, hash);
 	return rx_put(rx, TM_WANT, b, sizeof(b));
 }
 
@@ -325,56 +530,129 @@ static bool reserved(const struct tree_entry *e)
 	return false;
 }
 
+/* A hard link: made at once if its file is settled, else later. */
+static int on_hardlink(struct rx *rx, struct rx_entry *re)
+{
+	struct rx_entry *t = rx_ent(rx, re->link);
+
+	if (!t && !rx_link_find(rx, re->link))
+		return rx_refuse(rx, &re->n,
+				 "the file it is a link to was not received");
+	if (t && (t->n.kind != TK_FILE || !(t->eflags & TEF_LINKED)))
+		return rx_refuse(rx, &re->n,
+				 "it is a link to an entry that has no "
+				 "further names");
+	re->n.state = RS_LINK;
+	if (rx_grow((void **)&rx->lwait, &rx->lwait_cap, rx->nlwait + 1,
+		    sizeof(*rx->lwait)))
+		return -ENOMEM;
+	rx->lwait[rx->nlwait++] = re->n.index;
+	rx_links(rx);
+	return 0;
+}
+
+static int check_entry(struct rx *rx, const struct tree_entry *e)
+{
+	if (!rx->started || rx->listed)
+		return rx_violation(rx, "an entry out of place");
+	if (rx->cur.active)
+		return rx_violation(rx, "an entry inside a file's data");
+	if (e->index != rx->n)
+		return rx_violation(rx, "entry %u out of order", e->index);
+	if (rx->n >= rx->o.max_entries)
+		return rx_violation(rx, "more entries than the limit of %llu",
+				    (unsigned long long)rx->o.max_entries);
+	if (names_full(rx))
+		return rx_violation(rx, "more bytes of names than the limit");
+	if (e->size > rx->o.max_file_size)
+		return rx_violation(rx, "a file of %llu bytes (limit %llu)",
+				    (unsigned long long)e->size,
+				    (unsigned long long)rx->o.max_file_size);
+	return 0;
+}
+
+/* Whether file @re waits for its HASH before it is decided. */
+static bool needs_hash(const struct rx *rx, const struct rx_entry *re)
+{
+	return (re->eflags & TEF_LINKED) || (rx->sflags & TSF_CHECKSUM);
+}
+
+static int make(struct rx *rx, struct rx_entry *re, const struct tree_entry *e)
+{
+	int r;
+
+	switch (re->n.kind) {
+	case TK_FILE:
+		if (needs_hash(rx, re)) {
+			re->eflags |= REF_HASHWAIT; /* decided at its HASH */
+			return 0;
+		}
+		return want_file(rx, re);
+	case TK_DIR:
+		return rx_mkdir(rx, &rx->dirs[re->dir]);
+	case TK_SYMLINK:
+		r = rx_symlink(rx, re, e->target, e->target_len);
+		break;
+	case TK_HARDLINK:
+		return on_hardlink(rx, re);
+	default:
+		r = rx_special(rx, re);
+	}
+	if (!r)
+		re->n.state = RS_DONE;
+	return r;
+}
+
+/* An entry with one of the receiver's own names: refused, answered. */
+static int refuse_reserved(struct rx *rx, struct rx_entry *re)
+{
+	int r = rx_refuse(rx, node_of(rx, re),
+			  "names beginning with '" TREE_TMP_PREFIX
+			  "' are the receiver's temporary files; not created");
+
+	re->n.state = RS_FAILED;
+	if (r != -EPERM || re->n.kind != TK_FILE)
+		return r;
+	if (needs_hash(rx, re)) {
+		re->eflags |= REF_HASHWAIT;
+		return 0;
+	}
+	return want_file(rx, re);
+}
+
 static int on_entry(struct rx *rx, const struct tree_entry *e)
 {
 	struct rx_entry *re = NULL;
-	int r;
+	bool bad = reserved(e);
+	int r = check_entry(rx, e);
 
-	if (!rx->started || rx->listed)
-		return violation(rx, "an entry out of place");
-	if (e->index != rx->n)
-		return violation(rx, "entry %u out of order", e->index);
-	if (rx->n >= rx->announced)
-		return violation(rx, "more entries than the %llu it announced",
-				 (unsigned long long)rx->announced);
-	if (rx->arena_len + TREE_NAME_MAX > ARENA_MAX)
-		return violation(rx, "more bytes of names than the limit");
-	if (e->size > rx->o.max_file_size)
-		return violation(rx, "a file of %llu bytes (limit %llu)",
-				 (unsigned long long)e->size,
-				 (unsigned long long)rx->o.max_file_size);
-	r = store_entry(rx, e, &re);
+	if (!r)
+		r = store_entry(rx, e, &re);
 	if (r)
 		return r;
 	count(rx, re);
-	if (reserved(e))
-		r = rx_refuse(rx, re,
-			      "names beginning with '" TREE_TMP_PREFIX
-			      "' are the receiver's temporary files; not "
-			      "created");
-	if (r && re->kind != TK_FILE)
-		return r == -EPERM ? 0 : r;
-	switch (re->kind) {
-	case TK_FILE:
-		r = want_file(rx, re);
-		break;
-	case TK_DIR:
-		r = rx_mkdir(rx, re);
-		break;
-	case TK_SYMLINK:
-		r = rx_symlink(rx, re, e->target, e->target_len);
-		if (!r)
-			re->state = RS_DONE;
-		break;
-	case TK_HARDLINK:
-		r = 0; /* made once its file is in place */
-		break;
-	default:
-		r = rx_special(rx, re);
-		if (!r)
-			re->state = RS_DONE;
-	}
-	return r == -EPERM ? 0 : r;
+	r = bad ? refuse_reserved(rx, re) : make(rx, re, e);
+	if (re->n.kind == TK_DIR)
+		re->n.state = RS_DONE; /* the directory's own node says more */
+	if (r == -EPERM)
+		r = 0;
+	if (!r && re->n.kind != TK_FILE && re->n.kind != TK_HARDLINK)
+		rx->attr_idx = e->index; /* its XATTR messages follow */
+	if (!r && re->n.kind == TK_DIR)
+		r = rx_tree_push(rx, re->dir);
+	return r;
+}
+
+/* HASH: the sender's hash of the file it just listed. */
+static int on_hash(struct rx *rx, const struct tree_msg *m)
+{
+	struct rx_entry *re = rx->n ? rx_ent(rx, rx->n - 1) : NULL;
+
+	if (!re || re->n.index != m->index || !(re->eflags & REF_HASHWAIT))
+		return rx_violation(rx, "a hash for no file");
+	re->hash = m->a;
+	re->eflags = (uint8_t)((re->eflags & ~REF_HASHWAIT) | REF_HASHED);
+	return want_file(rx, re);
 }
 
 /* ---- file data ---- */
@@ -383,30 +661,48 @@ static struct rx_entry *data_entry(struct rx *rx, uint32_t idx)
 {
 	if (!rx->cur.active || rx->cur.index != idx)
 		return NULL;
-	return &rx->ents[idx];
+	return rx_ent(rx, idx);
+}
+
+/*
+ * The sender's first bytes are not the partial copy's: that copy goes,
+ * the data that follows is dropped, and the file is refused this time
+ * (a next run sends it in full).
+ */
+static int resume_differs(struct rx *rx, struct rx_entry *re)
+{
+	int r;
+
+	tree_hash_reset(rx->cur.hash);
+	rx_drop_tmp(rx, re);
+	r = rx_refuse(rx, &re->n,
+		      "the partial copy of an earlier run does not match the "
+		      "sender's file; removed (send it again)");
+	return r == -EPERM ? 0 : r;
 }
 
 static int on_file(struct rx *rx, const struct tree_msg *m)
 {
-	struct rx_entry *re;
+	struct rx_entry *re = rx_ent(rx, m->index);
 	struct rx_file *f = &rx->cur;
 	bool ok_full, ok_resume;
 
-	if (f->active || m->index >= rx->n)
-		return violation(rx, "file data out of place");
-	re = &rx->ents[m->index];
-	ok_full = re->want == TW_FULL || re->want == TW_RESUME ||
-		  (re->want == TW_VERIFY && (re->wflags & TWF_REPLACE));
+	if (f->active || !re)
+		return rx_violation(rx, "file data out of place");
+	ok_full = re->want == TW_FULL || re->want == TW_RESUME;
 	ok_resume = re->want == TW_RESUME && m->a == re->woff && re->resume;
-	if (re->kind != TK_FILE || re->state != RS_WANTED ||
+	if (re->n.kind != TK_FILE || re->n.state != RS_WANTED ||
 	    !(m->a ? ok_resume : ok_full))
-		return violation(rx, "data for a file it was not asked for");
+		return rx_violation(rx, "data for a file it was not asked for");
 	*f = (struct rx_file){ .active = true,
 			       .index = m->index,
 			       .pos = m->a,
 			       .ckpt_pos = m->a,
 			       .ckpt_ms = tbsi_now_ms(),
-			       .hash = f->hash };
+			       .hash = f->hash,
+			       .fd = -1 };
+	if (m->a && tree_hash_digest(re->resume) != m->b)
+		return resume_differs(rx, re);
 	if (m->a) {
 		tree_hash_free(f->hash);
 		f->hash = re->resume;
@@ -437,6 +733,16 @@ static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* Stops writing the current file: what was written of it goes. */
+static void drop_current(struct rx *rx, struct rx_entry *re)
+{
+	if (rx->cur.fd >= 0) {
+		close(rx->cur.fd);
+		rx->cur.fd = -1;
+		rx_drop_tmp(rx, re);
+	}
+}
+
 static int on_data(struct rx *rx, const struct tree_msg *m)
 {
 	struct rx_entry *re = data_entry(rx, m->index);
@@ -444,10 +750,10 @@ static int on_data(struct rx *rx, const struct tree_msg *m)
 	int r;
 
 	if (!re)
-		return violation(rx, "data for a file not begun");
+		return rx_violation(rx, "data for a file not begun");
 	if (m->a < f->pos || m->a > re->size || m->len > re->size - m->a)
-		return violation(rx, "data at offset %llu outside the file",
-				 (unsigned long long)m->a);
+		return rx_violation(rx, "data at offset %llu outside the file",
+				    (unsigned long long)m->a);
 	tree_hash_zeros(f->hash, m->a - f->pos);
 	tree_hash_update(f->hash, m->data, m->len);
 	f->pos = m->a + m->len;
@@ -456,10 +762,8 @@ static int on_data(struct rx *rx, const struct tree_msg *m)
 		return 0;
 	r = write_all(f->fd, m->data, m->len, m->a);
 	if (r) {
-		close(f->fd);
-		f->fd = -1;
-		rx_drop_tmp(rx, re);
-		r = rx_refuse(rx, re, "writing: %s", strerror(-r));
+		drop_current(rx, re);
+		r = rx_refuse(rx, &re->n, "writing: %s", strerror(-r));
 		return r == -EPERM ? 0 : r;
 	}
 	rx_writeback(rx);
@@ -467,22 +771,16 @@ static int on_data(struct rx *rx, const struct tree_msg *m)
 	return 0;
 }
 
-static int pend(struct rx *rx, uint32_t idx)
+static int pend(struct rx *rx, struct rx_entry *re)
 {
-	if (rx->npend == rx->pend_cap) {
-		size_t cap = rx->pend_cap ? rx->pend_cap * 2 : 64;
-		uint32_t *p = realloc(rx->pend, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		rx->pend = p;
-		rx->pend_cap = cap;
-	}
+	if (rx_grow((void **)&rx->pend, &rx->pend_cap, rx->npend + 1,
+		    sizeof(*rx->pend)))
+		return -ENOMEM;
 	if (!rx->npend)
 		rx->pend_ms = tbsi_now_ms();
-	rx->pend[rx->npend++] = idx;
-	rx->pend_bytes += rx->ents[idx].size;
-	rx->ents[idx].state = RS_PENDING;
+	rx->pend[rx->npend++] = re->n.index;
+	rx->pend_bytes += re->size;
+	re->n.state = RS_PENDING;
 	return 0;
 }
 
@@ -493,16 +791,14 @@ static int on_file_end(struct rx *rx, const struct tree_msg *m)
 	int r;
 
 	if (!re || m->a != re->size)
-		return violation(rx, "the end of a file not begun");
+		return rx_violation(rx, "the end of a file not begun");
 	tree_hash_zeros(f->hash, re->size - f->pos);
 	f->active = false;
 	if (f->fd < 0)
 		return 0;
 	if (tree_hash_digest(f->hash) != m->b) {
-		close(f->fd);
-		f->fd = -1;
-		rx_drop_tmp(rx, re);
-		r = rx_refuse(rx, re,
+		drop_current(rx, re);
+		r = rx_refuse(rx, &re->n,
 			      "its content does not match the sender's hash; "
 			      "not kept (send it again)");
 		return r == -EPERM ? 0 : r;
@@ -510,90 +806,131 @@ static int on_file_end(struct rx *rx, const struct tree_msg *m)
 	r = rx_finish_file(rx, re);
 	if (r)
 		return r == -EPERM ? 0 : r;
-	return pend(rx, m->index);
+	return pend(rx, re);
 }
 
-/* The sender did not send a file it was asked for: say so, with its
- * reason. */
-static int skipped(struct rx *rx, struct rx_entry *re, const struct tree_msg *m)
+/* The sender did not send a file it was asked for: say so, in the
+ * sender's words when it gave them. */
+static void skipped(struct rx *rx, struct rx_entry *re,
+		    const struct tree_msg *m)
 {
 	char path[400], msg[TREE_TEXT_MAX + 512];
 
-	rx_path(rx, re, path, sizeof(path));
-	snprintf(msg, sizeof(msg), "not received '%s': %s%s%.*s", path,
-		 m->u32 == TS_DIFFERS ? "it differs from the sender's and "
-					"may not be replaced"
-				      : "the sender could not send it",
-		 m->len ? ": " : "", (int)m->len, (const char *)m->data);
+	rx_path(rx, &re->n, path, sizeof(path));
+	if (m->len)
+		snprintf(msg, sizeof(msg), "not received '%s': the sender: %.*s",
+			 path, (int)m->len, (const char *)m->data);
+	else
+		snprintf(msg, sizeof(msg), "not received '%s': %s", path,
+			 m->u32 == TS_CHANGED ? "it changed on the sender "
+						"while it was being read"
+					      : "the sender could not read it");
 	notify(rx, msg, true);
-	mark_failed(rx, re);
-	return 0;
+	mark_failed(rx, &re->n);
 }
 
 static int on_skip(struct rx *rx, const struct tree_msg *m)
 {
-	struct rx_entry *re;
+	struct rx_entry *re = rx_ent(rx, m->index);
 
-	if (m->index >= rx->n || rx->ents[m->index].kind != TK_FILE ||
-	    (rx->cur.active && rx->cur.index != m->index))
-		return violation(rx, "a skip of an unknown file");
-	re = &rx->ents[m->index];
+	if (!re || re->n.kind != TK_FILE || re->n.state != RS_WANTED ||
+	    (rx->cur.active && rx->cur.index != m->index) ||
+	    (m->u32 != TS_UNREADABLE && m->u32 != TS_CHANGED))
+		return rx_violation(rx, "a skip of an unknown file");
 	if (rx->cur.active) {
 		rx->cur.active = false;
-		if (rx->cur.fd >= 0)
-			close(rx->cur.fd);
-		rx->cur.fd = -1;
-		rx_drop_tmp(rx, re);
+		drop_current(rx, re);
 	}
-	if (re->state != RS_WANTED)
-		return 0;
-	if (m->u32 == TS_SAME && re->want == TW_VERIFY) {
-		re->state = RS_DONE;
-		rx->st.files_present++;
-		rx->st.bytes_done += re->size;
-		return 0;
-	}
-	return skipped(rx, re, m);
+	skipped(rx, re, m);
+	return 0;
 }
 
 /* ---- the message dispatcher ---- */
 
+/* The transfer is refused as a whole, for a reason that is no fault. */
+static int refuse_all(struct rx *rx, const char *msg)
+{
+	snprintf(rx->fatal, sizeof(rx->fatal), "%s", msg);
+	return -EPROTO;
+}
+
 static int on_start(struct rx *rx, const struct tree_msg *m)
 {
 	if (rx->started)
-		return violation(rx, "a second start");
-	if (m->u32 != TREE_VERSION)
-		return violation(rx,
-				 "file-tree protocol version %u (this is 1)",
-				 m->u32);
+		return rx_violation(rx, "a second start");
+	if (m->u32 != TREE_VERSION) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg),
+			 "the sender speaks file-tree protocol version %u, "
+			 "this receiver version %u: install the same tbstream "
+			 "release on both hosts",
+			 m->u32, TREE_VERSION);
+		return refuse_all(rx, msg);
+	}
+	if (m->flags & ~(uint32_t)TSF_ALL)
+		return rx_violation(rx, "a start with unknown flags");
 	if (m->a > rx->o.max_entries)
-		return violation(rx, "a list of %llu entries (limit %llu)",
-				 (unsigned long long)m->a,
-				 (unsigned long long)rx->o.max_entries);
+		return rx_violation(rx, "a list of %llu entries (limit %llu)",
+				    (unsigned long long)m->a,
+				    (unsigned long long)rx->o.max_entries);
+	rx->sflags = m->flags;
 	rx->announced = m->a;
+	rx->st.bytes_total = m->b;
 	rx->started = true;
+	rx->dry |= !!(m->flags & TSF_DRY_RUN);
+	if (rx->dry && rx->made_root && !rmdir(rx->made_root))
+		rx->root_dry = true; /* made for nothing: a dry run after all */
+	if ((m->flags & TSF_MIRROR) && !rx->mirror.on)
+		return refuse_all(
+			rx, "the sender asks to remove what it does not have "
+			    "(--mirror); this receiver removes nothing unless "
+			    "it was started with --delete");
 	return 0;
 }
 
-static int on_msg(void *arg, const struct tree_msg *m)
+static int on_done(struct rx *rx, const struct tree_msg *m)
 {
-	struct rx *rx = arg;
+	uint64_t i;
+	int r = 0;
 
-	if (rx->done)
-		return violation(rx, "messages after the end");
+	if (!rx->listed || rx->cur.active || m->a != rx->n)
+		return rx_violation(rx, "an early end");
+	rx->sender_errors = m->b;
+	rx->done = true;
+	/* a file asked for whose data never came is not a success */
+	for (i = rx->base; i < rx->n && (!r || r == -EPERM); i++) {
+		struct rx_entry *re = &rx->win[i & (rx->win_cap - 1)];
+
+		if (re->n.kind == TK_FILE && re->n.state == RS_WANTED)
+			r = rx_refuse(rx, &re->n,
+				      "not received: the sender did not send "
+				      "it");
+	}
+	return r == -EPERM ? 0 : r;
+}
+
+static int on_listed(struct rx *rx, const struct tree_msg *m)
+{
+	if (!rx->started || rx->listed || rx->cur.active || m->a != rx->n)
+		return rx_violation(rx, "a wrong count of entries");
+	rx->listed = true;
+	rx->st.bytes_total = rx->st.bytes_total > m->b ? rx->st.bytes_total
+						       : m->b;
+	return rx_tree_close(rx, 0);
+}
+
+static int dispatch(struct rx *rx, const struct tree_msg *m)
+{
 	switch (m->type) {
 	case TM_START:
 		return on_start(rx, m);
 	case TM_ENTRY:
 		return on_entry(rx, &m->e);
 	case TM_LISTED:
-		if (!rx->started || rx->listed || m->a != rx->n)
-			return violation(rx, "a wrong count of entries");
-		rx->listed = true;
-		return 0;
+		return on_listed(rx, m);
 	case TM_FILE:
-		return rx->listed ? on_file(rx, m)
-				  : violation(rx, "data before the list");
+		return on_file(rx, m);
 	case TM_DATA:
 		return on_data(rx, m);
 	case TM_FILE_END:
@@ -601,15 +938,37 @@ static int on_msg(void *arg, const struct tree_msg *m)
 	case TM_SKIP:
 		return on_skip(rx, m);
 	case TM_DONE:
-		if (!rx->listed || rx->cur.active || m->a != rx->n)
-			return violation(rx, "an early end");
-		rx->done = true;
-		return 0;
+		return on_done(rx, m);
+	case TM_HASH:
+		return on_hash(rx, m);
+	case TM_XATTR:
+		return rx_on_xattr(rx, m);
+	case TM_NAME:
+		/* with an entry, or with the ACL that names the id */
+		return rx->started && !rx->done
+			       ? rx_on_name(rx, m)
+			       : rx_violation(rx, "a name out of place");
 	default:
-		return violation(
+		return rx_violation(
 			rx, "a message of type %u, which only a receiver sends",
 			m->type);
 	}
+}
+
+static int on_msg(void *arg, const struct tree_msg *m)
+{
+	struct rx *rx = arg;
+	struct rx_entry *last = rx->n ? rx_ent(rx, rx->n - 1) : NULL;
+
+	if (rx->done)
+		return rx_violation(rx, "messages after the end");
+	if (!rx->started && m->type != TM_START)
+		return rx_violation(rx, "a message before the start");
+	if (last && (last->eflags & REF_HASHWAIT) && m->type != TM_HASH)
+		return rx_violation(rx, "a file without its hash");
+	if (m->type != TM_XATTR && m->type != TM_NAME)
+		rx->attr_idx = TREE_NONE;
+	return dispatch(rx, m);
 }
 
 static int maybe_commit(struct rx *rx, bool idle)
@@ -626,12 +985,14 @@ static int maybe_commit(struct rx *rx, bool idle)
 /* Drops the file being written after a violation: nothing more of it. */
 static void abandon(struct rx *rx)
 {
-	if (!rx->cur.active || rx->cur.fd < 0)
+	struct rx_entry *re;
+
+	if (!rx->cur.active)
 		return;
-	close(rx->cur.fd);
-	rx->cur.fd = -1;
+	re = rx_ent(rx, rx->cur.index);
 	rx->cur.active = false;
-	rx_drop_tmp(rx, &rx->ents[rx->cur.index]);
+	if (re)
+		drop_current(rx, re);
 }
 
 /**
@@ -650,16 +1011,21 @@ int rx_record(struct rx *rx, uint16_t type, const uint8_t *buf, size_t len)
 	char why[200] = "";
 	int r;
 
+	if (rx->fatal[0])
+		return -EPROTO;
 	if (type != TBS_TREE_APP)
-		r = violation(rx, "a record of type %u, not a file tree", type);
+		r = rx_violation(rx, "a record of type %u, not a file tree",
+				 type);
 	else
 		r = tree_parse_record(buf, len, on_msg, rx, why, sizeof(why));
 	if (r == -EPROTO && !rx->fatal[0])
-		violation(rx, "%s", why);
+		rx_violation(rx, "%s", why);
 	if (r == -EPROTO)
 		abandon(rx);
 	if (!r)
 		r = maybe_commit(rx, false);
+	if (!r)
+		r = retire(rx);
 	if (!r)
 		r = flush(rx);
 	progress(rx);
@@ -671,22 +1037,29 @@ int rx_idle(struct rx *rx)
 {
 	int r = maybe_commit(rx, true);
 
+	if (!r)
+		r = retire(rx);
 	return r ? r : flush(rx);
 }
 
-/* After DONE: links, directories, the last sync, then FINISH. */
+/* After DONE: links, removal, directories, the last sync, then FINISH. */
 int rx_end(struct rx *rx)
 {
-	uint8_t b[16];
+	uint8_t b[24];
 	int r;
 
 	if (!rx->done)
-		return violation(rx, "%s", "no end");
+		return rx_violation(rx, "%s", "no end");
 	r = rx_finalize(rx);
+	if (!r)
+		r = rx_mirror_apply(rx);
+	if (!r)
+		r = rx_finish_dirs(rx);
 	if (r)
 		return r;
 	tbsi_le_put64(b, rx->st.entries - rx->st.failed);
 	tbsi_le_put64(b + 8, rx->st.failed);
+	tbsi_le_put64(b + 16, rx->mirror.removed);
 	r = rx_put(rx, TM_FINISH, b, sizeof(b));
 	if (!r)
 		r = flush(rx);
@@ -696,27 +1069,25 @@ int rx_end(struct rx *rx)
 
 static int open_dir(struct rx *rx, const char *dir)
 {
-	struct stat sb;
-	int fd;
+	int r;
 
-	if (mkdir(dir, 0777) && errno != EEXIST)
+	if (!rx->dry && !mkdir(dir, 0777))
+		rx->made_root = dir;
+	else if (!rx->dry && errno != EEXIST)
 		return tbsi_err(rx->err, -errno, "cannot create '%s': %s", dir,
 				strerror(errno));
 	rx->root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rx->root < 0 && rx->dry && errno == ENOENT) {
+		rx->root_dry = true; /* everything in it would be made */
+		return 0;
+	}
 	if (rx->root < 0)
 		return tbsi_err(rx->err, -errno, "cannot open '%s': %s", dir,
 				strerror(errno));
-	rx->fs = calloc(1, sizeof(*rx->fs));
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (!rx->fs || fd < 0 || fstat(fd, &sb)) {
-		if (fd >= 0)
-			close(fd);
-		return tbsi_err(rx->err, rx->fs ? -errno : -ENOMEM,
-				"cannot open '%s': %s", dir,
-				strerror(rx->fs ? errno : ENOMEM));
-	}
-	rx->fs[0] = (struct rx_fs){ .dev = sb.st_dev, .fd = fd };
-	rx->nfs = 1;
+	r = rx_fs_open(rx, dir);
+	if (r)
+		return tbsi_err(rx->err, r, "cannot open '%s': %s", dir,
+				strerror(-r));
 	return 0;
 }
 
@@ -742,7 +1113,8 @@ int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
 	rx->err = err;
 	rx->root = rx->pfd = -1;
 	rx->cur.fd = -1;
-	r = TBSI_OPTS_LOAD(&rx->o, opts, arg, arg);
+	rx->attr_idx = TREE_NONE;
+	r = TBSI_OPTS_LOAD(&rx->o, opts, arg, change);
 	if (r)
 		return tbsi_err(err, r, "struct tbs_tree_opts is not valid");
 	if (!rx->o.max_entries || rx->o.max_entries > TREE_NONE - 1)
@@ -750,6 +1122,8 @@ int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
 	if (!rx->o.max_file_size)
 		rx->o.max_file_size = DEF_MAX_FILE_SIZE;
 	rx->is_root = geteuid() == 0;
+	rx->dry = rx->o.flags & TBS_TREE_DRY_RUN;
+	rx->mirror.on = rx->o.flags & TBS_TREE_DELETE;
 	rx->out = malloc(TREE_REC_MAX);
 	rx->hbuf = malloc(TREE_REC_MAX);
 	rx->cur.hash = tree_hash_new();
@@ -760,22 +1134,32 @@ int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
 
 void rx_close(struct rx *rx)
 {
-	size_t i;
+	uint64_t i;
 
 	if (rx->cur.fd >= 0)
 		close(rx->cur.fd);
-	for (i = 0; i < rx->n; i++)
-		tree_hash_free(rx->ents[i].resume);
+	rx_ahead_stop(rx);
+	for (i = rx->base; rx->win && i < rx->n; i++)
+		tree_hash_free(rx->win[i & (rx->win_cap - 1)].resume);
 	if (rx->pfd >= 0)
 		close(rx->pfd);
 	if (rx->root >= 0)
 		close(rx->root);
 	rx_fs_free(rx);
 	tree_hash_free(rx->cur.hash);
-	free(rx->ents);
-	free(rx->arena);
-	free(rx->pend);
 	free(rx->dirs);
+	free(rx->darena);
+	free(rx->dtab);
+	free(rx->win);
+	free(rx->warena);
+	free(rx->links);
+	free(rx->ltab);
+	free(rx->larena);
+	free(rx->path);
+	rx_mirror_free(&rx->mirror);
+	rx_ids_free(&rx->ids);
+	free(rx->pend);
+	free(rx->lwait);
 	free(rx->out);
 	free(rx->hbuf);
 }
@@ -792,9 +1176,10 @@ static int session_emit(void *arg, const uint8_t *buf, size_t len)
 static int session_err(struct rx *rx, struct tbs_session *s, int r)
 {
 	const char *m = tbs_session_error(s);
+	struct rx_entry *re = rx->cur.active ? rx_ent(rx, rx->cur.index) : NULL;
 
-	if (rx->cur.active)
-		rx_checkpoint(rx, &rx->ents[rx->cur.index], true);
+	if (re)
+		rx_checkpoint(rx, re, true);
 	if (r == 0)
 		return tbsi_err(rx->err, -ECONNRESET,
 				"the sender ended the transfer early");
@@ -831,7 +1216,7 @@ static int finish(struct rx *rx, struct tbs_session *s, uint8_t *buf)
 				"%d s of its end (every file is in place)",
 				END_WAIT_MS / 1000);
 	if (n != 0)
-		return n > 0 ? violation(rx, "%s", "data after the end")
+		return n > 0 ? rx_violation(rx, "%s", "data after the end")
 			     : session_err(rx, s, (int)n);
 	return tbs_session_confirm(s);
 }
@@ -844,10 +1229,16 @@ static int give_up(struct rx *rx, struct tbs_session *s)
 	return tbsi_err(rx->err, -EPROTO, "%s", rx->fatal);
 }
 
+/* Refused or failed here, or not sent at all: the transfer failed. */
 static int verdict(struct rx *rx)
 {
-	unsigned long long n = rx->st.failed;
+	unsigned long long n = rx->st.failed, m = rx->sender_errors;
 
+	if (!n && m)
+		return tbsi_err(rx->err, -EIO,
+				"the sender could not send %llu %s (it names "
+				"them); the rest arrived",
+				m, m == 1 ? "entry" : "entries");
 	if (!n)
 		return 0;
 	return tbsi_err(rx->err, -EIO, "%llu %s refused or failed; %s%s", n,
@@ -867,6 +1258,8 @@ static int run(struct rx *rx, struct tbs_session *s)
 	free(buf);
 	if (r == -EPROTO && rx->fatal[0])
 		return give_up(rx, s);
+	if (r == -ENOMEM && !rx->err->msg[0])
+		return tbsi_err(rx->err, r, "out of memory");
 	return r ? r : verdict(rx);
 }
 

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * The file-tree sender.  The main thread sends START, one ENTRY per entry
- * and LISTED, then for each regular file, in order, waits for the
- * receiver's WANT and sends what it asks for (FILE, DATA..., FILE_END, or
- * SKIP), then DONE.  A second thread reads the receiver's messages: WANT,
- * CONFIRM, FAIL and FINISH.  Many small messages share one session record;
- * a record is sent when it is full or when the main thread must wait.
+ * The file-tree sender.  The main thread walks the paths and sends START,
+ * then one ENTRY per entry as it walks (with the HASH, NAME and XATTR
+ * messages that go with it), at most TX_AHEAD entries ahead of the file
+ * whose data it sends: for each regular file, in order, once the
+ * receiver's WANT for it is there, what the receiver asks for (FILE,
+ * DATA..., XATTR..., FILE_END, or SKIP); then LISTED and DONE.  A second
+ * thread reads the receiver's messages: WANT, CONFIRM, FAIL, REMOVED and
+ * FINISH.  Many small messages share one session record; a record is
+ * sent when it is full or when the main thread must wait.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +21,9 @@
 #include <unistd.h>
 
 #include "tree-send.h"
+#include "tree-attr.h"
 
-#define HASH_BUF (256 * 1024)
+#define HASH_BUF TREE_REC_MAX
 #define SEND_WAIT_MS 200
 
 __attribute__((format(printf, 3, 0))) static void
@@ -54,6 +58,18 @@ void tx_fail_note(struct tx *tx, const char *fmt, ...)
 	va_start(ap, fmt);
 	notify_v(tx, true, fmt, ap);
 	va_end(ap);
+}
+
+void tx_error(struct tx *tx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	notify_v(tx, true, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&tx->lock);
+	tx->errors++;
+	pthread_mutex_unlock(&tx->lock);
 }
 
 /* The transfer cannot go on; lock held. */
@@ -103,7 +119,7 @@ static int reserve(struct tx *tx, size_t n)
 	return flush(tx);
 }
 
-static int put(struct tx *tx, uint8_t type, const void *body, size_t len)
+int tx_put(struct tx *tx, uint8_t type, const void *body, size_t len)
 {
 	int r = reserve(tx, TREE_MSG_HDR + len);
 
@@ -125,6 +141,20 @@ static void progress(struct tx *tx)
 	st = tx->st;
 	pthread_mutex_unlock(&tx->lock);
 	tx->o.progress(tx->o.arg, &st);
+}
+
+static void change(struct tx *tx, unsigned int what, const char *path)
+{
+	if (tx->o.change)
+		tx->o.change(tx->o.arg,
+			     what | (tx->sflags & TSF_DRY_RUN ? TBS_TREE_WOULD
+							      : 0),
+			     path);
+}
+
+static struct tx_entry *slot(struct tx *tx, uint64_t idx)
+{
+	return &tx->ring[idx & (TX_AHEAD - 1)];
 }
 
 /* ---- the list of entries ---- */
@@ -181,22 +211,86 @@ static void count(struct tx *tx, const struct tx_entry *te)
 	}
 }
 
-static int send_list(struct tx *tx)
+static int put_index_u64(struct tx *tx, uint8_t type, uint32_t idx,
+			 uint64_t a)
+{
+	uint8_t m[16] = { 0 };
+
+	tbsi_le_put32(m, idx);
+	tbsi_le_put64(m + 8, a);
+	return tx_put(tx, type, m, sizeof(m));
+}
+
+/*
+ * Lists the next entry of the walk: ENTRY, preceded by the names of its
+ * owners and followed by its hash or attributes.  1 listed, 0 at the end.
+ */
+static int list_one(struct tx *tx)
+{
+	struct tx_entry te;
+	int r = tx_walk_next(tx, &tx->walk, &te);
+
+	if (r <= 0)
+		return r;
+	r = tx_attr_owner(tx, &te);
+	if (!r)
+		r = put_entry(tx, &te);
+	if (!r && te.e.kind == TK_FILE &&
+	    ((te.e.flags & TEF_LINKED) || (tx->sflags & TSF_CHECKSUM)))
+		r = put_index_u64(tx, TM_HASH, te.e.index, te.hash);
+	if (!r && te.e.kind != TK_FILE && te.e.kind != TK_HARDLINK)
+		r = tx_attr_path(tx, &te);
+	if (r) {
+		tx_entry_free(&te);
+		return r;
+	}
+	pthread_mutex_lock(&tx->lock);
+	*slot(tx, tx->n) = te;
+	tx->n++;
+	count(tx, &te);
+	pthread_mutex_unlock(&tx->lock);
+	return 1;
+}
+
+static int put_start(struct tx *tx)
 {
 	uint8_t b[24] = { 0 };
-	size_t i;
-	int r;
 
-	for (i = 0; i < tx->n; i++)
-		count(tx, &tx->ents[i]);
 	tbsi_le_put32(b, TREE_VERSION);
-	tbsi_le_put64(b + 8, tx->n);
-	tbsi_le_put64(b + 16, tx->st.bytes_total);
-	r = put(tx, TM_START, b, sizeof(b));
-	for (i = 0; !r && i < tx->n; i++)
-		r = put_entry(tx, &tx->ents[i]);
-	tbsi_le_put64(b, tx->n);
-	return r ? r : put(tx, TM_LISTED, b, 8);
+	tbsi_le_put32(b + 4, tx->sflags);
+	tbsi_le_put64(b + 8, tx->expect_entries);
+	tbsi_le_put64(b + 16, tx->expect_bytes);
+	return tx_put(tx, TM_START, b, sizeof(b));
+}
+
+static int put_counts(struct tx *tx, uint8_t type, uint64_t a, uint64_t b)
+{
+	uint8_t m[16];
+
+	tbsi_le_put64(m, a);
+	tbsi_le_put64(m + 8, b);
+	return tx_put(tx, type, m, sizeof(m));
+}
+
+/* The totals for the progress line, from a first walk that only counts. */
+static int count_ahead(struct tx *tx, const char *const *paths, size_t n)
+{
+	struct tx_walk w = { .count_only = true };
+	struct tx_entry te;
+	int r = tx_walk_start(tx, &w, paths, n);
+
+	while (!r && (r = tx_walk_next(tx, &w, &te)) == 1) {
+		tx->expect_entries++;
+		if (te.e.kind == TK_FILE)
+			tx->expect_bytes += te.e.size;
+	}
+	tx_walk_free(&w);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&tx->lock);
+	tx->st.bytes_total = tx->expect_bytes;
+	pthread_mutex_unlock(&tx->lock);
+	return 0;
 }
 
 /* ---- file data ---- */
@@ -209,7 +303,7 @@ static int put_file_msg(struct tx *tx, uint8_t type, uint32_t idx, uint64_t a,
 	tbsi_le_put32(m, idx);
 	tbsi_le_put64(m + 8, a);
 	tbsi_le_put64(m + 16, b);
-	return put(tx, type, m, type == TM_FILE_END ? 24 : 16);
+	return tx_put(tx, type, m, 24);
 }
 
 static int put_skip(struct tx *tx, uint32_t idx, uint32_t reason,
@@ -223,7 +317,7 @@ static int put_skip(struct tx *tx, uint32_t idx, uint32_t reason,
 	tbsi_le_put32(m, idx);
 	tbsi_le_put32(m + 4, reason);
 	memcpy(m + 8, text, n);
-	return put(tx, TM_SKIP, m, 8 + n);
+	return tx_put(tx, TM_SKIP, m, 8 + n);
 }
 
 /* One DATA message of up to @len bytes read at @pos; returns bytes. */
@@ -262,11 +356,30 @@ static ssize_t put_data(struct tx *tx, int fd, uint32_t idx, uint64_t pos,
 	return n;
 }
 
-/* Sends the data segments of [pos, size), holes skipped. */
-static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
-			 uint64_t pos)
+/* Whether the file open as @fd is still as it was when opened (@at). */
+static bool unchanged(int fd, const struct stat *at)
 {
-	uint64_t size = te->e.size, end;
+	struct stat now;
+
+	return !fstat(fd, &now) && now.st_ino == at->st_ino &&
+	       now.st_size == at->st_size &&
+	       now.st_mtim.tv_sec == at->st_mtim.tv_sec &&
+	       now.st_mtim.tv_nsec == at->st_mtim.tv_nsec &&
+	       now.st_ctim.tv_sec == at->st_ctim.tv_sec &&
+	       now.st_ctim.tv_nsec == at->st_ctim.tv_nsec;
+}
+
+#define CHANGE_CHECK (8u << 20) /* bytes read between two looks */
+
+/*
+ * Sends the data segments of [pos, size), holes skipped; -ENODATA as soon
+ * as the file is seen to change (it is looked at every CHANGE_CHECK bytes,
+ * so that a file written to is not read to its end for nothing).
+ */
+static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
+			 uint64_t pos, const struct stat *at)
+{
+	uint64_t size = te->e.size, end, look = pos + CHANGE_CHECK;
 	off_t d;
 	ssize_t n;
 
@@ -288,104 +401,90 @@ static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
 				return (int)n;
 			pos += (uint64_t)n;
 			progress(tx);
+			if (pos >= look) {
+				if (!unchanged(fd, at))
+					return -ENODATA;
+				look = pos + CHANGE_CHECK;
+			}
 		}
 	}
 	return 0;
 }
 
-/* Whether the file open as @fd is still as it was when opened (@at). */
-static bool unchanged(int fd, const struct stat *at)
+/* @te is not sent after all: the receiver drops what it has of it. */
+static int not_sent(struct tx *tx, struct tx_entry *te, uint32_t reason,
+		    const char *why)
 {
-	struct stat now;
-
-	return !fstat(fd, &now) && now.st_ino == at->st_ino &&
-	       now.st_size == at->st_size &&
-	       now.st_mtim.tv_sec == at->st_mtim.tv_sec &&
-	       now.st_mtim.tv_nsec == at->st_mtim.tv_nsec &&
-	       now.st_ctim.tv_sec == at->st_ctim.tv_sec &&
-	       now.st_ctim.tv_nsec == at->st_ctim.tv_nsec;
+	tx_error(tx, "not sent: '%s' %s", te->path, why);
+	return put_skip(tx, te->e.index, reason, why);
 }
 
-/* @te is not sent after all: the receiver drops what it has of it. */
-static int not_sent(struct tx *tx, struct tx_entry *te, const char *why)
+/* File @te is ended: it waits for the receiver's CONFIRM (unless the
+ * receiver refused it already, while it was being sent). */
+static int awaiting(struct tx *tx, const struct tx_entry *te)
 {
-	tx_fail_note(tx, "not sent: '%s' %s", te->path, why);
-	te->failed = true;
-	return put_skip(tx, te->e.index, TS_ERROR, why);
+	pthread_mutex_lock(&tx->lock);
+	if (tx->fifo_len == tx->fifo_cap) {
+		size_t cap = tx->fifo_cap ? tx->fifo_cap * 2 : 1024, i;
+		struct tx_pend *n = malloc(cap * sizeof(*n));
+
+		if (!n) {
+			pthread_mutex_unlock(&tx->lock);
+			return -ENOMEM;
+		}
+		for (i = 0; i < tx->fifo_len; i++)
+			n[i] = tx->fifo[(tx->fifo_head + i) % tx->fifo_cap];
+		free(tx->fifo);
+		tx->fifo = n;
+		tx->fifo_cap = cap;
+		tx->fifo_head = 0;
+	}
+	tx->fifo[(tx->fifo_head + tx->fifo_len++) % tx->fifo_cap] =
+		(struct tx_pend){ .index = te->e.index, .failed = te->failed };
+	pthread_mutex_unlock(&tx->lock);
+	return 0;
 }
 
 /*
- * Sends the file from @from (the hash covers [0, from) already).  A file
- * written to while it was read is not ended with FILE_END but skipped: a
- * mix of old and new bytes must not arrive as the file.
+ * Sends the file from @from (the hash covers [0, from) already), then its
+ * attributes.  A file written to while it was read is not ended with
+ * FILE_END but skipped: a mix of old and new bytes must not arrive as the
+ * file (tar says "file changed as we read it").
  */
 static int stream_file(struct tx *tx, int fd, struct tx_entry *te,
 		       uint64_t from, const struct stat *at)
 {
-	int r = put_file_msg(tx, TM_FILE, te->e.index, from, 0);
+	int r = put_file_msg(tx, TM_FILE, te->e.index, from,
+			     from ? tree_hash_digest(tx->hash) : 0);
 
 	if (!r)
-		r = send_segments(tx, fd, te, from);
+		r = send_segments(tx, fd, te, from, at);
 	if (r == -ENODATA || (!r && !unchanged(fd, at)))
-		return not_sent(tx, te,
-				"changed while it was being sent (send it "
+		return not_sent(tx, te, TS_CHANGED,
+				"changed while it was being read (send it "
 				"again)");
 	if (r == -EIO)
-		return not_sent(tx, te, "could not be read");
+		return not_sent(tx, te, TS_UNREADABLE, "could not be read");
+	if (!r)
+		r = tx_attr_fd(tx, te, fd);
+	if (!r)
+		r = awaiting(tx, te);
 	if (r)
 		return r;
 	return put_file_msg(tx, TM_FILE_END, te->e.index, te->e.size,
 			    tree_hash_digest(tx->hash));
 }
 
-/* The receiver has a prefix (RESUME) or all (VERIFY): does it match? */
-static bool same_prefix(struct tx *tx, int fd, uint64_t len, uint64_t hash)
-{
-	if (len > UINT64_MAX / 2 ||
-	    tree_hash_fd(tx->hash, fd, len, tx->buf, HASH_BUF))
-		return false;
-	return tree_hash_digest(tx->hash) == hash;
-}
-
-static int verified_same(struct tx *tx, struct tx_entry *te)
-{
-	pthread_mutex_lock(&tx->lock);
-	te->present = true;
-	tx->st.files_present++;
-	tx->st.bytes_done += te->e.size;
-	pthread_mutex_unlock(&tx->lock);
-	return put_skip(tx, te->e.index, TS_SAME, "");
-}
-
-static int send_verify(struct tx *tx, int fd, struct tx_entry *te,
-		       const struct stat *at)
-{
-	bool same = same_prefix(tx, fd, te->e.size, te->whash);
-
-	if (!unchanged(fd, at))
-		return not_sent(tx, te,
-				"changed while it was being compared (send "
-				"it again)");
-	if (same)
-		return verified_same(tx, te);
-	if (te->wflags & TWF_REPLACE) {
-		tree_hash_reset(tx->hash);
-		return stream_file(tx, fd, te, 0, at);
-	}
-	tx_fail_note(tx,
-		     "not sent: '%s' differs from the receiver's file of the "
-		     "same size and time (the receiver's --overwrite replaces "
-		     "it)",
-		     te->path);
-	te->failed = true;
-	return put_skip(tx, te->e.index, TS_DIFFERS, "differs");
-}
-
+/*
+ * The receiver has the first @te->woff bytes from an earlier run
+ * (RESUME): the rest follows our hash of those bytes, which the receiver
+ * compares with its copy (it never sends its own hash).
+ */
 static int send_resume(struct tx *tx, int fd, struct tx_entry *te,
 		       const struct stat *at)
 {
 	if (te->woff && te->woff <= te->e.size &&
-	    same_prefix(tx, fd, te->woff, te->whash)) {
+	    !tree_hash_fd(tx->hash, fd, te->woff, tx->buf, HASH_BUF)) {
 		pthread_mutex_lock(&tx->lock);
 		tx->st.files_resumed++;
 		tx->st.bytes_resumed += te->woff;
@@ -396,17 +495,23 @@ static int send_resume(struct tx *tx, int fd, struct tx_entry *te,
 	return stream_file(tx, fd, te, 0, at);
 }
 
+/* Whether the receiver's answer for @te is there; lock held. */
+static bool answered(struct tx *tx, const struct tx_entry *te)
+{
+	return te->want || tx->fatal || tx->reader_done;
+}
+
 static int wait_want(struct tx *tx, struct tx_entry *te)
 {
 	int r = 0;
 
 	pthread_mutex_lock(&tx->lock);
-	if (!te->want && !tx->fatal) {
+	if (!answered(tx, te)) {
 		pthread_mutex_unlock(&tx->lock);
 		r = flush(tx);
 		pthread_mutex_lock(&tx->lock);
 	}
-	while (!r && !te->want && !tx->fatal && !tx->reader_done)
+	while (!r && !answered(tx, te))
 		pthread_cond_wait(&tx->cv, &tx->lock);
 	if (!r)
 		r = tx->fatal;
@@ -439,6 +544,15 @@ static int open_listed(const struct tx_entry *te, struct stat *at)
 	return fd;
 }
 
+static void present(struct tx *tx, const struct tx_entry *te)
+{
+	pthread_mutex_lock(&tx->lock);
+	tx->st.files_present++;
+	tx->st.bytes_done += te->e.size;
+	pthread_mutex_unlock(&tx->lock);
+}
+
+/* What the receiver asked for file @te, once it asked. */
 static int send_file(struct tx *tx, struct tx_entry *te)
 {
 	struct stat at;
@@ -446,21 +560,28 @@ static int send_file(struct tx *tx, struct tx_entry *te)
 
 	if (r)
 		return r;
-	if (te->want == TW_REFUSE || te->want == TW_KEEP) {
-		if (te->want == TW_KEEP)
-			verified_same(tx, te);
+	if (te->want == TW_SAME || te->want == TW_KEEP) {
+		present(tx, te);
 		return 0;
 	}
+	if (te->want == TW_REFUSE)
+		return 0;
+	change(tx,
+	       (te->wflags & TWF_REPLACE ? TBS_TREE_REPLACED
+					 : TBS_TREE_CREATED) |
+		       (te->wflags & TWF_DRY ? TBS_TREE_WOULD : 0),
+	       te->path + te->rel);
+	if ((tx->sflags & TSF_DRY_RUN) || (te->wflags & TWF_DRY))
+		return 0;
 	fd = open_listed(te, &at);
 	if (fd < 0)
 		return not_sent(tx, te,
+				fd == -ESTALE ? TS_CHANGED : TS_UNREADABLE,
 				fd == -ESTALE ? "changed since it was listed "
 						"(send it again)"
 					      : strerror(-fd));
 	tree_hash_reset(tx->hash);
-	if (te->want == TW_VERIFY)
-		r = send_verify(tx, fd, te, &at);
-	else if (te->want == TW_RESUME)
+	if (te->want == TW_RESUME)
 		r = send_resume(tx, fd, te, &at);
 	else
 		r = stream_file(tx, fd, te, 0, &at);
@@ -468,19 +589,68 @@ static int send_file(struct tx *tx, struct tx_entry *te)
 	return r;
 }
 
-static int send_files(struct tx *tx)
+/* Drops the oldest entry of the ring, its data sent or not needed. */
+static void retire(struct tx *tx)
 {
-	uint8_t b[8];
-	size_t i;
-	int r = 0;
+	struct tx_entry *te = slot(tx, tx->head);
 
-	for (i = 0; !r && i < tx->n; i++)
-		if (tx->ents[i].e.kind == TK_FILE)
-			r = send_file(tx, &tx->ents[i]);
-	if (r)
+	pthread_mutex_lock(&tx->lock);
+	if (te->failed)
+		tx->failed++;
+	tx->head++;
+	pthread_mutex_unlock(&tx->lock);
+	tx_entry_free(te);
+}
+
+/* Whether the receiver answered file @te already. */
+static bool have_want(struct tx *tx, const struct tx_entry *te)
+{
+	bool r;
+
+	pthread_mutex_lock(&tx->lock);
+	r = te->want != 0;
+	pthread_mutex_unlock(&tx->lock);
+	return r;
+}
+
+/* One step: list ahead, or send the oldest file; 1 when all is done. */
+static int step(struct tx *tx)
+{
+	struct tx_entry *te;
+	int r;
+
+	if (tx->head < tx->n && slot(tx, tx->head)->e.kind != TK_FILE) {
+		retire(tx);
+		return 0;
+	}
+	te = tx->head < tx->n ? slot(tx, tx->head) : NULL;
+	if (!tx->walk_done && tx->n - tx->head < TX_AHEAD &&
+	    (!te || !have_want(tx, te))) {
+		r = list_one(tx);
+		if (r == 0) {
+			tx->walk_done = true;
+			r = put_counts(tx, TM_LISTED, tx->st.entries,
+				       tx->st.bytes_total);
+		}
+		return r < 0 ? r : 0;
+	}
+	if (!te)
+		return 1;
+	r = send_file(tx, te);
+	retire(tx);
+	progress(tx);
+	return r;
+}
+
+static int send_all(struct tx *tx)
+{
+	int r = put_start(tx);
+
+	while (!r)
+		r = step(tx);
+	if (r < 0)
 		return r;
-	tbsi_le_put64(b, tx->n);
-	r = put(tx, TM_DONE, b, 8);
+	r = put_counts(tx, TM_DONE, tx->n, tx->errors);
 	return r ? r : flush(tx);
 }
 
@@ -490,29 +660,71 @@ static int on_want(struct tx *tx, const struct tree_msg *m)
 {
 	struct tx_entry *te;
 
-	if (m->index >= tx->n || tx->ents[m->index].e.kind != TK_FILE ||
-	    tx->ents[m->index].want)
+	if (m->index < tx->head || m->index >= tx->n)
 		return -EPROTO;
-	te = &tx->ents[m->index];
+	te = slot(tx, m->index);
+	if (te->e.kind != TK_FILE || te->want ||
+	    (m->u32 == TW_RESUME && (m->flags & TWF_DRY)))
+		return -EPROTO;
 	te->wflags = (uint8_t)m->flags;
 	te->woff = m->a;
-	te->whash = m->b;
 	te->want = (uint8_t)m->u32;
 	if (te->want == TW_REFUSE)
 		te->failed = true;
 	return 0;
 }
 
+/* CONFIRM: the next file awaiting it (the failed ones before it drop). */
+static int on_confirm(struct tx *tx, const struct tree_msg *m)
+{
+	struct tx_pend *p;
+
+	while (tx->fifo_len) {
+		p = &tx->fifo[tx->fifo_head];
+		if (!p->failed)
+			break;
+		tx->fifo_head = (tx->fifo_head + 1) % tx->fifo_cap;
+		tx->fifo_len--;
+	}
+	if (!tx->fifo_len || tx->fifo[tx->fifo_head].index != m->index)
+		return -EPROTO;
+	tx->fifo_head = (tx->fifo_head + 1) % tx->fifo_cap;
+	tx->fifo_len--;
+	tx->st.files_done++;
+	return 0;
+}
+
+/*
+ * Marks entry @idx failed, once (counted when it leaves the ring, or
+ * here if it left it); also where it awaits its CONFIRM, which will not
+ * come.  Lock held.
+ */
+static void mark_failed(struct tx *tx, uint32_t idx)
+{
+	bool in_ring = idx >= tx->head && idx < tx->n;
+	size_t i;
+
+	if (in_ring)
+		slot(tx, idx)->failed = true;
+	for (i = 0; i < tx->fifo_len; i++) {
+		struct tx_pend *p =
+			&tx->fifo[(tx->fifo_head + i) % tx->fifo_cap];
+
+		if (p->index == idx) {
+			tx->failed += !in_ring && !p->failed;
+			p->failed = true;
+			return;
+		}
+	}
+	tx->failed += !in_ring;
+}
+
 static void on_fail(struct tx *tx, const struct tree_msg *m)
 {
 	char text[TREE_TEXT_MAX + 1];
-	size_t i;
 
-	for (i = 0; i < m->len; i++)
-		text[i] = m->data[i] >= 0x20 && m->data[i] < 0x7f
-				  ? (char)m->data[i]
-				  : '?';
-	text[i] = 0;
+	memcpy(text, m->data, m->len);
+	text[m->len] = 0;
 	if (m->index == TREE_NONE) {
 		char msg[TREE_TEXT_MAX + 32];
 
@@ -521,9 +733,25 @@ static void on_fail(struct tx *tx, const struct tree_msg *m)
 		return;
 	}
 	if (m->index < tx->n)
-		tx->ents[m->index].failed = true;
+		mark_failed(tx, m->index);
 	pthread_mutex_unlock(&tx->lock);
 	tx_fail_note(tx, "receiver: %s", text);
+	pthread_mutex_lock(&tx->lock);
+}
+
+static void on_removed(struct tx *tx, const struct tree_msg *m)
+{
+	char path[TREE_REMOVED_MAX + 1];
+
+	memcpy(path, m->data, m->len);
+	path[m->len] = 0;
+	tx->removed++;
+	pthread_mutex_unlock(&tx->lock);
+	if (tx->o.change && !memchr(m->data, 0, m->len))
+		tx->o.change(tx->o.arg,
+			     TBS_TREE_REMOVED |
+				     (m->u32 & TRF_DRY ? TBS_TREE_WOULD : 0),
+			     path);
 	pthread_mutex_lock(&tx->lock);
 }
 
@@ -531,26 +759,23 @@ static void on_fail(struct tx *tx, const struct tree_msg *m)
 static int on_msg(void *arg, const struct tree_msg *m)
 {
 	struct tx *tx = arg;
-	struct tx_entry *te;
 
 	switch (m->type) {
 	case TM_WANT:
 		return on_want(tx, m);
 	case TM_CONFIRM:
-		if (m->index >= tx->n || tx->ents[m->index].confirmed)
-			return -EPROTO;
-		te = &tx->ents[m->index];
-		te->confirmed = true;
-		tx->st.files_done++;
-		tx->st.bytes_done += te->e.size;
-		return 0;
+		return on_confirm(tx, m);
 	case TM_FAIL:
 		on_fail(tx, m);
+		return 0;
+	case TM_REMOVED:
+		on_removed(tx, m);
 		return 0;
 	case TM_FINISH:
 		tx->finished = true;
 		tx->fin_applied = m->a;
 		tx->fin_failed = m->b;
+		tx->fin_removed = m->c;
 		return 0;
 	default:
 		return -EPROTO;
@@ -626,25 +851,20 @@ static int wait_finish(struct tx *tx)
 
 static int verdict(struct tx *tx)
 {
-	uint64_t failed = 0;
+	uint64_t failed = tx->failed + tx->errors;
 	size_t i;
 
-	for (i = 0; i < tx->n; i++) {
-		struct tx_entry *te = &tx->ents[i];
-
-		if (te->failed ||
-		    (te->e.kind == TK_FILE && !te->confirmed && !te->present))
-			failed++;
-	}
+	for (i = 0; i < tx->fifo_len; i++)
+		failed += !tx->fifo[(tx->fifo_head + i) % tx->fifo_cap].failed;
 	if (tx->fin_failed > failed)
 		failed = tx->fin_failed;
-	tx->st.failed += failed;
-	if (!tx->st.failed)
+	tx->st.failed = failed;
+	if (!failed)
 		return 0;
 	return tbsi_err(tx->err, -EIO, "%llu %s not transferred; %s%s",
-			(unsigned long long)tx->st.failed,
-			tx->st.failed == 1 ? "entry was" : "entries were",
-			tx->st.failed == 1 ? "" : "the first: ",
+			(unsigned long long)failed,
+			failed == 1 ? "entry was" : "entries were",
+			failed == 1 ? "" : "the first: ",
 			tx->first[0] ? tx->first
 				     : "the receiver refused or failed it");
 }
@@ -668,10 +888,8 @@ static void wait_reader(struct tx *tx)
 
 static int run(struct tx *tx)
 {
-	int r = send_list(tx);
+	int r = send_all(tx);
 
-	if (!r)
-		r = send_files(tx);
 	if (!r)
 		r = wait_finish(tx);
 	if (r) {
@@ -680,12 +898,22 @@ static int run(struct tx *tx)
 		tx->stop = true;
 		if (tx->fatal_msg[0])
 			tbsi_err(tx->err, r, "%s", tx->fatal_msg);
+		else if (r == -ENOMEM)
+			tbsi_err(tx->err, r, "out of memory");
 		else
 			tbsi_err(tx->err, r, "%s", tbs_session_error(tx->s));
 		pthread_mutex_unlock(&tx->lock);
 	}
 	pthread_join(tx->reader, NULL);
 	return r ? r : verdict(tx);
+}
+
+static uint32_t start_flags(unsigned int f)
+{
+	return (f & TBS_TREE_CHECKSUM ? TSF_CHECKSUM : 0) |
+	       (f & TBS_TREE_DELETE ? TSF_MIRROR : 0) |
+	       (f & TBS_TREE_DRY_RUN ? TSF_DRY_RUN : 0) |
+	       (f & TBS_TREE_NUMERIC_IDS ? TSF_NUMERIC_IDS : 0);
 }
 
 static int tx_init(struct tx *tx, struct tbs_session *s,
@@ -698,27 +926,30 @@ static int tx_init(struct tx *tx, struct tbs_session *s,
 	tx->err = err;
 	pthread_mutex_init(&tx->lock, NULL);
 	pthread_cond_init(&tx->cv, NULL);
-	r = TBSI_OPTS_LOAD(&tx->o, opts, arg, arg);
+	r = TBSI_OPTS_LOAD(&tx->o, opts, arg, change);
 	if (r)
 		return tbsi_err(err, r, "struct tbs_tree_opts is not valid");
+	tx->sflags = start_flags(tx->o.flags);
 	tx->out = malloc(TREE_REC_MAX);
 	tx->buf = malloc(HASH_BUF);
 	tx->hash = tree_hash_new();
-	if (!tx->out || !tx->buf || !tx->hash)
+	tx->ring = calloc(TX_AHEAD, sizeof(*tx->ring));
+	if (!tx->out || !tx->buf || !tx->hash || !tx->ring)
 		return tbsi_err(err, -ENOMEM, "out of memory");
 	return 0;
 }
 
 static void tx_free(struct tx *tx)
 {
-	size_t i;
+	uint64_t i;
 
-	for (i = 0; i < tx->n; i++) {
-		free(tx->ents[i].path);
-		free(tx->ents[i].target);
-	}
-	free(tx->ents);
+	for (i = tx->head; tx->ring && i < tx->n; i++)
+		tx_entry_free(slot(tx, i));
+	tx_walk_free(&tx->walk);
+	free(tx->ring);
+	free(tx->fifo);
 	free(tx->inos);
+	free(tx->ids.v);
 	free(tx->out);
 	free(tx->buf);
 	tree_hash_free(tx->hash);
@@ -734,10 +965,10 @@ int tbs_tree_send(struct tbs_session *s, const char *const *paths, size_t n,
 	int r;
 
 	r = tx_init(&tx, s, opts, err);
+	if (!r && tx.o.progress)
+		r = count_ahead(&tx, paths, n);
 	if (!r)
-		r = tx_walk(&tx, paths, n);
-	if (!r && tx.n > TREE_NONE - 1)
-		r = tbsi_err(err, -E2BIG, "too many entries to send");
+		r = tx_walk_start(&tx, &tx.walk, paths, n);
 	if (!r) {
 		if (pthread_create(&tx.reader, NULL, reader_main, &tx))
 			r = tbsi_err(err, -EAGAIN, "could not start a thread");

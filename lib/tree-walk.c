@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * The file-tree sender's walk: every path given and everything beneath it,
- * in a stable order (names sorted bytewise), each as an entry with its
- * relative path, kind, metadata, and for a further name of a file already
- * listed (a hard link) the index of that first name.
+ * depth first, the names of each directory sorted bytewise, one entry at
+ * a time: its relative path, kind and metadata, and for a further name of
+ * a file already listed (a hard link) the index of that first name.  Only
+ * the directories on the current path are held (their sorted names), and
+ * the files that have further names (to recognise those names), so that
+ * the walk's memory does not grow with the number of entries.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,19 +19,6 @@
 #include <unistd.h>
 
 #include "tree-send.h"
-
-static int grow(struct tx *tx)
-{
-	size_t cap = tx->cap ? tx->cap * 2 : 256;
-	struct tx_entry *n;
-
-	n = realloc(tx->ents, cap * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	tx->ents = n;
-	tx->cap = cap;
-	return 0;
-}
 
 static size_t ino_slot(const struct tx_ino *t, dev_t dev, ino_t ino, size_t cap)
 {
@@ -55,35 +46,54 @@ static int ino_grow(struct tx *tx)
 	return 0;
 }
 
-/* Hard links: (dev, ino) of files with several names -> first index. */
-static uint32_t ino_find(struct tx *tx, dev_t dev, ino_t ino, uint32_t idx)
+/* Hard links: the index of the first name of (dev, ino), or TREE_NONE. */
+static uint32_t ino_find(const struct tx *tx, dev_t dev, ino_t ino)
+{
+	size_t i;
+
+	if (!tx->ino_cap)
+		return TREE_NONE;
+	i = ino_slot(tx->inos, dev, ino, tx->ino_cap);
+	return tx->inos[i].used ? tx->inos[i].index : TREE_NONE;
+}
+
+static int ino_add(struct tx *tx, dev_t dev, ino_t ino, uint32_t idx)
 {
 	size_t i;
 
 	if (tx->nino * 2 >= tx->ino_cap && ino_grow(tx))
-		return TREE_NONE;
+		return -ENOMEM;
 	i = ino_slot(tx->inos, dev, ino, tx->ino_cap);
-	if (tx->inos[i].used)
-		return tx->inos[i].index;
 	tx->inos[i] = (struct tx_ino){
 		.dev = dev, .ino = ino, .index = idx, .used = 1
 	};
 	tx->nino++;
-	return TREE_NONE;
+	return 0;
 }
 
-static int kind_of(struct tx *tx, const struct stat *sb, const char *path,
-		   size_t rel)
-{
-	const char *name = strrchr(path + rel, '/');
+/* A note of the walk (none in the first pass, which only counts). */
+#define walk_note(w, ...)                                                      \
+	do {                                                                   \
+		if (!(w)->count_only)                                          \
+			tx_notify(__VA_ARGS__);                                \
+	} while (0)
+#define walk_error(w, ...)                                                     \
+	do {                                                                   \
+		if (!(w)->count_only)                                          \
+			tx_error(__VA_ARGS__);                                 \
+	} while (0)
 
-	name = name ? name + 1 : path + rel;
+static int kind_of(struct tx *tx, struct tx_walk *w, const struct stat *sb)
+{
+	const char *path = w->path, *name = strrchr(path + w->rel, '/');
+
+	name = name ? name + 1 : path + w->rel;
 	if (tree_name_reserved((const uint8_t *)name, strlen(name))) {
-		tx_notify(tx,
+		walk_note(w, tx,
 			  "not sent: '%s' has a name that tbstream recv keeps "
 			  "for its temporary files",
 			  path);
-		tx->st.warnings++;
+		tx->st.warnings += !w->count_only;
 		return 0;
 	}
 	if (S_ISREG(sb->st_mode))
@@ -93,11 +103,10 @@ static int kind_of(struct tx *tx, const struct stat *sb, const char *path,
 	if (S_ISLNK(sb->st_mode))
 		return TK_SYMLINK;
 	if (!(tx->o.flags & TBS_TREE_SPECIALS) || S_ISSOCK(sb->st_mode)) {
-		tx_notify(tx, "not sent: '%s' is a %s%s", path,
+		walk_note(w, tx, "not sent: '%s' is a %s%s", path,
 			  S_ISSOCK(sb->st_mode) ? "socket" : "special file",
-			  S_ISSOCK(sb->st_mode) ? ""
-						: " (--specials sends it)");
-		tx->st.warnings++;
+			  S_ISSOCK(sb->st_mode) ? "" : " (--specials sends it)");
+		tx->st.warnings += !w->count_only;
 		return 0;
 	}
 	if (S_ISFIFO(sb->st_mode))
@@ -105,12 +114,11 @@ static int kind_of(struct tx *tx, const struct stat *sb, const char *path,
 	return S_ISCHR(sb->st_mode) ? TK_CHR : TK_BLK;
 }
 
-static int read_target(struct tx_entry *te, const char *path, off_t size)
+static int read_target(struct tx_entry *te, const char *path)
 {
 	char buf[TREE_TARGET_MAX + 1];
 	ssize_t n = readlink(path, buf, sizeof(buf));
 
-	(void)size;
 	if (n < 0)
 		return -errno;
 	if (n == 0 || n > TREE_TARGET_MAX)
@@ -135,51 +143,108 @@ static void fill_meta(struct tx_entry *te, const struct stat *sb)
 	te->e.atime_ns = (uint32_t)sb->st_atim.tv_nsec;
 	te->e.rdev = sb->st_rdev;
 	te->e.link = TREE_NONE;
-}
-
-/* Adds the entry for @path (relative part from @rel); 1 if a directory. */
-static int add(struct tx *tx, const char *path, size_t rel,
-	       const struct stat *sb)
-{
-	struct tx_entry *te;
-	int kind = kind_of(tx, sb, path, rel), r;
-	uint32_t first;
-
-	if (!kind)
-		return 0;
-	if (tx->n == tx->cap && grow(tx))
-		return -ENOMEM;
-	te = &tx->ents[tx->n];
-	memset(te, 0, sizeof(*te));
-	te->path = strdup(path);
-	if (!te->path)
-		return -ENOMEM;
-	te->rel = rel;
 	te->dev = sb->st_dev;
 	te->ino = sb->st_ino;
-	te->e.index = (uint32_t)tx->n;
+}
+
+/* Hashes file @te for its HASH message; -errno when it cannot. */
+static int hash_listed(struct tx *tx, struct tx_entry *te)
+{
+	struct stat sb;
+	int fd = open(te->path,
+		      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = fstat(fd, &sb) ? -errno : 0;
+	if (!r && (!S_ISREG(sb.st_mode) || sb.st_ino != te->ino ||
+		   (uint64_t)sb.st_size != te->e.size))
+		r = -ESTALE;
+	if (!r)
+		r = tree_hash_fd(tx->hash, fd, te->e.size, tx->buf,
+				 TREE_REC_MAX);
+	if (!r)
+		te->hash = tree_hash_digest(tx->hash);
+	close(fd);
+	return r;
+}
+
+/*
+ * A regular file: a further name of a file listed before (a hard link),
+ * or a file, with its hash when the receiver compares by hash or when it
+ * has further names (the receiver links them only to a file it wrote or
+ * whose content the sender proved).  1, 0 (left out) or -errno.
+ */
+static int file_entry(struct tx *tx, struct tx_walk *w, struct tx_entry *te,
+		      const struct stat *sb)
+{
+	bool linked = sb->st_nlink > 1;
+	uint32_t first = linked ? ino_find(tx, sb->st_dev, sb->st_ino)
+				: TREE_NONE;
+	int r;
+
+	if (first != TREE_NONE) {
+		te->e.kind = TK_HARDLINK;
+		te->e.link = first;
+		te->e.size = 0;
+		return 1;
+	}
+	if (!linked && !(tx->sflags & TSF_CHECKSUM))
+		return 1;
+	r = hash_listed(tx, te);
+	if (r) {
+		tx_error(tx, "not sent: '%s': %s", w->path,
+			 r == -ESTALE ? "changed while it was being listed"
+				      : strerror(-r));
+		return 0;
+	}
+	if (!linked)
+		return 1;
+	te->e.flags |= TEF_LINKED;
+	r = ino_add(tx, sb->st_dev, sb->st_ino, (uint32_t)tx->n);
+	return r ? r : 1;
+}
+
+/* The entry for w->path: 1 (in @te), 0 (left out) or -errno. */
+static int make_entry(struct tx *tx, struct tx_walk *w, const struct stat *sb,
+		      struct tx_entry *te)
+{
+	int kind = kind_of(tx, w, sb), r;
+
+	memset(te, 0, sizeof(*te));
+	if (!kind)
+		return 0;
 	te->e.kind = (uint8_t)kind;
 	fill_meta(te, sb);
-	if (kind == TK_FILE && sb->st_nlink > 1) {
-		first = ino_find(tx, sb->st_dev, sb->st_ino, te->e.index);
-		if (first != TREE_NONE) {
-			te->e.kind = TK_HARDLINK;
-			te->e.link = first;
-			te->e.size = 0;
-		}
+	if (w->count_only)
+		return 1;
+	te->path = strdup(w->path);
+	if (!te->path)
+		return -ENOMEM;
+	te->rel = w->rel;
+	te->e.index = (uint32_t)tx->n;
+	if (kind == TK_FILE)
+		r = file_entry(tx, w, te, sb);
+	else if (kind == TK_SYMLINK)
+		r = read_target(te, w->path) ?: 1;
+	else
+		r = 1;
+	if (r < 0 && kind == TK_SYMLINK && r != -ENOMEM) {
+		tx_error(tx, "not sent: cannot read link '%s': %s", w->path,
+			 strerror(-r));
+		r = 0;
 	}
-	if (kind == TK_SYMLINK) {
-		r = read_target(te, path, sb->st_size);
-		if (r) {
-			tx_fail_note(tx, "not sent: cannot read link '%s': %s",
-				  path, strerror(-r));
-			free(te->path);
-			tx->st.failed++;
-			return 0;
-		}
-	}
-	tx->n++;
-	return kind == TK_DIR;
+	if (r <= 0)
+		tx_entry_free(te);
+	return r;
+}
+
+void tx_entry_free(struct tx_entry *te)
+{
+	free(te->path);
+	free(te->target);
+	te->path = te->target = NULL;
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -187,18 +252,26 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void free_names(char **v)
+{
+	size_t i;
+
+	for (i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* The names in directory @path, sorted; NULL-terminated. */
-static char **list_dir(struct tx *tx, const char *path)
+static char **list_dir(const char *path, int *err)
 {
 	DIR *d = opendir(path);
 	struct dirent *de;
 	char **v = NULL, **nv;
 	size_t n = 0, cap = 0;
 
+	*err = 0;
 	if (!d) {
-		tx_fail_note(tx, "not sent: cannot read directory '%s': %s", path,
-			  strerror(errno));
-		tx->st.failed++;
+		*err = -errno;
 		return NULL;
 	}
 	while ((de = readdir(d))) {
@@ -212,68 +285,96 @@ static char **list_dir(struct tx *tx, const char *path)
 			v = nv;
 		}
 		v[n] = strdup(de->d_name);
-		if (v[n])
-			n++;
+		if (!v[n])
+			break;
+		n++;
 	}
 	closedir(d);
-	if (!v)
-		v = calloc(1, sizeof(*v));
-	if (!v)
+	if (de || (!v && !(v = calloc(1, sizeof(*v))))) {
+		if (v)
+			v[n] = NULL;
+		free_names(v);
+		*err = -ENOMEM;
 		return NULL;
+	}
 	v[n] = NULL;
 	qsort(v, n, sizeof(*v), cmp_names);
 	return v;
 }
 
-static int walk(struct tx *tx, char *path, size_t len, size_t rel, int depth);
-
-static int walk_child(struct tx *tx, char *path, size_t len, size_t rel,
-		      const char *name, int depth)
+/* Enters directory w->path (of length @len): its names come next. */
+static int push_dir(struct tx *tx, struct tx_walk *w, size_t len)
 {
-	size_t nl = strlen(name);
+	struct tx_frame *f;
+	char **names;
+	int r;
+
+	if (w->depth >= TREE_DEPTH_MAX) {
+		walk_error(w, tx, "not sent: what is in '%s' is nested too deep",
+			   w->path);
+		return 0;
+	}
+	names = list_dir(w->path, &r);
+	if (r == -ENOMEM)
+		return r;
+	if (!names) {
+		walk_error(w, tx, "not sent: cannot read directory '%s': %s",
+			   w->path, strerror(-r));
+		return 0;
+	}
+	if (w->depth == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 16;
+
+		f = realloc(w->stack, cap * sizeof(*f));
+		if (!f) {
+			free_names(names);
+			return -ENOMEM;
+		}
+		w->stack = f;
+		w->cap = cap;
+	}
+	w->stack[w->depth++] = (struct tx_frame){ .names = names, .len = len };
+	return 0;
+}
+
+/* The next name of the innermost directory: 1 (an entry), 0, -errno. */
+static int next_child(struct tx *tx, struct tx_walk *w, struct tx_entry *te)
+{
+	struct tx_frame *f = &w->stack[w->depth - 1];
+	char *name = f->names[f->next];
+	size_t len = f->len, nl;
 	struct stat sb;
 	int r;
 
-	if (len + 1 + nl >= PATH_MAX || len + 1 + nl - rel >= TREE_PATH_MAX) {
-		tx_fail_note(tx, "not sent: path too long: '%s/%s'", path, name);
-		tx->st.failed++;
+	if (!name) {
+		free_names(f->names);
+		w->depth--;
+		w->path[len] = 0;
 		return 0;
 	}
-	path[len] = '/';
-	memcpy(path + len + 1, name, nl + 1);
-	if (lstat(path, &sb)) {
-		tx_fail_note(tx, "not sent: '%s': %s", path, strerror(errno));
-		tx->st.failed++;
-		r = 0;
-	} else {
-		r = add(tx, path, rel, &sb);
-		if (r == 1)
-			r = walk(tx, path, len + 1 + nl, rel, depth + 1);
+	f->next++;
+	nl = strlen(name);
+	if (len + 1 + nl >= PATH_MAX || len + 1 + nl - w->rel >= TREE_PATH_MAX) {
+		walk_error(w, tx, "not sent: path too long: '%s/%s'", w->path,
+			   name);
+		return 0;
 	}
-	path[len] = 0;
-	return r;
-}
+	w->path[len] = '/';
+	memcpy(w->path + len + 1, name, nl + 1);
+	if (lstat(w->path, &sb)) {
+		walk_error(w, tx, "not sent: '%s': %s", w->path,
+			   strerror(errno));
+		return 0;
+	}
+	r = make_entry(tx, w, &sb, te);
+	if (r == 1 && te->e.kind == TK_DIR) {
+		int p = push_dir(tx, w, len + 1 + nl);
 
-static int walk(struct tx *tx, char *path, size_t len, size_t rel, int depth)
-{
-	char **names;
-	size_t i;
-	int r = 0;
-
-	if (depth >= TREE_DEPTH_MAX) {
-		tx_fail_note(tx, "not sent: '%s' is nested too deep", path);
-		tx->st.failed++;
-		return 0;
+		if (p < 0) {
+			tx_entry_free(te);
+			return p;
+		}
 	}
-	names = list_dir(tx, path);
-	if (!names)
-		return 0;
-	for (i = 0; names[i]; i++) {
-		if (!r)
-			r = walk_child(tx, path, len, rel, names[i], depth);
-		free(names[i]);
-	}
-	free(names);
 	return r;
 }
 
@@ -295,6 +396,10 @@ static int root_of(const char *arg, char *path, size_t *rel)
 		if (!real)
 			return -errno;
 		len = strlen(real);
+		if (len >= PATH_MAX) {
+			free(real);
+			return -ENAMETOOLONG;
+		}
 		memcpy(path, real, len + 1);
 		free(real);
 		slash = strrchr(path, '/');
@@ -305,60 +410,118 @@ static int root_of(const char *arg, char *path, size_t *rel)
 	return 0;
 }
 
-static int cmp_roots(const void *a, const void *b)
+/* The next path given: 1 (an entry), 0 (left out) or -errno. */
+static int next_root(struct tx *tx, struct tx_walk *w, struct tx_entry *te)
 {
-	const struct tx_entry *x = *(const struct tx_entry *const *)a;
-	const struct tx_entry *y = *(const struct tx_entry *const *)b;
+	const char *arg = w->paths[w->root++];
+	struct stat sb;
+	int r = root_of(arg, w->path, &w->rel);
 
-	return strcmp(x->path + x->rel, y->path + y->rel);
-}
+	if (!r && lstat(w->path, &sb))
+		r = -errno;
+	if (r) {
+		walk_error(w, tx, "not sent: '%s': %s", arg,
+			   r == -EISDIR ? "send what is inside it"
+					: strerror(-r));
+		return 0;
+	}
+	r = make_entry(tx, w, &sb, te);
+	if (r == 1 && te->e.kind == TK_DIR) {
+		int p = push_dir(tx, w, strlen(w->path));
 
-/* Two paths that end in the same name would arrive at the same place. */
-static int unique_roots(struct tx *tx)
-{
-	struct tx_entry **v = malloc((tx->n + 1) * sizeof(*v));
-	size_t i, k = 0;
-	int r = 0;
-
-	if (!v)
-		return tbsi_err(tx->err, -ENOMEM, "out of memory");
-	for (i = 0; i < tx->n; i++)
-		if (!strchr(tx->ents[i].path + tx->ents[i].rel, '/'))
-			v[k++] = &tx->ents[i];
-	qsort(v, k, sizeof(*v), cmp_roots);
-	for (i = 1; !r && i < k; i++)
-		if (!cmp_roots(&v[i - 1], &v[i]))
-			r = tbsi_err(tx->err, -EINVAL,
-				     "'%s' and '%s' would both arrive as '%s'",
-				     v[i - 1]->path, v[i]->path,
-				     v[i]->path + v[i]->rel);
-	free(v);
+		if (p < 0) {
+			tx_entry_free(te);
+			return p;
+		}
+	}
 	return r;
 }
 
-int tx_walk(struct tx *tx, const char *const *paths, size_t n)
+/**
+ * tx_walk_next() - the next entry of the walk
+ * @tx: the sender (its next index, options, notes)
+ * @w:  the walk
+ * @te: receives the entry (free it with tx_entry_free())
+ *
+ * Return: 1 with an entry, 0 at the end, or a negative errno (out of
+ * memory).  What cannot be read is noted and left out.
+ */
+int tx_walk_next(struct tx *tx, struct tx_walk *w, struct tx_entry *te)
+{
+	int r;
+
+	for (;;) {
+		if (w->depth)
+			r = next_child(tx, w, te);
+		else if (w->root < w->npaths)
+			r = next_root(tx, w, te);
+		else
+			return 0;
+		if (r)
+			return r;
+	}
+}
+
+void tx_walk_free(struct tx_walk *w)
+{
+	while (w->depth)
+		free_names(w->stack[--w->depth].names);
+	free(w->stack);
+	w->stack = NULL;
+	w->cap = 0;
+}
+
+/* Two paths that end in the same name would arrive at the same place. */
+static int unique_roots(struct tx *tx, const char *const *paths, size_t n)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	size_t i, j, ra, rb;
+
+	for (i = 0; i < n; i++) {
+		if (root_of(paths[i], a, &ra))
+			continue;
+		for (j = i + 1; j < n; j++) {
+			if (root_of(paths[j], b, &rb) ||
+			    strcmp(a + ra, b + rb))
+				continue;
+			return tbsi_err(tx->err, -EINVAL,
+					"'%s' and '%s' would both arrive as "
+					"'%s'",
+					paths[i], paths[j], a + ra);
+		}
+	}
+	return 0;
+}
+
+/**
+ * tx_walk_start() - begin a walk over @paths
+ * @tx:    the sender
+ * @w:     the walk, zeroed (tx_walk_free() it in every case)
+ * @paths: what to send
+ * @n:     their count
+ *
+ * Return: 0; -ENOENT (or another errno) when a path cannot be read,
+ * -EINVAL when two of them would arrive under the same name.
+ */
+int tx_walk_start(struct tx *tx, struct tx_walk *w, const char *const *paths,
+		  size_t n)
 {
 	char path[PATH_MAX];
 	struct stat sb;
-	size_t i, rel = 0;
+	size_t i, rel;
 	int r;
 
 	for (i = 0; i < n; i++) {
 		r = root_of(paths[i], path, &rel);
 		if (!r && lstat(path, &sb))
 			r = -errno;
-		if (r) {
+		if (r)
 			return tbsi_err(tx->err, r, "cannot send '%s': %s",
 					paths[i],
 					r == -EISDIR ? "send what is inside it"
 						     : strerror(-r));
-		}
-		r = add(tx, path, rel, &sb);
-		if (r == 1)
-			r = walk(tx, path, strlen(path), rel, 1);
-		if (r < 0)
-			return tbsi_err(tx->err, r, "listing files: %s",
-					strerror(-r));
 	}
-	return unique_roots(tx);
+	w->paths = paths;
+	w->npaths = n;
+	return unique_roots(tx, paths, n);
 }

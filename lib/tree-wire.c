@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tree-int.h"
+#include "tree-attr.h"
 
 /* Why a path component from the wire is unacceptable, or NULL. */
 const char *tree_name_problem(const uint8_t *name, size_t len)
@@ -83,6 +84,7 @@ static void decode_entry_fixed(const uint8_t *p, struct tree_entry *e)
 {
 	e->index = tbsi_le_get32(p);
 	e->kind = p[4];
+	e->flags = p[5];
 	e->ncomp = tbsi_le_get16(p + 6);
 	e->mode = tbsi_le_get32(p + 8);
 	e->uid = tbsi_le_get32(p + 12);
@@ -117,6 +119,9 @@ static int check_entry(const struct tree_entry *e, char *why, size_t why_len)
 			    "");
 	if (e->size > INT64_MAX)
 		return fail(why, why_len, "an impossible size", "");
+	if (e->flags & ~TEF_LINKED ||
+	    (e->flags && e->kind != TK_FILE))
+		return fail(why, why_len, "an entry with unknown flags", "");
 	return 0;
 }
 
@@ -128,6 +133,9 @@ static int decode_entry(const uint8_t *p, size_t len, struct tree_entry *e,
 	if (len < TREE_ENTRY_FIXED)
 		return fail(why, why_len, "a short entry", "");
 	decode_entry_fixed(p, e);
+	if (tbsi_le_get16(p + 66))
+		return fail(why, why_len, "an entry with reserved bits set",
+			    "");
 	r = check_entry(e, why, why_len);
 	if (r)
 		return r;
@@ -153,12 +161,14 @@ static int body_len(uint8_t type, size_t *min)
 		uint8_t len;
 		bool var;
 	} t[] = {
-		{ TM_START, 24, false }, { TM_ENTRY, TREE_ENTRY_FIXED, true },
-		{ TM_LISTED, 8, false }, { TM_FILE, 16, false },
-		{ TM_DATA, 17, true },	 { TM_FILE_END, 24, false },
-		{ TM_SKIP, 8, true },	 { TM_DONE, 8, false },
-		{ TM_WANT, 24, false },	 { TM_CONFIRM, 4, false },
-		{ TM_FAIL, 8, true },	 { TM_FINISH, 16, false },
+		{ TM_START, 24, false },  { TM_ENTRY, TREE_ENTRY_FIXED, true },
+		{ TM_LISTED, 16, false }, { TM_FILE, 24, false },
+		{ TM_DATA, 17, true },	  { TM_FILE_END, 24, false },
+		{ TM_SKIP, 8, true },	  { TM_DONE, 16, false },
+		{ TM_HASH, 16, false },	  { TM_XATTR, 9, true },
+		{ TM_NAME, 9, true },	  { TM_WANT, 24, false },
+		{ TM_CONFIRM, 4, false }, { TM_FAIL, 8, true },
+		{ TM_FINISH, 24, false }, { TM_REMOVED, 5, true },
 	};
 	size_t i;
 
@@ -184,6 +194,7 @@ static void decode_fixed(uint8_t type, const uint8_t *p, size_t len,
 	case TM_LISTED:
 	case TM_DONE:
 		m->a = tbsi_le_get64(p);
+		m->b = tbsi_le_get64(p + 8);
 		break;
 	case TM_WANT:
 		m->index = tbsi_le_get32(p);
@@ -193,20 +204,81 @@ static void decode_fixed(uint8_t type, const uint8_t *p, size_t len,
 		m->b = tbsi_le_get64(p + 16);
 		break;
 	case TM_CONFIRM:
+	case TM_REMOVED:
 		m->index = tbsi_le_get32(p);
+		m->u32 = m->index;
 		break;
 	case TM_FINISH:
 		m->a = tbsi_le_get64(p);
 		m->b = tbsi_le_get64(p + 8);
+		m->c = tbsi_le_get64(p + 16);
 		break;
-	default: /* FILE, DATA, FILE_END, SKIP, FAIL */
+	case TM_XATTR:
+	case TM_NAME:
+		m->index = tbsi_le_get32(p);
+		m->u32 = p[4];
+		break;
+	default: /* FILE, DATA, FILE_END, SKIP, FAIL, HASH */
 		m->index = tbsi_le_get32(p);
 		m->u32 = tbsi_le_get32(p + 4);
 		if (len >= 16)
 			m->a = tbsi_le_get64(p + 8);
-		if (type == TM_FILE_END)
+		if (type == TM_FILE_END || type == TM_FILE)
 			m->b = tbsi_le_get64(p + 16);
 	}
+}
+
+/* XATTR: a name of 1..255 bytes without NUL, then a value of 0..64 KiB. */
+static int decode_xattr(const uint8_t *p, size_t len, struct tree_msg *m,
+			char *why, size_t why_len)
+{
+	size_t n = p[4];
+
+	if (p[5] || tbsi_le_get16(p + 6))
+		return fail(why, why_len, "an attribute with reserved bits set",
+			    "");
+	if (!n || n > len - 8 || memchr(p + 8, 0, n))
+		return fail(why, why_len, "an attribute with a bad name", "");
+	m->data = p + 8;
+	m->len = n;
+	m->value = p + 8 + n;
+	m->value_len = len - 8 - n;
+	if (m->value_len > TREE_XVALUE_MAX)
+		return fail(why, why_len, "an attribute value over 64 KiB", "");
+	return 0;
+}
+
+/* NAME: a user or group name as passwd(5) and group(5) can hold it. */
+static int decode_name(const uint8_t *p, size_t len, struct tree_msg *m,
+		       char *why, size_t why_len)
+{
+	size_t n = p[5], i;
+
+	if ((m->u32 != TN_USER && m->u32 != TN_GROUP) ||
+	    tbsi_le_get16(p + 6) || !n || n != len - 8)
+		return fail(why, why_len, "a malformed owner name", "");
+	for (i = 0; i < n; i++)
+		if (p[8 + i] < 0x21 || p[8 + i] == ':' || p[8 + i] == 0x7f)
+			return fail(why, why_len,
+				    "an owner name with a space, ':' or a "
+				    "control character",
+				    "");
+	m->data = p + 8;
+	m->len = n;
+	return 0;
+}
+
+/* The variable part of SKIP, FAIL and REMOVED: a bounded text. */
+static int decode_text(uint8_t type, const uint8_t *p, size_t len,
+		       struct tree_msg *m, char *why, size_t why_len)
+{
+	size_t off = type == TM_REMOVED ? 4 : 8;
+
+	m->data = p + off;
+	m->len = len - off;
+	if (m->len > (type == TM_REMOVED ? TREE_REMOVED_MAX : TREE_TEXT_MAX))
+		return fail(why, why_len, "a message too long", "");
+	return 0;
 }
 
 int tree_decode(uint8_t type, const uint8_t *p, size_t len, struct tree_msg *m,
@@ -224,19 +296,27 @@ int tree_decode(uint8_t type, const uint8_t *p, size_t len, struct tree_msg *m,
 	if (type == TM_ENTRY)
 		return decode_entry(p, len, &m->e, why, why_len);
 	decode_fixed(type, p, len, m);
-	if (type == TM_DATA) {
+	switch (type) {
+	case TM_DATA:
 		m->data = p + TREE_DATA_HDR;
 		m->len = len - TREE_DATA_HDR;
-	} else if (type == TM_SKIP || type == TM_FAIL) {
-		m->data = p + 8;
-		m->len = len - 8;
-		if (m->len > TREE_TEXT_MAX)
-			return fail(why, why_len, "a message too long", "");
-	} else if (type == TM_WANT &&
-		   (m->u32 < TW_FULL || m->u32 > TW_REFUSE)) {
-		return fail(why, why_len, "an unknown answer", "");
+		return 0;
+	case TM_SKIP:
+	case TM_FAIL:
+	case TM_REMOVED:
+		return decode_text(type, p, len, m, why, why_len);
+	case TM_XATTR:
+		return decode_xattr(p, len, m, why, why_len);
+	case TM_NAME:
+		return decode_name(p, len, m, why, why_len);
+	case TM_WANT:
+		if (m->u32 < TW_FULL || m->u32 > TW_REFUSE ||
+		    m->flags & ~(TWF_REPLACE | TWF_DRY) || m->b)
+			return fail(why, why_len, "an unknown answer", "");
+		return 0;
+	default:
+		return 0;
 	}
-	return 0;
 }
 
 int tree_parse_record(const uint8_t *buf, size_t len, tree_msg_fn fn, void *arg,
@@ -290,6 +370,7 @@ static void encode_entry_fixed(uint8_t *p, const struct tree_entry *e)
 	memset(p, 0, TREE_ENTRY_FIXED);
 	tbsi_le_put32(p, e->index);
 	p[4] = e->kind;
+	p[5] = e->flags;
 	tbsi_le_put16(p + 6, e->ncomp);
 	tbsi_le_put32(p + 8, e->mode);
 	tbsi_le_put32(p + 12, e->uid);
@@ -362,6 +443,41 @@ int tree_path_text(const struct tree_entry *e, char *buf, size_t len)
 			memcpy(buf + o, tmp, strlen(tmp) + 1);
 			o += strlen(tmp);
 		}
+	}
+	return 0;
+}
+
+/* ---- attributes: which kind a name is, whether an ACL is well formed ---- */
+
+enum xattr_kind tree_xattr_kind(const char *name, size_t len)
+{
+	if (len > 5 && !memcmp(name, "user.", 5))
+		return XK_USER;
+	if ((len > 8 && !memcmp(name, "trusted.", 8)) ||
+	    (len > 9 && !memcmp(name, "security.", 9)))
+		return XK_PRIV;
+	if ((len == strlen(ACL_ACCESS) && !memcmp(name, ACL_ACCESS, len)) ||
+	    (len == strlen(ACL_DEFAULT) && !memcmp(name, ACL_DEFAULT, len)))
+		return XK_ACL;
+	return XK_OTHER;
+}
+
+int tree_acl_check(const uint8_t *v, size_t len)
+{
+	size_t i;
+
+	if (len < ACL_HDR || (len - ACL_HDR) % ACL_ENTRY ||
+	    tbsi_le_get32(v) != ACL_XATTR_VERSION)
+		return -EINVAL;
+	for (i = ACL_HDR; i < len; i += ACL_ENTRY) {
+		uint16_t tag = tbsi_le_get16(v + i);
+
+		if (tag != ACL_T_USER_OBJ && tag != ACL_T_USER &&
+		    tag != ACL_T_GROUP_OBJ && tag != ACL_T_GROUP &&
+		    tag != ACL_T_MASK && tag != ACL_T_OTHER)
+			return -EINVAL;
+		if (tbsi_le_get16(v + i + 2) & ~7u)
+			return -EINVAL;
 	}
 	return 0;
 }

@@ -30,7 +30,14 @@ static void recv_usage(FILE *out)
 		"      --update              replace files older than the "
 		"sender's\n"
 		"      --specials            create device nodes and FIFOs (as "
-		"root)\n");
+		"root)\n"
+		"      --delete              after a complete transfer, remove "
+		"what the\n"
+		"                            sender no longer has (inside DIR "
+		"only)\n"
+		"      --all-xattrs          as root, also set trusted.* and "
+		"security.*\n"
+		"                            attributes (file capabilities)\n");
 }
 
 static int recv_engine(struct xfer *x, struct tbs_session *s,
@@ -46,6 +53,8 @@ static int recv_parse(struct xfer *x, int argc, char **argv)
 		XFER_LONGOPTS,
 		{ "overwrite", no_argument, NULL, 'O' },
 		{ "update", no_argument, NULL, 'U' },
+		{ "delete", no_argument, NULL, 'D' },
+		{ "all-xattrs", no_argument, NULL, 'Z' },
 		{ 0 },
 	};
 	int c, r;
@@ -56,9 +65,11 @@ static int recv_parse(struct xfer *x, int argc, char **argv)
 			recv_usage(stdout);
 			return -1;
 		}
-		if (c == 'O' || c == 'U') {
-			x->tree.flags |=
-				c == 'O' ? TBS_TREE_OVERWRITE : TBS_TREE_UPDATE;
+		if (c == 'O' || c == 'U' || c == 'D' || c == 'Z') {
+			x->tree.flags |= c == 'O'   ? TBS_TREE_OVERWRITE
+					 : c == 'U' ? TBS_TREE_UPDATE
+					 : c == 'D' ? TBS_TREE_DELETE
+						    : TBS_TREE_ALL_XATTRS;
 			continue;
 		}
 		r = xfer_opt(x, c, optarg);

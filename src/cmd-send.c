@@ -33,6 +33,21 @@ int xfer_opt(struct xfer *x, int c, const char *arg)
 	case 'S':
 		x->tree.flags |= TBS_TREE_SPECIALS;
 		return 1;
+	case 'n':
+		x->tree.flags |= TBS_TREE_DRY_RUN;
+		return 1;
+	case 'v':
+		x->verbose = true;
+		return 1;
+	case 'N':
+		x->tree.flags |= TBS_TREE_NUMERIC_IDS;
+		return 1;
+	case 'X':
+		x->tree.flags |= TBS_TREE_NO_XATTRS;
+		return 1;
+	case 'A':
+		x->tree.flags |= TBS_TREE_NO_ACLS;
+		return 1;
 	default:
 		return job_opt(&x->job, c, arg);
 	}
@@ -49,6 +64,32 @@ static void on_notify(void *arg, const char *msg)
 		if (x->prog.drawn)
 			fputs("\r\033[K", stderr);
 		cli_msg("%s", msg);
+	}
+	pthread_mutex_unlock(&x->lock);
+}
+
+/* Each change: counted; shown with --verbose, and always in a dry run. */
+static void on_change(void *arg, unsigned int what, const char *path)
+{
+	static const char *const done[] = { "", "created", "replaced",
+					    "removed" };
+	static const char *const would[] = { "", "would create",
+					     "would replace", "would remove" };
+	struct xfer *x = arg;
+	unsigned int k = what & 0xff;
+	bool dry = what & TBS_TREE_WOULD;
+
+	if (k < TBS_TREE_CREATED || k > TBS_TREE_REMOVED)
+		return;
+	pthread_mutex_lock(&x->lock);
+	x->created += k == TBS_TREE_CREATED;
+	x->replaced += k == TBS_TREE_REPLACED;
+	x->removed += k == TBS_TREE_REMOVED;
+	x->dry |= dry;
+	if (!x->quiet && (x->verbose || dry)) {
+		if (x->prog.drawn)
+			fputs("\r\033[K", stderr);
+		cli_msg("%s '%s'", dry ? would[k] : done[k], path);
 	}
 	pthread_mutex_unlock(&x->lock);
 }
@@ -98,6 +139,10 @@ static void summary_json(const struct xfer *x, int status)
 	json_num("bytes_resumed", st->bytes_resumed, true);
 	json_num("failed", st->failed, true);
 	json_num("warnings", st->warnings, true);
+	printf(",\"dry_run\":%s", x->dry ? "true" : "false");
+	json_num("created", x->created, true);
+	json_num("replaced", x->replaced, true);
+	json_num("removed", x->removed, true);
 	printf(",\"seconds\":%.3f,\"error\":", s);
 	json_str(stdout, x->error);
 	printf("}\n");
@@ -113,10 +158,17 @@ static void summary_text(const struct xfer *x)
 	format_bytes(b, sizeof(b), (double)st->bytes_data);
 	format_bytes(r, sizeof(r), progress_rate(&x->prog));
 	cli_msg("%s: %llu files (%llu already there, %llu resumed), %s over "
-		"the cable at %s/s",
+		"the cable at %s/s; %llu %s, %llu %s, %llu %s%s",
 		x->cmd, (unsigned long long)st->files,
 		(unsigned long long)st->files_present,
-		(unsigned long long)st->files_resumed, b, r);
+		(unsigned long long)st->files_resumed, b, r,
+		(unsigned long long)x->created,
+		x->dry ? "would be created" : "created",
+		(unsigned long long)x->replaced,
+		x->dry ? "would be replaced" : "replaced",
+		(unsigned long long)x->removed,
+		x->dry ? "would be removed" : "removed",
+		x->dry ? " (a dry run: nothing was changed)" : "");
 }
 
 /* ---- the stream and the session ---- */
@@ -197,11 +249,15 @@ int xfer_run(struct xfer *x, int role,
 	int r;
 
 	x->tree.notify = on_notify;
-	x->tree.progress = on_progress;
+	x->tree.change = on_change;
 	x->tree.arg = x;
+	x->dry = x->tree.flags & TBS_TREE_DRY_RUN;
 	progress_init(&x->prog,
 		      role == TBS_ROLE_SENDER ? "sending" : "receiving",
 		      x->quiet);
+	/* the totals cost a first walk: only for a progress line */
+	if (x->prog.enabled)
+		x->tree.progress = on_progress;
 	r = job_run(&x->job, session_run, &c);
 	if (r && !x->job.ran)
 		snprintf(x->error, sizeof(x->error), "%s", x->job.err.msg);
@@ -225,7 +281,14 @@ static void send_usage(FILE *out)
 		"it again\n"
 		"after an interruption to continue.\n"
 		"\n" XFER_COMMON_HELP "      --specials            also send "
-		"device nodes and FIFOs\n");
+		"device nodes and FIFOs\n"
+		"  -c, --checksum            a file is unchanged when its hash "
+		"matches,\n"
+		"                            not when its size and time do\n"
+		"      --mirror              ask the receiver to remove what is "
+		"no longer\n"
+		"                            here (recv allows it with its delete "
+		"option)\n");
 }
 
 static int send_engine(struct xfer *x, struct tbs_session *s,
@@ -237,14 +300,24 @@ static int send_engine(struct xfer *x, struct tbs_session *s,
 
 static int send_parse(struct xfer *x, int argc, char **argv)
 {
-	static const struct option opts[] = { XFER_LONGOPTS, { 0 } };
+	static const struct option opts[] = {
+		XFER_LONGOPTS,
+		{ "checksum", no_argument, NULL, 'c' },
+		{ "mirror", no_argument, NULL, 'M' },
+		{ 0 },
+	};
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, XFER_SHORTOPTS, opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, XFER_SHORTOPTS "c", opts, NULL)) !=
 	       -1) {
 		if (c == 'h') {
 			send_usage(stdout);
 			return -1;
+		}
+		if (c == 'c' || c == 'M') {
+			x->tree.flags |=
+				c == 'c' ? TBS_TREE_CHECKSUM : TBS_TREE_DELETE;
+			continue;
 		}
 		r = xfer_opt(x, c, optarg);
 		if (r <= 0)

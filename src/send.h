@@ -22,18 +22,27 @@ struct xfer {
 	char **paths;
 	int npaths;
 
+	bool verbose;
+
 	struct progress prog;
 	pthread_mutex_t lock;
 	struct tbs_tree_stats st;
+	uint64_t created, replaced, removed; /* (or would be, in a dry run) */
+	bool dry; /* a change was reported as one that would be */
 	char error[TBS_MSG_MAX + 64];
 };
 
-#define XFER_SHORTOPTS JOB_SHORTOPTS "qjh"
+#define XFER_SHORTOPTS JOB_SHORTOPTS "qjhnv"
 /* The options both commands take (getopt_long entries). */
 #define XFER_LONGOPTS                                                          \
 	JOB_LONGOPTS, { "quiet", no_argument, NULL, 'q' },                     \
 		{ "json", no_argument, NULL, 'j' },                            \
 		{ "specials", no_argument, NULL, 'S' },                        \
+		{ "dry-run", no_argument, NULL, 'n' },                         \
+		{ "verbose", no_argument, NULL, 'v' },                         \
+		{ "numeric-ids", no_argument, NULL, 'N' },                     \
+		{ "no-xattrs", no_argument, NULL, 'X' },                       \
+		{ "no-acls", no_argument, NULL, 'A' },                         \
 	{                                                                      \
 		"help", no_argument, NULL, 'h'                                 \
 	}
@@ -52,6 +61,15 @@ struct xfer {
 	"messages\n"                                                           \
 	"  -j, --json                a summary for scripts on standard "       \
 	"output\n"                                                             \
+	"  -n, --dry-run             change nothing; show what would change "  \
+	"on\n"                                                                 \
+	"                            the receiver (either side may ask)\n"    \
+	"  -v, --verbose             show every entry created, replaced or "   \
+	"removed\n"                                                            \
+	"      --numeric-ids         owners by number, not by user and group " \
+	"name\n"                                                               \
+	"      --no-xattrs           no extended attributes\n"                \
+	"      --no-acls             no POSIX ACLs\n"                         \
 	"  -h, --help                show this help\n"
 
 void xfer_init(struct xfer *x, const struct cli *cli, const char *cmd);

@@ -26,6 +26,7 @@ struct trec_meta {
 	int64_t mtime;
 	uint32_t link; /* hard link: the index of its file */
 	const char *target; /* symbolic link */
+	uint8_t flags; /* TEF_* */
 };
 
 /* ENTRY @idx of @kind at @path ('/' between its components). */
@@ -39,6 +40,7 @@ static inline void trec_entry(struct trec *r, uint32_t idx, uint8_t kind,
 	struct tree_entry e = {
 		.index = idx,
 		.kind = kind,
+		.flags = m ? m->flags : 0,
 		.mode = m && m->mode ? m->mode : kind == TK_DIR ? 0755 : 0644,
 		.uid = m ? m->uid : 0,
 		.gid = m ? m->gid : 0,
@@ -61,9 +63,10 @@ static inline void trec_entry(struct trec *r, uint32_t idx, uint8_t kind,
 }
 
 /*
- * Any other message: START (@a entries), LISTED and DONE (@a entries),
- * FILE (@idx, from offset @a), DATA (@idx at offset @a, @data), FILE_END
- * (@idx, size @a, hash @b), SKIP (@idx, reason @a, text @data).
+ * Any other message: START (@a entries, @b its flags), LISTED (@a
+ * entries, @b bytes), DONE (@a entries, @b errors), FILE (@idx, from
+ * offset @a), DATA (@idx at offset @a, @data), FILE_END (@idx, size @a,
+ * hash @b), SKIP (@idx, reason @a, text @data), HASH (@idx, hash @a).
  */
 static inline void trec_msg(struct trec *r, uint8_t type, uint32_t idx,
 			    uint64_t a, uint64_t b, const void *data,
@@ -76,12 +79,14 @@ static inline void trec_msg(struct trec *r, uint8_t type, uint32_t idx,
 	tbsi_le_put64(m + 8, a);
 	if (type == TM_START) {
 		tbsi_le_put32(m, TREE_VERSION);
+		tbsi_le_put32(m + 4, (uint32_t)b);
 		tbsi_le_put64(m + 8, a);
 		n = 24;
 	} else if (type == TM_LISTED || type == TM_DONE) {
 		tbsi_le_put64(m, a);
-		n = 8;
-	} else if (type == TM_FILE_END) {
+		tbsi_le_put64(m + 8, b);
+		n = 16;
+	} else if (type == TM_FILE_END || type == TM_FILE) {
 		tbsi_le_put64(m + 16, b);
 		n = 24;
 	} else if (type == TM_SKIP) {
@@ -94,6 +99,39 @@ static inline void trec_msg(struct trec *r, uint8_t type, uint32_t idx,
 	}
 	r->len += tree_msg_put(r->buf + r->len, sizeof(r->buf) - r->len, type,
 			       m, n);
+}
+
+/* XATTR for entry @idx: attribute @name with @len bytes of @value. */
+static inline void trec_xattr(struct trec *r, uint32_t idx, const char *name,
+			      const void *value, size_t len)
+{
+	size_t n = strlen(name);
+	uint8_t *p = r->buf + r->len;
+
+	if (8 + n + len > sizeof(r->buf) - r->len - TREE_MSG_HDR)
+		return;
+	tree_msg_put(p, sizeof(r->buf) - r->len, TM_XATTR, NULL, 8 + n + len);
+	memset(p + TREE_MSG_HDR, 0, 8);
+	tbsi_le_put32(p + TREE_MSG_HDR, idx);
+	p[TREE_MSG_HDR + 4] = (uint8_t)n;
+	memcpy(p + TREE_MSG_HDR + 8, name, n);
+	memcpy(p + TREE_MSG_HDR + 8 + n, value, len);
+	r->len += TREE_MSG_HDR + 8 + n + len;
+}
+
+/* NAME: the sender's user (@kind TN_USER) or group @id is @name. */
+static inline void trec_name(struct trec *r, uint8_t kind, uint32_t id,
+			     const char *name)
+{
+	uint8_t m[8 + 256] = { 0 };
+	size_t n = strlen(name) & 0xff;
+
+	tbsi_le_put32(m, id);
+	m[4] = kind;
+	m[5] = (uint8_t)n;
+	memcpy(m + 8, name, n);
+	r->len += tree_msg_put(r->buf + r->len, sizeof(r->buf) - r->len,
+			       TM_NAME, m, 8 + n);
 }
 
 /* DATA of any length (up to what the record holds) at offset @off. */

@@ -8,6 +8,13 @@ ts() {
 	t "$TBSTREAM" --sysroot "$host" "$@"
 }
 
+# cmp_tree A B: the two trees hold the same entries, contents, modes and
+# times (tree-compare.py names the differences).
+cmp_tree() { python3 "$TOP_SRCDIR/tests/e2e/tree-compare.py" "$@"; }
+
+# json FILE KEY: one field of a JSON summary.
+json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+
 uid_of() {
 	cat "$1/sys/bus/thunderbolt/devices/0-0/unique_id"
 }

@@ -56,6 +56,7 @@ static void *hrx_main(void *arg)
 /* What the receiver answered. */
 struct answers {
 	uint8_t want[16]; /* WANT action by index */
+	uint64_t want_hash; /* any WANT's reserved field, or'ed */
 	int fails;
 	bool finished, gave_up;
 };
@@ -66,6 +67,8 @@ static int on_answer(void *arg, const struct tree_msg *m)
 
 	if (m->type == TM_WANT && m->index < sizeof(a->want))
 		a->want[m->index] = (uint8_t)m->u32;
+	if (m->type == TM_WANT)
+		a->want_hash |= m->b;
 	if (m->type == TM_FAIL) {
 		a->fails++;
 		a->gave_up |= m->index == TREE_NONE;
@@ -233,8 +236,8 @@ static int find_tmp(const char *rel)
 
 /*
  * In one transfer, the sender names a file the receiver has (same size
- * and time, then "same"), and gives it a second name that is the partial
- * file of "big", with a journal beside it: in a second transfer, a RESUME
+ * and time: "same"), and gives it a second name that is the partial file
+ * of "big", with a journal beside it: in a second transfer, a RESUME
  * would write into the file it has.
  */
 static void test_planted_by_sender(void)
@@ -259,7 +262,6 @@ static void test_planted_by_sender(void)
 	trec_entry(&r, 2, TK_HARDLINK, part, &hl);
 	trec_entry(&r, 3, TK_FILE, state, &sm);
 	trec_msg(&r, TM_LISTED, 0, 4, 0, NULL, 0);
-	trec_msg(&r, TM_SKIP, 1, TS_SAME, 0, NULL, 0);
 	trec_msg(&r, TM_FILE, 3, 0, 0, NULL, 0);
 	trec_data(&r, 3, 0, "plant", 5);
 	trec_msg(&r, TM_FILE_END, 3, 5, 0, NULL, 0);
@@ -271,7 +273,8 @@ static void test_planted_by_sender(void)
 	   "the file already there is unchanged, with one link");
 }
 
-/* The records of a transfer of "t/big" from offset @from. */
+/* The records of a transfer of "t/big" (all 'A') from offset @from,
+ * with the hash of the bytes before it. */
 static int send_big(const char *d, unsigned int flags, int64_t mtime,
 		    uint64_t from, struct answers *a)
 {
@@ -279,16 +282,19 @@ static int send_big(const char *d, unsigned int flags, int64_t mtime,
 	static struct trec r[64];
 	struct trec_meta big = { .size = BIG, .mtime = mtime };
 	struct tree_hash *h = tree_hash_new();
-	uint64_t off;
+	uint64_t off, prefix;
 	int n = 0, ret;
 
 	memset(data, 'A', sizeof(data));
 	memset(r, 0, sizeof(r));
+	tree_hash_update(h, data, from);
+	prefix = from ? tree_hash_digest(h) : 0;
+	tree_hash_reset(h);
 	trec_msg(&r[0], TM_START, 0, 2, 0, NULL, 0);
 	trec_entry(&r[0], 0, TK_DIR, "t", NULL);
 	trec_entry(&r[0], 1, TK_FILE, "t/big", &big);
 	trec_msg(&r[0], TM_LISTED, 0, 2, 0, NULL, 0);
-	trec_msg(&r[0], TM_FILE, 1, from, 0, NULL, 0);
+	trec_msg(&r[0], TM_FILE, 1, from, prefix, NULL, 0);
 	for (off = from; off < BIG; off += 200000) {
 		size_t len = BIG - off < 200000 ? BIG - off : 200000;
 
@@ -397,6 +403,104 @@ static void test_other_user(void)
 		perror(p);
 	send_big("d5", 0, 2000, 0, &a);
 	is_int(a.want[1], TW_FULL, "another user's partial copy is ignored");
+}
+
+/*
+ * A partial copy of the receiver's own: the receiver asks for the rest
+ * without saying what it has (no hash in WANT); the sender proves its
+ * first bytes by their hash, and a copy that differs is removed, not
+ * completed.
+ */
+static void test_resume_proof(void)
+{
+	static uint8_t v[BIG];
+	char part[256];
+	struct answers a;
+
+	dir("d6", 0755);
+	dir("d6/t", 0755);
+	memset(v, 'A', sizeof(v));
+	put(tmpname(part, "d6/t", "big", "part"), v, 4u << 20, 0);
+	plant_journal("d6", 2000, st(part).st_ino);
+	is_int(send_big("d6", 0, 2000, 4u << 20, &a), 0,
+	       "a partial copy that matches: the transfer succeeds");
+	is_int(a.want[1], TW_RESUME, "it was resumed");
+	ok(!a.want_hash, "the receiver's answer holds no hash");
+	ok(st("d6/t/big").st_size == BIG && content("d6/t/big") ==
+	   XXH3_64bits(v, BIG) && !find_tmp("d6"),
+	   "the file is whole, nothing is left behind");
+
+	dir("d7", 0755);
+	dir("d7/t", 0755);
+	memset(v, 'B', sizeof(v));
+	put(tmpname(part, "d7/t", "big", "part"), v, 4u << 20, 0);
+	plant_journal("d7", 2000, st(part).st_ino);
+	send_big("d7", 0, 2000, 4u << 20, &a);
+	is_int(a.want[1], TW_RESUME, "a partial copy that differs is offered");
+	ok(!a.want_hash, "without its hash");
+	is_int(a.fails, 1, "the file is refused when the sender's hash differs");
+	ok(!exists("d7/t/big") && !find_tmp("d7"),
+	   "nothing takes its name; the partial copy is removed");
+}
+
+/*
+ * Small files asked for in full get their temporary files ahead of their
+ * data: one whose data never comes (skipped, or simply not sent) leaves
+ * nothing behind, and the next is written as usual.
+ */
+static void test_ahead_unsent(void)
+{
+	struct trec_meta m = { .size = 5, .mtime = 1000 };
+	struct tree_hash *h = tree_hash_new();
+	struct trec r = { 0 };
+	struct answers a;
+	int ret;
+
+	tree_hash_update(h, "hello", 5);
+	dir("da", 0755);
+	trec_msg(&r, TM_START, 0, 4, 0, NULL, 0);
+	trec_entry(&r, 0, TK_DIR, "t", NULL);
+	trec_entry(&r, 1, TK_FILE, "t/skipped", &m);
+	trec_entry(&r, 2, TK_FILE, "t/sent", &m);
+	trec_entry(&r, 3, TK_FILE, "t/never", &m);
+	trec_msg(&r, TM_LISTED, 0, 4, 0, NULL, 0);
+	trec_msg(&r, TM_SKIP, 1, TS_CHANGED, 0, NULL, 0);
+	trec_msg(&r, TM_FILE, 2, 0, 0, NULL, 0);
+	trec_data(&r, 2, 0, "hello", 5);
+	trec_msg(&r, TM_FILE_END, 2, 5, tree_hash_digest(h), NULL, 0);
+	trec_msg(&r, TM_DONE, 0, 4, 0, NULL, 0);
+	tree_hash_free(h);
+	ret = hostile("da", 0, &r, 1, &a, NULL);
+	is_int(ret, -EIO, "the receiver fails");
+	is_int(a.fails, 1, "the sender hears of the file it never sent");
+	ok(a.want[1] == TW_FULL && a.want[2] == TW_FULL && a.want[3] == TW_FULL,
+	   "three small files asked for in full");
+	ok(exists("da/t/sent") && content("da/t/sent") ==
+	   XXH3_64bits("hello", 5), "the one sent arrived");
+	ok(!exists("da/t/skipped") && !exists("da/t/never"),
+	   "the others did not");
+	ok(!find_tmp("da"), "no temporary file is left behind");
+}
+
+/* A sender of the first file-tree protocol: refused, and told why. */
+static void test_old_version(void)
+{
+	struct trec r = { 0 };
+	struct answers a;
+	struct tbs_error e = { 0 };
+
+	dir("d8", 0755);
+	trec_msg(&r, TM_START, 0, 1, 0, NULL, 0);
+	tbsi_le_put32(r.buf + TREE_MSG_HDR, 1); /* version 1 */
+	trec_entry(&r, 0, TK_DIR, "t", NULL);
+	trec_msg(&r, TM_LISTED, 0, 1, 0, NULL, 0);
+	trec_msg(&r, TM_DONE, 0, 1, 0, NULL, 0);
+	is_int(hostile("d8", 0, &r, 1, &a, &e), -EPROTO,
+	       "version 1: the transfer is refused");
+	ok(a.gave_up, "the sender is told (FAIL for the whole transfer)");
+	ok(strstr(e.msg, "version 1, this receiver version 2") != NULL,
+	   "the message names both versions");
+	ok(!exists("d8/t"), "nothing was written");
 }
 
 /* A marker "made by the receiver" planted by another user: ignored. */
@@ -657,8 +761,8 @@ static int on_sent(void *arg, const struct tree_msg *m)
 	w->ends += m->type == TM_FILE_END;
 	w->skips += m->type == TM_SKIP;
 	if (m->type == TM_DONE) {
-		memset(b, 0, 16);
-		answer(w, TM_FINISH, b, 16);
+		memset(b, 0, 24);
+		answer(w, TM_FINISH, b, 24);
 		w->done = true;
 	}
 	return 0;
@@ -756,7 +860,7 @@ static void test_sender_changes(void)
 	       "a file rewritten while sent: the sender fails");
 	ok(w.data > 0 && w.skips == 1 && !w.ends,
 	   "what was sent of it is not ended as the file");
-	ok(strstr(e.msg, "changed while it was being sent") != NULL,
+	ok(strstr(e.msg, "changed while it was being read") != NULL,
 	   "and the verdict says so");
 }
 
@@ -773,6 +877,9 @@ int main(void)
 	test_planted_hardlink();
 	test_planted_other();
 	test_other_user();
+	test_resume_proof();
+	test_ahead_unsent();
+	test_old_version();
 	test_existing_dirs();
 	test_update_symlink();
 	test_link_existing();

@@ -94,7 +94,7 @@ static void one_file(struct trec *r, int f, uint64_t *st)
 	size_t n = strlen(d) < size ? strlen(d) : size;
 
 	if (rnd(st) % 4 == 0) {
-		trec_msg(r, TM_SKIP, idx, rnd(st) % 2 ? TS_SAME : TS_ERROR, 0,
+		trec_msg(r, TM_SKIP, idx, rnd(st) % 2 ? TS_CHANGED : TS_UNREADABLE, 0,
 			 NULL, 0);
 	} else {
 		trec_msg(r, TM_FILE, idx, 0, 0, NULL, 0);
@@ -163,11 +163,13 @@ static int write_corpus(const char *dir)
 /*
  * Directories of long names, one inside the other, then many files in the
  * deepest: each file's path on the wire is 4 KiB, what is kept of it its
- * name.
+ * name.  And no more entries than the limit.
  */
 static void test_memory(void)
 {
 	char name[251], path[TREE_PATH_MAX], file[TREE_PATH_MAX];
+	struct tbs_tree_opts o =
+		TBS_OPTS_INIT(tbs_tree_opts, .max_entries = 1015);
 	struct tbs_error err = { 0 };
 	static struct trec r;
 	struct rx rx;
@@ -185,7 +187,7 @@ static void test_memory(void)
 					i ? "/" : "", name);
 		trec_entry(&r, idx++, TK_DIR, file, NULL);
 	}
-	ret |= rx_open(&rx, path, NULL, fuzz_rx_discard, NULL, &err);
+	ret |= rx_open(&rx, path, &o, fuzz_rx_discard, NULL, &err);
 	ret |= rx_record(&rx, TBS_TREE_APP, r.buf, r.len);
 	for (i = 0; i < 1000 && !ret; i++) {
 		struct trec_meta m = { .size = 0 };
@@ -196,14 +198,70 @@ static void test_memory(void)
 		ret = rx_record(&rx, TBS_TREE_APP, r.buf, r.len);
 	}
 	is_int(ret, 0, "1000 files with 3.8 KiB paths are taken");
-	ok(rx.arena_len < 15 * 251 + 1000 * 8,
+	ok(rx.darena_len + rx.warena_len < 15 * 251 + 1000 * 8,
 	   "the receiver keeps %zu bytes of names for 3.8 MiB of paths",
-	   rx.arena_len);
+	   rx.darena_len + rx.warena_len);
 	r.len = 0;
 	trec_entry(&r, idx, TK_DIR, "one-too-many", NULL);
 	is_int(rx_record(&rx, TBS_TREE_APP, r.buf, r.len), -EPROTO,
-	       "an entry beyond the count it announced is refused");
+	   "an entry beyond the limit of entries is refused");
 	rx_close(&rx);
+}
+
+/*
+ * 30 000 files listed, sent and ended as a sender does, in 100
+ * directories: what the receiver keeps of them does not grow with their
+ * number (the window holds a batch waiting for its commit, no more).
+ */
+static void test_window(void)
+{
+	struct tbs_error err = { 0 };
+	static struct trec r;
+	char path[TREE_PATH_MAX], file[64];
+	struct tree_hash *h = tree_hash_new();
+	uint32_t i, idx = 0;
+	size_t most = 0;
+	struct rx rx;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/window", fuzz_rx_top);
+	ret = rx_open(&rx, path, NULL, fuzz_rx_discard, NULL, &err);
+	r.len = 0;
+	trec_msg(&r, TM_START, 0, 0, 0, NULL, 0);
+	for (i = 0; i < 30000 && !ret; i++) {
+		struct trec_meta m = { .size = 0 };
+
+		if (i % 300 == 0) {
+			snprintf(file, sizeof(file), "d%u", i / 300);
+			trec_entry(&r, idx++, TK_DIR, file, NULL);
+		}
+		snprintf(file, sizeof(file), "d%u/f%u", i / 300, i);
+		trec_entry(&r, idx, TK_FILE, file, &m);
+		trec_msg(&r, TM_FILE, idx, 0, 0, NULL, 0);
+		trec_msg(&r, TM_FILE_END, idx++, 0, tree_hash_digest(h), NULL,
+			 0);
+		if (r.len > TREE_REC_MAX - 1024) {
+			ret = rx_record(&rx, TBS_TREE_APP, r.buf, r.len);
+			r.len = 0;
+		}
+		if (rx.n - rx.base > most)
+			most = rx.n - rx.base;
+	}
+	trec_msg(&r, TM_LISTED, 0, idx, 0, NULL, 0);
+	trec_msg(&r, TM_DONE, 0, idx, 0, NULL, 0);
+	if (!ret)
+		ret = rx_record(&rx, TBS_TREE_APP, r.buf, r.len);
+	if (!ret)
+		ret = rx_end(&rx);
+	is_int(ret, 0, "30000 files in 100 directories are received");
+	is_int(rx.st.files_done, 30000, "and confirmed");
+	ok(most <= 8192 + 1024 && rx.win_cap <= 16384,
+	   "the receiver kept at most %zu entries at once (window %zu)", most,
+	   rx.win_cap);
+	ok(rx.warena_cap <= (1u << 20),
+	   "and %zu bytes of their names", rx.warena_cap);
+	rx_close(&rx);
+	tree_hash_free(h);
 }
 
 int main(int argc, char **argv)
@@ -228,6 +286,7 @@ int main(int argc, char **argv)
 	ok(fuzz_rx_completed > ITERATIONS / 10,
 	   "%lu of them reached their end", fuzz_rx_completed);
 	test_memory();
+	test_window();
 	fuzz_rx_fini();
 	return tap_done();
 }

@@ -230,13 +230,15 @@ static void make_tree(uint8_t *big, size_t big_len)
 	put_file("src/t/d/small", "small\n", 6);
 	put_file("src/t/d/empty", "", 0);
 	snprintf(p, sizeof(p), "%s/src/t/d/link", top);
-	symlink("../big", p);
+	if (symlink("../big", p))
+		perror(p);
 	snprintf(p, sizeof(p), "%s/src/t/d/hard", top);
 	{
 		char q[512];
 
 		snprintf(q, sizeof(q), "%s/src/t/d/small", top);
-		link(q, p);
+		if (link(q, p))
+			perror(p);
 	}
 	put_file("src/t/sparse", "s", 1);
 	snprintf(p, sizeof(p), "%s/src/t/sparse", top);
@@ -354,7 +356,15 @@ static void test_resume(uint8_t *big, size_t big_len)
 		perror(p);
 	close(fd);
 	run(&s, &r, "src/t", "lie", 0);
-	is_int(s.r, 0, "a partial copy that differs: the sender succeeds");
+	is_int(r.r, -EIO, "a partial copy that differs: the file is refused");
+	is_int(r.st.failed, 1, "that file alone");
+	snprintf(p, sizeof(p), "%s/lie/t/big", top);
+	ok(access(p, F_OK) && errno == ENOENT, "nothing takes its name");
+	snprintf(p, sizeof(p), "%s/lie/t/.tbs-%016llx.part", top,
+	       (unsigned long long)XXH3_64bits("big", 3));
+	ok(access(p, F_OK) && errno == ENOENT, "the partial copy is removed");
+	run(&s, &r, "src/t", "lie", 0);
+	is_int(s.r, 0, "sent again: the sender succeeds");
 	is_int(s.st.files_resumed, 0, "nothing is resumed");
 	ok(same_file("src/t/big", "lie/t/big"), "the file arrives exactly");
 }
