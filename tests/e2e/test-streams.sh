@@ -112,7 +112,8 @@ check "bench's stream had the latency profile on both hosts" \
 check "the bulk stream meanwhile has the throughput profile on both hosts" \
 	bulk_profile
 bulk_end "bulk host2 to host1 with bench on 'ctl'"
-cfg_same
+check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
+check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
 
 # 2. The message stream first, then the bulk one, the other way: request
 # and reply messages from 1 byte to 40 MiB, each checked byte for byte.
