@@ -400,7 +400,8 @@ int tbs_stream_down(const char *root, const struct tbs_stream *st, bool force,
  * struct tbs_endpoint - an open stream device, used by this process alone
  * @rfd:  descriptor to read from
  * @wfd:  descriptor to write to (a second open of the same device, so the
- *        two directions can block independently)
+ *        two directions can block independently; over the network
+ *        transport, the connected socket itself, equal to @rfd)
  * @path: the device path
  */
 struct tbs_endpoint {
@@ -643,7 +644,8 @@ int tbs_net_up(const char *root, const char *peer,
  * @n:    from tbs_net_up()
  * @name: the stream name: the same on both hosts, at most %TBS_NAME_MAX
  *        bytes
- * @ep:   receives the connection (tbs_endpoint_close() closes it)
+ * @ep:   receives the connection, one socket as both descriptors
+ *        (tbs_endpoint_close() closes it)
  * @err:  receives the reason of a failure, may be NULL
  *
  * Announces @name on the interface's link-local all-nodes group, and

@@ -215,7 +215,7 @@ void tbs_endpoint_close(struct tbs_endpoint *ep)
 		sock_linger(ep->wfd);
 	if (ep->wfd >= 0)
 		close(ep->wfd);
-	if (ep->rfd >= 0)
+	if (ep->rfd >= 0 && ep->rfd != ep->wfd)
 		close(ep->rfd);
 	ep->rfd = ep->wfd = -1;
 }

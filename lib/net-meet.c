@@ -54,6 +54,12 @@
 #define ANNOUNCE_MAX_MS 1000
 #define STEP_MS 2000 /* a connect, or a CONNECT/ACCEPT, at most */
 #define MAX_DEAD 16
+/*
+ * The connection's send buffer (the kernel caps it at net.core.wmem_max
+ * and doubles it): a batch of the session's records (up to 1 MiB) goes
+ * in whole, not in pieces between waits for room.
+ */
+#define SNDBUF (4 << 20)
 
 struct meet {
 	struct tbs_net *n;
@@ -548,6 +554,12 @@ static int name_lock(struct tbs_net *n, const char *name,
 	return 0;
 }
 
+/*
+ * The connection as the endpoint: one socket as both descriptors, so that
+ * the session's reader may block in read(2) while its writes do not
+ * (a duplicate would share the blocking mode), above 2 so that it is
+ * never taken for a standard stream.
+ */
 static int endpoint_fill(struct meet *m, int s, struct tbs_endpoint *ep,
 			 struct tbs_error *err)
 {
@@ -557,13 +569,18 @@ static int endpoint_fill(struct meet *m, int s, struct tbs_endpoint *ep,
 	int fl;
 
 	set_int(s, IPPROTO_TCP, TCP_NODELAY, 1);
+	set_int(s, SOL_SOCKET, SO_SNDBUF, SNDBUF);
 	fl = fcntl(s, F_GETFL);
 	if (fl < 0 || fcntl(s, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		goto err;
-	ep->wfd = fcntl(s, F_DUPFD_CLOEXEC, 3);
-	if (ep->wfd < 0)
-		goto err;
-	ep->rfd = s;
+	if (s < 3) {
+		fl = fcntl(s, F_DUPFD_CLOEXEC, 3);
+		if (fl < 0)
+			goto err;
+		close(s);
+		s = fl;
+	}
+	ep->rfd = ep->wfd = s;
 	if (!getpeername(s, (struct sockaddr *)&peer, &len))
 		inet_ntop(AF_INET6, &peer.sin6_addr, a, sizeof(a));
 	snprintf(ep->path, sizeof(ep->path), "tcp [%s%%%s]:%u", a,

@@ -23,18 +23,20 @@ not_ok() {
 	echo "not ok $tap_n - $*"
 }
 
-# check DESC CMD...: one test case, passing when CMD succeeds
+# check DESC CMD...: one test case, passing when CMD succeeds; what CMD
+# prints goes to standard error, never into the TAP stream
 check() {
 	desc=$1
 	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+	if "$@" >&2; then ok "$desc"; else not_ok "$desc"; fi
 }
 
-# check_fails DESC CMD...: passing when CMD fails
+# check_fails DESC CMD...: passing when CMD fails (CMD's output goes to
+# standard error, as check's, out of the TAP stream)
 check_fails() {
 	desc=$1
 	shift
-	if "$@"; then not_ok "$desc"; else ok "$desc"; fi
+	if "$@" >&2; then not_ok "$desc"; else ok "$desc"; fi
 }
 
 # is DESC GOT WANT

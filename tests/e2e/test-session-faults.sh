@@ -46,7 +46,8 @@ ts "$H2" up wdg >/dev/null 2>&1
 wait
 for i in 1 2 3; do
 	ts "$H1" pipe wdg --timeout 5 </dev/null >/dev/null 2>"$TMP/e1"
-	echo "# try $i: exit $? $(cat "$TMP/e1")"
+	diag "try $i: exit $?"
+	sed 's/^/# /' "$TMP/e1"
 done
 check "three retries: the last one says it only listened" \
 	grep -q "only listened" "$TMP/e1"
