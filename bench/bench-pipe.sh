@@ -105,8 +105,6 @@ run() {
 }
 
 sim_start --adv-delay 100 >/dev/null
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 ts "$H1" up bench >/dev/null &
 D2=$(ts "$H2" up bench) || bail "could not set up the stream"
 wait

@@ -17,8 +17,6 @@ CHUNK=64M
 
 
 sim_start --adv-delay 100 >/dev/null
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 for spec in bulk:throughput ctl:latency; do
 	ts "$H1" up ${spec%%:*} --profile ${spec#*:} >/dev/null &
 	ts "$H2" up ${spec%%:*} --profile ${spec#*:} >/dev/null ||

@@ -584,7 +584,7 @@ void tbs_offers_free(struct tbs_offer *offers);
 int tbs_transport_choose(const char *root, const char *peer, int want,
 			 struct tbs_offer *offer, struct tbs_error *err);
 
-/** The UDP port of the announcements on the network (PROTOCOL.md, 8). */
+/** The UDP port of the announcements on the network (PROTOCOL.md, 11.2). */
 #define TBS_NET_PORT 17272
 
 /* tbs_net_opts.flags */

@@ -175,6 +175,14 @@ static int make_dir(const char *path, struct tbs_error *err)
 		return 0;
 	if (errno == EEXIST)
 		return -EEXIST;
+	if (errno == EACCES || errno == EPERM)
+		return tbsi_err(
+			err, -errno,
+			"could not create '%s': %s: setting a stream up "
+			"takes root (sudo), or list it in "
+			"/etc/tbstream/streams.conf for the system to "
+			"set up",
+			path, strerror(errno));
 	return tbsi_err(err, -errno, "could not create '%s': %s", path,
 			strerror(errno));
 }

@@ -537,6 +537,18 @@ int tbsi_no_driver(const char *root, struct tbs_error *err)
 	return tbsi_err(err, c.e.code, "%s", c.e.msg);
 }
 
+int tbsi_no_bus(const char *root, struct tbs_error *err)
+{
+	struct catch c = { .only = "bus" };
+	struct diag d;
+
+	diag_init(&d, root, &c);
+	check_bus(&d);
+	if (!c.e.code)
+		return tbsi_err(err, -ENODEV, "no Thunderbolt/USB4 bus");
+	return tbsi_err(err, c.e.code, "%s", c.e.msg);
+}
+
 int tbsi_no_peer(const char *root, struct tbs_error *err)
 {
 	struct catch c = { .only = "peer" };

@@ -42,6 +42,14 @@ static int open_error(const struct tbs_stream *st, int e, int timeout_ms,
 				"stream '%s' (%s) has no HopIDs: run 'tbstream "
 				"up %s' on both hosts",
 				st->name, st->device, st->name);
+	case EACCES:
+	case EPERM:
+		return tbsi_err(
+			err, -e,
+			"could not open '%s': %s: add this user to group "
+			"'tbstream' (adduser USER tbstream, then log in "
+			"again), or run as root",
+			st->device, strerror(e));
 	case ENOMEM:
 		return tbsi_err(
 			err, -ENOMEM,

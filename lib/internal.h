@@ -104,6 +104,8 @@ int tbsi_heal(const char *root, const char *service, const char *skip,
 int tbsi_no_driver(const char *root, struct tbs_error *err);
 /* Likewise, why no peer offers the stream service (cable, its driver). */
 int tbsi_no_peer(const char *root, struct tbs_error *err);
+/* Likewise, why there is no Thunderbolt/USB4 bus (its driver, the port). */
+int tbsi_no_bus(const char *root, struct tbs_error *err);
 /*
  * The first network interface of IP over Thunderbolt (thunderbolt*) and
  * its operstate; false when there is none.

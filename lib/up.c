@@ -112,9 +112,7 @@ static int find_peer(struct up_ctx *c, const char *peer_uid)
 		return tbsi_no_driver(c->root, c->err);
 	tbsi_path(path, sizeof(path), c->root, TBSI_DEVICES);
 	if (!tbsi_is_dir(path))
-		return tbsi_err(c->err, -ENODEV,
-				"no Thunderbolt/USB4 bus ('%s' is missing)",
-				path);
+		return tbsi_no_bus(c->root, c->err);
 	for (;;) {
 		ret = tbs_peer_find(c->root, peer_uid, &c->peer, c->err);
 		if (ret != -ENODEV || expired(c))
@@ -346,8 +344,9 @@ static int follow_timeout(struct up_ctx *c)
 		return tbsi_err(
 			c->err, -ETIMEDOUT,
 			"stream '%s' did not get its HopIDs from the peer "
-			"(%s) within %d s: run 'tbstream up %s' on the other "
-			"host; "
+			"(%s) within %d s: run the matching command (or "
+			"'tbstream "
+			"up %s') on the other host; "
 			"if it runs already, streams here hold HopIDs it may "
 			"have chosen: %s; take down those the peer no longer "
 			"has",
@@ -356,7 +355,8 @@ static int follow_timeout(struct up_ctx *c)
 	return tbsi_err(
 		c->err, -ETIMEDOUT,
 		"the peer (%s%s%s) did not set up stream '%s' within %d s: "
-		"run 'tbstream up %s' on the other host",
+		"run the matching command (or 'tbstream up %s') on the other "
+		"host",
 		c->peer.device_name[0] ? c->peer.device_name : "",
 		c->peer.device_name[0] ? ", " : "", c->peer.unique_id, c->name,
 		timeout_s(c), c->name);

@@ -116,7 +116,7 @@ static int find(struct bench *b, const uint8_t *m)
 static int call(struct bench *b)
 {
 	struct pollfd p = { .fd = b->rfd, .events = POLLIN };
-	uint64_t end = bench_now_ns() + (uint64_t)b->timeout_ms * 1000000;
+	uint64_t end = cli_now_ns() + (uint64_t)b->timeout_ms * 1000000;
 	size_t have = 0;
 	uint8_t c;
 	int r;
@@ -130,7 +130,7 @@ static int call(struct bench *b)
 		}
 		if (r)
 			return r;
-		if (bench_now_ns() > end) {
+		if (cli_now_ns() > end) {
 			snprintf(b->err, sizeof(b->err),
 				 "the peer did not answer the raw phase's mark within %d s",
 				 b->timeout_ms / 1000);
@@ -166,7 +166,7 @@ static int round_trips(struct bench *b, int k)
 	if (b->leader && !(ns = calloc(n, sizeof(*ns))))
 		return -ENOMEM;
 	for (i = -BENCH_WARMUP; !r && i < (int64_t)n; i++) {
-		t0 = bench_now_ns();
+		t0 = cli_now_ns();
 		if (b->leader) {
 			r = write_all(b, b->buf, size);
 			if (!r)
@@ -177,7 +177,7 @@ static int round_trips(struct bench *b, int k)
 				r = write_all(b, b->rbuf, size);
 		}
 		if (ns && i >= 0)
-			ns[i] = bench_now_ns() - t0;
+			ns[i] = cli_now_ns() - t0;
 	}
 	if (!r && ns)
 		bench_percentiles(ns, n, &b->res[BENCH_RAW][k]);
@@ -224,7 +224,7 @@ static int one_way(struct bench *b, int k)
 {
 	struct writer w = { .b = b, .size = b->plan.size[k],
 			    .len = b->plan.bytes[k] };
-	uint64_t t0 = bench_now_ns();
+	uint64_t t0 = cli_now_ns();
 	uint8_t c = 1;
 	int r;
 
@@ -236,7 +236,7 @@ static int one_way(struct bench *b, int k)
 	r = w.err ? w.err : read_all(b, &c, 1);
 	if (!r)
 		b->res[BENCH_RAW][k].one_bps =
-			bench_rate(w.len, bench_now_ns() - t0);
+			bench_rate(w.len, cli_now_ns() - t0);
 	return r;
 }
 
@@ -249,7 +249,7 @@ static int both_ways(struct bench *b, int k)
 {
 	struct writer w = { .b = b, .size = b->plan.size[k],
 			    .len = b->plan.bytes[k] };
-	uint64_t t0 = bench_now_ns();
+	uint64_t t0 = cli_now_ns();
 	uint8_t c = 1;
 	pthread_t t;
 	int r;
@@ -263,7 +263,7 @@ static int both_ways(struct bench *b, int k)
 		r = write_all(b, &c, 1);
 	if (!r && b->leader)
 		b->res[BENCH_RAW][k].both_bps =
-			bench_rate(2 * w.len, bench_now_ns() - t0);
+			bench_rate(2 * w.len, cli_now_ns() - t0);
 	return r;
 }
 

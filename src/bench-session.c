@@ -90,7 +90,7 @@ static int round_trips(struct phase *ph, int k)
 	if (ph->b->leader && !(ns = calloc(n, sizeof(*ns))))
 		return -ENOMEM;
 	for (i = -BENCH_WARMUP; !r && i < (int64_t)n; i++) {
-		t0 = bench_now_ns();
+		t0 = cli_now_ns();
 		if (ph->b->leader) {
 			r = send_msg(ph, MSG_PING, ph->b->buf, size);
 			if (!r)
@@ -101,7 +101,7 @@ static int round_trips(struct phase *ph, int k)
 				r = send_msg(ph, MSG_PING, ph->rbuf, size);
 		}
 		if (ns && i >= 0)
-			ns[i] = bench_now_ns() - t0;
+			ns[i] = cli_now_ns() - t0;
 	}
 	if (!r && ns)
 		bench_percentiles(ns, n, &ph->b->res[BENCH_SESSION][k]);
@@ -140,7 +140,7 @@ static int receive_data(struct phase *ph, uint32_t size, uint64_t n)
 static int one_way(struct phase *ph, int k)
 {
 	const struct bench_plan *pl = &ph->b->plan;
-	uint64_t n = pl->bytes[k] / pl->size[k], t0 = bench_now_ns();
+	uint64_t n = pl->bytes[k] / pl->size[k], t0 = cli_now_ns();
 	struct sender sd = { .ph = ph, .size = pl->size[k], .n = n };
 	int r;
 
@@ -152,7 +152,7 @@ static int one_way(struct phase *ph, int k)
 	r = sd.err ? sd.err : expect(ph, MSG_DONE, 1, NULL);
 	if (!r)
 		ph->b->res[BENCH_SESSION][k].one_bps =
-			bench_rate(n * pl->size[k], bench_now_ns() - t0);
+			bench_rate(n * pl->size[k], cli_now_ns() - t0);
 	return r;
 }
 
@@ -169,7 +169,7 @@ static int both_ways(struct phase *ph, int k)
 			    expect(ph, MSG_GO, 1, NULL);
 	if (r)
 		return r;
-	t0 = bench_now_ns();
+	t0 = cli_now_ns();
 	if (pthread_create(&t, NULL, send_run, &sd))
 		return -EAGAIN;
 	r = receive_data(ph, pl->size[k], n);
@@ -183,7 +183,7 @@ static int both_ways(struct phase *ph, int k)
 		r = send_msg(ph, MSG_DONE, "", 1);
 	if (!r && ph->b->leader)
 		ph->b->res[BENCH_SESSION][k].both_bps =
-			bench_rate(2 * n * pl->size[k], bench_now_ns() - t0);
+			bench_rate(2 * n * pl->size[k], cli_now_ns() - t0);
 	return r;
 }
 

@@ -70,8 +70,7 @@ int bench_plan_decode(struct bench_plan *p, const uint8_t *in, size_t len);
 void bench_res_encode(const struct bench *b, uint8_t *out);
 int bench_res_decode(struct bench *b, const uint8_t *in, size_t len);
 
-/* bench-stats.c: round-trip samples and rates */
-uint64_t bench_now_ns(void);
+/* bench-stats.c: round-trip samples and rates (cli_now_ns() times them) */
 void bench_percentiles(uint64_t *ns, uint32_t n, struct bench_res *r);
 uint64_t bench_rate(uint64_t bytes, uint64_t ns);
 

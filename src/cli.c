@@ -3,9 +3,11 @@
  * Shared helpers of the tbstream subcommands.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "escape.h"
@@ -57,6 +59,22 @@ int cli_usage_error(const char *cmd, const char *what)
 	return EXIT_USAGE;
 }
 
+int cli_bad_option(const char *cmd, int c, char *const *argv)
+{
+	const char *opt;
+	char what[160];
+	int len;
+
+	if (c == '?' || c == ':' || !optarg || optind < 2)
+		/* getopt named the option already */
+		return cli_usage_error(cmd, "bad option");
+	opt = argv[optind - 1] == optarg ? argv[optind - 2] : argv[optind - 1];
+	len = strncmp(opt, "--", 2) ? 2 : (int)strcspn(opt, "=");
+	snprintf(what, sizeof(what), "bad value '%.64s' for %.*s", optarg, len,
+		 opt);
+	return cli_usage_error(cmd, what);
+}
+
 int cli_peer_uid(const struct cli *cli, const char *spec, char *uid, size_t len)
 {
 	struct tbs_error e = { 0 };
@@ -66,6 +84,19 @@ int cli_peer_uid(const struct cli *cli, const char *spec, char *uid, size_t len)
 		return cli_fail(&e);
 	snprintf(uid, len, "%s", p.unique_id);
 	return 0;
+}
+
+uint64_t cli_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t cli_now_ms(void)
+{
+	return (int64_t)(cli_now_ns() / 1000000);
 }
 
 long cli_parse_num(const char *s)

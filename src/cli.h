@@ -54,11 +54,19 @@ __attribute__((format(printf, 1, 2))) void cli_msg(const char *fmt, ...);
 int cli_exit_status(int err);
 int cli_usage_error(const char *cmd, const char *what);
 /*
+ * The usage error for option @c of getopt_long() over @argv, just
+ * returned: names the option and the value it refused.
+ */
+int cli_bad_option(const char *cmd, int c, char *const *argv);
+/*
  * Resolves --peer @spec to the peer's unique id (it must be connected).
  * Return: 0, or the exit status after printing why.
  */
 int cli_peer_uid(const struct cli *cli, const char *spec, char *uid,
 		 size_t len);
+/* The monotonic clock, in nanoseconds and in milliseconds. */
+uint64_t cli_now_ns(void);
+int64_t cli_now_ms(void);
 /* Parses a non-negative integer; returns -1 when @s is not one. */
 long cli_parse_num(const char *s);
 

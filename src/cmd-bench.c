@@ -159,7 +159,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
 			return -1;
 		}
 		if (bench_opt(a, c, optarg) <= 0)
-			return cli_usage_error("bench", "bad option or value");
+			return cli_bad_option("bench", c, argv);
 	}
 	if (optind + 1 < argc)
 		return cli_usage_error("bench", "at most one stream NAME");

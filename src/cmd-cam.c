@@ -76,8 +76,8 @@ static void cam_usage(FILE *out)
 		"      --overwrite       replace an existing FILE\n"
 		"  both:\n"
 		"  -s, --stream NAME     stream name (default 'cam')\n"
-		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
-		"connected\n"
+		"  -p, --peer ID|NAME|ROUTE\n"
+		"                        the peer, when several are connected\n"
 		"  -t, --timeout S       fail when the peer is away this long "
 		"(default:\n"
 		"                        wait for ever)\n"
@@ -233,7 +233,7 @@ static int cam_parse(int argc, char **argv, struct cam_args *a,
 		}
 		outs += c == OPT_WINDOW || c == OPT_V4L2 || c == OPT_FILE;
 		if (c == '?' || cam_opt(a, j, c, optarg))
-			return cli_usage_error("cam", "bad option or value");
+			return cli_bad_option("cam", c, argv);
 	}
 	if (outs > 1)
 		return cli_usage_error("cam", "one of --window, --v4l2 and --file");

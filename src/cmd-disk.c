@@ -129,7 +129,7 @@ static int disk_parse(int argc, char **argv, struct disk_args *d)
 			return -1;
 		}
 		if (disk_opt(d, c, optarg))
-			return cli_usage_error("disk", "bad option or value");
+			return cli_bad_option("disk", c, argv);
 	}
 	return job_check_name(&d->run.j, "disk");
 }

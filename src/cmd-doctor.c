@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "escape.h"
 
 static const char *const status_names[] = {
 	[TBS_CHECK_OK] = "ok",
@@ -55,7 +56,10 @@ static void on_finding(void *arg, const char *check, enum tbs_check st,
 	struct doctor *d = arg;
 
 	if (!d->json) {
-		printf("%-4s  %-9s  %s\n", status_name(st), check, msg);
+		/* a finding may name the peer as it announces itself */
+		printf("%-4s  %-9s  ", status_name(st), check);
+		esc_write(stdout, msg, ESC_TERM);
+		putchar('\n');
 		return;
 	}
 	printf("%s{\"check\":", d->n ? "," : "");
@@ -89,7 +93,7 @@ int cmd_doctor(const struct cli *cli, int argc, char **argv)
 			doctor_usage(stdout);
 			return EXIT_OK;
 		} else {
-			return cli_usage_error("doctor", "unknown option");
+			return cli_bad_option("doctor", c, argv);
 		}
 	}
 	if (optind < argc)

@@ -80,7 +80,7 @@ int cmd_down(const struct cli *cli, int argc, char **argv)
 			down_usage(stdout);
 			return EXIT_OK;
 		} else {
-			return cli_usage_error("down", "unknown option");
+			return cli_bad_option("down", c, argv);
 		}
 	}
 	if (all)

@@ -178,8 +178,7 @@ static int forward_parse(int argc, char **argv, struct fwd_run *r)
 			return -1;
 		}
 		if (forward_opt(r, c, optarg))
-			return cli_usage_error("forward",
-					       "bad option or value");
+			return cli_bad_option("forward", c, argv);
 	}
 	if (optind + 1 < argc)
 		return cli_usage_error("forward", "at most one stream NAME");

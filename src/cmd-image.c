@@ -141,7 +141,7 @@ static int image_parse(int argc, char **argv, struct image_args *a)
 			return -1;
 		}
 		if (parse_opt(c, a))
-			return cli_usage_error("image", "bad option or value");
+			return cli_bad_option("image", c, argv);
 	}
 	if (optind + 1 != argc)
 		return cli_usage_error("image", "one SOURCE, TARGET or FILE");

@@ -104,16 +104,20 @@ static const char *transport_name(int t)
 
 static void human_offer(const struct tbs_offer *o)
 {
-	printf("  %s (%s, %s): ",
-	       o->device_name[0] ? o->device_name : "unnamed host",
-	       o->xdomain, o->unique_id[0] ? o->unique_id : "no unique id");
+	char dev[4 * sizeof(o->device_name)], why[4 * sizeof(o->why)];
+
+	/* the peer's name, also in why: text from the peer */
+	esc_text(dev, sizeof(dev), o->device_name, ESC_TERM);
+	esc_text(why, sizeof(why), o->why, ESC_TERM);
+	printf("  %s (%s, %s): ", dev[0] ? dev : "unnamed host", o->xdomain,
+	       o->unique_id[0] ? o->unique_id : "no unique id");
 	if (o->transport == TBS_TRANSPORT_STREAM)
 		printf("USB4STREAM");
 	else if (o->transport == TBS_TRANSPORT_NET)
 		printf("IP over Thunderbolt on %s", o->ifname);
 	else
 		printf("none");
-	printf(" (%s); it offers %s\n", o->why,
+	printf(" (%s); it offers %s\n", why,
 	       o->stream_service[0] && o->net_service[0] ?
 		       "USB4STREAM and IP over Thunderbolt" :
 	       o->stream_service[0] ? "USB4STREAM" :
@@ -147,13 +151,16 @@ static void human(const struct view *v)
 		human_offer(&v->offers[i]);
 	if (v->driver_msg)
 		printf("No streams: %s\n", v->driver_msg);
-	for (i = 0; i < v->nproblems; i++)
-		if (!v->driver_msg || strcmp(v->problems[i].msg, v->driver_msg))
-			printf("%s: %s\n",
-			       v->problems[i].status == TBS_CHECK_FAIL
+	for (i = 0; i < v->nproblems; i++) {
+		if (v->driver_msg && !strcmp(v->problems[i].msg, v->driver_msg))
+			continue;
+		/* a problem may name the peer as it announces itself */
+		printf("%s: ", v->problems[i].status == TBS_CHECK_FAIL
 				       ? "Problem"
-				       : "Warning",
-			       v->problems[i].msg);
+				       : "Warning");
+		esc_write(stdout, v->problems[i].msg, ESC_TERM);
+		putchar('\n');
+	}
 	if (v->nproblems)
 		printf("('tbstream doctor' checks everything.)\n");
 }
@@ -322,7 +329,7 @@ int cmd_list(const struct cli *cli, int argc, char **argv)
 			list_usage(stdout);
 			return EXIT_OK;
 		} else {
-			return cli_usage_error("list", "unknown option");
+			return cli_bad_option("list", c, argv);
 		}
 	}
 	if (optind < argc)

@@ -43,6 +43,7 @@ static void pipe_usage(FILE *out)
 		"  -k, --keep                leave the stream up afterwards\n"
 		"  -v, --verbose             print the session's counters at "
 		"the end\n"
+		"  -q, --quiet               no messages but errors\n"
 		"  -h, --help                show this help\n");
 }
 
@@ -92,7 +93,7 @@ static int pipe_parse(int argc, char **argv, struct pipe_args *a)
 		} else if (job_up_opt(&a->opts, c, optarg) > 0) {
 			continue;
 		} else {
-			return cli_usage_error("pipe", "bad option or value");
+			return cli_bad_option("pipe", c, argv);
 		}
 	}
 	if (optind + 1 < argc)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "escape.h"
 #include "streams-conf.h"
 
 #define CONFIGFS_DIR "sys/kernel/config/thunderbolt/stream"
@@ -144,8 +145,7 @@ static int rc_parse(int argc, char **argv, struct rc_args *a)
 			   v <= 86400) {
 			a->timeout_ms = (int)v * 1000;
 		} else {
-			return cli_usage_error("reconcile",
-					       "bad option or value");
+			return cli_bad_option("reconcile", c, argv);
 		}
 	}
 	if (optind != argc)
@@ -303,14 +303,6 @@ static int rc_entry(struct rc_ctx *c, const struct conf_stream *cs)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Takes turns with other runs on this host: an flock on the stream
  * driver's ConfigFS directory.  Returns the descriptor, -1 when there is
@@ -321,7 +313,7 @@ static int rc_lock(const struct rc_ctx *c, int nconf, struct tbs_error *e)
 	const struct timespec pause = { 0, LOCK_POLL_MS * 1000000L };
 	/* The other run may wait for each of its streams in turn. */
 	int64_t wait_ms = (int64_t)c->a->timeout_ms * (nconf + 1);
-	int64_t deadline = now_ms() + wait_ms;
+	int64_t deadline = cli_now_ms() + wait_ms;
 	char path[4096];
 	int fd;
 
@@ -330,7 +322,7 @@ static int rc_lock(const struct rc_ctx *c, int nconf, struct tbs_error *e)
 	if (fd < 0)
 		return -1;
 	while (flock(fd, LOCK_EX | LOCK_NB)) {
-		if (errno != EWOULDBLOCK || now_ms() >= deadline) {
+		if (errno != EWOULDBLOCK || cli_now_ms() >= deadline) {
 			e->code = errno == EWOULDBLOCK ? -EBUSY : -errno;
 			snprintf(e->msg, sizeof(e->msg),
 				 "could not lock '%.300s': %s: another 'tbstream "
@@ -345,35 +337,24 @@ static int rc_lock(const struct rc_ctx *c, int nconf, struct tbs_error *e)
 	return fd;
 }
 
-/* A peer's announced name, made safe for a terminal. */
-static void put_safe(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = *s;
-
-		if (ch < 0x20 || ch == 0x7f || ch == '\\')
-			fprintf(f, "\\x%02x", ch);
-		else
-			fputc(ch, f);
-	}
-}
-
 static void human_one(const struct rc_result *r)
 {
 	printf("%-8s  %-12s  ", r->conf->name, state_names[r->state]);
 	if (!r->peer) {
 		printf("'");
-		put_safe(stdout, r->conf->peer);
+		esc_write(stdout, r->conf->peer, ESC_TERM);
 		printf("' not connected\n");
 		return;
 	}
-	put_safe(stdout, r->peer->device_name[0] ? r->peer->device_name
-						 : r->peer->unique_id);
+	esc_write(stdout,
+		  r->peer->device_name[0] ? r->peer->device_name
+					  : r->peer->unique_id,
+		  ESC_TERM);
 	if (r->state == RC_FAILED) {
 		printf(": see the message above");
 	} else if (r->state == RC_HELD) {
 		printf(": %s open by %d (", r->st.device, (int)r->st.holder);
-		put_safe(stdout, r->st.holder_comm);
+		esc_write(stdout, r->st.holder_comm, ESC_TERM);
 		printf(")");
 	} else if (r->st.device[0]) {
 		printf(": %s", r->st.device);

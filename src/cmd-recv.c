@@ -74,7 +74,7 @@ static int recv_parse(struct xfer *x, int argc, char **argv)
 		}
 		r = xfer_opt(x, c, optarg);
 		if (r <= 0)
-			return cli_usage_error("recv", "bad option or value");
+			return cli_bad_option("recv", c, argv);
 	}
 	if (optind + 1 < argc)
 		return cli_usage_error("recv", "at most one DIR");

@@ -321,7 +321,7 @@ static int send_parse(struct xfer *x, int argc, char **argv)
 		}
 		r = xfer_opt(x, c, optarg);
 		if (r <= 0)
-			return cli_usage_error("send", "bad option or value");
+			return cli_bad_option("send", c, argv);
 	}
 	if (optind >= argc)
 		return cli_usage_error("send", "nothing to send: give a PATH");

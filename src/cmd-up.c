@@ -51,7 +51,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 		} else if (c == 'j') {
 			a->json = true;
 		} else if (job_opt(&a->job, c, optarg) <= 0) {
-			return cli_usage_error("up", "bad option or value");
+			return cli_bad_option("up", c, argv);
 		}
 	}
 	if (optind + 1 != argc)

@@ -43,7 +43,7 @@ struct conn *conn_new(struct fwd_mux *m, uint32_t id, int fd)
 	c->fd = fd;
 	c->tx_credit = m->peer.window;
 	c->rx_avail = m->conf->window;
-	c->start_ms = mux_now_ms();
+	c->start_ms = cli_now_ms();
 	m->conns[m->nconns++] = c;
 	m->live++;
 	m->st.conns++;
@@ -171,7 +171,7 @@ void conn_log_end(struct fwd_mux *m, struct conn *c, const char *how)
 	fwd_log(&m->conf->log, "close",
 		"connection %u%s%s: %s; %s to the peer, %s from it, %.2f s",
 		c->id, c->origin[0] ? " from " : "", c->origin, how, out, in,
-		(double)(mux_now_ms() - c->start_ms) / 1000.0);
+		(double)(cli_now_ms() - c->start_ms) / 1000.0);
 }
 
 /* Both directions ended and written out: close; the peer may forget. */

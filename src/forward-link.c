@@ -92,14 +92,6 @@ static void pause_ms(struct fwd_link *l, int ms)
 	pthread_mutex_unlock(&l->lock);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One try over the network: the interface, then the peer on it. */
 static int open_net(struct fwd_link *l, struct tbs_error *e)
 {
@@ -143,14 +135,14 @@ static int open_stream(struct fwd_link *l)
 	for (;;) {
 		if (stopping(l))
 			return -ECANCELED;
-		t0 = now_ms();
+		t0 = cli_now_ms();
 		r = l->c.transport == TBS_TRANSPORT_NET ? open_net(l, &e) :
 							  open_dev(l, &e);
 		if (!r)
 			return 0;
 		note(l, "wait", e.msg);
-		if (now_ms() - t0 < TRY_MS)
-			pause_ms(l, (int)(TRY_MS - (now_ms() - t0)));
+		if (cli_now_ms() - t0 < TRY_MS)
+			pause_ms(l, (int)(TRY_MS - (cli_now_ms() - t0)));
 	}
 }
 
@@ -295,7 +287,6 @@ void fwd_link_done(struct fwd_link *l, struct tbs_session *s, const char *why)
 int fwd_link_stop(struct fwd_link *l)
 {
 	int created;
-
 
 	pthread_mutex_lock(&l->lock);
 	l->stop = true;

@@ -45,14 +45,6 @@
 /* Markers of the descriptors that are not connections. */
 static char mark_stop, mark_chld, mark_link, mark_sess, mark_listen;
 
-int64_t mux_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool is_listener(const struct fwd_mux *m)
 {
 	return m->conf->role == FWD_ROLE_LISTEN;
@@ -213,7 +205,7 @@ static void connect_next(struct fwd_mux *m, struct conn *c, int last_err)
 		}
 		c->fd = fd;
 		c->connecting = !done;
-		c->deadline = mux_now_ms() + m->conf->connect_timeout_ms;
+		c->deadline = cli_now_ms() + m->conf->connect_timeout_ms;
 		if (done)
 			mux_connected(m, c);
 		else
@@ -610,7 +602,7 @@ static void reap(struct fwd_mux *m)
 
 static int next_timeout(struct fwd_mux *m)
 {
-	int64_t now = mux_now_ms(), first = -1;
+	int64_t now = cli_now_ms(), first = -1;
 	uint32_t i;
 
 	for (i = 0; i < m->nconns; i++) {

@@ -120,7 +120,6 @@ void conn_peer_flush(struct fwd_mux *m, struct conn *c);
 
 /* forward-mux.c */
 void mux_send_pending(struct fwd_mux *m);
-int64_t mux_now_ms(void);
 void mux_connected(struct fwd_mux *m, struct conn *c);
 
 #endif

@@ -158,7 +158,13 @@ static void take_down(struct job *j, bool force)
 			cli_fail(&e);
 		return;
 	}
-	if (owned(j) && tbs_stream_down(j->cli->root, &j->st, force, &e))
+	if (!owned(j) || !tbs_stream_down(j->cli->root, &j->st, force, &e))
+		return;
+	if (e.code == -EBUSY) /* another process took it over */
+		cli_msg("the stream '%s' this command set up stays up: "
+			"another process has it open",
+			j->st.name);
+	else
 		cli_fail(&e);
 }
 
@@ -170,19 +176,11 @@ static void interrupted(int sig, const struct job *j)
 			: "");
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The same stop asked twice at once: not a second request. */
 static bool repeated(void)
 {
 	return guard.sig && guard.phase == RUNNING && guard.job->stoppable &&
-	       mono_ms() - guard.sig_ms < STOP_AGAIN_MS;
+	       cli_now_ms() - guard.sig_ms < STOP_AGAIN_MS;
 }
 
 static void *guard_run(void *arg)
@@ -206,7 +204,7 @@ static void *guard_run(void *arg)
 		 * stoppable body ends in order.
 		 */
 		guard.sig = sig;
-		guard.sig_ms = mono_ms();
+		guard.sig_ms = cli_now_ms();
 		if (write(guard.cancel[1], "x", 1) < 0)
 			break;
 		pthread_mutex_unlock(&guard.lock);
@@ -404,13 +402,9 @@ static bool wait_host(void)
  */
 static void job_choose(struct job *j, bool opens)
 {
-	int64_t deadline;
-	struct timespec ts;
+	int64_t deadline = cli_now_ms() + job_timeout_ms(j);
 	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 +
-		   job_timeout_ms(j);
 	j->used = j->transport ? j->transport : TBS_TRANSPORT_STREAM;
 	if (j->transport != TBS_TRANSPORT_AUTO || !opens)
 		return;
@@ -419,9 +413,7 @@ static void job_choose(struct job *j, bool opens)
 					 TBS_TRANSPORT_AUTO, &j->offer, NULL);
 		if (r > 0 || host_connected(j))
 			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		if (ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 >= deadline ||
-		    !wait_host())
+		if (cli_now_ms() >= deadline || !wait_host())
 			return;
 	}
 	if (r > 0) {

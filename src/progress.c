@@ -6,17 +6,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "progress.h"
 
 #define REDRAW_NS 100000000ULL
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* Binary units for sizes: "1.21 GiB". */
 int format_bytes(char *buf, size_t size, double bytes)
@@ -35,7 +28,7 @@ void progress_init(struct progress *p, const char *label, bool quiet)
 {
 	*p = (struct progress){ .label = label };
 	p->enabled = !quiet && isatty(STDERR_FILENO);
-	p->start_ns = mono_ns();
+	p->start_ns = cli_now_ns();
 }
 
 void progress_set_total(struct progress *p, uint64_t bytes, uint64_t items)
@@ -46,13 +39,13 @@ void progress_set_total(struct progress *p, uint64_t bytes, uint64_t items)
 
 uint64_t progress_elapsed_ms(const struct progress *p)
 {
-	return (mono_ns() - p->start_ns) / 1000000;
+	return (cli_now_ns() - p->start_ns) / 1000000;
 }
 
 /* Bytes per second since the start. */
 double progress_rate(const struct progress *p)
 {
-	double s = (double)(mono_ns() - p->start_ns) / 1e9;
+	double s = (double)(cli_now_ns() - p->start_ns) / 1e9;
 
 	return s > 0 ? (double)p->bytes / s : 0;
 }
@@ -99,7 +92,7 @@ void progress_update(struct progress *p, uint64_t bytes, uint64_t items)
 	p->items = items;
 	if (!p->enabled)
 		return;
-	now = mono_ns();
+	now = cli_now_ns();
 	if (now - p->drawn_ns < REDRAW_NS)
 		return;
 	p->drawn_ns = now;

@@ -68,6 +68,19 @@ bail() {
 	exit 1
 }
 
+# need CMD...: skips the whole test when a command is missing (all of
+# them come with scripts/setup)
+need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || [ -x "/usr/sbin/$c" ] || {
+			skip "$c is not installed (scripts/setup installs it)"
+			done_testing
+			exit 0
+		}
+	done
+}
+
 # t CMD...: run CMD with a time limit of $T seconds
 t() {
 	timeout -k 3 "$T" "$@"
@@ -90,7 +103,8 @@ sim_cleanup() {
 	MNT=
 }
 
-# sim_start [tbsim options]: mount a simulator; sets MNT, H1, H2, CTL
+# sim_start [tbsim options]: mount a simulator; sets MNT, H1, H2, CTL, and
+# TMP, an empty work directory that goes with it
 sim_start() {
 	[ -e /dev/fuse ] || { skip "no /dev/fuse"; done_testing; exit 0; }
 	sim_cleanup
@@ -110,6 +124,8 @@ sim_start() {
 	CTL=$MNT/control
 	C1=$H1/sys/kernel/config/thunderbolt/stream
 	C2=$H2/sys/kernel/config/thunderbolt/stream
+	TMP=$SIM_DIR/work
+	mkdir "$TMP"
 }
 
 # sim_stat HOST NAME FIELD: a counter of a stream from the control file

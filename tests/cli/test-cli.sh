@@ -27,9 +27,13 @@ trap 'rm -rf "$tmp"' EXIT
 put() { mkdir -p "$(dirname "$1")"; echo "$2" >"$1"; }
 
 ts=$TBSTREAM
-for c in "" list up down pipe bench doctor; do
+for c in "" list up down pipe send recv image "image send" "image recv" \
+	"image verify" bench cam "cam send" "cam recv" forward disk \
+	"disk share" "disk attach" reconcile doctor; do
+	# shellcheck disable=SC2086
 	status 0 "help of '${c:-tbstream}'" $ts $c --help
 	grep_ok "help of '${c:-tbstream}' has a usage line" Usage "$tmp/out"
+	grep_ok "and lists --help" "--help" "$tmp/out"
 done
 status 0 "--version" $ts --version
 status 2 "no command is a usage error" $ts
@@ -38,6 +42,9 @@ status 2 "unknown option is a usage error" $ts list --frob
 status 2 "up without NAME" $ts up
 status 2 "up with a bad time-out" $ts up x --timeout soon
 status 2 "up with an unknown profile" $ts up x --profile fast
+grep_ok "and names the value and the option" "'fast' for --profile" "$tmp/err"
+status 2 "pipe with a bad time-out" $ts pipe --timeout=soon
+grep_ok "and names the value and the option" "'soon' for --timeout" "$tmp/err"
 status 2 "send-only without raw" $ts pipe --send-only
 status 2 "doctor with an argument" $ts doctor extra
 status 2 "doctor with an unknown option" $ts doctor --frob
@@ -130,6 +137,21 @@ assert s["device"] == sys.argv[2] + "/dev/tbstream3" and s["open"] is False
 assert j["not_connected"] == []
 PY
 then ok "list --json is valid and complete"; else not_ok "list --json is valid and complete"; fi
+# A peer's name that would drive the terminal reaches it escaped, in
+# every part of the output of list and doctor.
+printf 'evil\033[2J\r\342\200\256x\n' >"$d/0-1/device_name"
+for c in list doctor; do
+	status 0 "$c with a hostile peer name" $ts --sysroot "$root" $c
+	if grep -q "$(printf '\033')" "$tmp/out" ||
+		grep -q "$(printf '\r')" "$tmp/out"; then
+		not_ok "and no control byte of it reaches the terminal"
+	else
+		ok "and no control byte of it reaches the terminal"
+	fi
+	grep_ok "and its bidirectional override is spelled out" \
+		'\\xe2\\x80\\xae' "$tmp/out"
+done
+put "$d/0-1/device_name" 'peer "b"'
 TBSTREAM_SYSROOT=$root status 0 "TBSTREAM_SYSROOT is honoured" $ts list
 grep_ok "the same peer through the environment" "Route 1" "$tmp/out"
 status 3 "--peer that matches nothing: exit 3" \

@@ -38,6 +38,20 @@ cfg() {
 	done)
 }
 
+# cfg_snap: remembers both hosts' ConfigFS trees (as $empty1, $empty2).
+cfg_snap() {
+	empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+}
+
+# cfg_same [PREFIX]: two test cases, ok when each host's ConfigFS tree is
+# as cfg_snap found it.
+cfg_same() {
+	check "${1:+$1: }host1's ConfigFS as before" \
+		test "$empty1" = "$(cfg "$H1")"
+	check "${1:+$1: }host2's ConfigFS as before" \
+		test "$empty2" = "$(cfg "$H2")"
+}
+
 # attr HOST NAME ATTR: one attribute of stream NAME on HOST.
 attr() {
 	cat "$1"/sys/kernel/config/thunderbolt/stream/*/"$2/$3"

@@ -27,8 +27,6 @@ fwd_cleanup() {
 fwd_start() {
 	sim_start "$@"
 	trap fwd_cleanup EXIT
-	TMP=$SIM_DIR/work
-	mkdir "$TMP"
 }
 
 # bg CMD...: run CMD in the background under a time limit; $! is its pid.

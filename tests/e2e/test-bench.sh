@@ -7,9 +7,7 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 SMALL="--sizes 64,4k,64k --rounds 30 --bytes 256k"
 
 # both FIRST SECOND [OPTS...]: bench on FIRST, then on SECOND, at once.
@@ -45,8 +43,7 @@ check "host1's JSON: a raw and a session result per size, all sane" \
 check "host2's JSON: the same" bench_sane "$TMP/o2" 64 4096 65536
 check "one leads, one follows, both print the same figures" \
 	same_figures "$TMP/o1" "$TMP/o2"
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 
 both "$H2" "$H1" $SMALL --json
 is "host2 first: host2 exits 0" "$RA" 0

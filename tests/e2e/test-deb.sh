@@ -15,13 +15,7 @@ set -u
 
 T=${T:-60}
 PKGS="tbstream libtbstream0 libtbstream-dev gstreamer1.0-tbstream"
-for tool in dpkg-buildpackage dh lintian apt-get; do
-	if ! command -v $tool >/dev/null; then
-		skip "$tool missing (debhelper, lintian)"
-		done_testing
-		exit
-	fi
-done
+need dpkg-buildpackage dh lintian apt-get
 if [ "$(id -u)" -ne 0 ]; then
 	skip "installing packages needs root"
 	done_testing

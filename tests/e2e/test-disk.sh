@@ -10,13 +10,7 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 . "$TOP_SRCDIR/tests/e2e/forward-lib.sh"
 
-for p in nbdkit nbdinfo nbdcopy nbdsh qemu-img; do
-	command -v "$p" >/dev/null || {
-		skip "$p is not installed (scripts/setup installs it)"
-		done_testing
-		exit 0
-	}
-done
+need nbdkit nbdinfo nbdcopy nbdsh qemu-img
 fwd_start
 MIB=256
 SOCK=$TMP/nbd.sock

@@ -27,8 +27,6 @@ one_line_per_check() {
 
 start() {
 	sim_start --adv-delay 100 "$@"
-	TMP=$SIM_DIR/work
-	mkdir -p "$TMP"
 }
 
 # A working pair: every check passes.

@@ -10,11 +10,7 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 . "$TOP_SRCDIR/tests/e2e/forward-lib.sh"
 
-command -v curl >/dev/null || {
-	skip "curl is not installed (scripts/setup installs it)"
-	done_testing
-	exit 0
-}
+need curl
 fwd_start
 N=8
 mkdir "$TMP/www" "$TMP/got"

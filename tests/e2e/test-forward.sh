@@ -10,13 +10,7 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 . "$TOP_SRCDIR/tests/e2e/forward-lib.sh"
 
-for p in ssh scp sshd curl ss; do
-	command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || {
-		skip "$p is not installed (scripts/setup installs it)"
-		done_testing
-		exit 0
-	}
-done
+need ssh scp sshd curl ss
 fwd_start
 
 # --- ssh and scp to an sshd on this host's loopback -------------------------

@@ -11,8 +11,6 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 roles
 head -c 300000 /dev/urandom >"$TMP/d1"
 head -c 200000 /dev/urandom >"$TMP/d2"

@@ -10,8 +10,6 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 LOOPS=
 MNTD=
 image_cleanup() {

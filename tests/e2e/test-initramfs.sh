@@ -19,13 +19,7 @@ set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
-for tool in mkinitramfs lsinitramfs unmkinitramfs mkfs.ext4 unshare; do
-	if ! command -v $tool >/dev/null; then
-		skip "$tool missing (initramfs-tools, e2fsprogs, util-linux)"
-		done_testing
-		exit
-	fi
-done
+need mkinitramfs lsinitramfs unmkinitramfs mkfs.ext4 unshare
 if [ "$(id -u)" -ne 0 ] || ! unshare -m true 2>/dev/null; then
 	skip "needs root and mount namespaces"
 	done_testing
@@ -38,8 +32,7 @@ if readelf -d "$TBSTREAM" | grep -q NEEDED; then
 fi
 
 sim_start --adv-delay 200 --node-delay 50
-W=$SIM_DIR/work
-TMP=$W
+W=$TMP
 mkdir -p "$W/conf/hooks" "$W/conf/scripts/init-premount" "$W/conf/conf.d"
 V=0.0.0-tbstream-test
 cp "$TOP_SRCDIR/contrib/initramfs-tools/hooks/tbstream" "$W/conf/hooks/"

@@ -14,16 +14,8 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 . "$TOP_SRCDIR/tests/e2e/net.sh"
 
-for p in curl nbdkit nbdcopy; do
-	command -v "$p" >/dev/null || {
-		skip "$p is not installed (scripts/setup installs it)"
-		done_testing
-		exit 0
-	}
-done
+need curl nbdkit nbdcopy
 sim_start --network --driver host1:absent --adv-delay 0
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 BG=
 jobs_cleanup() {
 	local p

@@ -21,8 +21,6 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/net.sh"
 
 sim_start --network --driver host1:absent --adv-delay 0
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 net_start
 capture_start
 head -c 3000000 /dev/urandom >"$TMP/d1"
@@ -321,8 +319,6 @@ net_cleanup
 
 # --- both hosts with the driver: the stream; the network when asked ---
 sim_start --network --adv-delay 0
-TMP=$SIM_DIR/work
-mkdir -p "$TMP"
 head -c 1000000 /dev/urandom >"$TMP/d1"
 head -c 1000000 /dev/urandom >"$TMP/d2"
 net_start
@@ -340,8 +336,6 @@ net_cleanup
 
 # --- the driver on host1 only: the network, chosen from the other side ---
 sim_start --network --driver host2:absent --adv-delay 0
-TMP=$SIM_DIR/work
-mkdir -p "$TMP"
 head -c 1000000 /dev/urandom >"$TMP/d1"
 head -c 1000000 /dev/urandom >"$TMP/d2"
 net_start

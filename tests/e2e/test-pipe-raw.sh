@@ -6,10 +6,8 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 head -c 3000000 /dev/urandom >"$TMP/data"
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 
 # host1 receives with pipe --raw; host2 sends with dd.
 ts "$H1" pipe --raw </dev/null >"$TMP/got1" 2>"$TMP/p1.err" &

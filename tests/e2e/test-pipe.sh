@@ -9,10 +9,8 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 roles
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 head -c 4000000 /dev/urandom >"$TMP/d1"
 head -c 3000000 /dev/urandom >"$TMP/d2"
 
@@ -57,8 +55,7 @@ exact() {
 
 duplex "$H1" "$H2" 1
 check "both ways at once, host1 first: exit 0, exact data" exact
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 duplex "$H2" "$H1" 2 p2
 check "both ways at once, host2 first 2 s ahead: exact data" exact
 duplex "$ALLOC" "$FOLLOW" 0 p3
@@ -149,8 +146,7 @@ kill -TERM $q
 wait $q
 check "SIGINT ends the pipe with status 130" test $st -eq 130
 check "and it says so" grep -q "interrupted" "$TMP/e1"
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 
 # A peer that never comes, on either role.
 status 4 "allocator alone: exit 4" ts "$ALLOC" pipe lone --timeout 3 \
@@ -159,14 +155,11 @@ has_msg "and says the peer did not answer" "peer"
 status 4 "follower alone: exit 4" ts "$FOLLOW" pipe lone --timeout 3 \
 	</dev/null
 has_msg "and says to start it on the other host" "other host"
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 
 # A controller whose link wedges when frames go to a peer not yet open:
 # the handshake sends only a few small frames until the peer answers.
 sim_start --wedge --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir -p "$TMP"
 head -c 3000000 /dev/urandom >"$TMP/d1"
 head -c 2000000 /dev/urandom >"$TMP/d2"
 duplex "$H1" "$H2" 3 wdg

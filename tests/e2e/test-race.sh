@@ -13,8 +13,6 @@ set -u
 
 ROUNDS=${RACE_ROUNDS:-12}
 sim_start --adv-delay 100 --node-delay 20
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 roles
 mkfifo "$TMP/in-a" "$TMP/in-b"
 jitters=(0 0 0.02 0.05 0.1 0.2 0.3 0.5)

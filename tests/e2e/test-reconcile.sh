@@ -11,10 +11,8 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200 --node-delay 50
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 roles
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 CONF=$TMP/streams.conf
 head -c 300000 /dev/urandom >"$TMP/data"
 
@@ -264,8 +262,6 @@ diag "peer announces itself as '$h2name'"
 # --- several peers: host2 between host1 and host3 ---------------------------
 
 sim_start --hosts 3 --adv-delay 200 --node-delay 50
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 H3=$MNT/host3
 C3=$H3/sys/kernel/config/thunderbolt/stream
 # Each host its own file: cam only between host2 and host3.

@@ -9,8 +9,6 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --max-hopid 10
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 roles
 for s in s1 s2; do
 	ts "$FOLLOW" up $s --timeout 10 >/dev/null 2>&1 &
@@ -43,8 +41,6 @@ wait $holder 2>/dev/null
 
 # DMA rings: one kept for control, so --rings 2 leaves one for streams.
 sim_start --rings 2
-TMP=$SIM_DIR/work
-mkdir -p "$TMP"
 roles
 for s in r1 r2; do
 	ts "$FOLLOW" up $s >/dev/null 2>&1 &
@@ -62,8 +58,6 @@ wait $holder 2>/dev/null
 
 # The peer offers network as service 0 and the stream service as 1.
 sim_start --network
-TMP=$SIM_DIR/work
-mkdir -p "$TMP"
 ts "$H1" up net >/dev/null 2>&1 &
 status 0 "up with the stream service at index 1" ts "$H2" up net
 wait
@@ -78,8 +72,6 @@ assert j["peers"][0]["network"] is True' "$TMP/j"
 
 # Three hosts in a chain: host2 has two peers and must be told which.
 sim_start --hosts 3
-TMP=$SIM_DIR/work
-mkdir -p "$TMP"
 H3=$MNT/host3
 status 2 "up with two peers and no --peer: exit 2" ts "$H2" up x --timeout 2
 has_msg "and says to choose with --peer" "--peer"

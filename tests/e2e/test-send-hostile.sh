@@ -9,8 +9,6 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 
 # scenario NAME PATTERN: recv in a fresh directory against the attack.
 scenario() {

@@ -17,16 +17,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	done_testing
 	exit 0
 fi
-for tool in getfattr setfattr getfacl setfacl getcap setcap unshare; do
-	if ! command -v $tool >/dev/null; then
-		skip "$tool missing (attr, acl, libcap2-bin, util-linux)"
-		done_testing
-		exit 0
-	fi
-done
+need getfattr setfattr getfacl setfacl getcap setcap unshare
 sim_start --adv-delay 100
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 
 # xfer SEND_ARGS -- RECV_ARGS: the receiver first (in a mount namespace
 # of its own when $RECV_NS names a script to run there); sets RS, RR.

@@ -8,9 +8,7 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 cmp_tree() { python3 "$TOP_SRCDIR/tests/e2e/tree-compare.py" "$@"; }
 json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
 
@@ -97,8 +95,7 @@ is "the receiver saw 5 directories" "$(json "$TMP/r.json" dirs)" 5
 is "hard links arrived as links" "$(json "$TMP/r.json" hardlinks)" 2
 check "no temporary file is left" \
 	test -z "$(find "$TMP/dst" -name '.tbs-*')"
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 
 # Again, the receiver first: everything is there, nothing is sent.
 xfer recv 1 "$TMP/src/tree" -- "$TMP/dst"
@@ -202,6 +199,5 @@ status 1 "a missing path: exit 1" ts "$H1" send "$TMP/nope"
 has_msg "and names it" "nope"
 status 2 "recv with two directories: exit 2" ts "$H2" recv a b
 status 4 "a receiver alone: exit 4" ts "$H2" recv -t 3 "$TMP/dst3"
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 done_testing

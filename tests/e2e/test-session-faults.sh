@@ -8,8 +8,6 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200 --wedge --stale
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 head -c 2000000 /dev/urandom >"$TMP/d1"
 head -c 1000000 /dev/urandom >"$TMP/d2"
 

@@ -10,10 +10,9 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP" "$TMP/in"
+mkdir "$TMP/in"
 roles
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 head -c 6000000 /dev/urandom >"$TMP/data"
 
 # run_bg HOST NAME KIND ERR: starts tbstream (no time limit: every case
@@ -70,8 +69,7 @@ t_wait() {
 }
 
 clean() {
-	check "$1: host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-	check "$1: host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+	cfg_same "$1"
 }
 
 # 1. The follower alone, while it waits for the advertisement.

@@ -10,9 +10,7 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 MSG_ECHO=$TOP_BUILDDIR/examples/msg-echo
 head -c 16000000 /dev/urandom >"$TMP/bulk"
 
@@ -143,6 +141,5 @@ is "every size came back whole" "$(grep -c 'echoed whole' "$TMP/cli.out")" 6
 bulk_end "bulk host1 to host2 with messages on 'ctl'"
 ts "$H1" down ctl
 ts "$H2" down ctl
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 done_testing

@@ -11,14 +11,9 @@ set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
-if ! command -v systemd-analyze >/dev/null; then
-	skip "systemd-analyze missing (Debian package systemd)"
-	done_testing
-	exit
-fi
+need systemd-analyze
 
 sim_start --adv-delay 200 --node-delay 50
-TMP=$SIM_DIR/work
 U=$TMP/units
 mkdir -p "$U"
 bindir=$(dirname "$TBSTREAM")

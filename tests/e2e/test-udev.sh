@@ -17,8 +17,6 @@ set -u
 RULES=$TOP_SRCDIR/contrib/udev/60-tbstream.rules
 
 sim_start --adv-delay 200 --node-delay 50
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 
 # name HOST tbstreamX: the helper's output, as udev would import it.
 name() {

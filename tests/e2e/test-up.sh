@@ -7,10 +7,8 @@ set -u
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
 sim_start --adv-delay 300 --node-delay 100
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 roles
-empty1=$(cfg "$H1") empty2=$(cfg "$H2")
+cfg_snap
 
 # up_both NAME FIRST SECOND DELAY: FIRST runs, DELAY s later SECOND.
 up_both() {
@@ -87,8 +85,7 @@ wait $holder 2>/dev/null
 
 status 0 "down --all on host1" ts "$H1" down --all
 status 0 "down --all on host2" ts "$H2" down --all
-check "host1's ConfigFS as before" test "$empty1" = "$(cfg "$H1")"
-check "host2's ConfigFS as before" test "$empty2" = "$(cfg "$H2")"
+cfg_same
 status 3 "down of a stream that is gone: exit 3" ts "$H1" down a1
 
 # The peer never comes: the follower times out and cleans up.

@@ -9,14 +9,8 @@ set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
 
-command -v gst-launch-1.0 >/dev/null || {
-	skip "gst-launch-1.0 is not installed"
-	done_testing
-	exit 0
-}
+need gst-launch-1.0
 sim_start --adv-delay 200
-TMP=$SIM_DIR/work
-mkdir "$TMP"
 
 cam() {
 	local host=$1

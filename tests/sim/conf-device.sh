@@ -5,8 +5,7 @@
 . "$TOP_SRCDIR/tests/lib.sh"
 
 sim_start --adv-delay 100 --node-delay 20 --rings 4
-W=$SIM_DIR/work
-mkdir "$W"
+W=$TMP
 sim_pair s ring_size=32
 
 # open

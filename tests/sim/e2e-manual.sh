@@ -4,8 +4,7 @@
 . "$TOP_SRCDIR/tests/lib.sh"
 
 sim_start --adv-delay 100 --node-delay 20
-W=$SIM_DIR/work
-mkdir "$W"
+W=$TMP
 
 # receiving host (host2 sees its peer at 0-1) allocates
 check "receiver: mkdir service and stream" \
