@@ -89,7 +89,7 @@ net_start() {
 		done_testing
 		exit 0
 	fi
-	trap 'net_cleanup; sim_cleanup' EXIT
+	trap 'capture_stop; net_cleanup; sim_cleanup' EXIT
 	ns_holder
 	NS1=${NS_HOLDERS##* }
 	ns_holder
@@ -112,11 +112,13 @@ net_start() {
 CAPS=
 capture_start() {
 	command -v tcpdump >/dev/null || return 0
-	in1 timeout 600 tcpdump -Z root -i any -n -U -w "$TMP/cap1" \
-		>/dev/null 2>&1 &
+	# (exec: $! is then timeout itself, which passes capture_stop's
+	# signal on to tcpdump, rather than a subshell that would leave it)
+	(exec nsenter --net=/proc/"$NS1"/ns/net -- timeout 600 tcpdump -Z root \
+		-i any -n -U -w "$TMP/cap1" >/dev/null 2>&1) &
 	CAPS="$CAPS $!"
-	in2 timeout 600 tcpdump -Z root -i any -n -U -w "$TMP/cap2" \
-		>/dev/null 2>&1 &
+	(exec nsenter --net=/proc/"$NS2"/ns/net -- timeout 600 tcpdump -Z root \
+		-i any -n -U -w "$TMP/cap2" >/dev/null 2>&1) &
 	CAPS="$CAPS $!"
 	wait_for 5 test -s "$TMP/cap1" -a -s "$TMP/cap2"
 }
