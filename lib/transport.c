@@ -226,10 +226,7 @@ int tbs_offers_list(const char *root, struct tbs_offer **offers,
 	tbsi_path(path, sizeof(path), root, TBSI_DEVICES);
 	dir = opendir(path);
 	if (!dir)
-		return tbsi_err(
-			err, -ENODEV,
-			"no Thunderbolt/USB4 bus: could not open '%s': %s",
-			path, strerror(errno));
+		return tbsi_no_bus(root, err);
 	while (!ret && (de = readdir(dir)))
 		ret = scan_entry(root, de->d_name, &arr, &n);
 	closedir(dir);
