@@ -49,10 +49,7 @@ static void image_usage(FILE *out)
 		"exits 0 only when the receiver confirmed the image durable.\n"
 		"\n"
 		"  -s, --stream NAME         stream name (default 'image')\n"
-		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
-		"connected\n"
-		"  -t, --timeout S           how long to wait for the peer "
-		"(default 30)\n"
+		JOB_PEER_HELP
 		JOB_UP_HELP
 		JOB_TRANSPORT_HELP
 		"  -z, --compress[=LEVEL]    (send) zstd, level 1 by default\n"
