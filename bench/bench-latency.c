@@ -16,11 +16,16 @@
  * gives them.  Prints p50 and p99 in microseconds and the ratios
  * session / raw, and the median of the p50 ratios of neighbouring blocks
  * (on a shared machine, the load changes between blocks more than within
- * a pair of them).
+ * a pair of them).  A third kind, in the same blocks: the raw device
+ * read after poll(2), what a caller that read the device itself instead
+ * of taking what the session's reader thread hands it would pay to stay
+ * interruptible (a read(2) blocked on a silent peer cannot be woken).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +41,26 @@ static const size_t sizes[] = { 64, 4096 };
 
 struct echo {
 	int fd;
+	bool poll; /* wait in poll(2) before reading */
 	struct tbs_session *s;
 	size_t len;
 	int n;
 };
+
+/*
+ * Reads @len bytes at @buf, waiting in poll(2) before each read when
+ * @poll_first: what a reader that must stay interruptible (by a time-out,
+ * by another thread) pays, where a read(2) blocked on a silent peer is
+ * not.
+ */
+static int get(int fd, char *buf, size_t len, bool poll_first)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (poll_first && poll(&p, 1, -1) != 1)
+		return -1;
+	return full(fd, buf, len, false);
+}
 
 static void *raw_echo(void *arg)
 {
@@ -48,7 +69,7 @@ static void *raw_echo(void *arg)
 	int i;
 
 	for (i = 0; i < e->n; i++)
-		if (full(e->fd, buf, e->len, false) ||
+		if (get(e->fd, buf, e->len, e->poll) ||
 		    full(e->fd, buf, e->len, true))
 			break;
 	return NULL;
@@ -82,10 +103,15 @@ static void pct(double *t, int n, double *p50, double *p99)
 	*p99 = t[n * 99 / 100];
 }
 
-/* @n raw round trips of @len bytes on @a, answered on @b. */
-static void raw_block(int a, int b, size_t len, int n, double *t)
+/*
+ * @n raw round trips of @len bytes on @a, answered on @b; both ends wait
+ * in poll(2) before they read if @poll_first.
+ */
+static void raw_block(int a, int b, size_t len, int n, bool poll_first,
+		      double *t)
 {
-	struct echo e = { .fd = b, .len = len, .n = n + WARMUP };
+	struct echo e = { .fd = b, .poll = poll_first, .len = len,
+			  .n = n + WARMUP };
 	char buf[4096] = { 0 };
 	pthread_t th;
 	double t0;
@@ -94,7 +120,7 @@ static void raw_block(int a, int b, size_t len, int n, double *t)
 	pthread_create(&th, NULL, raw_echo, &e);
 	for (i = -WARMUP; i < n; i++) {
 		t0 = now_us();
-		if (full(a, buf, len, true) || full(a, buf, len, false)) {
+		if (full(a, buf, len, true) || get(a, buf, len, poll_first)) {
 			fprintf(stderr, "bench-latency: raw round trip failed\n");
 			exit(1);
 		}
@@ -160,7 +186,8 @@ static void sessions(const char *pa, const char *pb, struct tbs_session **sa,
 
 int main(int argc, char **argv)
 {
-	double *raw, *ses, *pair, r50, r99, s50, s99, m50;
+	double *raw, *ses, *rpoll, *pair, *ppair, r50, r99, s50, s99, m50;
+	double p50, p99, pm50;
 	int a, b, count = 2000, blocks = 10, per, k, i;
 	struct tbs_session *sa, *sb;
 	struct echo e = { 0 };
@@ -187,24 +214,33 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, msg_echo, &e);
 	raw = calloc((size_t)count, sizeof(double));
 	ses = calloc((size_t)count, sizeof(double));
+	rpoll = calloc((size_t)count, sizeof(double));
 	pair = calloc((size_t)blocks, sizeof(double));
+	ppair = calloc((size_t)blocks, sizeof(double));
 	for (k = 0; k < (int)NSIZES; k++) {
 		for (i = 0; i < blocks; i++) {
-			raw_block(a, b, sizes[k], per, raw + i * per);
+			raw_block(a, b, sizes[k], per, false, raw + i * per);
 			msg_block(sa, sizes[k], per, ses + i * per);
+			raw_block(a, b, sizes[k], per, true, rpoll + i * per);
 			pct(raw + i * per, per, &r50, &r99);
 			pct(ses + i * per, per, &s50, &s99);
+			pct(rpoll + i * per, per, &p50, &p99);
 			pair[i] = s50 / r50;
+			ppair[i] = p50 / r50;
 		}
 		pct(pair, blocks, &m50, &r99);
+		pct(ppair, blocks, &pm50, &r99);
 		pct(raw, count, &r50, &r99);
 		pct(ses, count, &s50, &s99);
+		pct(rpoll, count, &p50, &p99);
 		printf("raw      %5zu B  p50 %8.1f us  p99 %8.1f us\n", sizes[k],
 		       r50, r99);
 		printf("session  %5zu B  p50 %8.1f us  p99 %8.1f us\n", sizes[k],
 		       s50, s99);
 		printf("ratio    %5zu B  p50 session/raw %.2f  p99 session/raw %.2f  (block by block: p50 %.2f)\n",
 		       sizes[k], s50 / r50, s99 / r99, m50);
+		printf("raw+poll %5zu B  p50 %8.1f us  p99 %8.1f us  p50/raw %.2f (block by block %.2f): poll(2) before each read\n",
+		       sizes[k], p50, p99, p50 / r50, pm50);
 	}
 	tbs_session_abort(sa, -ECANCELED, "benchmark over");
 	pthread_join(th, NULL);
