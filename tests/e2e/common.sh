@@ -122,7 +122,8 @@ has_msg() {
 
 # bench_sane FILE SIZES...: the JSON of 'tbstream bench' on one side has a
 # raw and a session result per size, in order, every figure positive and
-# p50 <= p90 <= p99 (structure and sanity, never timing).
+# p50 <= p90 <= p99, the session's with its ratio to the raw device's
+# (structure and sanity, never timing).
 bench_sane() {
 	python3 - "$@" <<'PY'
 import json, sys
@@ -140,6 +141,10 @@ for r in res:
 		assert isinstance(r[f], (int, float)) and r[f] > 0, (r, f)
 	assert r["rtt_p50_us"] <= r["rtt_p90_us"] <= r["rtt_p99_us"], r
 	assert r["round_trips"] >= 20 and r["bytes"] >= r["size"], r
+	# the session's p50 over the raw device's, block by block
+	assert ("rtt_p50_vs_raw" in r) == (r["kind"] == "session"), r
+	if r["kind"] == "session":
+		assert r["rtt_p50_vs_raw"] > 0, r
 PY
 }
 
