@@ -438,7 +438,7 @@ static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
 /* What to ask the sender for, for regular file @re; negative: refused. */
 int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 {
-	char name[TREE_NAME_MAX + 1], tmp[64];
+	char name[TREE_NAME_MAX + 1];
 	struct stat sb;
 	int pfd, w;
 
@@ -460,10 +460,6 @@ int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	else
 		w = partial(rx, pfd, name, re, off);
-	if (w == TW_FULL && !rx->dry && re->size < RX_RESUME_MIN) {
-		rx_tmp_name(name, "part", tmp, sizeof(tmp));
-		rx_ahead_ask(rx, re->n.index, pfd, tmp);
-	}
 	return w;
 }
 

@@ -509,6 +509,8 @@ static int want_file(struct rx *rx, struct rx_entry *re)
 						       : TBS_TREE_CREATED,
 			  &re->n);
 	}
+	if (w == TW_FULL)
+		rx_ahead_fill(rx);
 	tbsi_le_put32(b, re->n.index);
 	b[4] = (uint8_t)w;
 	b[5] = re->wflags;

@@ -295,7 +295,7 @@ int rx_finalize(struct rx *rx);
 int rx_finish_dirs(struct rx *rx);
 
 /* tree-ahead.c */
-void rx_ahead_ask(struct rx *rx, uint32_t index, int pfd, const char *tmp);
+void rx_ahead_fill(struct rx *rx);
 int rx_ahead_take(struct rx *rx, uint32_t index);
 void rx_ahead_stop(struct rx *rx);
 
