@@ -595,15 +595,45 @@ static void set_link_meta(struct rx *rx, int pfd, const char *name,
 }
 
 /* Puts the object made under @tmp in place of @name, or refuses. */
+/**
+ * rx_rename() - rename @tmp to @name in directory @pfd
+ * @pfd:     the directory
+ * @tmp:     the temporary name
+ * @name:    the name
+ * @replace: whether what has the name may be replaced
+ *
+ * Without @replace, renameat2(RENAME_NOREPLACE); where the file system
+ * has no such rename (FAT and exFAT through FUSE), a plain rename once
+ * the name is seen to be free.
+ *
+ * Return: 0, -EEXIST or another -errno.
+ */
+int rx_rename(int pfd, const char *tmp, const char *name, bool replace)
+{
+	struct stat sb;
+
+	if (!renameat2(pfd, tmp, pfd, name, replace ? 0 : RENAME_NOREPLACE))
+		return 0;
+	if (replace || errno != EINVAL)
+		return -errno;
+	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		return -EEXIST;
+	if (errno != ENOENT)
+		return -errno;
+	return renameat(pfd, tmp, pfd, name) ? -errno : 0;
+}
+
 static int place(struct rx *rx, struct rx_node *n, int pfd, const char *tmp,
 		 const char *name, bool replace)
 {
-	if (!renameat2(pfd, tmp, pfd, name, replace ? 0 : RENAME_NOREPLACE))
+	int r = rx_rename(pfd, tmp, name, replace);
+
+	if (!r)
 		return 0;
 	unlinkat(pfd, tmp, 0);
-	if (errno == EEXIST)
+	if (r == -EEXIST)
 		return rx_refuse(rx, n, "exists; not replaced (use --overwrite)");
-	return rx_refuse(rx, n, "%s", strerror(errno));
+	return rx_refuse(rx, n, "%s", strerror(-r));
 }
 
 static bool same_link(int pfd, const char *name, const uint8_t *target,
@@ -830,7 +860,7 @@ struct rx_meta {
 
 /*
  * Owner (as root, when it differs), then what an owner change would
- * clear (a file capability, from @n's XATTR), then mode and times.
+ * clear (a file capability, from file @n's XATTR), then mode and times.
  */
 static int set_meta(struct rx *rx, int fd, const struct rx_meta *m,
 		    const struct rx_node *n, const struct stat *sb)
@@ -838,9 +868,14 @@ static int set_meta(struct rx *rx, int fd, const struct rx_meta *m,
 	int r;
 
 	if (rx->is_root && (sb->st_uid != m->uid || sb->st_gid != m->gid) &&
-	    fchown(fd, m->uid, m->gid))
-		return -errno;
-	r = n ? rx_attr_cap(rx, fd, n) : 0;
+	    fchown(fd, m->uid, m->gid)) {
+		/* a file system without owners (FAT), or ids it cannot map */
+		if (errno != EPERM && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP)
+			return -errno;
+		rx_not_kept(rx, XK_OWNER, n, errno == EINVAL ? EINVAL : ENOTSUP);
+	}
+	r = n->kind == TK_FILE ? rx_attr_cap(rx, fd, n) : 0;
 	if (r)
 		return r;
 	if (fchmod(fd, m->mode & 07777) || futimens(fd, m->ts))
@@ -914,7 +949,7 @@ void rx_drop_tmp(struct rx *rx, struct rx_entry *re)
 int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
-	int pfd = b->dfd[f->dir];
+	int pfd = b->dfd[f->dir], r;
 	struct stat sb;
 
 	memcpy(name, b->names + f->name, f->name_len);
@@ -926,12 +961,10 @@ int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f)
 		unlinkat(pfd, tmp, 0);
 		return -ESTALE;
 	}
-	if (renameat2(pfd, tmp, pfd, name,
-		      f->flags & CF_REPLACE ? 0 : RENAME_NOREPLACE)) {
-		int e = errno;
-
+	r = rx_rename(pfd, tmp, name, f->flags & CF_REPLACE);
+	if (r) {
 		unlinkat(pfd, tmp, 0);
-		return -e;
+		return r;
 	}
 	if (f->flags & CF_STATE)
 		drop_state(pfd, name);
@@ -1124,7 +1157,7 @@ static void dir_meta(struct rx *rx, struct rx_dir *d)
 	if (!r && (d->n.xflags & RXF_MADE))
 		unlinkat(fd, DIR_MARK, 0);
 	if (!r)
-		r = set_meta(rx, fd, &m, NULL, &sb);
+		r = set_meta(rx, fd, &m, &d->n, &sb);
 	if (r)
 		rx_refuse(rx, &d->n, "cannot set its mode or times: %s",
 			  r == -ESTALE ? "it was replaced during the transfer"

@@ -1207,6 +1207,13 @@ static int give_up(struct rx *rx, struct tbs_session *s)
 static int verdict(struct rx *rx)
 {
 	unsigned long long n = rx->st.failed, m = rx->sender_errors;
+	char lost[200];
+
+	if (!n && !m && rx_lost_text(rx, lost, sizeof(lost)))
+		return tbsi_err(rx->err, -EIO,
+				"every entry arrived, but the file system "
+				"here did not keep their %s (said above)",
+				lost);
 
 	if (!n && m)
 		return tbsi_err(rx->err, -EIO,

@@ -239,6 +239,7 @@ struct rx {
 	struct rx_ids ids;
 	uint32_t attr_idx; /* the entry XATTR messages may follow */
 	uint8_t not_kept; /* XK_* bits already reported */
+	uint8_t lost; /* XK_* bits the file system did not keep */
 
 	uint64_t announced; /* entries START announced (for progress) */
 	bool started, listed, done;
@@ -287,6 +288,7 @@ void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force);
 void rx_writeback(struct rx *rx);
 int rx_finish_file(struct rx *rx, struct rx_entry *re);
 void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
+int rx_rename(int pfd, const char *tmp, const char *name, bool replace);
 int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f);
 void rx_placed(struct rx *rx, const struct rx_cfile *f);
 void rx_links(struct rx *rx);
@@ -314,6 +316,9 @@ uint32_t rx_map_id(const struct rx *rx, int kind, uint32_t id);
 int rx_on_xattr(struct rx *rx, const struct tree_msg *m);
 void rx_attr_inherited(struct rx *rx, int fd, const struct rx_node *n);
 int rx_attr_cap(struct rx *rx, int fd, const struct rx_node *n);
+void rx_not_kept(struct rx *rx, enum xattr_kind k, const struct rx_node *n,
+		 int err);
+size_t rx_lost_text(const struct rx *rx, char *buf, size_t len);
 void rx_ids_free(struct rx_ids *ids);
 
 /* tree-mirror.c */
