@@ -16,9 +16,10 @@
  * one: the renames of a batch and the data of the next are synced
  * together, so the disk works while the cable does.
  *
- * Locking: @fs_lock guards @fs, @nfs and every batch's @state and @err;
- * a batch from RB_QUEUED to RB_DONE is the committer's, otherwise the
- * receiving thread's.
+ * Locking: @fs_lock guards @fs, @nfs, @bhead, @btail and every batch's
+ * @state and @err (the receiving thread, their only writer, reads them
+ * without it); a batch from RB_QUEUED to RB_DONE is the committer's,
+ * otherwise the receiving thread's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -302,10 +303,11 @@ static int finish_oldest(struct rx *rx, bool wait)
 	while (wait && b->state != RB_DONE)
 		pthread_cond_wait(&rx->done_cv, &rx->fs_lock);
 	done = b->state == RB_DONE;
+	if (done)
+		rx->bhead++;
 	pthread_mutex_unlock(&rx->fs_lock);
 	if (!done)
 		return -EAGAIN;
-	rx->bhead++;
 	return finish_batch(rx, b);
 }
 
