@@ -79,8 +79,7 @@ piped() {
 	n2 pipe -q <"$ZEROS" >/dev/null || bail "sending pipe failed"
 	wait $r || bail "receiving pipe failed"
 	rm -f "$ZEROS"
-	awk -v b="$1" -v s="$start" -v e="$(now)" \
-		'BEGIN { printf "%.1f", b / 1e6 / (e - s) }'
+	mbs "$1" "$start" "$(now)"
 }
 
 # median: of the numbers on standard input

@@ -14,6 +14,8 @@ TOP_SRCDIR=$top
 now() { date +%s.%N; }
 # mbps BYTES START END: MiB/s
 mbps() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1048576 / (e - s) }'; }
+# mbs BYTES START END: MB/s (10^6 bytes a second)
+mbs() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { printf "%.1f", b / 1e6 / (e - s) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 # piped BYTES [STREAM]: BYTES of zeros through tbstream pipe from host2 to

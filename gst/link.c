@@ -19,8 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
+
+#include <glib.h>
 
 #include "link.h"
 #include "media-wire.h"
@@ -30,12 +31,10 @@
 #define HANDSHAKE_MS 30000 /* one session's handshake, without a time-out */
 #define NOTICE_MS 2000 /* say what the link waits for only after this */
 
+/* The monotonic clock in milliseconds: GLib's, as the elements use. */
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return g_get_monotonic_time() / 1000;
 }
 
 static char *dup_or_null(const char *s)

@@ -170,8 +170,17 @@ gboolean tbs_gst_where_get(GObject *o, struct tbs_gst_where *w, guint id,
 	return TRUE;
 }
 
-void tbs_gst_link_cfg(const struct tbs_gst_where *w, int role,
-		      struct tbs_link_cfg *cfg)
+void tbs_gst_where_connected(GstElement *e, struct tbs_gst_where *w,
+			     gboolean on)
+{
+	GST_OBJECT_LOCK(e);
+	w->connected = on;
+	GST_OBJECT_UNLOCK(e);
+}
+
+/* The link configuration (strings borrowed from @w; copied by the link). */
+static void link_cfg(const struct tbs_gst_where *w, int role,
+		     struct tbs_link_cfg *cfg)
 {
 	const gchar *env = g_getenv("TBSTREAM_SYSROOT");
 
@@ -185,6 +194,26 @@ void tbs_gst_link_cfg(const struct tbs_gst_where *w, int role,
 	cfg->window = (size_t)w->window;
 	cfg->role = role;
 	cfg->transport = w->transport;
+}
+
+gboolean tbs_gst_link_init(GstElement *e, struct tbs_gst_where *w, int role,
+			   struct tbs_link *link)
+{
+	struct tbs_link_cfg cfg;
+	int r;
+
+	GST_OBJECT_LOCK(e);
+	link_cfg(w, role, &cfg);
+	r = tbs_link_init(link, &cfg, tbs_gst_link_notify, e);
+	GST_OBJECT_UNLOCK(e);
+	return r ? tbs_gst_setup_failed(e, r) : TRUE;
+}
+
+gboolean tbs_gst_setup_failed(GstElement *e, int code)
+{
+	GST_ELEMENT_ERROR(e, RESOURCE, FAILED, (NULL),
+			  ("could not set up: %s", g_strerror(-code)));
+	return FALSE;
 }
 
 static const struct {

@@ -44,9 +44,17 @@ gboolean tbs_gst_where_set(GObject *o, struct tbs_gst_where *w, guint id,
 			   const GValue *v);
 gboolean tbs_gst_where_get(GObject *o, struct tbs_gst_where *w, guint id,
 			   GValue *v);
-/* The link configuration (strings borrowed from @w; copied by the link). */
-void tbs_gst_link_cfg(const struct tbs_gst_where *w, int role,
-		      struct tbs_link_cfg *cfg);
+/* Sets @w->connected, under @e's object lock. */
+void tbs_gst_where_connected(GstElement *e, struct tbs_gst_where *w,
+			     gboolean on);
+/*
+ * Sets @link up as @role towards what @w says (read under @e's object
+ * lock); posts the failure on @e.  Return: TRUE when the link is set up.
+ */
+gboolean tbs_gst_link_init(GstElement *e, struct tbs_gst_where *w, int role,
+			   struct tbs_link *link);
+/* Posts "could not set up" with the cause -@code on @e.  Return: FALSE. */
+gboolean tbs_gst_setup_failed(GstElement *e, int code);
 
 /* Buffer metadata to a frame header and back. */
 void tbs_gst_frame_from_buffer(GstBuffer *b, struct tbs_media_frame *f);

@@ -575,13 +575,6 @@ static int finish_eos(GstTbStreamSink *self, struct tbs_session *s)
 	return r;
 }
 
-static void set_connected(GstTbStreamSink *self, gboolean on)
-{
-	GST_OBJECT_LOCK(self);
-	self->where.connected = on;
-	GST_OBJECT_UNLOCK(self);
-}
-
 static void on_connected(GstTbStreamSink *self)
 {
 	GList *l;
@@ -601,7 +594,7 @@ static void on_connected(GstTbStreamSink *self)
 	if (!self->queue.head)
 		want_key(self);
 	g_mutex_unlock(&self->lock);
-	set_connected(self, TRUE);
+	tbs_gst_where_connected(GST_ELEMENT(self), &self->where, TRUE);
 	GST_INFO_OBJECT(self, "the receiver is connected");
 	tbs_gst_post(GST_ELEMENT(self), "tbstream-connected", NULL);
 	ask_key(self, TRUE, 0);
@@ -626,7 +619,7 @@ static void on_disconnected(GstTbStreamSink *self, struct tbs_session *s,
 	}
 	g_cond_broadcast(&self->cond);
 	g_mutex_unlock(&self->lock);
-	set_connected(self, FALSE);
+	tbs_gst_where_connected(GST_ELEMENT(self), &self->where, FALSE);
 	if (r == -ECANCELED)
 		return;
 	GST_INFO_OBJECT(self, "the receiver went away: %s", why);
@@ -704,7 +697,8 @@ static gpointer io_main(gpointer data)
 		on_connected(self);
 		r = run_session(self, s);
 		if (r == 1) {
-			set_connected(self, FALSE);
+			tbs_gst_where_connected(GST_ELEMENT(self),
+						&self->where, FALSE);
 			wait_after_eos(self);
 			continue;
 		}
@@ -719,8 +713,6 @@ static gpointer io_main(gpointer data)
 static gboolean gst_tb_stream_sink_start(GstBaseSink *bs)
 {
 	GstTbStreamSink *self = GST_TB_STREAM_SINK(bs);
-	struct tbs_link_cfg cfg;
-	int r;
 
 	if (!tbs_gst_valid_name(GST_ELEMENT(self), self->where.stream))
 		return FALSE;
@@ -730,16 +722,11 @@ static gboolean gst_tb_stream_sink_start(GstBaseSink *bs)
 	self->need_key = self->has_delta = FALSE;
 	self->sent = self->dropped = self->drop_posted = 0;
 	self->work = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	GST_OBJECT_LOCK(self);
-	tbs_gst_link_cfg(&self->where, TBS_ROLE_SENDER, &cfg);
-	r = self->work < 0 ? -errno : tbs_link_init(&self->link, &cfg,
-						    tbs_gst_link_notify, self);
-	GST_OBJECT_UNLOCK(self);
-	if (r) {
-		GST_ELEMENT_ERROR(self, RESOURCE, FAILED, (NULL),
-				  ("could not set up: %s", g_strerror(-r)));
+	if (self->work < 0)
+		return tbs_gst_setup_failed(GST_ELEMENT(self), -errno);
+	if (!tbs_gst_link_init(GST_ELEMENT(self), &self->where,
+			       TBS_ROLE_SENDER, &self->link))
 		return FALSE;
-	}
 	self->link_ok = TRUE;
 	self->thread = g_thread_new("tbstreamsink", io_main, self);
 	return TRUE;

@@ -69,13 +69,6 @@ G_DEFINE_TYPE(GstTbStreamSrc, gst_tb_stream_src, GST_TYPE_PUSH_SRC);
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
 	"src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
-static void set_connected(GstTbStreamSrc *self, gboolean on)
-{
-	GST_OBJECT_LOCK(self);
-	self->where.connected = on;
-	GST_OBJECT_UNLOCK(self);
-}
-
 static void start_session(GstTbStreamSrc *self, struct tbs_session *s)
 {
 	g_mutex_lock(&self->lock);
@@ -85,7 +78,7 @@ static void start_session(GstTbStreamSrc *self, struct tbs_session *s)
 	self->discont = TRUE;
 	self->need_key = TRUE;
 	tbs_sync_reset(&self->sync, self->latency);
-	set_connected(self, TRUE);
+	tbs_gst_where_connected(GST_ELEMENT(self), &self->where, TRUE);
 	GST_INFO_OBJECT(self, "the sender is connected");
 	tbs_gst_post(GST_ELEMENT(self), "tbstream-connected", NULL);
 }
@@ -96,7 +89,7 @@ static void end_session(GstTbStreamSrc *self, const gchar *why)
 	g_mutex_lock(&self->lock);
 	self->s = NULL;
 	g_mutex_unlock(&self->lock);
-	set_connected(self, FALSE);
+	tbs_gst_where_connected(GST_ELEMENT(self), &self->where, FALSE);
 	self->discont = TRUE;
 	if (why) {
 		GST_INFO_OBJECT(self, "the sender went away: %s", why);
@@ -498,20 +491,11 @@ static gboolean gst_tb_stream_src_event(GstBaseSrc *bs, GstEvent *ev)
 static gboolean gst_tb_stream_src_start(GstBaseSrc *bs)
 {
 	GstTbStreamSrc *self = GST_TB_STREAM_SRC(bs);
-	struct tbs_link_cfg cfg;
-	int r;
 
-	if (!tbs_gst_valid_name(GST_ELEMENT(self), self->where.stream))
+	if (!tbs_gst_valid_name(GST_ELEMENT(self), self->where.stream) ||
+	    !tbs_gst_link_init(GST_ELEMENT(self), &self->where,
+			       TBS_ROLE_RECEIVER, &self->link))
 		return FALSE;
-	GST_OBJECT_LOCK(self);
-	tbs_gst_link_cfg(&self->where, TBS_ROLE_RECEIVER, &cfg);
-	r = tbs_link_init(&self->link, &cfg, tbs_gst_link_notify, self);
-	GST_OBJECT_UNLOCK(self);
-	if (r) {
-		GST_ELEMENT_ERROR(self, RESOURCE, FAILED, (NULL),
-				  ("could not set up: %s", g_strerror(-r)));
-		return FALSE;
-	}
 	self->link_ok = TRUE;
 	gst_clear_caps(&self->caps);
 	gst_segment_init(&self->seg, GST_FORMAT_TIME);

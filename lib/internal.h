@@ -113,6 +113,58 @@ int tbsi_no_bus(const char *root, struct tbs_error *err);
 bool tbsi_net_iface(const char *root, char *name, size_t len, char *state,
 		    size_t slen);
 
+/*
+ * Reads attribute @attr of bus device @dev (sys/bus/thunderbolt/devices/
+ * @dev/@attr) into @buf; "" when it is missing or unreadable.
+ */
+void tbsi_bus_attr(const char *root, const char *dev, const char *attr,
+		   char *buf, size_t len);
+
+/*
+ * struct tbsi_xdomains - a growing array with one entry per XDomain "D-R"
+ * @arr:  the entries, @size bytes each; NULL at first, free() it after
+ * @n:    how many entries
+ * @size: the size of an entry
+ * @off:  where in an entry its XDomain name lies, a char array of @len
+ * @len:  its size
+ *
+ * Initialise with TBSI_XDOMAINS_INIT(type, member).
+ */
+struct tbsi_xdomains {
+	void *arr;
+	int n;
+	size_t size;
+	size_t off;
+	size_t len;
+};
+
+#define TBSI_XDOMAINS_INIT(type, member)                                       \
+	{                                                                      \
+		.size = sizeof(type), .off = offsetof(type, member),           \
+		.len = sizeof(((type *)0)->member),                            \
+	}
+
+/*
+ * tbsi_xdomain_slot() - the entry of XDomain "@domain-@route" in @l
+ *
+ * Appends a zeroed entry with that name when there is none.
+ * Return: the entry, or NULL when out of memory.
+ */
+void *tbsi_xdomain_slot(struct tbsi_xdomains *l, unsigned int domain,
+			uint64_t route);
+
+/*
+ * tbsi_bus_scan() - calls @fn(@root, entry, @l) for every entry of the
+ * Thunderbolt bus directory, until it returns nonzero.
+ *
+ * Return: 0; -ENOMEM from @fn (with @l's array freed); or the code of
+ * tbsi_no_bus() when there is no bus.  @err says why.
+ */
+int tbsi_bus_scan(const char *root, struct tbsi_xdomains *l,
+		  int (*fn)(const char *root, const char *ent,
+			    struct tbsi_xdomains *l),
+		  struct tbs_error *err);
+
 /* Parses "D-R" (XDomain) or "D-R.I" (service); @index NULL for XDomain. */
 int tbsi_parse_router(const char *s, unsigned int *domain, uint64_t *route,
 		      unsigned int *index);

@@ -170,41 +170,42 @@ static bool marker(const struct tbs_net *n, int how)
 
 /* ---- the interface's flags ---- */
 
-static int if_flags(const struct tbs_net *n, short *flags)
+/* ioctl(2) @req on the interface, through a socket of its own. */
+static int if_ioctl(const struct tbs_net *n, unsigned long req,
+		    struct ifreq *ifr)
 {
-	struct ifreq ifr = { 0 };
 	int s, ret = 0;
 
 	s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -errno;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", n->ifname);
-	if (ioctl(s, SIOCGIFFLAGS, &ifr))
+	snprintf(ifr->ifr_name, sizeof(ifr->ifr_name), "%s", n->ifname);
+	if (ioctl(s, req, ifr))
 		ret = -errno;
-	*flags = ifr.ifr_flags;
 	close(s);
+	return ret;
+}
+
+static int if_flags(const struct tbs_net *n, short *flags)
+{
+	struct ifreq ifr = { 0 };
+	int ret;
+
+	ret = if_ioctl(n, SIOCGIFFLAGS, &ifr);
+	*flags = ifr.ifr_flags;
 	return ret;
 }
 
 static int if_set_up(const struct tbs_net *n, bool up)
 {
 	struct ifreq ifr = { 0 };
-	int s, ret = 0;
+	int ret;
 
-	s = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", n->ifname);
-	if (ioctl(s, SIOCGIFFLAGS, &ifr)) {
-		ret = -errno;
-	} else if (!!(ifr.ifr_flags & IFF_UP) != up) {
-		ifr.ifr_flags = up ? ifr.ifr_flags | IFF_UP
-				   : ifr.ifr_flags & ~IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr))
-			ret = -errno;
-	}
-	close(s);
-	return ret;
+	ret = if_ioctl(n, SIOCGIFFLAGS, &ifr);
+	if (ret || !!(ifr.ifr_flags & IFF_UP) == up)
+		return ret;
+	ifr.ifr_flags = up ? ifr.ifr_flags | IFF_UP : ifr.ifr_flags & ~IFF_UP;
+	return if_ioctl(n, SIOCSIFFLAGS, &ifr);
 }
 
 /* Brings the interface up if allowed (rule 2).  Return: 1, 0 or -errno. */

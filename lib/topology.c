@@ -3,6 +3,9 @@
  * Topology: the peers this host sees in sysfs.  A peer is an XDomain
  * ("D-R", R != 0) with a service ("D-R.I") whose key is "stream"; the
  * service is found by its key, never assumed to be number 0.
+ *
+ * Also the walk over the bus that transport.c shares: tbsi_bus_scan()
+ * collects one entry per XDomain with tbsi_xdomain_slot().
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,8 +17,8 @@
 
 #include "internal.h"
 
-static void read_attr(const char *root, const char *dev, const char *attr,
-		      char *buf, size_t len)
+void tbsi_bus_attr(const char *root, const char *dev, const char *attr,
+		   char *buf, size_t len)
 {
 	char path[PATH_MAX];
 
@@ -44,61 +47,89 @@ int tbs_host_uid(const char *root, unsigned int domain, char *buf, size_t len,
 	return 0;
 }
 
-/* Finds or adds the peer for XDomain @xd in @arr of @n entries. */
-static struct tbs_peer *peer_slot(struct tbs_peer **arr, int *n, const char *xd)
+void *tbsi_xdomain_slot(struct tbsi_xdomains *l, unsigned int domain,
+			uint64_t route)
 {
-	struct tbs_peer *p;
+	char xd[32], *e;
 	int i;
 
-	for (i = 0; i < *n; i++)
-		if (!strcmp((*arr)[i].xdomain, xd))
-			return &(*arr)[i];
-	p = realloc(*arr, (*n + 1) * sizeof(**arr));
-	if (!p)
+	snprintf(xd, sizeof(xd), "%u-%llx", domain, (unsigned long long)route);
+	for (i = 0; i < l->n; i++) {
+		e = (char *)l->arr + (size_t)i * l->size;
+		if (!strcmp(e + l->off, xd))
+			return e;
+	}
+	e = realloc(l->arr, (size_t)(l->n + 1) * l->size);
+	if (!e)
 		return NULL;
-	*arr = p;
-	p = &p[(*n)++];
-	memset(p, 0, sizeof(*p));
-	snprintf(p->xdomain, sizeof(p->xdomain), "%s", xd);
-	return p;
+	l->arr = e;
+	e += (size_t)l->n++ * l->size;
+	memset(e, 0, l->size);
+	snprintf(e + l->off, l->len, "%s", xd);
+	return e;
+}
+
+int tbsi_bus_scan(const char *root, struct tbsi_xdomains *l,
+		  int (*fn)(const char *root, const char *ent,
+			    struct tbsi_xdomains *l),
+		  struct tbs_error *err)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	int ret = 0;
+	DIR *dir;
+
+	tbsi_path(path, sizeof(path), root, TBSI_DEVICES);
+	dir = opendir(path);
+	if (!dir)
+		return tbsi_no_bus(root, err);
+	while (!ret && (de = readdir(dir)))
+		ret = fn(root, de->d_name, l);
+	closedir(dir);
+	if (ret) {
+		free(l->arr);
+		l->arr = NULL;
+		l->n = 0;
+		return tbsi_err(err, ret, "out of memory");
+	}
+	return 0;
 }
 
 static void peer_fill(const char *root, struct tbs_peer *p)
 {
 	char buf[32];
 
-	read_attr(root, p->xdomain, "unique_id", p->unique_id,
-		  sizeof(p->unique_id));
-	read_attr(root, p->xdomain, "device_name", p->device_name,
-		  sizeof(p->device_name));
-	read_attr(root, p->xdomain, "vendor_name", p->vendor_name,
-		  sizeof(p->vendor_name));
-	read_attr(root, p->xdomain, "rx_speed", p->rx_speed,
-		  sizeof(p->rx_speed));
-	read_attr(root, p->xdomain, "tx_speed", p->tx_speed,
-		  sizeof(p->tx_speed));
-	read_attr(root, p->xdomain, "rx_lanes", buf, sizeof(buf));
+	tbsi_bus_attr(root, p->xdomain, "unique_id", p->unique_id,
+		      sizeof(p->unique_id));
+	tbsi_bus_attr(root, p->xdomain, "device_name", p->device_name,
+		      sizeof(p->device_name));
+	tbsi_bus_attr(root, p->xdomain, "vendor_name", p->vendor_name,
+		      sizeof(p->vendor_name));
+	tbsi_bus_attr(root, p->xdomain, "rx_speed", p->rx_speed,
+		      sizeof(p->rx_speed));
+	tbsi_bus_attr(root, p->xdomain, "tx_speed", p->tx_speed,
+		      sizeof(p->tx_speed));
+	tbsi_bus_attr(root, p->xdomain, "rx_lanes", buf, sizeof(buf));
 	p->rx_lanes = (int)strtol(buf, NULL, 10);
-	read_attr(root, p->xdomain, "tx_lanes", buf, sizeof(buf));
+	tbsi_bus_attr(root, p->xdomain, "tx_lanes", buf, sizeof(buf));
 	p->tx_lanes = (int)strtol(buf, NULL, 10);
 }
 
 /* Looks at one service entry "D-R.I" and records what it offers. */
 static int scan_service(const char *root, const char *ent,
-			struct tbs_peer **arr, int *n)
+			struct tbsi_xdomains *l)
 {
 	unsigned int domain, index;
-	uint64_t route;
-	char key[64], xd[32];
 	struct tbs_peer *p;
+	uint64_t route;
+	char key[64];
 
 	if (tbsi_parse_router(ent, &domain, &route, &index) || !route)
 		return 0;
-	read_attr(root, ent, "key", key, sizeof(key));
+	tbsi_bus_attr(root, ent, "key", key, sizeof(key));
 	if (strcmp(key, "stream") && strcmp(key, "network"))
 		return 0;
-	snprintf(xd, sizeof(xd), "%u-%llx", domain, (unsigned long long)route);
-	p = peer_slot(arr, n, xd);
+	p = tbsi_xdomain_slot(l, domain, route);
 	if (!p)
 		return -ENOMEM;
 	p->domain = domain;
@@ -139,25 +170,16 @@ static int peer_cmp(const void *a, const void *b)
 int tbs_peers_list(const char *root, struct tbs_peer **peers,
 		   struct tbs_error *err)
 {
-	struct tbs_peer *arr = NULL;
-	char path[PATH_MAX];
-	struct dirent *de;
-	int n = 0, ret = 0;
-	DIR *dir;
+	struct tbsi_xdomains l = TBSI_XDOMAINS_INIT(struct tbs_peer, xdomain);
+	struct tbs_peer *arr;
+	int n, ret;
 
 	*peers = NULL;
-	tbsi_path(path, sizeof(path), root, TBSI_DEVICES);
-	dir = opendir(path);
-	if (!dir)
-		return tbsi_no_bus(root, err);
-	while (!ret && (de = readdir(dir)))
-		ret = scan_service(root, de->d_name, &arr, &n);
-	closedir(dir);
-	if (ret) {
-		free(arr);
-		return tbsi_err(err, ret, "out of memory");
-	}
-	n = peers_finish(root, arr, n);
+	ret = tbsi_bus_scan(root, &l, scan_service, err);
+	if (ret)
+		return ret;
+	arr = l.arr;
+	n = peers_finish(root, arr, l.n);
 	if (!n) {
 		free(arr);
 		return 0;

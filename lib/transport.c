@@ -25,18 +25,6 @@
 
 #include "internal.h"
 
-static void read_attr(const char *root, const char *dev, const char *attr,
-		      char *buf, size_t len)
-{
-	char path[PATH_MAX];
-
-	buf[0] = '\0';
-	if (tbsi_path(path, sizeof(path), root, TBSI_DEVICES "/%s/%s", dev,
-		      attr) ||
-	    tbsi_read_str(path, buf, len))
-		buf[0] = '\0';
-}
-
 bool tbsi_valid_ifname(const char *name)
 {
 	size_t i, len = strlen(name);
@@ -73,33 +61,14 @@ static void service_ifname(const char *root, const char *svc, char *buf,
 	closedir(dir);
 }
 
-static struct tbs_offer *offer_slot(struct tbs_offer **arr, int *n,
-				    const char *xd)
-{
-	struct tbs_offer *o;
-	int i;
-
-	for (i = 0; i < *n; i++)
-		if (!strcmp((*arr)[i].xdomain, xd))
-			return &(*arr)[i];
-	o = realloc(*arr, (*n + 1) * sizeof(**arr));
-	if (!o)
-		return NULL;
-	*arr = o;
-	o = &o[(*n)++];
-	memset(o, 0, sizeof(*o));
-	snprintf(o->xdomain, sizeof(o->xdomain), "%s", xd);
-	return o;
-}
-
 /* Records XDomain or service entry @ent of the bus. */
 static int scan_entry(const char *root, const char *ent,
-		      struct tbs_offer **arr, int *n)
+		      struct tbsi_xdomains *l)
 {
 	unsigned int domain, index;
 	struct tbs_offer *o;
 	uint64_t route;
-	char key[64], xd[32];
+	char key[64];
 	bool svc;
 
 	svc = !tbsi_parse_router(ent, &domain, &route, &index);
@@ -107,13 +76,12 @@ static int scan_entry(const char *root, const char *ent,
 		return 0;
 	if (!route)
 		return 0;
-	snprintf(xd, sizeof(xd), "%u-%llx", domain, (unsigned long long)route);
-	o = offer_slot(arr, n, xd);
+	o = tbsi_xdomain_slot(l, domain, route);
 	if (!o)
 		return -ENOMEM;
 	if (!svc)
 		return 0;
-	read_attr(root, ent, "key", key, sizeof(key));
+	tbsi_bus_attr(root, ent, "key", key, sizeof(key));
 	if (!strcmp(key, "stream") && !o->stream_service[0])
 		snprintf(o->stream_service, sizeof(o->stream_service), "%.39s",
 			 ent);
@@ -191,10 +159,10 @@ static void offers_fill(const char *root, struct tbs_offer *arr, int n)
 	tbsi_path(cfg, sizeof(cfg), root, TBSI_CONFIGFS);
 	here = tbsi_is_dir(cfg);
 	for (i = 0; i < n; i++) {
-		read_attr(root, arr[i].xdomain, "unique_id", arr[i].unique_id,
-			  sizeof(arr[i].unique_id));
-		read_attr(root, arr[i].xdomain, "device_name",
-			  arr[i].device_name, sizeof(arr[i].device_name));
+		tbsi_bus_attr(root, arr[i].xdomain, "unique_id",
+			      arr[i].unique_id, sizeof(arr[i].unique_id));
+		tbsi_bus_attr(root, arr[i].xdomain, "device_name",
+			      arr[i].device_name, sizeof(arr[i].device_name));
 		arr[i].stream_here = here;
 		offer_choose(&arr[i]);
 	}
@@ -216,30 +184,17 @@ static int offer_cmp(const void *a, const void *b)
 int tbs_offers_list(const char *root, struct tbs_offer **offers,
 		    struct tbs_error *err)
 {
-	struct tbs_offer *arr = NULL;
-	char path[PATH_MAX];
-	struct dirent *de;
-	int n = 0, ret = 0;
-	DIR *dir;
+	struct tbsi_xdomains l = TBSI_XDOMAINS_INIT(struct tbs_offer, xdomain);
+	int ret;
 
 	*offers = NULL;
-	tbsi_path(path, sizeof(path), root, TBSI_DEVICES);
-	dir = opendir(path);
-	if (!dir)
-		return tbsi_no_bus(root, err);
-	while (!ret && (de = readdir(dir)))
-		ret = scan_entry(root, de->d_name, &arr, &n);
-	closedir(dir);
-	if (ret) {
-		free(arr);
-		return tbsi_err(err, ret, "out of memory");
-	}
-	if (!n)
-		return 0;
-	offers_fill(root, arr, n);
-	qsort(arr, n, sizeof(*arr), offer_cmp);
-	*offers = arr;
-	return n;
+	ret = tbsi_bus_scan(root, &l, scan_entry, err);
+	if (ret || !l.n)
+		return ret;
+	offers_fill(root, l.arr, l.n);
+	qsort(l.arr, l.n, sizeof(struct tbs_offer), offer_cmp);
+	*offers = l.arr;
+	return l.n;
 }
 
 void tbs_offers_free(struct tbs_offer *offers)

@@ -75,6 +75,23 @@ int cli_bad_option(const char *cmd, int c, char *const *argv)
 	return cli_usage_error(cmd, what);
 }
 
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts, void (*usage)(FILE *),
+	       int (*opt)(void *arg, int c, const char *val), void *arg)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return -1;
+		}
+		if (opt(arg, c, optarg))
+			return cli_bad_option(cmd, c, argv);
+	}
+	return 0;
+}
+
 int cli_peer_uid(const struct cli *cli, const char *spec, char *uid, size_t len)
 {
 	struct tbs_error e = { 0 };

@@ -6,6 +6,7 @@
 #ifndef TBS_CLI_H
 #define TBS_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -58,6 +59,17 @@ int cli_usage_error(const char *cmd, const char *what);
  * returned: names the option and the value it refused.
  */
 int cli_bad_option(const char *cmd, int c, char *const *argv);
+/*
+ * cli_getopt() - reads the options of subcommand @cmd with getopt_long()
+ * @opt: takes option @c with its argument @val (NULL if none) into @arg:
+ *       0, or nonzero when it refuses it; -h never reaches it
+ *
+ * Return: 0 when it took every option; -1 after printing the help with
+ * @usage for -h; or the usage error of the option it refused.
+ */
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts, void (*usage)(FILE *),
+	       int (*opt)(void *arg, int c, const char *val), void *arg);
 /*
  * Resolves --peer @spec to the peer's unique id (it must be connected).
  * Return: 0, or the exit status after printing why.

@@ -75,26 +75,18 @@ static void disk_usage(FILE *out)
 		"                            export (kernel nbd module, "
 		"nbd-client)\n"
 		"  -s, --stream NAME         the stream (default 'disk')\n"
-		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
-		"connected\n"
-		"  -t, --timeout S           how long to wait for the peer at "
-		"start\n"
-		"                            (default: as long as it takes)\n"
+		FWD_RUN_HELP_PEER
 		"  -m, --max-connections N   share: NBD connections at once "
 		"(default 128)\n"
-		"      --profile P           latency or throughput\n"
-		JOB_TRANSPORT_HELP
-		"  -k, --keep                leave the stream up afterwards\n"
-		"  -v, --verbose             a line per connection\n"
-		"      --json                events as JSON lines on standard "
-		"output\n"
-		"  -h, --help                show this help\n");
+		FWD_RUN_HELP_JOB);
 }
 
 enum { OPT_NBD = 256 };
 
-static int disk_opt(struct disk_args *d, int c, const char *arg)
+static int disk_opt(void *args, int c, const char *arg)
 {
+	struct disk_args *d = args;
+
 	switch (c) {
 	case 'r':
 		d->read_only = true;
@@ -120,18 +112,11 @@ static int disk_parse(int argc, char **argv, struct disk_args *d)
 		FWD_RUN_LONGOPTS,
 		{ 0 },
 	};
-	int c;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "rS:" FWD_RUN_SHORTOPTS, opts,
-				NULL)) != -1) {
-		if (c == 'h') {
-			disk_usage(stdout);
-			return -1;
-		}
-		if (disk_opt(d, c, optarg))
-			return cli_bad_option("disk", c, argv);
-	}
-	return job_check_name(&d->run.j, "disk");
+	ret = cli_getopt("disk", argc, argv, "rS:" FWD_RUN_SHORTOPTS, opts,
+			 disk_usage, disk_opt, d);
+	return ret ? ret : job_check_name(&d->run.j, "disk");
 }
 
 /* Runs @argv and waits for it; its exit status, or -1. */

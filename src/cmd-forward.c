@@ -57,18 +57,8 @@ static void forward_usage(FILE *out)
 		"                            K and M suffixes)\n"
 		"      --connect-timeout S   for --connect (default %d)\n"
 		"  -s, --stream NAME         the stream (as NAME)\n"
-		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
-		"connected\n"
-		"  -t, --timeout S           how long to wait for the peer at "
-		"start\n"
-		"                            (default: as long as it takes)\n"
-		"      --profile P           latency or throughput\n"
-		JOB_TRANSPORT_HELP
-		"  -k, --keep                leave the stream up afterwards\n"
-		"  -v, --verbose             a line per connection\n"
-		"      --json                events as JSON lines on standard "
-		"output\n"
-		"  -h, --help                show this help\n",
+		FWD_RUN_HELP_PEER
+		FWD_RUN_HELP_JOB,
 		DEFAULT_CONNS, DEFAULT_CONNECT_S);
 }
 
@@ -120,8 +110,9 @@ int fwd_run_opt(struct fwd_run *r, int c, const char *arg)
 	}
 }
 
-static int forward_opt(struct fwd_run *r, int c, const char *arg)
+static int forward_opt(void *run, int c, const char *arg)
 {
+	struct fwd_run *r = run;
 	long v;
 
 	switch (c) {
@@ -169,17 +160,12 @@ static int forward_parse(int argc, char **argv, struct fwd_run *r)
 		FWD_RUN_LONGOPTS,
 		{ 0 },
 	};
-	int c;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "l:c:e:w:" FWD_RUN_SHORTOPTS,
-				opts, NULL)) != -1) {
-		if (c == 'h') {
-			forward_usage(stdout);
-			return -1;
-		}
-		if (forward_opt(r, c, optarg))
-			return cli_bad_option("forward", c, argv);
-	}
+	ret = cli_getopt("forward", argc, argv, "l:c:e:w:" FWD_RUN_SHORTOPTS,
+			 opts, forward_usage, forward_opt, r);
+	if (ret)
+		return ret;
 	if (optind + 1 < argc)
 		return cli_usage_error("forward", "at most one stream NAME");
 	if (optind < argc)

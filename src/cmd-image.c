@@ -49,10 +49,7 @@ static void image_usage(FILE *out)
 		"exits 0 only when the receiver confirmed the image durable.\n"
 		"\n"
 		"  -s, --stream NAME         stream name (default 'image')\n"
-		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
-		"connected\n"
-		"  -t, --timeout S           how long to wait for the peer "
-		"(default 30)\n"
+		JOB_PEER_HELP
 		JOB_UP_HELP
 		JOB_TRANSPORT_HELP
 		"  -z, --compress[=LEVEL]    (send) zstd, level 1 by default\n"
@@ -71,17 +68,18 @@ static void image_usage(FILE *out)
 		"  -h, --help                show this help\n");
 }
 
-static int parse_opt(int c, struct image_args *a)
+static int parse_opt(void *args, int c, const char *val)
 {
+	struct image_args *a = args;
 	long v;
 	int r;
 
-	r = job_opt(&a->job, c, optarg);
+	r = job_opt(&a->job, c, val);
 	if (r)
 		return r < 0 ? -1 : 0;
 	switch (c) {
 	case 'z':
-		v = optarg ? cli_parse_num(optarg) : 1;
+		v = val ? cli_parse_num(val) : 1;
 		if (v < 1 || v > 19)
 			return -1;
 		a->io.compress = (int)v;
@@ -90,13 +88,13 @@ static int parse_opt(int c, struct image_args *a)
 		a->io.force = true;
 		return 0;
 	case 'S':
-		v = cli_parse_num(optarg);
+		v = cli_parse_num(val);
 		if (v <= 0 || v > 1024 * 1024)
 			return -1;
 		a->io.sync_every = (uint64_t)v << 20;
 		return 0;
 	case 'D':
-		a->io.state_dir = optarg;
+		a->io.state_dir = val;
 		return 0;
 	case 'j':
 		a->json = true;
@@ -123,7 +121,7 @@ static int image_parse(int argc, char **argv, struct image_args *a)
 		{ 0 },
 	};
 	const char *verb = argc > 1 ? argv[1] : "";
-	int c;
+	int ret;
 
 	if (!strcmp(verb, "-h") || !strcmp(verb, "--help")) {
 		image_usage(stdout);
@@ -134,15 +132,10 @@ static int image_parse(int argc, char **argv, struct image_args *a)
 	if (!a->send && !a->verify && strcmp(verb, "recv"))
 		return cli_usage_error("image", "send, recv or verify?");
 	optind = 2;
-	while ((c = getopt_long(argc, argv, JOB_SHORTOPTS "z::fjqh", opts,
-				NULL)) != -1) {
-		if (c == 'h') {
-			image_usage(stdout);
-			return -1;
-		}
-		if (parse_opt(c, a))
-			return cli_bad_option("image", c, argv);
-	}
+	ret = cli_getopt("image", argc, argv, JOB_SHORTOPTS "z::fjqh", opts,
+			 image_usage, parse_opt, a);
+	if (ret)
+		return ret;
 	if (optind + 1 != argc)
 		return cli_usage_error("image", "one SOURCE, TARGET or FILE");
 	a->path = argv[optind];

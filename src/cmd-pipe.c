@@ -34,10 +34,7 @@ static void pipe_usage(FILE *out)
 		"standard\n"
 		"                            input ends\n"
 		"      --receive-only        (raw) do not read standard input\n"
-		"  -p, --peer ID|NAME|ROUTE  the peer, when several are "
-		"connected\n"
-		"  -t, --timeout S           how long to wait for the peer "
-		"(default 30)\n"
+		JOB_PEER_HELP
 		JOB_UP_HELP
 		JOB_TRANSPORT_HELP
 		"  -k, --keep                leave the stream up afterwards\n"

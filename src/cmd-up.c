@@ -18,11 +18,7 @@ static void up_usage(FILE *out)
 		     "Run the same command on the other host, in either order, "
 		     "up to\n"
 		     "the time-out apart.  Running it again changes nothing.\n"
-		     "\n"
-		     "  -p, --peer ID|NAME|ROUTE  the peer, when several are "
-		     "connected\n"
-		     "  -t, --timeout S           how long to wait for the "
-		     "peer (default 30)\n" JOB_UP_HELP
+		     "\n" JOB_PEER_HELP JOB_UP_HELP
 		     "  -j, --json                machine-readable output\n"
 		     "  -h, --help                show this help\n");
 }

@@ -228,6 +228,21 @@ enum { FWD_OPT_JSON = 300 };
 	{                                                                      \
 		"help", no_argument, NULL, 'h'                                 \
 	}
+/* Their help: the peer's options, then the job's and the log's. */
+#define FWD_RUN_HELP_PEER                                                      \
+	"  -p, --peer ID|NAME|ROUTE  the peer, when several are "              \
+	"connected\n"                                                          \
+	"  -t, --timeout S           how long to wait for the peer at "        \
+	"start\n"                                                              \
+	"                            (default: as long as it takes)\n"
+#define FWD_RUN_HELP_JOB                                                       \
+	"      --profile P           latency or throughput\n"                  \
+	JOB_TRANSPORT_HELP                                                     \
+	"  -k, --keep                leave the stream up afterwards\n"         \
+	"  -v, --verbose             a line per connection\n"                  \
+	"      --json                events as JSON lines on standard "        \
+	"output\n"                                                             \
+	"  -h, --help                show this help\n"
 /* Handles one option of FWD_RUN_LONGOPTS but help: 0, or -1 if bad. */
 int fwd_run_opt(struct fwd_run *r, int c, const char *arg);
 /* Runs until a signal (through job_run()); returns the exit status. */

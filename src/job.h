@@ -131,6 +131,12 @@ void job_init(struct job *j, const struct cli *cli, const char *name);
 		"keep", no_argument, NULL, 'k'                                 \
 	}
 
+/* The help lines of --peer and --timeout, for the commands' usage. */
+#define JOB_PEER_HELP                                                          \
+	"  -p, --peer ID|NAME|ROUTE  the peer, when several are connected\n"   \
+	"  -t, --timeout S           how long to wait for the peer (default "  \
+	"30)\n"
+
 /* The help lines of --transport, for the commands' usage. */
 #define JOB_TRANSPORT_HELP                                                     \
 	"      --transport T         stream, net (IP over Thunderbolt) or "     \

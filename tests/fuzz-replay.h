@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the fuzz replay tests share: a deterministic generator, replaying
- * a libFuzzer corpus through a target without libFuzzer, and writing seed
- * inputs for a new corpus.  Not part of the library.
+ * a libFuzzer corpus through a target without libFuzzer, writing seed
+ * inputs for a new corpus, and the main() of a test that does only that
+ * (fuzz_replay_main()).  Not part of the library.
  */
 #ifndef TBS_FUZZ_REPLAY_H
 #define TBS_FUZZ_REPLAY_H
@@ -11,7 +12,11 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include "tap.h"
 
 /* A linear congruential generator: the same inputs on every run. */
 static inline uint32_t rnd(uint64_t *st)
@@ -72,6 +77,52 @@ static inline int fuzz_write_corpus(const char *dir, uint8_t *buf,
 		close(fd);
 	}
 	return 0;
+}
+
+/**
+ * struct fuzz_replay - a replay test of one fuzz target
+ * @corpus:     the target's seed corpus
+ * @one:        the fuzz target
+ * @make:       writes one generated input into @buf, returns its length
+ * @buf:        room for a generated input
+ * @file_cap:   most bytes read of a corpus file
+ * @iterations: how many generated inputs
+ */
+struct fuzz_replay {
+	const char *corpus;
+	int (*one)(const uint8_t *, size_t);
+	size_t (*make)(uint8_t *, uint64_t *);
+	uint8_t *buf;
+	size_t file_cap;
+	int iterations;
+};
+
+/*
+ * fuzz_replay_main() - the main() of a replay test
+ *
+ * "--write-corpus DIR" writes the seeds into DIR; otherwise @r's target
+ * runs over its corpus, then over the generated inputs, a TAP line each.
+ * Return: the exit status.
+ */
+static inline int fuzz_replay_main(int argc, char **argv,
+				   const struct fuzz_replay *r)
+{
+	uint8_t *file = malloc(r->file_cap);
+	uint64_t st = 1;
+	int i, n;
+
+	if (argc == 3 && !strcmp(argv[1], "--write-corpus")) {
+		free(file);
+		return fuzz_write_corpus(argv[2], r->buf, r->make);
+	}
+	n = file ? fuzz_replay_corpus(r->corpus, file, r->file_cap, r->one) : -1;
+	free(file);
+	ok(n > 0, "replayed %d corpus inputs from %s", n, r->corpus);
+	for (i = 0; i < r->iterations; i++)
+		r->one(r->buf, r->make(r->buf, &st));
+	ok(1, "%d random inputs decoded without breaking an invariant",
+	   r->iterations);
+	return tap_done();
 }
 
 #endif

@@ -8,6 +8,19 @@ ts() {
 	t "$TBSTREAM" --sysroot "$host" "$@"
 }
 
+# up_pair A B NAME [OPTIONS...]: 'tbstream up NAME' on host A in the
+# background and at once on host B, their output dropped; fails when
+# either fails.
+up_pair() {
+	local a=$1 b=$2 pid st
+	shift 2
+	ts "$a" up "$@" >/dev/null 2>&1 &
+	pid=$!
+	ts "$b" up "$@" >/dev/null 2>&1
+	st=$?
+	wait $pid && [ $st -eq 0 ]
+}
+
 # cmp_tree A B: the two trees hold the same entries, contents, modes and
 # times (tree-compare.py names the differences).
 cmp_tree() { python3 "$TOP_SRCDIR/tests/e2e/tree-compare.py" "$@"; }

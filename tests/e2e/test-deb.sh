@@ -204,9 +204,7 @@ sed 's/^/#   /' "$W/send.out" "$W/recv.out"
 check "installed tbstream: send and recv exit 0" test "$s$r" = 00
 check "the tree arrived as sent" diff -r --no-dereference "$W/tree" \
 	"$W/dst/tree"
-ts "$H1" up u >/dev/null 2>&1 &
-ts "$H2" up u >/dev/null 2>&1
-wait
+up_pair "$H1" "$H2" u
 x=$(attr "$H1" u index)
 is "the installed udev helper names a stream" \
 	"$(t /lib/udev/tbstream-udev-name --sysroot "$H1" "tbstream$x" |

@@ -101,9 +101,7 @@ roles
 doc
 is "IP over Thunderbolt up: exit 0" "$DOC_ST" 0
 has "says it holds HopID 8" "^info +network +IP over Thunderbolt \(thunderbolt0\) is up and holds HopID 8"
-ts "$H2" up s1 >/dev/null 2>&1 &
-ts "$H1" up s1 >/dev/null 2>&1
-wait
+up_pair "$H2" "$H1" s1
 # s1 took 9, the highest; 8 is the network's: nothing is left.
 status 5 "no HopID left: exit 5" ts "$ALLOC" up s2 --timeout 3
 has_msg "names IP over Thunderbolt as the holder of 8" \
@@ -111,9 +109,7 @@ has_msg "names IP over Thunderbolt as the holder of 8" \
 
 # A stream holding HopID 8 while IP over Thunderbolt is down.
 start --network --max-hopid 8
-ts "$H2" up n8 >/dev/null 2>&1 &
-ts "$H1" up n8 >/dev/null 2>&1
-wait
+up_pair "$H2" "$H1" n8
 doc
 has "warns that the stream holds 8, which thunderbolt0 needs" \
 	"^warn +network +stream 'n8' holds HopID 8, which IP over Thunderbolt \(thunderbolt0, down\) needs"
@@ -123,9 +119,7 @@ check "list warns too" grep -q "Warning: stream 'n8' holds HopID 8" "$TMP/l"
 # No DMA ring left (one kept for control: --rings 2 leaves one).
 start --rings 2
 for s in r1 r2; do
-	ts "$H2" up $s >/dev/null 2>&1 &
-	ts "$H1" up $s >/dev/null 2>&1
-	wait
+	up_pair "$H2" "$H1" $s
 done
 (exec 3<"$(ts "$H1" up r1)"; sleep 30) &
 holder=$!

@@ -79,9 +79,7 @@ clean_all
 
 # 3. A stream both hosts still have and nobody uses is kept (HopIDs and
 # tuning) while the follower heals around it.
-ts "$ALLOC" up keep --ring-size 512 >/dev/null 2>&1 &
-ts "$FOLLOW" up keep --ring-size 512 >/dev/null 2>&1
-wait
+up_pair "$ALLOC" "$FOLLOW" keep --ring-size 512
 k_in=$(attr "$FOLLOW" keep in_hopid)
 stale "$FOLLOW" gone 10 10
 check "a stale stream beside one the peer has: the transfer succeeds" \

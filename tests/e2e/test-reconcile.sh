@@ -139,9 +139,7 @@ is "--peer of another host: nothing reported" \
 		"$TMP/none.json")" 0
 
 # A stream that is not in the file is not reconcile's business.
-ts "$H1" up extra --timeout 10 >/dev/null 2>&1 &
-ts "$H2" up extra --timeout 10 >/dev/null 2>&1
-wait
+up_pair "$H1" "$H2" extra --timeout 10
 rc "$H1" >/dev/null 2>&1
 check "a stream not in the file is left alone" test -d "$C1/0-503.0/extra"
 ts "$H1" down extra

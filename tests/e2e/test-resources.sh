@@ -43,9 +43,7 @@ wait $holder 2>/dev/null
 sim_start --rings 2
 roles
 for s in r1 r2; do
-	ts "$FOLLOW" up $s >/dev/null 2>&1 &
-	ts "$ALLOC" up $s >/dev/null 2>&1
-	wait
+	up_pair "$FOLLOW" "$ALLOC" $s
 done
 (exec 3<"$(ts "$ALLOC" up r1)"; sleep 30) &
 holder=$!

@@ -41,9 +41,7 @@ done
 # Three retries toward a host where the stream is up but nothing runs:
 # the HELLOs that went unanswered count across the retries, so the link
 # (which wedges after 16 frames toward a closed end) stays usable.
-ts "$H1" up wdg >/dev/null 2>&1 &
-ts "$H2" up wdg >/dev/null 2>&1
-wait
+up_pair "$H1" "$H2" wdg
 for i in 1 2 3; do
 	ts "$H1" pipe wdg --timeout 5 </dev/null >/dev/null 2>"$TMP/e1"
 	diag "try $i: exit $?"

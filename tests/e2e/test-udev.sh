@@ -28,9 +28,7 @@ name() {
 ts "$H1" up backup --timeout 20 >"$TMP/d1" 2>&1 &
 ts "$H2" up backup --timeout 20 >"$TMP/d2" 2>&1
 wait
-ts "$H1" up cam --timeout 20 >/dev/null 2>&1 &
-ts "$H2" up cam --timeout 20 >/dev/null 2>&1
-wait
+up_pair "$H1" "$H2" cam --timeout 20
 uid1=$(uid_of "$H1") uid2=$(uid_of "$H2")
 x1=$(attr "$H1" backup index) x2=$(attr "$H2" backup index)
 c1=$(attr "$H1" cam index)

@@ -10,7 +10,6 @@
 
 #include "../../fuzz/media-target.h"
 #include "../fuzz-replay.h"
-#include "../tap.h"
 
 #define ITERATIONS 100000
 #define INPUT_CAP 4096
@@ -71,26 +70,17 @@ static size_t make_input(uint8_t *buf, uint64_t *st)
 	return n;
 }
 
-static int write_corpus(const char *dir)
-{
-	static uint8_t buf[INPUT_CAP];
-
-	return fuzz_write_corpus(dir, buf, make_input);
-}
-
 int main(int argc, char **argv)
 {
 	static uint8_t buf[INPUT_CAP];
-	uint64_t st = 1;
-	int i, n;
+	const struct fuzz_replay r = {
+		.corpus = FUZZ_CORPUS,
+		.one = fuzz_media_one,
+		.make = make_input,
+		.buf = buf,
+		.file_cap = INPUT_CAP,
+		.iterations = ITERATIONS,
+	};
 
-	if (argc == 3 && !strcmp(argv[1], "--write-corpus"))
-		return write_corpus(argv[2]);
-	n = fuzz_replay_corpus(FUZZ_CORPUS, buf, sizeof(buf), fuzz_media_one);
-	ok(n > 0, "replayed %d corpus inputs from %s", n, FUZZ_CORPUS);
-	for (i = 0; i < ITERATIONS; i++)
-		fuzz_media_one(buf, make_input(buf, &st));
-	ok(1, "%d random inputs decoded without breaking an invariant",
-	   ITERATIONS);
-	return tap_done();
+	return fuzz_replay_main(argc, argv, &r);
 }

@@ -9,7 +9,6 @@
 
 #include "../../fuzz/wire-target.h"
 #include "../fuzz-replay.h"
-#include "../tap.h"
 
 #define ITERATIONS 100000
 #define INPUT_CAP 65536
@@ -63,33 +62,17 @@ static size_t make_input(uint8_t *buf, uint64_t *st)
 	return n;
 }
 
-static int replay_corpus(const char *dir)
-{
-	static uint8_t buf[1 << 20];
-
-	return fuzz_replay_corpus(dir, buf, sizeof(buf), fuzz_wire_one);
-}
-
-static int write_corpus(const char *dir)
-{
-	static uint8_t buf[INPUT_CAP];
-
-	return fuzz_write_corpus(dir, buf, make_input);
-}
-
 int main(int argc, char **argv)
 {
 	static uint8_t buf[INPUT_CAP];
-	uint64_t st = 1;
-	int i, n;
+	const struct fuzz_replay r = {
+		.corpus = FUZZ_CORPUS,
+		.one = fuzz_wire_one,
+		.make = make_input,
+		.buf = buf,
+		.file_cap = 1 << 20,
+		.iterations = ITERATIONS,
+	};
 
-	if (argc == 3 && !strcmp(argv[1], "--write-corpus"))
-		return write_corpus(argv[2]);
-	n = replay_corpus(FUZZ_CORPUS);
-	ok(n > 0, "replayed %d corpus inputs from %s", n, FUZZ_CORPUS);
-	for (i = 0; i < ITERATIONS; i++)
-		fuzz_wire_one(buf, make_input(buf, &st));
-	ok(1, "%d random inputs decoded without breaking an invariant",
-	   ITERATIONS);
-	return tap_done();
+	return fuzz_replay_main(argc, argv, &r);
 }
