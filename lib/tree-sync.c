@@ -316,7 +316,7 @@ static int finish_oldest(struct rx *rx, bool wait)
  * @rx: receiver
  * @re: the file, its temporary file closed
  *
- * Waits only when every batch is in flight.
+ * It goes into the batch being filled (rx_commit_poll() hands it on).
  *
  * Return: 0 or -errno.
  */
