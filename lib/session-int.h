@@ -86,10 +86,12 @@ struct txrec {
 
 /*
  * Received bytes are read into blocks; a queued record points into its
- * block instead of being copied out of it.  A block is freed when the I/O
- * thread moved on to another one and every record in it was consumed.
+ * block instead of being copied out of it.  A block goes back to a free
+ * list (session-pool.c) when the reader moved on to another one and every
+ * record in it was consumed.
  */
 struct rxblk {
+	struct rxblk *next; /* on the free list (session-pool.c) */
 	unsigned int refs; /* the reader's, plus one per queued record */
 	uint8_t data[];
 };
@@ -210,6 +212,8 @@ struct tbs_session {
 	size_t rd_size; /* how much the next read asks for */
 	unsigned int eio_run;
 	unsigned int rx_blocks; /* blocks alive; protected by lock */
+	struct rxblk *blk_free; /* blocks to use again; protected by lock */
+	unsigned int blk_free_n;
 	pthread_mutex_t pool_lock; /* protects the two below */
 	struct txrec *pool[POOL_CLASSES];
 	uint64_t pool_bytes;
@@ -253,6 +257,7 @@ void tbs_session_txrec_put(struct tbs_session *s, struct txrec *t);
 void tbs_session_pool_free(struct tbs_session *s);
 struct rxblk *tbs_session_blk_new(struct tbs_session *s);
 void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
+void tbs_session_blk_pool_free(struct tbs_session *s);
 
 #pragma GCC visibility pop
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Buffers of large records to send, used again.
+ * Buffers of large records to send, and blocks to receive into, used
+ * again.
  *
  * A record of POOL_MIN bytes or more gets a buffer of 64, 128 or 256 KiB
  * (the smallest that holds it).  When the peer acknowledged it, its
@@ -10,6 +11,12 @@
  * copying and checksumming its data.  What the lists hold is bounded by
  * the window.  The lists have their own lock, taken with or without the
  * session's (never the other way round).
+ *
+ * The same for the blocks received bytes are read into (RX_BLOCK bytes
+ * each): a block whose records were all consumed goes to a free list,
+ * bounded by the window too (but two blocks at least), and the reader
+ * takes the next one from it.
+ * That list is protected by the session's lock.
  */
 #include <stdlib.h>
 
@@ -80,4 +87,50 @@ void tbs_session_pool_free(struct tbs_session *s)
 			free(t);
 		}
 	s->pool_bytes = 0;
+}
+
+/* A block to read into, with the reader's reference; lock held. */
+struct rxblk *tbs_session_blk_new(struct tbs_session *s)
+{
+	struct rxblk *b = s->blk_free;
+
+	if (b) {
+		s->blk_free = b->next;
+		s->blk_free_n--;
+	} else {
+		b = malloc(sizeof(*b) + RX_BLOCK);
+	}
+	if (b) {
+		b->refs = 1;
+		s->rx_blocks++;
+	}
+	return b;
+}
+
+/* Drops one reference to a block; lock held. */
+void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b)
+{
+	uint64_t most = s->o.window > 2 * RX_BLOCK ? s->o.window : 2 * RX_BLOCK;
+
+	if (--b->refs)
+		return;
+	s->rx_blocks--;
+	if ((uint64_t)(s->blk_free_n + 1) * RX_BLOCK > most) {
+		free(b);
+		return;
+	}
+	b->next = s->blk_free;
+	s->blk_free = b;
+	s->blk_free_n++;
+}
+
+void tbs_session_blk_pool_free(struct tbs_session *s)
+{
+	struct rxblk *b;
+
+	while ((b = s->blk_free)) {
+		s->blk_free = b->next;
+		free(b);
+	}
+	s->blk_free_n = 0;
 }

@@ -131,26 +131,6 @@ void tbs_session_chain(XXH3_state_t *st, uint64_t pcsum, uint32_t len,
 	XXH3_64bits_update(st, d, sizeof(d));
 }
 
-struct rxblk *tbs_session_blk_new(struct tbs_session *s)
-{
-	struct rxblk *b = malloc(sizeof(*b) + RX_BLOCK);
-
-	if (b) {
-		b->refs = 1;
-		s->rx_blocks++;
-	}
-	return b;
-}
-
-/* Drops one reference; lock held. */
-void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b)
-{
-	if (--b->refs)
-		return;
-	s->rx_blocks--;
-	free(b);
-}
-
 /* Waits on @cv until deadline (ms, < 0: none); lock held. */
 static int wait_on(struct tbs_session *s, pthread_cond_t *cv, int64_t deadline)
 {
@@ -305,6 +285,7 @@ static int alloc_buffers(struct tbs_session *s)
 static void free_buffers(struct tbs_session *s)
 {
 	free(s->blk);
+	tbs_session_blk_pool_free(s);
 	free(s->stage);
 	XXH3_freeState(s->tx_hash);
 	XXH3_freeState(s->rx_hash);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * tbstream bench: the raw phase, plain read(2) and write(2) on the device
- * as the published ping-pong figures are measured, right after the first
- * session closed on both hosts.
+ * as the published ping-pong figures are measured, right after a session
+ * closed on both hosts (bench.h: the phases alternate).
  *
  * The raw phase starts on marks, because a session's reader may still be
  * waiting in read(2) on the other host when this one starts writing: what
@@ -12,9 +12,10 @@
  * follower writes only after the leader's session is gone (the leader
  * sends MARK only then), so that one arrives.  The leader drops what
  * comes before it and ends with END (MARK inverted), up to which the
- * follower drops the extra MARKs.  Then, per size: round trips, one way
- * (the follower answers the last byte with one byte), both ways (the
- * follower's last byte comes after all its data and all the leader's).
+ * follower drops the extra MARKs.  Then, per size, the block's round
+ * trips; after the last block, per size, one way (the follower answers
+ * the last byte with one byte) and both ways (the follower's last byte
+ * comes after all its data and all the leader's).
  */
 #include <errno.h>
 #include <poll.h>
@@ -156,33 +157,18 @@ static int mark(struct bench *b)
 	return r ? r : find(b, end);
 }
 
-static int round_trips(struct bench *b, int k)
+/* One raw round trip: the leader writes and reads, the follower echoes. */
+static int trip(void *arg, uint32_t size)
 {
-	uint32_t size = b->plan.size[k], n = b->plan.rounds[k];
-	uint64_t *ns = NULL, t0;
-	int64_t i;
-	int r = 0;
+	struct bench *b = arg;
+	int r;
 
-	if (b->leader && !(ns = calloc(n, sizeof(*ns))))
-		return -ENOMEM;
-	for (i = -BENCH_WARMUP; !r && i < (int64_t)n; i++) {
-		t0 = cli_now_ns();
-		if (b->leader) {
-			r = write_all(b, b->buf, size);
-			if (!r)
-				r = read_all(b, b->rbuf, size);
-		} else {
-			r = read_all(b, b->rbuf, size);
-			if (!r)
-				r = write_all(b, b->rbuf, size);
-		}
-		if (ns && i >= 0)
-			ns[i] = cli_now_ns() - t0;
+	if (b->leader) {
+		r = write_all(b, b->buf, size);
+		return r ? r : read_all(b, b->rbuf, size);
 	}
-	if (!r && ns)
-		bench_percentiles(ns, n, &b->res[BENCH_RAW][k]);
-	free(ns);
-	return r;
+	r = read_all(b, b->rbuf, size);
+	return r ? r : write_all(b, b->rbuf, size);
 }
 
 /* Reads @len bytes in reads of up to RD_MAX, what the device has. */
@@ -267,16 +253,21 @@ static int both_ways(struct bench *b, int k)
 	return r;
 }
 
+/*
+ * One raw phase: the current block of round trips of every size, and in
+ * the last block the throughput runs after them.
+ */
 int bench_raw_phase(struct bench *b)
 {
 	uint32_t k;
 	int r;
 
 	r = mark(b);
-	for (k = 0; !r && k < b->plan.nsizes; k++) {
-		r = round_trips(b, (int)k);
-		if (!r)
-			r = one_way(b, (int)k);
+	for (k = 0; !r && k < b->plan.nsizes; k++)
+		r = bench_round_trips(b, BENCH_RAW, (int)k, trip, b);
+	for (k = 0; !r && b->block + 1 == BENCH_BLOCKS && k < b->plan.nsizes;
+	     k++) {
+		r = one_way(b, (int)k);
 		if (!r)
 			r = both_ways(b, (int)k);
 	}

@@ -1,19 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * tbstream bench: the session phases.  The first carries the plan and the
- * session's measurements, the second the results.  Every message is
+ * tbstream bench: the session phases.  The first carries the plan, each
+ * a block of the session's measurements (bench.h), the last the results.  Every message is
  * checked for its type and length; the follower does only what the plan,
  * checked when it arrived, allows.
  *
  *	leader				follower
- *	PLAN			->
+ *	PLAN			->		(first session only)
  *				<-	READY
- *	per size: PING	->	<-	PING (round trips, warm-up first)
+ *	in the last block only, per size:
  *	DATA x n	->	<-	DONE (one way)
  *	GO		->
  *	DATA x n	<->		DATA x n, then DONE (both ways)
- *	(raw phase, bench-raw.c)
- *	RESULTS		->		(second session)
+ *	per size: PING	->	<-	PING (the block's round trips)
+ *	(raw phase, bench-raw.c; then the next block)
+ *	RESULTS		->		(a last session)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -78,35 +79,18 @@ static int expect(struct phase *ph, uint16_t type, size_t len, size_t *got)
 	return 0;
 }
 
-/* Round trips of one size: the leader measures, the follower echoes. */
-static int round_trips(struct phase *ph, int k)
+/* One round trip: the leader sends and receives, the follower echoes. */
+static int trip(void *arg, uint32_t size)
 {
-	const struct bench_plan *pl = &ph->b->plan;
-	uint32_t size = pl->size[k], n = pl->rounds[k];
-	uint64_t *ns = NULL, t0;
-	int64_t i;
-	int r = 0;
+	struct phase *ph = arg;
+	int r;
 
-	if (ph->b->leader && !(ns = calloc(n, sizeof(*ns))))
-		return -ENOMEM;
-	for (i = -BENCH_WARMUP; !r && i < (int64_t)n; i++) {
-		t0 = cli_now_ns();
-		if (ph->b->leader) {
-			r = send_msg(ph, MSG_PING, ph->b->buf, size);
-			if (!r)
-				r = expect(ph, MSG_PING, size, NULL);
-		} else {
-			r = expect(ph, MSG_PING, size, NULL);
-			if (!r)
-				r = send_msg(ph, MSG_PING, ph->rbuf, size);
-		}
-		if (ns && i >= 0)
-			ns[i] = cli_now_ns() - t0;
+	if (ph->b->leader) {
+		r = send_msg(ph, MSG_PING, ph->b->buf, size);
+		return r ? r : expect(ph, MSG_PING, size, NULL);
 	}
-	if (!r && ns)
-		bench_percentiles(ns, n, &ph->b->res[BENCH_SESSION][k]);
-	free(ns);
-	return r;
+	r = expect(ph, MSG_PING, size, NULL);
+	return r ? r : send_msg(ph, MSG_PING, ph->rbuf, size);
 }
 
 struct sender {
@@ -200,27 +184,38 @@ static int agree(struct phase *ph)
 		return r ? r : expect(ph, MSG_READY, 1, NULL);
 	}
 	r = expect(ph, MSG_PLAN, 0, &len);
-	if (!r && bench_plan_decode(&ph->b->plan, ph->rbuf, len)) {
+	if (r)
+		return r;
+	r = bench_plan_decode(&ph->b->plan, ph->rbuf, len);
+	if (r == -EPROTONOSUPPORT)
+		snprintf(ph->b->err, sizeof(ph->b->err),
+			 "the peer runs another version of tbstream bench: run the same version on both hosts");
+	else if (r)
 		snprintf(ph->b->err, sizeof(ph->b->err),
 			 "the peer's plan is not one this tbstream accepts (a size above %u bytes, or too many round trips or bytes)",
 			 BENCH_MAX_SIZE);
-		r = -EPROTO;
-	}
 	return r ? r : send_msg(ph, MSG_READY, "", 1);
 }
 
+/*
+ * The current block of round trips of every size; in the last block,
+ * the throughput runs before them (so that the last blocks of both kinds
+ * follow each other, bench.h).
+ */
 static int measure(struct phase *ph)
 {
+	struct bench *b = ph->b;
 	uint32_t k;
 	int r = 0;
 
-	for (k = 0; !r && k < ph->b->plan.nsizes; k++) {
-		r = round_trips(ph, (int)k);
-		if (!r)
-			r = one_way(ph, (int)k);
+	for (k = 0; !r && b->block + 1 == BENCH_BLOCKS && k < b->plan.nsizes;
+	     k++) {
+		r = one_way(ph, (int)k);
 		if (!r)
 			r = both_ways(ph, (int)k);
 	}
+	for (k = 0; !r && k < b->plan.nsizes; k++)
+		r = bench_round_trips(b, BENCH_SESSION, (int)k, trip, ph);
 	return r;
 }
 
@@ -238,21 +233,24 @@ static int results(struct phase *ph)
 	return r ? r : bench_res_decode(ph->b, ph->rbuf, len);
 }
 
-static int run(struct phase *ph, bool second)
+static int run(struct phase *ph, bool results_only)
 {
 	int r;
 
 	r = tbs_session_start(ph->s);
 	if (r)
 		return session_err(ph, r, "no session with the peer");
-	r = second ? results(ph) : agree(ph);
-	if (!r && !second) {
-		r = bench_buffers(ph->b);
-		if (!r) {
-			ph->rbuf = ph->b->rbuf;
-			ph->cap = ph->b->buf_len;
-			r = measure(ph);
-		}
+	if (results_only) {
+		r = results(ph);
+	} else if (!ph->b->block) {
+		r = agree(ph);
+		if (!r)
+			r = bench_buffers(ph->b);
+	}
+	if (!r && !results_only) {
+		ph->rbuf = ph->b->rbuf;
+		ph->cap = ph->b->buf_len;
+		r = measure(ph);
 	}
 	if (!r) {
 		r = tbs_session_close(ph->s);
@@ -263,10 +261,11 @@ static int run(struct phase *ph, bool second)
 }
 
 /*
- * One session phase on the job's descriptors: the plan and the session's
- * measurements, or (@second) the results.
+ * One session phase on the job's descriptors: a block of the session's
+ * measurements (the first one after the plan), or (@results_only) the
+ * results.
  */
-int bench_session_phase(struct bench *b, bool second)
+int bench_session_phase(struct bench *b, bool results_only)
 {
 	struct tbs_session_opts o = TBS_OPTS_INIT(
 		tbs_session_opts, .role = TBS_ROLE_DUPLEX, .id = "bench",
@@ -281,7 +280,7 @@ int bench_session_phase(struct bench *b, bool second)
 			 strerror(-r));
 		return r;
 	}
-	r = run(&ph, second);
+	r = run(&ph, results_only);
 	tbs_session_free(ph.s);
 	return r;
 }

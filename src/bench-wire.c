@@ -3,10 +3,12 @@
  * tbstream bench: the plan and the results as message payloads, all
  * integers little-endian (docs/PROTOCOL.md, "tbstream bench").
  *
- *	PLAN	u32 version (1), u32 sizes; per size (8 slots): u32 size,
+ *	PLAN	u32 version (2), u32 sizes; per size (8 slots): u32 size,
  *		u32 round trips, u64 bytes; 16 bytes of mark
  *	RESULTS	per kind (raw, session) and size slot: u64 p50, p90, p99
- *		in ns, u64 one-way and both-ways rates in bytes per second
+ *		in ns, u64 one-way and both-ways rates in bytes per second,
+ *		u64 the session's p50 over the raw device's in millionths,
+ *		block by block (0 for raw)
  *
  * A plan from the wire is checked before anything is done with it: the
  * follower's work is bounded by what it allows.
@@ -17,7 +19,11 @@
 
 #include "bench.h"
 
-#define PLAN_VERSION 1
+/*
+ * 2: the round trips in BENCH_BLOCKS blocks, alternating with the raw
+ * device's (1 measured them in one block each)
+ */
+#define PLAN_VERSION 2
 
 static void put32(uint8_t **p, uint32_t v)
 {
@@ -71,7 +77,9 @@ int bench_plan_decode(struct bench_plan *pl, const uint8_t *in, size_t len)
 	const uint8_t *p = in;
 	uint32_t i;
 
-	if (len != BENCH_PLAN_LEN || get32(&p) != PLAN_VERSION)
+	if (len < 4 || get32(&p) != PLAN_VERSION)
+		return -EPROTONOSUPPORT; /* another version of tbstream */
+	if (len != BENCH_PLAN_LEN)
 		return -EPROTO;
 	memset(pl, 0, sizeof(*pl));
 	pl->nsizes = get32(&p);
@@ -107,6 +115,7 @@ void bench_res_encode(const struct bench *b, uint8_t *out)
 			put64(&p, r->p99_ns);
 			put64(&p, r->one_bps);
 			put64(&p, r->both_bps);
+			put64(&p, r->ratio_ppm);
 		}
 }
 
@@ -126,6 +135,7 @@ int bench_res_decode(struct bench *b, const uint8_t *in, size_t len)
 			r->p99_ns = get64(&p);
 			r->one_bps = get64(&p);
 			r->both_bps = get64(&p);
+			r->ratio_ppm = get64(&p);
 		}
 	return 0;
 }

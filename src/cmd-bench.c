@@ -231,6 +231,7 @@ int bench_buffers(struct bench *b)
 {
 	size_t len = 1u << 20;
 	uint32_t i;
+	int k;
 
 	for (i = 0; i < b->plan.nsizes; i++)
 		if (b->plan.size[i] > len)
@@ -243,15 +244,50 @@ int bench_buffers(struct bench *b)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (b->buf == MAP_FAILED || b->rbuf == MAP_FAILED)
 		return -ENOMEM;
+	for (k = 0; b->leader && k < BENCH_KINDS; k++)
+		for (i = 0; i < b->plan.nsizes; i++) {
+			b->ns[k][i] = calloc(b->plan.rounds[i], sizeof(uint64_t));
+			if (!b->ns[k][i])
+				return -ENOMEM;
+		}
 	return 0;
 }
 
 static void buffers_free(struct bench *b)
 {
+	uint32_t i;
+	int k;
+
 	if (b->buf && b->buf != MAP_FAILED)
 		munmap(b->buf, b->buf_len);
 	if (b->rbuf && b->rbuf != MAP_FAILED)
 		munmap(b->rbuf, b->buf_len);
+	for (k = 0; k < BENCH_KINDS; k++)
+		for (i = 0; i < BENCH_MAX_SIZES; i++)
+			free(b->ns[k][i]);
+}
+
+/*
+ * The phases (bench.h): blocks of session and raw round trips in turn,
+ * then the results.
+ */
+static int bench_phases(struct bench_args *a)
+{
+	struct bench *b = &a->b;
+	int r = 0;
+
+	for (b->block = 0; !r && b->block < BENCH_BLOCKS; b->block++) {
+		r = bench_session_phase(b, false);
+		if (!r && !b->block)
+			compare_plans(a);
+		if (!r)
+			r = bench_raw_phase(b);
+	}
+	if (r)
+		return r;
+	if (b->leader)
+		bench_percentiles(b);
+	return bench_session_phase(b, true);
 }
 
 static int bench_body(struct job *j, void *arg)
@@ -265,13 +301,7 @@ static int bench_body(struct job *j, void *arg)
 	b->timeout_ms = job_timeout_ms(j);
 	r = elect(a);
 	if (!r)
-		r = bench_session_phase(b, false);
-	if (!r) {
-		compare_plans(a);
-		r = bench_raw_phase(b);
-	}
-	if (!r)
-		r = bench_session_phase(b, true);
+		r = bench_phases(a);
 	buffers_free(b);
 	return r;
 }
@@ -316,17 +346,19 @@ static void print_table(const struct bench_args *a)
 		       a->job.st.name, a->job.st.ring_size,
 		       a->job.st.throttling,
 		       b->leader ? "this host leads" : "the peer leads");
-	printf("\n%-10s %29s   %29s\n", "round trip",
-	       net ? "raw TCP (us)" : "raw device (us)", "session (us)");
-	printf("%-10s %9s %9s %9s   %9s %9s %9s\n", "", "p50", "p90", "p99",
-	       "p50", "p90", "p99");
+	printf("\n%-10s %29s   %29s   %9s\n", "round trip",
+	       net ? "raw TCP (us)" : "raw device (us)", "session (us)",
+	       "session/");
+	printf("%-10s %9s %9s %9s   %9s %9s %9s   %9s\n", "", "p50", "p90",
+	       "p99", "p50", "p90", "p99", "raw p50");
 	for (i = 0; i < b->plan.nsizes; i++) {
 		r = &b->res[BENCH_RAW][i];
 		s = &b->res[BENCH_SESSION][i];
-		printf("%10s %9.1f %9.1f %9.1f   %9.1f %9.1f %9.1f\n",
+		printf("%10s %9.1f %9.1f %9.1f   %9.1f %9.1f %9.1f   %9.2f\n",
 		       size_name(b->plan.size[i], n, sizeof(n)), us(r->p50_ns),
 		       us(r->p90_ns), us(r->p99_ns), us(s->p50_ns),
-		       us(s->p90_ns), us(s->p99_ns));
+		       us(s->p90_ns), us(s->p99_ns),
+		       (double)s->ratio_ppm / 1e6);
 	}
 	printf("\n%-10s %19s   %19s\n", "MB/s", net ? "raw TCP" : "raw device",
 	       "session");
@@ -368,12 +400,16 @@ static void print_json(const struct bench_args *a)
 			       "\"round_trips\":%u,\"rtt_p50_us\":%.2f,"
 			       "\"rtt_p90_us\":%.2f,\"rtt_p99_us\":%.2f,"
 			       "\"bytes\":%llu,\"mb_per_s\":%.2f,"
-			       "\"mb_per_s_both\":%.2f}",
+			       "\"mb_per_s_both\":%.2f",
 			       i || k ? "," : "", b->plan.size[i], kinds[k],
 			       b->plan.rounds[i], us(r->p50_ns), us(r->p90_ns),
 			       us(r->p99_ns),
 			       (unsigned long long)b->plan.bytes[i],
 			       mbs(r->one_bps), mbs(r->both_bps));
+			if (k == BENCH_SESSION)
+				printf(",\"rtt_p50_vs_raw\":%.3f",
+				       (double)r->ratio_ppm / 1e6);
+			printf("}");
 		}
 	printf("]}\n");
 }

@@ -58,7 +58,7 @@ check "and the figures are the same on both" \
 both "$H1" "$H2" --sizes 1m --rounds 20 --bytes 2m
 is "a 1 MiB bench: both exit 0" "$RA$RB" 00
 check "the table has a round-trip line for 1 MiB" \
-	grep -Eq '^ +1 MiB( +[0-9]+\.[0-9]){6}$' "$TMP/o1"
+	grep -Eq '^ +1 MiB( +[0-9]+\.[0-9]){6} +[0-9]+\.[0-9]{2}$' "$TMP/o1"
 check "and a throughput line" \
 	grep -Eq '^ +1 MiB( +[0-9]+\.[0-9]){4}$' "$TMP/o1"
 check "the table names raw device and session" \
