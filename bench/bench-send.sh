@@ -17,8 +17,18 @@
 #    tenth of them: the peak memory of each side (goal: it does not grow
 #    with the number of files).
 #
-# Each timed pair runs three times, interleaved; the best time counts.
-# Works in ${TMPDIR:-/var/tmp}, which must be on a disk, not in memory.
+# Each timed pair runs BENCH_RUNS times (default 3), interleaved; the best
+# time counts, and the median is printed beside it.  Works in
+# ${TMPDIR:-/var/tmp}, which must be on a disk, not in memory.
+#
+# The trees are received into a file system of their own: an ext4 image
+# made for the run in the work directory (so on the same disk),
+# loop-mounted with direct I/O.  Both sides then sync only what they
+# wrote: on a shared machine, other programs' writes would otherwise fall
+# into whichever sync came first, and a journal-less ext4 slows down the
+# creation of files right after as many were removed (the inodes it just
+# freed are skipped one by one).  BENCH_TARGET=tmpdir receives into the
+# work directory instead, as it is.
 #
 #	bench/bench-send.sh [LARGE_MiB (512)] [SMALL_FILES (20000)] [EMPTY]
 #
@@ -32,17 +42,42 @@ TBSTREAM=$build/src/tbstream
 large_mib=${1:-512}
 nsmall=${2:-20000}
 nempty=${3:-1000000}
+runs=${BENCH_RUNS:-3}
+target=${BENCH_TARGET:-image}
 command -v rsync >/dev/null || { echo "bench-send: needs rsync" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/tbsend-bench.XXXXXX")
 mnt=$work/mnt
 mkdir "$mnt"
+loopdev=
 cleanup() {
 	timeout 15 "$TBSIM" --stop "$mnt" >/dev/null 2>&1
+	if [ -n "$loopdev" ]; then
+		timeout 60 umount "$work/target" 2>/dev/null ||
+			timeout 60 umount -l "$work/target"
+		timeout 30 losetup -d "$loopdev"
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# where the trees are received (see above)
+dst=$work
+if [ "$target" = image ]; then
+	mkdir "$work/target"
+	if truncate -s $(((large_mib + 4096) << 20)) "$work/target.img" &&
+		timeout 120 mkfs.ext4 -q -F "$work/target.img" &&
+		loopdev=$(timeout 30 losetup --direct-io=on -f --show \
+			"$work/target.img") &&
+		timeout 30 mount "$loopdev" "$work/target"; then
+		dst=$work/target
+	else
+		echo "bench-send: no ext4 image could be mounted; receiving" \
+			"into $work as it is" >&2
+		target=tmpdir
+	fi
+fi
 timeout 20 "$TBSIM" --watch-pid $$ --lifetime 7200 --adv-delay 50 \
 	--node-delay 0 "$mnt" || exit 1
 export TBSTREAM_RUNDIR=$work/run
@@ -71,7 +106,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b - a }'; }
 # device, with a sync of the receiving file system at its end if asked.
 tar_pair() {
 	local t0 r
-	rm -rf "$2" && mkdir "$2" && sync -f "$work"
+	rm -rf "$2" && mkdir "$2" && sync -f "$work" "$2"
 	timeout 600 sh -c 'dd if="$1" bs=1M status=none | tar x -C "$2" &&
 		if [ "$3" = sync ]; then sync -f "$2"; fi' \
 		sh "$D2" "$2" "${3:-}" &
@@ -89,7 +124,7 @@ tar_pair() {
 send_pair() {
 	local t0 r s
 	if [ "${3:-}" = fresh ]; then
-		rm -rf "$2" && mkdir "$2" && sync -f "$work"
+		rm -rf "$2" && mkdir "$2" && sync -f "$work" "$2"
 	fi
 	ts "$H2" recv -q -s bench "$2" &
 	r=$!
@@ -110,23 +145,28 @@ rsync_again() { # SRC DST: seconds for rsync -a on a tree already there
 }
 
 best() { printf '%s\n' "$@" | sort -g | head -1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+	END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v t="$1" -v s="$2" 'BEGIN { printf "%.3f", t / s }'; }
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
 
 measure() { # NAME SRC BYTES
-	local name=$1 src=$2 bytes=$3 t=() y=() s=() i
-	for i in 1 2 3; do
-		t+=("$(tar_pair "$src" "$work/dst-tar")")
-		y+=("$(tar_pair "$src" "$work/dst-tar" sync)")
-		s+=("$(send_pair "$src" "$work/dst-send" fresh)")
+	local name=$1 src=$2 bytes=$3 t=() y=() s=() i tm ym sm
+	for ((i = 0; i < runs; i++)); do
+		t+=("$(tar_pair "$src" "$dst/dst-tar")")
+		y+=("$(tar_pair "$src" "$dst/dst-tar" sync)")
+		s+=("$(send_pair "$src" "$dst/dst-send" fresh)")
 	done
+	tm=$(median "${t[@]}") ym=$(median "${y[@]}") sm=$(median "${s[@]}")
 	t=$(best "${t[@]}") y=$(best "${y[@]}") s=$(best "${s[@]}")
-	python3 "$top/tests/e2e/tree-compare.py" "$src" "$work/dst-send" \
+	python3 "$top/tests/e2e/tree-compare.py" "$src" "$dst/dst-send" \
 		>/dev/null || { echo "$name: received tree differs" >&2; exit 1; }
 	echo "$name: tar pipeline $t s ($(mbs "$bytes" "$t") MB/s)," \
 		"tar + sync $y s ($(mbs "$bytes" "$y") MB/s)," \
 		"send/recv $s s ($(mbs "$bytes" "$s") MB/s)," \
-		"ratio $(ratio "$t" "$s") (vs tar + sync $(ratio "$y" "$s"))" >&2
+		"ratio $(ratio "$t" "$s") (vs tar + sync $(ratio "$y" "$s"));" \
+		"medians $tm, $ym, $sm s: ratio $(ratio "$tm" "$sm")" \
+		"(vs tar + sync $(ratio "$ym" "$sm"))" >&2
 	eval "${name}_ratio=$(ratio "$t" "$s")"
 	eval "${name}_sync_ratio=$(ratio "$y" "$s")"
 }
@@ -135,11 +175,11 @@ measure() { # NAME SRC BYTES
 # that is there already.
 resync() { # SRC
 	local src=$1 r=() s=() i
-	rm -rf "$work/dst-rsync"
-	rsync -a "$src"/ "$work/dst-rsync"/
-	for i in 1 2 3; do
-		r+=("$(rsync_again "$src" "$work/dst-rsync")")
-		s+=("$(send_pair "$src" "$work/dst-send")")
+	rm -rf "$dst/dst-rsync"
+	rsync -a "$src"/ "$dst/dst-rsync"/
+	for ((i = 0; i < runs; i++)); do
+		r+=("$(rsync_again "$src" "$dst/dst-rsync")")
+		s+=("$(send_pair "$src" "$dst/dst-send")")
 	done
 	r=$(best "${r[@]}") s=$(best "${s[@]}")
 	echo "resync: rsync -a $r s, send/recv $s s," \
@@ -204,7 +244,7 @@ small_bytes=$((nsmall * 4096))
 measure large "$work/large" $((large_mib << 20))
 measure small "$work/small" "$small_bytes"
 resync "$work/small"
-rm -rf "$work/large" "$work/small" "$work"/dst-*
+rm -rf "$work/large" "$work/small" "$dst"/dst-*
 
 empty $((nempty / 10))
 small_n=$((nempty / 10)) small_send=$E_SEND small_recv=$E_RECV
@@ -216,7 +256,9 @@ echo "empty files: $nempty in $E_SECS s; peak memory send $((E_SEND / 1024))" \
 	"$((small_send / 1024)) MiB, $((small_recv / 1024)) MiB): grows" \
 	"$growth times for 10 times the files" >&2
 
-printf '{"large_mib":%d,"small_files":%d,"large_ratio":%s,"small_ratio":%s,"large_ratio_vs_sync":%s,"small_ratio_vs_sync":%s,"resync_vs_rsync":%s,"empty_files":%d,"empty_seconds":%s,"empty_send_kib":%d,"empty_recv_kib":%d,"empty_memory_growth_10x":%s,"goal_large":0.95,"goal_small":0.7,"goal_small_vs_sync":1.0,"goal_resync_vs_rsync":1.5}\n' \
-	"$large_mib" "$nsmall" "$large_ratio" "$small_ratio" \
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end;" \
+	"received into: $target" >&2
+printf '{"target":"%s","runs":%d,"large_mib":%d,"small_files":%d,"large_ratio":%s,"small_ratio":%s,"large_ratio_vs_sync":%s,"small_ratio_vs_sync":%s,"resync_vs_rsync":%s,"empty_files":%d,"empty_seconds":%s,"empty_send_kib":%d,"empty_recv_kib":%d,"empty_memory_growth_10x":%s,"goal_large":0.95,"goal_small":0.7,"goal_small_vs_sync":1.0,"goal_resync_vs_rsync":1.5}\n' \
+	"$target" "$runs" "$large_mib" "$nsmall" "$large_ratio" "$small_ratio" \
 	"$large_sync_ratio" "$small_sync_ratio" "$resync_ratio" "$nempty" \
 	"$E_SECS" "$E_SEND" "$E_RECV" "$growth"

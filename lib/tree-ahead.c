@@ -41,6 +41,9 @@ struct rx_ahead {
 	bool stop;
 	uint64_t head, next, tail; /* oldest, next to create, one past newest */
 	struct ahead_job job[AHEAD_MAX];
+	uint64_t scan; /* the next entry to consider (receiving thread's) */
+	uint32_t dir; /* the directory @dfd holds */
+	int dfd;
 };
 
 static void *ahead_main(void *arg)
@@ -78,49 +81,104 @@ static void drop_job(struct ahead_job *j)
 	close(j->dfd);
 }
 
-/**
- * rx_ahead_ask() - create the temporary file of entry @index ahead
- * @rx:    receiver
- * @index: the entry, asked for in full
- * @pfd:   its directory, checked
- * @tmp:   the temporary name
- *
- * Does nothing when AHEAD_MAX files are waiting, or the thread could not
- * start: the receiving thread then creates the file itself.
- */
-void rx_ahead_ask(struct rx *rx, uint32_t index, int pfd, const char *tmp)
+static struct rx_ahead *ahead_start(struct rx *rx)
 {
-	struct rx_ahead *a = rx->ahead;
-	struct ahead_job *j;
-	int dfd;
+	struct rx_ahead *a = calloc(1, sizeof(*a));
 
-	if (rx->ahead_off)
-		return;
 	if (!a) {
-		a = calloc(1, sizeof(*a));
-		if (!a)
-			return;
-		pthread_mutex_init(&a->lock, NULL);
-		pthread_cond_init(&a->cv, NULL);
-		if (pthread_create(&a->thread, NULL, ahead_main, a)) {
-			free(a);
-			rx->ahead_off = true;
-			return;
-		}
-		rx->ahead = a;
+		rx->ahead_off = true;
+		return NULL;
 	}
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	a->dfd = -1;
+	if (pthread_create(&a->thread, NULL, ahead_main, a)) {
+		pthread_mutex_destroy(&a->lock);
+		pthread_cond_destroy(&a->cv);
+		free(a);
+		rx->ahead_off = true;
+		return NULL;
+	}
+	rx->ahead = a;
+	return a;
+}
+
+/* A file to create ahead: asked for in full, small, its data to come. */
+static bool wanted_small(const struct rx *rx, const struct rx_entry *re)
+{
+	return re->n.kind == TK_FILE && re->n.state == RS_WANTED &&
+	       re->want == TW_FULL && !re->woff && re->size < RX_RESUME_MIN &&
+	       !rx->dry && !(rx->cur.active && rx->cur.index >= re->n.index);
+}
+
+/* The directory of @re, held by the helper's state; -errno. */
+static int ahead_dir(struct rx *rx, struct rx_ahead *a,
+		     const struct rx_entry *re)
+{
+	int fd;
+
+	if (a->dfd >= 0 && a->dir == re->n.parent)
+		return a->dfd;
+	fd = rx_walk_to(rx, re->n.parent);
+	if (fd < 0)
+		return fd;
+	if (a->dfd >= 0)
+		close(a->dfd);
+	a->dfd = fd;
+	a->dir = re->n.parent;
+	return fd;
+}
+
+/* Queues entry @re for creation; false when the ring is full. */
+static bool ahead_ask(struct rx *rx, struct rx_ahead *a, struct rx_entry *re)
+{
+	char name[TREE_NAME_MAX + 1];
+	struct ahead_job *j;
+	int pfd, dfd;
+
 	if (a->tail - a->head == AHEAD_MAX)
-		return;
-	dfd = fcntl(pfd, F_DUPFD_CLOEXEC, 0);
+		return false;
+	pfd = ahead_dir(rx, a, re);
+	dfd = pfd < 0 ? -1 : fcntl(pfd, F_DUPFD_CLOEXEC, 0);
 	if (dfd < 0)
-		return;
+		return true; /* not this one: the receiving thread makes it */
+	memcpy(name, rx_name(rx, &re->n), re->n.name_len);
+	name[re->n.name_len] = 0;
 	pthread_mutex_lock(&a->lock);
 	j = &a->job[a->tail % AHEAD_MAX];
-	*j = (struct ahead_job){ .index = index, .dfd = dfd, .fd = -1 };
-	snprintf(j->tmp, sizeof(j->tmp), "%s", tmp);
+	*j = (struct ahead_job){ .index = re->n.index, .dfd = dfd, .fd = -1 };
+	rx_tmp_name(name, "part", j->tmp, sizeof(j->tmp));
 	a->tail++;
 	pthread_cond_broadcast(&a->cv);
 	pthread_mutex_unlock(&a->lock);
+	return true;
+}
+
+/**
+ * rx_ahead_fill() - create ahead the temporary files of the next small
+ * files asked for in full, as far as AHEAD_MAX allows
+ * @rx: receiver
+ *
+ * Each file is considered once, in order.  Nothing is done when the
+ * thread could not start: the receiving thread creates the files itself.
+ */
+void rx_ahead_fill(struct rx *rx)
+{
+	struct rx_ahead *a = rx->ahead;
+	uint64_t i;
+
+	if (rx->ahead_off || rx->dry)
+		return;
+	if (!a && !(a = ahead_start(rx)))
+		return;
+	i = a->scan > rx->base ? a->scan : rx->base;
+	for (; i < rx->n; i++) {
+		struct rx_entry *re = rx_ent(rx, i);
+
+		if (wanted_small(rx, re) && !ahead_ask(rx, a, re))
+			break;
+	}
+	a->scan = i;
 }
 
 /**
@@ -156,6 +214,7 @@ int rx_ahead_take(struct rx *rx, uint32_t index)
 		drop_job(j);
 	}
 	pthread_mutex_unlock(&a->lock);
+	rx_ahead_fill(rx);
 	return fd;
 }
 
@@ -176,6 +235,8 @@ void rx_ahead_stop(struct rx *rx)
 	pthread_join(a->thread, NULL);
 	for (; a->head < a->tail; a->head++)
 		drop_job(&a->job[a->head % AHEAD_MAX]);
+	if (a->dfd >= 0)
+		close(a->dfd);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->cv);
 	free(a);

@@ -43,7 +43,6 @@
 #include "own.h"
 #include "tree-recv.h"
 
-#define RESUME_MIN (8u << 20) /* files from this size keep a journal */
 #define CKPT_MS 5000
 #define CKPT_BYTES (1ull << 30)
 #define WRITEBACK (8u << 20) /* start writing back every 8 MiB */
@@ -328,7 +327,7 @@ static int partial(struct rx *rx, int pfd, const char *name,
 	uint64_t done = 0, ino = 0;
 	int fd, r;
 
-	if (rx->dry || re->size < RESUME_MIN ||
+	if (rx->dry || re->size < RX_RESUME_MIN ||
 	    read_state(rx, pfd, name, re, &done, &ino))
 		return TW_FULL;
 	rx_tmp_name(name, "part", tname, sizeof(tname));
@@ -439,7 +438,7 @@ static int decide_existing(struct rx *rx, struct rx_entry *re, int pfd,
 /* What to ask the sender for, for regular file @re; negative: refused. */
 int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 {
-	char name[TREE_NAME_MAX + 1], tmp[64];
+	char name[TREE_NAME_MAX + 1];
 	struct stat sb;
 	int pfd, w;
 
@@ -461,10 +460,6 @@ int rx_decide(struct rx *rx, struct rx_entry *re, uint64_t *off)
 		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	else
 		w = partial(rx, pfd, name, re, off);
-	if (w == TW_FULL && !rx->dry && re->size < RESUME_MIN) {
-		rx_tmp_name(name, "part", tmp, sizeof(tmp));
-		rx_ahead_ask(rx, re->n.index, pfd, tmp);
-	}
 	return w;
 }
 
@@ -600,15 +595,45 @@ static void set_link_meta(struct rx *rx, int pfd, const char *name,
 }
 
 /* Puts the object made under @tmp in place of @name, or refuses. */
+/**
+ * rx_rename() - rename @tmp to @name in directory @pfd
+ * @pfd:     the directory
+ * @tmp:     the temporary name
+ * @name:    the name
+ * @replace: whether what has the name may be replaced
+ *
+ * Without @replace, renameat2(RENAME_NOREPLACE); where the file system
+ * has no such rename (FAT and exFAT through FUSE), a plain rename once
+ * the name is seen to be free.
+ *
+ * Return: 0, -EEXIST or another -errno.
+ */
+int rx_rename(int pfd, const char *tmp, const char *name, bool replace)
+{
+	struct stat sb;
+
+	if (!renameat2(pfd, tmp, pfd, name, replace ? 0 : RENAME_NOREPLACE))
+		return 0;
+	if (replace || errno != EINVAL)
+		return -errno;
+	if (!fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW))
+		return -EEXIST;
+	if (errno != ENOENT)
+		return -errno;
+	return renameat(pfd, tmp, pfd, name) ? -errno : 0;
+}
+
 static int place(struct rx *rx, struct rx_node *n, int pfd, const char *tmp,
 		 const char *name, bool replace)
 {
-	if (!renameat2(pfd, tmp, pfd, name, replace ? 0 : RENAME_NOREPLACE))
+	int r = rx_rename(pfd, tmp, name, replace);
+
+	if (!r)
 		return 0;
 	unlinkat(pfd, tmp, 0);
-	if (errno == EEXIST)
+	if (r == -EEXIST)
 		return rx_refuse(rx, n, "exists; not replaced (use --overwrite)");
-	return rx_refuse(rx, n, "%s", strerror(errno));
+	return rx_refuse(rx, n, "%s", strerror(-r));
 }
 
 static bool same_link(int pfd, const char *name, const uint8_t *target,
@@ -770,9 +795,9 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 					    : rx_refuse(rx, &re->n, "%s",
 							strerror(-fd));
 	} else {
-		if (re->size >= RESUME_MIN)
+		if (re->size >= RX_RESUME_MIN)
 			drop_state(pfd, name);
-		fd = re->size < RESUME_MIN ? rx_ahead_take(rx, re->n.index)
+		fd = re->size < RX_RESUME_MIN ? rx_ahead_take(rx, re->n.index)
 					   : -1;
 		if (fd < 0)
 			fd = create_excl(pfd, tmp);
@@ -781,11 +806,11 @@ int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 					 "cannot create a file beside it: %s",
 					 strerror(errno));
 	}
-	if (re->size >= RESUME_MIN && fstat(fd, &sb)) {
+	if (re->size >= RX_RESUME_MIN && fstat(fd, &sb)) {
 		close(fd);
 		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	}
-	rx->cur.ino = re->size >= RESUME_MIN ? sb.st_ino : 0;
+	rx->cur.ino = re->size >= RX_RESUME_MIN ? sb.st_ino : 0;
 	if (!from)
 		rx_attr_inherited(rx, fd, &re->n);
 	return fd;
@@ -814,7 +839,7 @@ void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force)
 	int64_t now = tbsi_now_ms();
 	int pfd;
 
-	if (re->size < RESUME_MIN || f->fd < 0 || f->pos == f->ckpt_pos)
+	if (re->size < RX_RESUME_MIN || f->fd < 0 || f->pos == f->ckpt_pos)
 		return;
 	if (!force && now - f->ckpt_ms < CKPT_MS &&
 	    f->pos - f->ckpt_pos < CKPT_BYTES)
@@ -835,19 +860,22 @@ struct rx_meta {
 
 /*
  * Owner (as root, when it differs), then what an owner change would
- * clear (a file capability, from @n's XATTR), then mode and times.
+ * clear (a file capability, from file @n's XATTR), then mode and times.
  */
 static int set_meta(struct rx *rx, int fd, const struct rx_meta *m,
-		    const struct rx_node *n)
+		    const struct rx_node *n, const struct stat *sb)
 {
-	struct stat sb;
 	int r;
 
-	if (rx->is_root &&
-	    (fstat(fd, &sb) || sb.st_uid != m->uid || sb.st_gid != m->gid) &&
-	    fchown(fd, m->uid, m->gid))
-		return -errno;
-	r = n ? rx_attr_cap(rx, fd, n) : 0;
+	if (rx->is_root && (sb->st_uid != m->uid || sb->st_gid != m->gid) &&
+	    fchown(fd, m->uid, m->gid)) {
+		/* a file system without owners (FAT), or ids it cannot map */
+		if (errno != EPERM && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP)
+			return -errno;
+		rx_not_kept(rx, XK_OWNER, n, errno == EINVAL ? EINVAL : ENOTSUP);
+	}
+	r = n->kind == TK_FILE ? rx_attr_cap(rx, fd, n) : 0;
 	if (r)
 		return r;
 	if (fchmod(fd, m->mode & 07777) || futimens(fd, m->ts))
@@ -869,22 +897,21 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 
 	if (f->pos < re->size && ftruncate(f->fd, (off_t)re->size))
 		r = -errno; /* a hole at its end */
-	if (!r)
-		r = set_meta(rx, f->fd, &m, &re->n);
 	if (!r && fstat(f->fd, &sb))
 		r = -errno;
+	if (!r)
+		r = set_meta(rx, f->fd, &m, &re->n, &sb);
 	if (!r) {
 		re->dev = sb.st_dev;
 		re->ino = sb.st_ino;
 	}
-	if (!r && re->size >= RESUME_MIN && fsync(f->fd))
+	if (!r && re->size >= RX_RESUME_MIN && fsync(f->fd))
 		r = -errno;
 	else if (!r && f->wb_pos && f->pos > f->wb_pos) /* the rest of it */
 		sync_file_range(f->fd, (off_t)f->wb_pos,
 				(off_t)(f->pos - f->wb_pos),
 				SYNC_FILE_RANGE_WRITE);
 	close(f->fd);
-	rx_flush_soon(rx, f->pos);
 	f->fd = -1;
 	if (r) {
 		rx_drop_tmp(rx, re);
@@ -907,86 +934,64 @@ void rx_drop_tmp(struct rx *rx, struct rx_entry *re)
 
 /* ---- commits: durable, then in place, then confirmed ---- */
 
-static int confirm(struct rx *rx, uint32_t idx)
-{
-	uint8_t b[4];
-
-	tbsi_le_put32(b, idx);
-	return rx_put(rx, TM_CONFIRM, b, 4);
-}
-
-/* With --update alone, what is replaced must still be older. */
-static bool still_older(struct rx *rx, const struct rx_entry *re, int pfd,
-			const char *name)
-{
-	struct stat sb;
-
-	if (!(re->wflags & TWF_REPLACE) || (rx->o.flags & TBS_TREE_OVERWRITE))
-		return true;
-	return fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
-	       older(&sb, re->mtime_s, re->mtime_ns);
-}
-
-static int rename_pending(struct rx *rx, struct rx_entry *re)
+/**
+ * rx_place_file() - rename a written file into place (the committer)
+ * @b: its batch, whose directories are held
+ * @f: the file
+ *
+ * Only system calls on the batch's own descriptors: the committer calls
+ * it while the receiving thread goes on.  The temporary file goes when it
+ * cannot take its name.
+ *
+ * Return: 0; -EEXIST (there, and not to be replaced), -ESTALE (--update:
+ * what is there became newer), or another -errno.
+ */
+int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
-	int pfd = parent_or_refuse(rx, &re->n, name);
+	int pfd = b->dfd[f->dir], r;
+	struct stat sb;
 
-	if (pfd < 0)
-		return pfd;
+	memcpy(name, b->names + f->name, f->name_len);
+	name[f->name_len] = 0;
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
-	if (!still_older(rx, re, pfd, name)) {
+	if ((f->flags & CF_UPDATE) &&
+	    !fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) &&
+	    !older(&sb, f->mtime_s, f->mtime_ns)) {
 		unlinkat(pfd, tmp, 0);
-		return rx_refuse(rx, &re->n,
-				 "it changed here during the transfer and is "
-				 "now newer; kept (--update)");
+		return -ESTALE;
 	}
-	if (place(rx, &re->n, pfd, tmp, name, re->wflags & TWF_REPLACE))
-		return -1;
-	re->n.xflags |= RXF_MADE;
-	if (re->size >= RESUME_MIN)
+	r = rx_rename(pfd, tmp, name, f->flags & CF_REPLACE);
+	if (r) {
+		unlinkat(pfd, tmp, 0);
+		return r;
+	}
+	if (f->flags & CF_STATE)
 		drop_state(pfd, name);
-	rx_change(rx, re->wflags & TWF_REPLACE ? TBS_TREE_REPLACED
-					       : TBS_TREE_CREATED,
-		  &re->n);
 	return 0;
 }
 
-/*
- * Every pending file: synced (one syncfs for the batch), renamed into
- * place, the renames synced, then confirmed to the sender; then the hard
- * links that waited for them.
- */
-int rx_commit(struct rx *rx)
+/* What the committer did with file @f: it is in place, or refused. */
+void rx_placed(struct rx *rx, const struct rx_cfile *f)
 {
-	size_t i;
-	int r = 0;
+	struct rx_entry *re = rx_ent(rx, f->index);
 
-	if (!rx->npend)
-		return 0;
-	r = rx_sync(rx);
-	for (i = 0; !r && i < rx->npend; i++)
-		rename_pending(rx, rx_ent(rx, rx->pend[i]));
-	if (!r)
-		r = rx_sync(rx);
-	for (i = 0; !r && i < rx->npend; i++) {
-		struct rx_entry *re = rx_ent(rx, rx->pend[i]);
-
-		if (re->n.state != RS_PENDING)
-			continue;
-		re->n.state = RS_DONE;
-		rx->st.files_done++;
-		rx->st.bytes_done += re->size;
-		r = confirm(rx, rx->pend[i]);
+	if (!re || re->n.state != RS_PENDING)
+		return;
+	if (f->err == -EEXIST) {
+		rx_refuse(rx, &re->n, "exists; not replaced (use --overwrite)");
+	} else if (f->err == -ESTALE) {
+		rx_refuse(rx, &re->n,
+			  "it changed here during the transfer and is now "
+			  "newer; kept (--update)");
+	} else if (f->err) {
+		rx_refuse(rx, &re->n, "%s", strerror(-f->err));
+	} else {
+		re->n.xflags |= RXF_MADE;
+		rx_change(rx, f->flags & CF_REPLACE ? TBS_TREE_REPLACED
+						    : TBS_TREE_CREATED,
+			  &re->n);
 	}
-	rx->npend = 0;
-	rx->pend_bytes = 0;
-	if (r)
-		return tbsi_err(rx->err, r,
-				"could not make the files durable: %s",
-				strerror(-r));
-	rx_links(rx);
-	return 0;
 }
 
 /* ---- hard links ---- */
@@ -1152,7 +1157,7 @@ static void dir_meta(struct rx *rx, struct rx_dir *d)
 	if (!r && (d->n.xflags & RXF_MADE))
 		unlinkat(fd, DIR_MARK, 0);
 	if (!r)
-		r = set_meta(rx, fd, &m, NULL);
+		r = set_meta(rx, fd, &m, &d->n, &sb);
 	if (r)
 		rx_refuse(rx, &d->n, "cannot set its mode or times: %s",
 			  r == -ESTALE ? "it was replaced during the transfer"
@@ -1165,7 +1170,7 @@ static void dir_meta(struct rx *rx, struct rx_dir *d)
 int rx_finalize(struct rx *rx)
 {
 	size_t i;
-	int r = rx_commit(rx);
+	int r = rx_commit_all(rx);
 
 	rx_ahead_stop(rx); /* what it made and was not sent goes */
 	if (r)

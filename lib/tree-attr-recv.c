@@ -155,13 +155,25 @@ static const char *const kind_text[XK_COUNT] = {
 	[XK_PRIV] = ("trusted.* and security.* attributes (file "
 		     "capabilities, SELinux labels)"),
 	[XK_OTHER] = "system.* attributes other than ACLs",
+	[XK_OWNER] = "owners",
 };
 
-static void not_kept(struct rx *rx, enum xattr_kind k,
-		     const struct rx_node *n, int err)
+/**
+ * rx_not_kept() - what entry @n carries of kind @k is not kept: said once
+ * per kind
+ * @rx:  receiver
+ * @k:   the kind
+ * @n:   the entry (the first one is named)
+ * @err: why (an errno: the file system could not keep it, which the final
+ *       verdict repeats), or 0 (the receiver's options)
+ */
+void rx_not_kept(struct rx *rx, enum xattr_kind k, const struct rx_node *n,
+		 int err)
 {
 	char path[400];
 
+	if (err)
+		rx->lost |= (uint8_t)(1u << k);
 	if (rx->not_kept & (1u << k))
 		return;
 	rx->not_kept |= (uint8_t)(1u << k);
@@ -182,6 +194,20 @@ static void not_kept(struct rx *rx, enum xattr_kind k,
 	else
 		rx_warn(rx, "%s could not be set on '%s': %s (said once)",
 			kind_text[k], path, strerror(err));
+}
+
+/* The kinds the file system did not keep, for the verdict: "ACLs, owners". */
+size_t rx_lost_text(const struct rx *rx, char *buf, size_t len)
+{
+	size_t n = 0;
+	int k;
+
+	buf[0] = 0;
+	for (k = 0; k < XK_COUNT; k++)
+		if (rx->lost & (1u << k) && n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s",
+					      n ? ", " : "", kind_text[k]);
+	return n < len ? n : len - 1;
 }
 
 /* ---- extended attributes ---- */
@@ -252,7 +278,7 @@ static bool allowed(struct rx *rx, enum xattr_kind k, const struct rx_node *n)
 	if (k == XK_OTHER || (k == XK_PRIV && (!rx->is_root ||
 					       !(rx->o.flags &
 						 TBS_TREE_ALL_XATTRS)))) {
-		not_kept(rx, k, n, 0);
+		rx_not_kept(rx, k, n, 0);
 		return false;
 	}
 	return true;
@@ -338,7 +364,7 @@ int rx_on_xattr(struct rx *rx, const struct tree_msg *m)
 	if (r == -EOPNOTSUPP)
 		r = -ENOTSUP;
 	if (r)
-		not_kept(rx, k, n, -r);
+		rx_not_kept(rx, k, n, -r);
 	return 0;
 }
 
@@ -384,6 +410,6 @@ int rx_attr_cap(struct rx *rx, int fd, const struct rx_node *n)
 	r = fsetxattr(fd, CAP_NAME, f->cap, f->cap_len, 0) ? errno : 0;
 	f->cap_len = 0;
 	if (r)
-		not_kept(rx, XK_PRIV, n, r == EOPNOTSUPP ? ENOTSUP : r);
+		rx_not_kept(rx, XK_PRIV, n, r == EOPNOTSUPP ? ENOTSUP : r);
 	return 0;
 }

@@ -39,6 +39,7 @@ enum xattr_kind {
 	XK_ACL, /* system.posix_acl_access and _default */
 	XK_PRIV, /* trusted.* and security.* */
 	XK_OTHER, /* any other system.*: never sent nor set */
+	XK_OWNER, /* not an attribute: owner and group (as root) */
 	XK_COUNT,
 };
 

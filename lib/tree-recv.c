@@ -24,9 +24,6 @@
 #define DEF_MAX_ENTRIES (16u << 20)
 #define DEF_MAX_FILE_SIZE (1ull << 50)
 #define NAMES_MAX (1ull << 30) /* bytes of names kept */
-#define COMMIT_FILES 8192
-#define COMMIT_BYTES (256ull << 20)
-#define COMMIT_MS 2000
 #define IDLE_POLL_MS 300
 #define END_WAIT_MS 60000 /* for the sender's end after FINISH */
 
@@ -512,6 +509,8 @@ static int want_file(struct rx *rx, struct rx_entry *re)
 						       : TBS_TREE_CREATED,
 			  &re->n);
 	}
+	if (w == TW_FULL)
+		rx_ahead_fill(rx);
 	tbsi_le_put32(b, re->n.index);
 	b[4] = (uint8_t)w;
 	b[5] = re->wflags;
@@ -771,19 +770,6 @@ static int on_data(struct rx *rx, const struct tree_msg *m)
 	return 0;
 }
 
-static int pend(struct rx *rx, struct rx_entry *re)
-{
-	if (rx_grow((void **)&rx->pend, &rx->pend_cap, rx->npend + 1,
-		    sizeof(*rx->pend)))
-		return -ENOMEM;
-	if (!rx->npend)
-		rx->pend_ms = tbsi_now_ms();
-	rx->pend[rx->npend++] = re->n.index;
-	rx->pend_bytes += re->size;
-	re->n.state = RS_PENDING;
-	return 0;
-}
-
 static int on_file_end(struct rx *rx, const struct tree_msg *m)
 {
 	struct rx_entry *re = data_entry(rx, m->index);
@@ -804,9 +790,9 @@ static int on_file_end(struct rx *rx, const struct tree_msg *m)
 		return r == -EPERM ? 0 : r;
 	}
 	r = rx_finish_file(rx, re);
-	if (r)
-		return r == -EPERM ? 0 : r;
-	return pend(rx, re);
+	if (!r)
+		r = rx_pend(rx, re);
+	return r == -EPERM ? 0 : r;
 }
 
 /* The sender did not send a file it was asked for: say so, in the
@@ -971,17 +957,6 @@ static int on_msg(void *arg, const struct tree_msg *m)
 	return dispatch(rx, m);
 }
 
-static int maybe_commit(struct rx *rx, bool idle)
-{
-	if (!rx->npend)
-		return 0;
-	if (idle || rx->npend >= COMMIT_FILES ||
-	    rx->pend_bytes >= COMMIT_BYTES ||
-	    tbsi_now_ms() - rx->pend_ms >= COMMIT_MS)
-		return rx_commit(rx);
-	return 0;
-}
-
 /* Drops the file being written after a violation: nothing more of it. */
 static void abandon(struct rx *rx)
 {
@@ -1023,7 +998,7 @@ int rx_record(struct rx *rx, uint16_t type, const uint8_t *buf, size_t len)
 	if (r == -EPROTO)
 		abandon(rx);
 	if (!r)
-		r = maybe_commit(rx, false);
+		r = rx_commit_poll(rx, false);
 	if (!r)
 		r = retire(rx);
 	if (!r)
@@ -1035,7 +1010,7 @@ int rx_record(struct rx *rx, uint16_t type, const uint8_t *buf, size_t len)
 /* Nothing came for a while: commit what is pending, answer what is. */
 int rx_idle(struct rx *rx)
 {
-	int r = maybe_commit(rx, true);
+	int r = rx_commit_poll(rx, true);
 
 	if (!r)
 		r = retire(rx);
@@ -1158,7 +1133,6 @@ void rx_close(struct rx *rx)
 	free(rx->path);
 	rx_mirror_free(&rx->mirror);
 	rx_ids_free(&rx->ids);
-	free(rx->pend);
 	free(rx->lwait);
 	free(rx->out);
 	free(rx->hbuf);
@@ -1233,6 +1207,13 @@ static int give_up(struct rx *rx, struct tbs_session *s)
 static int verdict(struct rx *rx)
 {
 	unsigned long long n = rx->st.failed, m = rx->sender_errors;
+	char lost[200];
+
+	if (!n && !m && rx_lost_text(rx, lost, sizeof(lost)))
+		return tbsi_err(rx->err, -EIO,
+				"every entry arrived, but the file system "
+				"here did not keep their %s (said above)",
+				lost);
 
 	if (!n && m)
 		return tbsi_err(rx->err, -EIO,

@@ -110,6 +110,53 @@ struct rx_fs {
 	int fd; /* a readable directory on it, for syncfs */
 };
 
+/* A written file waiting for its commit: where it goes, and how it went. */
+struct rx_cfile {
+	uint32_t index;
+	uint16_t dir; /* its directory: rx_batch.dfd[dir] */
+	uint8_t flags; /* CF_* */
+	uint8_t name_len;
+	uint32_t name; /* offset in rx_batch.names */
+	uint32_t mtime_ns;
+	int64_t mtime_s;
+	int err; /* set by the committer: 0 or -errno */
+};
+
+#define CF_REPLACE 0x1 /* may replace what has its name */
+#define CF_UPDATE 0x2 /* only if what has its name is still older */
+#define CF_STATE 0x4 /* a large file: its journal goes */
+
+enum rx_bstate {
+	RB_OPEN = 0, /* files are added */
+	RB_QUEUED, /* closed, for the committer */
+	RB_SYNCING, /* its data is being synced */
+	RB_PLACED, /* renamed into place; the renames wait for a sync */
+	RB_RENAME_SYNC, /* the renames are being synced */
+	RB_DONE, /* durable in place (or @err): for the receiving thread */
+};
+
+/*
+ * A batch of written files, committed together: synced, renamed into
+ * place, the renames synced.  The receiving thread fills it and, once
+ * it is RB_DONE, confirms its files; in between it is the committer's.
+ */
+struct rx_batch {
+	struct rx_cfile *f;
+	size_t n, cap;
+	int *dfd; /* the directories its files go to, held */
+	size_t ndfd, dfd_cap;
+	uint32_t last_dir; /* the receiver's id of dfd[ndfd - 1] */
+	char *names;
+	size_t names_len, names_cap;
+	uint64_t bytes;
+	int64_t since_ms;
+	int state; /* enum rx_bstate, under rx.fs_lock */
+	int err; /* a sync failed: -errno */
+};
+
+#define RX_BATCHES 4
+#define RX_RESUME_MIN (8u << 20) /* files from this size keep a journal */ /* in flight, and the one being filled */
+
 /* A directory on the current path of the sender's walk. */
 struct rx_frame {
 	uint32_t dir;
@@ -154,13 +201,13 @@ struct rx {
 	size_t nfs;
 	pthread_mutex_t fs_lock;
 	pthread_cond_t fs_cv;
-	pthread_t flusher; /* starts write-back while data still arrives */
-	bool flusher_on, flusher_stop;
-	uint64_t flush_asked, flush_done; /* under @fs_lock */
-	uint64_t unflushed; /* bytes written since the flusher was asked */
+	pthread_cond_t done_cv; /* a batch is RB_DONE */
+	pthread_t committer; /* syncs and renames batches (tree-sync.c) */
+	bool committer_on, committer_stop;
+	struct rx_batch batch[RX_BATCHES]; /* [bhead, btail] by index % */
+	uint64_t bhead, btail; /* the oldest in flight; the one filled */
 	struct rx_ahead *ahead; /* files created ahead (tree-ahead.c) */
 	bool ahead_off;
-	uint32_t unflushed_files;
 
 	/* directories, for the whole transfer */
 	struct rx_dir *dirs;
@@ -192,6 +239,7 @@ struct rx {
 	struct rx_ids ids;
 	uint32_t attr_idx; /* the entry XATTR messages may follow */
 	uint8_t not_kept; /* XK_* bits already reported */
+	uint8_t lost; /* XK_* bits the file system did not keep */
 
 	uint64_t announced; /* entries START announced (for progress) */
 	bool started, listed, done;
@@ -204,10 +252,6 @@ struct rx {
 	int pdacl_known;
 
 	struct rx_file cur;
-	uint32_t *pend;
-	size_t npend, pend_cap;
-	uint64_t pend_bytes;
-	int64_t pend_ms;
 	uint32_t *lwait; /* hard links waiting for their file */
 	size_t nlwait, lwait_cap;
 
@@ -244,14 +288,16 @@ void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force);
 void rx_writeback(struct rx *rx);
 int rx_finish_file(struct rx *rx, struct rx_entry *re);
 void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
-int rx_commit(struct rx *rx);
+int rx_rename(int pfd, const char *tmp, const char *name, bool replace);
+int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f);
+void rx_placed(struct rx *rx, const struct rx_cfile *f);
 void rx_links(struct rx *rx);
 int rx_dir_open(struct rx *rx, const struct rx_dir *d);
 int rx_finalize(struct rx *rx);
 int rx_finish_dirs(struct rx *rx);
 
 /* tree-ahead.c */
-void rx_ahead_ask(struct rx *rx, uint32_t index, int pfd, const char *tmp);
+void rx_ahead_fill(struct rx *rx);
 int rx_ahead_take(struct rx *rx, uint32_t index);
 void rx_ahead_stop(struct rx *rx);
 
@@ -259,8 +305,10 @@ void rx_ahead_stop(struct rx *rx);
 int rx_fs_open(struct rx *rx, const char *dir);
 int rx_fs_add(struct rx *rx, int dfd, uint64_t dev);
 int rx_sync(struct rx *rx);
-void rx_flush_soon(struct rx *rx, uint64_t bytes);
 void rx_fs_free(struct rx *rx);
+int rx_pend(struct rx *rx, struct rx_entry *re);
+int rx_commit_poll(struct rx *rx, bool idle);
+int rx_commit_all(struct rx *rx);
 
 /* tree-attr-recv.c */
 int rx_on_name(struct rx *rx, const struct tree_msg *m);
@@ -268,6 +316,9 @@ uint32_t rx_map_id(const struct rx *rx, int kind, uint32_t id);
 int rx_on_xattr(struct rx *rx, const struct tree_msg *m);
 void rx_attr_inherited(struct rx *rx, int fd, const struct rx_node *n);
 int rx_attr_cap(struct rx *rx, int fd, const struct rx_node *n);
+void rx_not_kept(struct rx *rx, enum xattr_kind k, const struct rx_node *n,
+		 int err);
+size_t rx_lost_text(const struct rx *rx, char *buf, size_t len);
 void rx_ids_free(struct rx_ids *ids);
 
 /* tree-mirror.c */

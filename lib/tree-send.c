@@ -374,25 +374,29 @@ static bool unchanged(int fd, const struct stat *at)
 /*
  * Sends the data segments of [pos, size), holes skipped; -ENODATA as soon
  * as the file is seen to change (it is looked at every CHANGE_CHECK bytes,
- * so that a file written to is not read to its end for nothing).
+ * so that a file written to is not read to its end for nothing).  A file
+ * with as many blocks as bytes has no hole to look for (and zeros sent as
+ * data are the same content to the hash).
  */
 static int send_segments(struct tx *tx, int fd, struct tx_entry *te,
 			 uint64_t pos, const struct stat *at)
 {
 	uint64_t size = te->e.size, end, look = pos + CHANGE_CHECK;
+	bool dense = (uint64_t)at->st_blocks * 512 >= size;
 	off_t d;
 	ssize_t n;
 
 	while (pos < size) {
-		d = lseek(fd, (off_t)pos, SEEK_DATA);
+		d = dense ? (off_t)pos : lseek(fd, (off_t)pos, SEEK_DATA);
 		if (d < 0 && errno != ENXIO)
 			d = (off_t)pos;
 		if (d < 0 || (uint64_t)d >= size)
 			d = (off_t)size;
 		tree_hash_zeros(tx->hash, (uint64_t)d - pos);
 		pos = (uint64_t)d;
-		end = pos < size ? (uint64_t)lseek(fd, (off_t)pos, SEEK_HOLE)
-				 : size;
+		end = pos < size && !dense
+			      ? (uint64_t)lseek(fd, (off_t)pos, SEEK_HOLE)
+			      : size;
 		if ((off_t)end < 0 || end > size)
 			end = size;
 		while (pos < end) {

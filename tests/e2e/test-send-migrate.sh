@@ -7,7 +7,9 @@
 # never through a link or onto another mount, and nothing at all after a
 # transfer that was not complete; -n changes nothing; --checksum finds a
 # change that size and time do not show; a file that grows or shrinks
-# while it is sent is reported, not received.
+# while it is sent is reported, not received; into exFAT, which keeps no
+# owners, attributes nor ACLs, everything arrives, what is not kept is
+# said once per kind, and recv exits 1.
 set -u
 . "$TOP_SRCDIR/tests/lib.sh"
 . "$TOP_SRCDIR/tests/e2e/common.sh"
@@ -258,4 +260,63 @@ xfer "$g/src/t" -- "$g/dst"
 is "sent again, unchanged: send exits 0" "$RS" 0
 check "it arrives" cmp -s "$g/src/t/big" "$g/dst/t/big"
 check "no partial file is left" test -z "$(find "$g/dst" -name '.tbs-*')"
+
+# ---- 5. A file system that keeps no owners, attributes nor ACLs ----
+
+# exFAT on a loop device, through FUSE (the kernel need not have a FAT
+# driver); unmounted and detached on every way out.
+FAT=$TMP/fat FAT_LOOP=
+fat_cleanup() {
+	if is_mounted "$FAT"; then
+		timeout -k 2 20 umount "$FAT" 2>/dev/null ||
+			timeout -k 2 20 umount -l "$FAT"
+	fi
+	[ -n "$FAT_LOOP" ] && timeout -k 2 20 losetup -d "$FAT_LOOP"
+	FAT_LOOP=
+}
+trap 'fat_cleanup; sim_cleanup' EXIT
+fat_mount() { # sets FAT_WHY when it cannot
+	local c
+	for c in mkfs.exfat mount.exfat-fuse losetup; do
+		command -v "$c" >/dev/null ||
+			{ FAT_WHY="no $c (exfatprogs, exfat-fuse)"; return 1; }
+	done
+	mkdir "$FAT" && truncate -s 64M "$TMP/fat.img" &&
+		t mkfs.exfat "$TMP/fat.img" >/dev/null ||
+		{ FAT_WHY="mkfs.exfat failed"; return 1; }
+	FAT_LOOP=$(t losetup -f --show "$TMP/fat.img") ||
+		{ FAT_LOOP=; FAT_WHY="no loop device"; return 1; }
+	t mount.exfat-fuse "$FAT_LOOP" "$FAT" >/dev/null 2>&1 &&
+		is_mounted "$FAT" ||
+		{ FAT_WHY="exFAT could not be mounted through FUSE"; return 1; }
+}
+f=$TMP/f
+mkdir -p "$f/src/t/a" "$f/src/t/b"
+for i in 1 2 3; do
+	echo "file $i" >"$f/src/t/a/$i"
+	echo "file $i" >"$f/src/t/b/$i"
+	setfattr -n user.n -v "$i" "$f/src/t/a/$i" "$f/src/t/b/$i"
+	setfacl -m u:daemon:rw "$f/src/t/a/$i" "$f/src/t/b/$i"
+	chown daemon:daemon "$f/src/t/a/$i" "$f/src/t/b/$i"
+done
+if fat_mount; then
+	xfer "$f/src/t" -- "$FAT"
+	is "into exFAT: send exits 0 (everything was received)" "$RS" 0
+	is "recv exits 1: not everything was kept" "$RR" 1
+	check "every file arrived" t diff -r "$f/src/t" "$FAT/t"
+	for k in "extended attributes (user.\*)" ACLs owners; do
+		is "what it does not keep, said once: $k" \
+			"$(grep -c "does not keep $k" "$TMP/r.err")" 1
+	done
+	check "the verdict names them all" grep -q \
+		"did not keep their extended attributes (user.\*), ACLs, owners" \
+		"$TMP/r.err"
+	check "no entry was refused" test -z "$(grep refused "$TMP/r.err")"
+	check "no partial file is left" \
+		test -z "$(t find "$FAT" -name '.tbs-*')"
+	fat_cleanup
+	check_fails "unmounted" is_mounted "$FAT"
+else
+	skip "exFAT: $FAT_WHY"
+fi
 done_testing
