@@ -44,16 +44,36 @@ gboolean tbs_gst_where_set(GObject *o, struct tbs_gst_where *w, guint id,
 			   const GValue *v);
 gboolean tbs_gst_where_get(GObject *o, struct tbs_gst_where *w, guint id,
 			   GValue *v);
-/* Sets @w->connected, under @e's object lock. */
+/**
+ * tbs_gst_where_connected() - sets the "connected" property's value
+ * @e:  the element
+ * @w:  its properties
+ * @on: whether a peer is connected now
+ *
+ * Takes @e's object lock, under which the property is read.
+ */
 void tbs_gst_where_connected(GstElement *e, struct tbs_gst_where *w,
 			     gboolean on);
-/*
- * Sets @link up as @role towards what @w says (read under @e's object
- * lock); posts the failure on @e.  Return: TRUE when the link is set up.
+/**
+ * tbs_gst_link_init() - sets up an element's link to its peer
+ * @e:    the element
+ * @w:    its properties, read under @e's object lock
+ * @role: TBS_ROLE_SENDER or TBS_ROLE_RECEIVER
+ * @link: the link to set up
+ *
+ * Posts the failure on @e as an error.
+ *
+ * Return: TRUE when the link is set up.
  */
 gboolean tbs_gst_link_init(GstElement *e, struct tbs_gst_where *w, int role,
 			   struct tbs_link *link);
-/* Posts "could not set up" with the cause -@code on @e.  Return: FALSE. */
+/**
+ * tbs_gst_setup_failed() - posts the failure of an element's set-up
+ * @e:    the element
+ * @code: the cause, a negative errno
+ *
+ * Return: FALSE, for the element's start() to return.
+ */
 gboolean tbs_gst_setup_failed(GstElement *e, int code);
 
 /* Buffer metadata to a frame header and back. */

@@ -113,14 +113,18 @@ int tbsi_no_bus(const char *root, struct tbs_error *err);
 bool tbsi_net_iface(const char *root, char *name, size_t len, char *state,
 		    size_t slen);
 
-/*
- * Reads attribute @attr of bus device @dev (sys/bus/thunderbolt/devices/
- * @dev/@attr) into @buf; "" when it is missing or unreadable.
+/**
+ * tbsi_bus_attr() - one attribute of a device of the Thunderbolt bus
+ * @root: system root
+ * @dev:  the device's entry, "D-R" or "D-R.I"
+ * @attr: the attribute (sys/bus/thunderbolt/devices/@dev/@attr)
+ * @buf:  receives its value; "" when it is missing or unreadable
+ * @len:  size of @buf
  */
 void tbsi_bus_attr(const char *root, const char *dev, const char *attr,
 		   char *buf, size_t len);
 
-/*
+/**
  * struct tbsi_xdomains - a growing array with one entry per XDomain "D-R"
  * @arr:  the entries, @size bytes each; NULL at first, free() it after
  * @n:    how many entries
@@ -144,18 +148,26 @@ struct tbsi_xdomains {
 		.len = sizeof(((type *)0)->member),                            \
 	}
 
-/*
+/**
  * tbsi_xdomain_slot() - the entry of XDomain "@domain-@route" in @l
+ * @l:      the array
+ * @domain: the XDomain's domain
+ * @route:  its route
  *
  * Appends a zeroed entry with that name when there is none.
+ *
  * Return: the entry, or NULL when out of memory.
  */
 void *tbsi_xdomain_slot(struct tbsi_xdomains *l, unsigned int domain,
 			uint64_t route);
 
-/*
- * tbsi_bus_scan() - calls @fn(@root, entry, @l) for every entry of the
- * Thunderbolt bus directory, until it returns nonzero.
+/**
+ * tbsi_bus_scan() - walks the Thunderbolt bus directory
+ * @root: system root
+ * @l:    the array @fn fills, with tbsi_xdomain_slot()
+ * @fn:   called as @fn(@root, entry, @l) for every entry, until it
+ *        returns nonzero
+ * @err:  receives the reason of a failure, may be NULL
  *
  * Return: 0; -ENOMEM from @fn (with @l's array freed); or the code of
  * tbsi_no_bus() when there is no bus.  @err says why.

@@ -11,6 +11,10 @@
  * takes them in the order it asked for them; one whose data never came
  * (the sender skipped it, the transfer ended) is removed.
  *
+ * The helper, once idle, is woken only when AHEAD_WAKE files wait, or
+ * when the receiving thread needs one: it creates them a few at a time,
+ * not one per wake-up.
+ *
  * Locking: @lock guards the ring; a job's @fd and @done are the helper's
  * until @done is set, everything else the receiving thread's.
  */
@@ -25,6 +29,7 @@
 #include "tree-recv.h"
 
 #define AHEAD_MAX 64 /* files created ahead at most */
+#define AHEAD_WAKE 16 /* asks that wake the helper when it is idle */
 
 struct ahead_job {
 	uint32_t index;
@@ -36,9 +41,12 @@ struct ahead_job {
 
 struct rx_ahead {
 	pthread_mutex_t lock;
-	pthread_cond_t cv;
+	pthread_cond_t work; /* for the helper: asks, or stop */
+	pthread_cond_t made; /* for the receiving thread: a job done */
 	pthread_t thread;
 	bool stop;
+	bool idle; /* the helper waits for asks */
+	bool waiting; /* the receiving thread waits for a job */
 	uint64_t head, next, tail; /* oldest, next to create, one past newest */
 	struct ahead_job job[AHEAD_MAX];
 	uint64_t scan; /* the next entry to consider (receiving thread's) */
@@ -54,8 +62,11 @@ static void *ahead_main(void *arg)
 
 	pthread_mutex_lock(&a->lock);
 	for (;;) {
-		while (!a->stop && a->next == a->tail)
-			pthread_cond_wait(&a->cv, &a->lock);
+		while (!a->stop && a->next == a->tail) {
+			a->idle = true;
+			pthread_cond_wait(&a->work, &a->lock);
+		}
+		a->idle = false;
 		if (a->stop)
 			break;
 		j = &a->job[a->next % AHEAD_MAX];
@@ -65,7 +76,8 @@ static void *ahead_main(void *arg)
 		j->fd = fd;
 		j->done = true;
 		a->next++;
-		pthread_cond_broadcast(&a->cv);
+		if (a->waiting)
+			pthread_cond_signal(&a->made);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
@@ -90,11 +102,13 @@ static struct rx_ahead *ahead_start(struct rx *rx)
 		return NULL;
 	}
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->cv, NULL);
+	pthread_cond_init(&a->work, NULL);
+	pthread_cond_init(&a->made, NULL);
 	a->dfd = -1;
 	if (pthread_create(&a->thread, NULL, ahead_main, a)) {
 		pthread_mutex_destroy(&a->lock);
-		pthread_cond_destroy(&a->cv);
+		pthread_cond_destroy(&a->work);
+		pthread_cond_destroy(&a->made);
 		free(a);
 		rx->ahead_off = true;
 		return NULL;
@@ -149,7 +163,8 @@ static bool ahead_ask(struct rx *rx, struct rx_ahead *a, struct rx_entry *re)
 	*j = (struct ahead_job){ .index = re->n.index, .dfd = dfd, .fd = -1 };
 	rx_tmp_name(name, "part", j->tmp, sizeof(j->tmp));
 	a->tail++;
-	pthread_cond_broadcast(&a->cv);
+	if (a->idle && a->tail - a->next >= AHEAD_WAKE)
+		pthread_cond_signal(&a->work); /* a few at a time */
 	pthread_mutex_unlock(&a->lock);
 	return true;
 }
@@ -203,8 +218,13 @@ int rx_ahead_take(struct rx *rx, uint32_t index)
 		j = &a->job[a->head % AHEAD_MAX];
 		if (j->index > index)
 			break;
-		while (!j->done)
-			pthread_cond_wait(&a->cv, &a->lock);
+		if (!j->done) {
+			pthread_cond_signal(&a->work);
+			a->waiting = true;
+			while (!j->done)
+				pthread_cond_wait(&a->made, &a->lock);
+			a->waiting = false;
+		}
 		a->head++;
 		if (j->index == index) {
 			fd = j->fd;
@@ -230,7 +250,7 @@ void rx_ahead_stop(struct rx *rx)
 		return;
 	pthread_mutex_lock(&a->lock);
 	a->stop = true;
-	pthread_cond_broadcast(&a->cv);
+	pthread_cond_signal(&a->work);
 	pthread_mutex_unlock(&a->lock);
 	pthread_join(a->thread, NULL);
 	for (; a->head < a->tail; a->head++)
@@ -238,7 +258,8 @@ void rx_ahead_stop(struct rx *rx)
 	if (a->dfd >= 0)
 		close(a->dfd);
 	pthread_mutex_destroy(&a->lock);
-	pthread_cond_destroy(&a->cv);
+	pthread_cond_destroy(&a->work);
+	pthread_cond_destroy(&a->made);
 	free(a);
 	rx->ahead = NULL;
 }

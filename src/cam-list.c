@@ -63,16 +63,10 @@ bool cam_first(char *buf, size_t len)
 bool cam_has_mjpeg(const char *dev, const struct cam_args *a)
 {
 	GstElement *src = gst_element_factory_make("v4l2src", NULL);
-	GstCaps *want = gst_caps_new_empty_simple("image/jpeg"), *got = NULL;
+	GstCaps *want = cam_caps_new(a, "image/jpeg"), *got = NULL;
 	GstPad *pad;
 	bool yes = false;
 
-	if (a->width)
-		gst_caps_set_simple(want, "width", G_TYPE_INT, a->width,
-				    "height", G_TYPE_INT, a->height, NULL);
-	if (a->fps)
-		gst_caps_set_simple(want, "framerate", GST_TYPE_FRACTION,
-				    a->fps, 1, NULL);
 	if (src) {
 		g_object_set(src, "device", dev, NULL);
 		if (gst_element_set_state(src, GST_STATE_READY) !=

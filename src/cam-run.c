@@ -66,10 +66,8 @@ static GstElement *make(struct run *r, const char *factory)
 	return e;
 }
 
-static GstElement *make_caps(struct run *r, const char *media)
+GstCaps *cam_caps_new(const struct cam_args *a, const char *media)
 {
-	const struct cam_args *a = r->a;
-	GstElement *e = make(r, "capsfilter");
 	GstCaps *caps = gst_caps_new_empty_simple(media);
 
 	if (a->width)
@@ -78,6 +76,14 @@ static GstElement *make_caps(struct run *r, const char *media)
 	if (a->fps)
 		gst_caps_set_simple(caps, "framerate", GST_TYPE_FRACTION,
 				    a->fps, 1, NULL);
+	return caps;
+}
+
+static GstElement *make_caps(struct run *r, const char *media)
+{
+	GstElement *e = make(r, "capsfilter");
+	GstCaps *caps = cam_caps_new(r->a, media);
+
 	if (e)
 		g_object_set(e, "caps", caps, NULL);
 	gst_caps_unref(caps);

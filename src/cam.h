@@ -9,6 +9,8 @@
 
 #include <stdbool.h>
 
+#include <gst/gst.h>
+
 #include "cli.h"
 
 enum cam_out { CAM_NONE, CAM_WINDOW, CAM_V4L2, CAM_FILE };
@@ -31,6 +33,8 @@ struct cam_args {
 	bool overwrite;
 };
 
+/* Caps of @media at the size and rate @a asks for (none: any). */
+GstCaps *cam_caps_new(const struct cam_args *a, const char *media);
 /* Makes the elements available when no installed plugin has them. */
 int cam_register(void);
 int cam_run(const struct cam_args *a);

@@ -59,10 +59,17 @@ int cli_usage_error(const char *cmd, const char *what);
  * returned: names the option and the value it refused.
  */
 int cli_bad_option(const char *cmd, int c, char *const *argv);
-/*
- * cli_getopt() - reads the options of subcommand @cmd with getopt_long()
- * @opt: takes option @c with its argument @val (NULL if none) into @arg:
- *       0, or nonzero when it refuses it; -h never reaches it
+/**
+ * cli_getopt() - reads the options of a subcommand with getopt_long()
+ * @cmd:       the subcommand, for messages
+ * @argc:      as for getopt_long()
+ * @argv:      as for getopt_long()
+ * @shortopts: as for getopt_long()
+ * @longopts:  as for getopt_long()
+ * @usage:     prints the subcommand's help
+ * @opt:       takes option @c with its argument @val (NULL if none) into
+ *             @arg: 0, or nonzero when it refuses it; -h never reaches it
+ * @arg:       passed to @opt
  *
  * Return: 0 when it took every option; -1 after printing the help with
  * @usage for -h; or the usage error of the option it refused.

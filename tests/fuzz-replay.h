@@ -97,8 +97,11 @@ struct fuzz_replay {
 	int iterations;
 };
 
-/*
+/**
  * fuzz_replay_main() - the main() of a replay test
+ * @argc: main()'s
+ * @argv: main()'s
+ * @r:    the target and its inputs
  *
  * "--write-corpus DIR" writes the seeds into DIR; otherwise @r's target
  * runs over its corpus, then over the generated inputs, a TAP line each.

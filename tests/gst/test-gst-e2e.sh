@@ -36,14 +36,17 @@ run() {
 	eval "PID_$name=\$!"
 }
 
-# sender NAME HOST LIVE SOURCE...: SOURCE ! identity ! tbstreamsink, each
-# buffer also written to $TMP/NAME/.
+# sender NAME HOST LIVE SOURCE...: SOURCE ! identity ! tbstreamsink (with
+# the properties of $SINK_PROPS too), each buffer also written to
+# $TMP/NAME/.
+SINK_PROPS=
 sender() {
 	local name=$1 host=$2 live=$3
 	shift 3
+	# shellcheck disable=SC2086 # one word a property
 	run "$name" -e "$@" ! identity silent=false ! tee name=t ! queue ! \
 		tbstreamsink sysroot="$host" live="$live" timeout=30 \
-		t. ! queue ! multifilesink location="$TMP/$name/%05d"
+		$SINK_PROPS t. ! queue ! multifilesink location="$TMP/$name/%05d"
 }
 
 # receiver NAME HOST: tbstreamsrc ! identity ! multifilesink.
@@ -183,9 +186,11 @@ echo "drop host2 5" >"$CTL"
 check "$DESC: both end" finish s8 r8
 compare subset s8 r8 100
 
+# A window of 1 MiB, a quarter of what the stall holds back (snow is
+# about 90 KB a frame): the sender must drop, however fast each side runs.
 DESC="live, receiver stalled"
 receiver r9 "$H2"
-sender s9 "$H1" true $LIVE
+SINK_PROPS="window=1048576" sender s9 "$H1" true $LIVE
 wait_for 20 at_least r9 5
 echo "stall host2 1500" >"$CTL"
 check "$DESC: both end" finish s9 r9
