@@ -201,19 +201,20 @@ is "the transfer started again from 0" "$(jget "$TMP/2.json" start)" 0
 same "$TMP/r.img" "$TMP/res.img" "and the image is exact"
 down_all
 
-# Block devices, as root with loop devices.
+# Block devices, as root with loop devices.  loop VAR FILE attaches FILE
+# and sets VAR, in this shell, so that the clean-up knows every device.
 loop() {
 	local l
-	l=$(losetup -f --show "$1") || return 1
+	l=$(losetup -f --show "$2") || return 1
 	LOOPS="$LOOPS $l"
-	echo "$l"
+	printf -v "$1" %s "$l"
 }
 devices() {
-	L1=$(loop "$TMP/src.img")
+	loop L1 "$TMP/src.img"
 	truncate -s 8M "$TMP/blank.img"
 	dd if=/dev/urandom of="$TMP/blank.img" bs=1M count=8 conv=notrunc \
 		status=none
-	L2=$(loop "$TMP/blank.img")
+	loop L2 "$TMP/blank.img"
 	pair send "$L1" -- recv "$TMP/dev.img"
 	check "a loop device to a file: both exit 0" test $R1 -eq 0 -a $R2 -eq 0
 	same "$TMP/src.img" "$TMP/dev.img" "the device's image is exact"
@@ -223,7 +224,7 @@ devices() {
 	check "the device holds the image, zeros written over old data" \
 		test $? -eq 0
 	truncate -s 1M "$TMP/small.img"
-	L3=$(loop "$TMP/small.img")
+	loop L3 "$TMP/small.img"
 	pair recv "$L3" -- send "$TMP/src.img"
 	check "a device smaller than the image is refused" test $R1 -ne 0 -a $R2 -ne 0
 	check "and the message says it does not fit" grep -q 'does not fit' \
@@ -247,6 +248,10 @@ devices() {
 }
 if [ "$(id -u)" -eq 0 ] && losetup -f >/dev/null 2>&1; then
 	devices
+	for l in $LOOPS; do t losetup -d "$l"; done
+	LOOPS=
+	check "no loop device is left attached to the test's images" test -z \
+		"$(losetup -j "$TMP/src.img"; losetup -j "$TMP/blank.img"; losetup -j "$TMP/small.img")"
 else
 	skip "loop devices unavailable (needs root and /dev/loop*)"
 fi
