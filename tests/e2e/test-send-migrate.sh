@@ -314,6 +314,18 @@ if fat_mount; then
 	check "no entry was refused" test -z "$(grep refused "$TMP/r.err")"
 	check "no partial file is left" \
 		test -z "$(t find "$FAT" -name '.tbs-*')"
+	# Its rename cannot refuse to replace: what exists is still kept
+	# without --overwrite, and replaced with it.
+	echo "changed at the source" >"$f/src/t/a/2"
+	xfer "$f/src/t" -- "$FAT"
+	is "into exFAT, a file that differs: recv exits 1" "$RR" 1
+	check "and says what to do" grep -q -- "--overwrite" "$TMP/r.err"
+	is "the file on exFAT was kept" "$(cat "$FAT/t/a/2")" "file 2"
+	xfer "$f/src/t" -- --overwrite "$FAT"
+	is "with --overwrite it is replaced" "$(cat "$FAT/t/a/2")" \
+		"changed at the source"
+	check "and no partial file is left" \
+		test -z "$(t find "$FAT" -name '.tbs-*')"
 	fat_cleanup
 	check_fails "unmounted" is_mounted "$FAT"
 else
