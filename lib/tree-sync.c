@@ -30,9 +30,9 @@
 
 #include "tree-recv.h"
 
-#define COMMIT_FILES 1024
+#define COMMIT_FILES RX_COMMIT_FILES
 #define COMMIT_BYTES (32ull << 20)
-#define COMMIT_DIRS 64
+#define COMMIT_DIRS RX_COMMIT_DIRS
 #define COMMIT_MS 1000
 
 static struct rx_batch *batch_at(struct rx *rx, uint64_t i)
@@ -57,12 +57,12 @@ static int sync_all(struct rx *rx)
 	return r;
 }
 
-static void place_all(struct rx_batch *b)
+static void place_all(struct rx *rx, struct rx_batch *b)
 {
 	size_t i;
 
 	for (i = 0; i < b->n; i++)
-		b->f[i].err = rx_place_file(b, &b->f[i]);
+		b->f[i].err = rx_place_file(rx, b, &b->f[i]);
 }
 
 /* Whether a batch waits for the committer; lock held. */
@@ -115,7 +115,7 @@ static void commit_round(struct rx *rx)
 		if (b->state != RB_SYNCING)
 			continue;
 		pthread_mutex_unlock(&rx->fs_lock);
-		place_all(b);
+		place_all(rx, b);
 		pthread_mutex_lock(&rx->fs_lock);
 		b->state = RB_PLACED;
 	}
@@ -246,6 +246,24 @@ static int confirm(struct rx *rx, uint32_t idx)
 	return rx_put(rx, TM_CONFIRM, b, 4);
 }
 
+/*
+ * Empties batch @b: the directories it held are closed, and so are the
+ * unnamed files it did not place (a sync failed, or the transfer ends):
+ * they go with their descriptor.
+ */
+static void batch_clear(struct rx *rx, struct rx_batch *b)
+{
+	size_t i;
+
+	for (i = 0; b->nfd && i < b->n; i++)
+		if (b->f[i].fd >= 0)
+			rx_unnamed_close(rx, b->f[i].fd);
+	for (i = 0; i < b->ndfd; i++)
+		close(b->dfd[i]);
+	b->n = b->ndfd = b->names_len = b->nfd = 0;
+	b->bytes = 0;
+}
+
 /* A batch back from the committer: its files confirmed or refused. */
 static int finish_batch(struct rx *rx, struct rx_batch *b)
 {
@@ -264,10 +282,7 @@ static int finish_batch(struct rx *rx, struct rx_batch *b)
 		rx->st.bytes_done += re->size;
 		r = confirm(rx, f->index);
 	}
-	for (i = 0; i < b->ndfd; i++)
-		close(b->dfd[i]);
-	b->n = b->ndfd = b->names_len = 0;
-	b->bytes = 0;
+	batch_clear(rx, b);
 	b->state = RB_OPEN;
 	b->err = 0;
 	if (e)
@@ -285,7 +300,7 @@ static void commit_here(struct rx *rx, struct rx_batch *b)
 {
 	b->err = sync_all(rx);
 	if (!b->err) {
-		place_all(b);
+		place_all(rx, b);
 		b->err = sync_all(rx);
 	}
 	b->state = RB_DONE;
@@ -314,9 +329,11 @@ static int finish_oldest(struct rx *rx, bool wait)
 /**
  * rx_pend() - a file written and verified waits for its commit
  * @rx: receiver
- * @re: the file, its temporary file closed
+ * @re: the file: its temporary file closed, or its unnamed file still
+ *      open in @rx->cur (the batch takes it)
  *
- * It goes into the batch being filled (rx_commit_poll() hands it on).
+ * It goes into the batch being filled (rx_commit_poll() hands it on, or
+ * this function when the batch holds as many unnamed files as it may).
  *
  * Return: 0 or -errno.
  */
@@ -324,17 +341,21 @@ int rx_pend(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1];
 	struct rx_batch *b = batch_at(rx, rx->btail);
-	struct rx_cfile *f;
+	int fd = rx->cur.unnamed ? rx->cur.fd : -1;
 	int pfd = rx_parent(rx, &re->n, name), r;
+	struct rx_cfile *f;
 
-	if (pfd < 0)
-		return rx_refuse(rx, &re->n, "its directory is gone: %s",
-				 strerror(-pfd));
-	r = batch_dir(rx, b, re, pfd);
+	rx->cur.fd = -1;
+	r = pfd < 0 ? pfd : batch_dir(rx, b, re, pfd);
 	if (!r && (rx_grow((void **)&b->f, &b->cap, b->n + 1, sizeof(*f)) ||
 		   rx_grow((void **)&b->names, &b->names_cap,
 			   b->names_len + re->n.name_len, 1)))
 		r = -ENOMEM;
+	if (r && fd >= 0)
+		rx_unnamed_close(rx, fd); /* it goes */
+	if (pfd < 0)
+		return rx_refuse(rx, &re->n, "its directory is gone: %s",
+				 strerror(-pfd));
 	if (r)
 		return r;
 	if (!b->n)
@@ -347,7 +368,9 @@ int rx_pend(struct rx *rx, struct rx_entry *re)
 		.name = (uint32_t)b->names_len,
 		.mtime_s = re->mtime_s,
 		.mtime_ns = re->mtime_ns,
+		.fd = fd,
 	};
+	b->nfd += fd >= 0;
 	if (re->wflags & TWF_REPLACE)
 		f->flags |= CF_REPLACE;
 	if ((re->wflags & TWF_REPLACE) && !(rx->o.flags & TBS_TREE_OVERWRITE))
@@ -358,6 +381,9 @@ int rx_pend(struct rx *rx, struct rx_entry *re)
 	b->names_len += re->n.name_len;
 	b->bytes += re->size;
 	re->n.state = RS_PENDING;
+	if (b->nfd && b->nfd >= rx->batch_fds && rx->committer_on &&
+	    rx->btail - rx->bhead < RX_BATCHES - 1)
+		queue_batch(rx); /* its descriptors are freed the sooner */
 	return 0;
 }
 
@@ -381,7 +407,8 @@ int rx_commit_poll(struct rx *rx, bool idle)
 	if (!b->n)
 		return 0;
 	if (!idle && b->n < COMMIT_FILES && b->bytes < COMMIT_BYTES &&
-	    b->ndfd < COMMIT_DIRS && tbsi_now_ms() - b->since_ms < COMMIT_MS)
+	    b->ndfd < COMMIT_DIRS && (!b->nfd || b->nfd < rx->batch_fds) &&
+	    tbsi_now_ms() - b->since_ms < COMMIT_MS)
 		return 0;
 	if (rx->btail - rx->bhead == RX_BATCHES - 1) {
 		r = finish_oldest(rx, true); /* the disk is behind */
@@ -416,7 +443,7 @@ int rx_commit_all(struct rx *rx)
 
 void rx_fs_free(struct rx *rx)
 {
-	size_t i, k;
+	size_t i;
 
 	if (!rx->fs)
 		return; /* never opened (a dry run into nothing) */
@@ -431,8 +458,7 @@ void rx_fs_free(struct rx *rx)
 	for (i = 0; i < RX_BATCHES; i++) {
 		struct rx_batch *b = &rx->batch[i];
 
-		for (k = 0; k < b->ndfd; k++)
-			close(b->dfd[k]);
+		batch_clear(rx, b);
 		free(b->f);
 		free(b->dfd);
 		free(b->names);
