@@ -199,7 +199,7 @@ static bool ahead_ask(struct rx *rx, struct rx_ahead *a, struct rx_entry *re)
 	struct ahead_job *j;
 	int dfd;
 
-	if (a->tail - a->head == AHEAD_MAX)
+	if (a->tail - a->head >= rx->ahead_max)
 		return false;
 	dfd = ahead_dir(rx, a, re);
 	if (dfd < 0)
@@ -222,7 +222,7 @@ static bool ahead_ask(struct rx *rx, struct rx_ahead *a, struct rx_entry *re)
 
 /**
  * rx_ahead_fill() - create ahead the temporary files of the next small
- * files asked for in full, as far as AHEAD_MAX allows
+ * files asked for in full, as far as @rx->ahead_max allows
  * @rx: receiver
  *
  * Each file is considered once, in order.  Nothing is done when the
@@ -233,7 +233,7 @@ void rx_ahead_fill(struct rx *rx)
 	struct rx_ahead *a = rx->ahead;
 	uint64_t i;
 
-	if (rx->ahead_off || rx->dry)
+	if (rx->ahead_off || rx->dry || !rx->ahead_max)
 		return;
 	if (!a && !(a = ahead_start(rx)))
 		return;

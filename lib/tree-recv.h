@@ -227,6 +227,8 @@ struct rx {
 	unsigned int unnamed_open; /* unnamed files open (atomic) */
 	unsigned int unnamed_max; /* at most (RLIMIT_NOFILE) */
 	size_t batch_fds; /* unnamed files of one batch at most */
+	size_t batch_dirs; /* directories of one batch at most */
+	size_t ahead_max; /* files created ahead at most */
 	int umask; /* the process's, -1: unknown */
 
 	/* directories, for the whole transfer */

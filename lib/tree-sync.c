@@ -32,7 +32,6 @@
 
 #define COMMIT_FILES RX_COMMIT_FILES
 #define COMMIT_BYTES (32ull << 20)
-#define COMMIT_DIRS RX_COMMIT_DIRS
 #define COMMIT_MS 1000
 
 static struct rx_batch *batch_at(struct rx *rx, uint64_t i)
@@ -326,6 +325,39 @@ static int finish_oldest(struct rx *rx, bool wait)
 	return finish_batch(rx, b);
 }
 
+/*
+ * Hands the batch being filled to the committer, first waiting for the
+ * oldest in flight when there is no room for another.
+ */
+static int hand_on(struct rx *rx)
+{
+	int r;
+
+	if (rx->btail - rx->bhead == RX_BATCHES - 1) {
+		r = finish_oldest(rx, true); /* the disk is behind */
+		if (r)
+			return r;
+	}
+	queue_batch(rx);
+	if (!rx->committer_on) {
+		r = finish_oldest(rx, true);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return 0;
+}
+
+/* Whether file @re with unnamed file @fd fits in batch @b, within what
+ * it may hold of descriptors. */
+static bool batch_fits(const struct rx *rx, const struct rx_batch *b,
+		       const struct rx_entry *re, int fd)
+{
+	bool new_dir = !b->ndfd || b->last_dir != re->n.parent;
+
+	return !b->n || ((fd < 0 || b->nfd < rx->batch_fds) &&
+			 (!new_dir || b->ndfd < rx->batch_dirs));
+}
+
 /**
  * rx_pend() - a file written and verified waits for its commit
  * @rx: receiver
@@ -333,7 +365,8 @@ static int finish_oldest(struct rx *rx, bool wait)
  *      open in @rx->cur (the batch takes it)
  *
  * It goes into the batch being filled (rx_commit_poll() hands it on, or
- * this function when the batch holds as many unnamed files as it may).
+ * this function first when the batch holds as many descriptors, of
+ * unnamed files or of directories, as it may).
  *
  * Return: 0 or -errno.
  */
@@ -342,11 +375,15 @@ int rx_pend(struct rx *rx, struct rx_entry *re)
 	char name[TREE_NAME_MAX + 1];
 	struct rx_batch *b = batch_at(rx, rx->btail);
 	int fd = rx->cur.unnamed ? rx->cur.fd : -1;
-	int pfd = rx_parent(rx, &re->n, name), r;
+	int pfd, r;
 	struct rx_cfile *f;
 
 	rx->cur.fd = -1;
-	r = pfd < 0 ? pfd : batch_dir(rx, b, re, pfd);
+	r = batch_fits(rx, b, re, fd) ? 0 : hand_on(rx);
+	b = batch_at(rx, rx->btail);
+	pfd = rx_parent(rx, &re->n, name); /* after: links may be made */
+	if (!r && pfd >= 0)
+		r = batch_dir(rx, b, re, pfd);
 	if (!r && (rx_grow((void **)&b->f, &b->cap, b->n + 1, sizeof(*f)) ||
 		   rx_grow((void **)&b->names, &b->names_cap,
 			   b->names_len + re->n.name_len, 1)))
@@ -381,9 +418,6 @@ int rx_pend(struct rx *rx, struct rx_entry *re)
 	b->names_len += re->n.name_len;
 	b->bytes += re->size;
 	re->n.state = RS_PENDING;
-	if (b->nfd && b->nfd >= rx->batch_fds && rx->committer_on &&
-	    rx->btail - rx->bhead < RX_BATCHES - 1)
-		queue_batch(rx); /* its descriptors are freed the sooner */
 	return 0;
 }
 
@@ -407,21 +441,16 @@ int rx_commit_poll(struct rx *rx, bool idle)
 	if (!b->n)
 		return 0;
 	if (!idle && b->n < COMMIT_FILES && b->bytes < COMMIT_BYTES &&
-	    b->ndfd < COMMIT_DIRS && (!b->nfd || b->nfd < rx->batch_fds) &&
+	    b->ndfd < rx->batch_dirs && (!b->nfd || b->nfd < rx->batch_fds) &&
 	    tbsi_now_ms() - b->since_ms < COMMIT_MS)
 		return 0;
-	if (rx->btail - rx->bhead == RX_BATCHES - 1) {
-		r = finish_oldest(rx, true); /* the disk is behind */
-		if (r)
-			return r;
-	}
-	queue_batch(rx);
-	if (!rx->committer_on || idle) {
-		r = finish_oldest(rx, !rx->committer_on);
+	r = hand_on(rx);
+	if (!r && idle && rx->committer_on) {
+		r = finish_oldest(rx, false);
 		if (r != -EAGAIN)
 			return r;
 	}
-	return 0;
+	return r == -EAGAIN ? 0 : r;
 }
 
 /**

@@ -21,7 +21,9 @@
  *
  * Each unnamed file holds a descriptor until it is named, at the commit
  * of its batch.  Their number is bounded by what RLIMIT_NOFILE leaves
- * (rx->unnamed_max); beyond it, a file is made under a temporary name.
+ * (rx->unnamed_max, and rx->batch_fds per batch); beyond it, a file is
+ * made under a temporary name.  The same share bounds the directories
+ * the batches and the files created ahead hold.
  *
  * TBSTREAM_RECV_UNNAMED=0 turns unnamed files off, =proc names them
  * through /proc only (for tests, and for file systems that misbehave).
@@ -38,9 +40,7 @@
 
 #include "tree-recv.h"
 
-#define FD_RESERVE 64 /* descriptors left to everything else */
-/* fewer for unnamed files: none at all (batches would be too small) */
-#define FD_MIN (RX_AHEAD_MAX + 2 + RX_BATCHES * 16)
+#define FD_RESERVE 24 /* descriptors left to everything else */
 
 /* The process's umask, from /proc (reading it with umask(2) would change
  * it for a moment, for every thread); -1 when unknown. */
@@ -76,20 +76,34 @@ static long fds_open(void)
 	return n;
 }
 
-/* How many unnamed files may be open at once; 0: none. */
-static size_t unnamed_budget(void)
+static size_t clamp(long v, long lo, long hi)
 {
-	long want = RX_BATCHES * RX_COMMIT_FILES + RX_AHEAD_MAX + 2;
-	long dirs = RX_BATCHES * RX_COMMIT_DIRS; /* the batches' directories */
-	struct rlimit rl;
-	long room;
+	return (size_t)(v < lo ? lo : v > hi ? hi : v);
+}
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
-		return (size_t)want;
-	room = (long)rl.rlim_cur - fds_open() - dirs - FD_RESERVE;
-	if (room < FD_MIN)
-		return 0;
-	return (size_t)(room < want ? room : want);
+/*
+ * Shares out the descriptors RLIMIT_NOFILE leaves: an eighth to the
+ * directories the batches hold, a quarter to the files created ahead
+ * and their directories, the rest to unnamed files (none if too few).
+ */
+static void share_fds(struct rx *rx)
+{
+	long want = RX_BATCHES * RX_COMMIT_FILES + RX_AHEAD_MAX;
+	long room = 1L << 20, rest;
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)room)
+		room = (long)rl.rlim_cur;
+	room -= fds_open() + FD_RESERVE;
+	rx->batch_dirs = clamp(room / 8 / RX_BATCHES, 1, RX_COMMIT_DIRS);
+	rx->ahead_max = clamp(room / 8, 0, RX_AHEAD_MAX);
+	rest = room - (long)(RX_BATCHES * rx->batch_dirs + 2 * rx->ahead_max);
+	if (rest < RX_BATCHES * 16 + (long)rx->ahead_max)
+		rest = 0; /* batches would be too small */
+	rx->unnamed_max = (unsigned int)clamp(rest, 0, want);
+	rx->batch_fds = rest ? (rx->unnamed_max - rx->ahead_max) / RX_BATCHES
+			     : 0;
 }
 
 static int link_empty(int fd, int dfd, const char *name)
@@ -127,28 +141,24 @@ static int probe(int dfd, bool proc_only)
 }
 
 /**
- * rx_unnamed_setup() - whether, and how, this receiver makes new files
- * unnamed
+ * rx_unnamed_setup() - how many descriptors this receiver may hold, and
+ * whether, and how, it makes new files unnamed
  * @rx: receiver, its directory open
  *
- * Called at START, not in a dry run.  Sets @rx->unnamed_how,
- * @rx->unnamed_max, @rx->batch_fds and @rx->umask.
+ * Called at START.  Sets @rx->batch_dirs, @rx->ahead_max,
+ * @rx->unnamed_how, @rx->unnamed_max, @rx->batch_fds and @rx->umask.
  */
 void rx_unnamed_setup(struct rx *rx)
 {
 	const char *env = secure_getenv("TBSTREAM_RECV_UNNAMED");
-	size_t max;
 
 	rx->umask = read_umask();
+	share_fds(rx);
 	rx->unnamed_how = RX_UNNAMED_OFF;
-	if (rx->dry || rx->root < 0 || (env && !strcmp(env, "0")))
-		return;
-	max = unnamed_budget();
-	if (!max)
+	if (rx->dry || rx->root < 0 || !rx->unnamed_max ||
+	    (env && !strcmp(env, "0")))
 		return;
 	rx->unnamed_how = probe(rx->root, env && !strcmp(env, "proc"));
-	rx->unnamed_max = (unsigned int)max;
-	rx->batch_fds = (max - RX_AHEAD_MAX - 2) / RX_BATCHES;
 }
 
 /* Whether entry @re may be made unnamed (it replaces nothing, is new). */
