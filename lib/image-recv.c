@@ -357,7 +357,7 @@ static int on_extent(struct receiver *r, const uint8_t *p, size_t n)
 {
 	struct img_extent x;
 	const uint8_t *data;
-	ssize_t w;
+	int ret;
 
 	if (tbsi_img_get_extent(p, n, r->info.size, &x) ||
 	    x.offset != r->cursor)
@@ -371,12 +371,11 @@ static int on_extent(struct receiver *r, const uint8_t *p, size_t n)
 			    "nothing of it was written",
 			    (unsigned long long)x.offset);
 	tree_hash_update(r->hash, data, x.raw_len);
-	w = pwrite(r->fd, data, x.raw_len, (off_t)x.offset);
-	if (w != (ssize_t)x.raw_len)
-		return fail(r, w < 0 ? -errno : -ENOSPC,
-			    "could not write '%s' at offset %llu: %s", r->path,
-			    (unsigned long long)x.offset,
-			    strerror(w < 0 ? errno : ENOSPC));
+	ret = tbsi_write_all(r->fd, data, x.raw_len, (off_t)x.offset);
+	if (ret)
+		return fail(r, ret, "could not write '%s' at offset %llu: %s",
+			    r->path, (unsigned long long)x.offset,
+			    strerror(-ret));
 	/* Start writing back now, so that a checkpoint finds little to do. */
 	sync_file_range(r->fd, (off_t)x.offset, x.raw_len,
 			SYNC_FILE_RANGE_WRITE);
