@@ -178,11 +178,14 @@ static bool resumable(struct receiver *r, const struct stat *sb, bool exists)
 	       (r->is_dev || (sb->st_nlink == 1 && sb->st_uid == geteuid()));
 }
 
-/* A new image file; an existing one is replaced (its name, not its
- * bytes) only when empty or with --force. */
-static int create_file(struct receiver *r, const struct stat *sb, bool exists)
+/*
+ * A new image file; an existing one, even empty (its mode may be what the
+ * user chose for the image), is replaced only with --force, and then only
+ * its name: its bytes are never written.
+ */
+static int create_file(struct receiver *r, bool exists)
 {
-	if (exists && sb->st_size && !r->o->force)
+	if (exists && !r->o->force)
 		return fail(r, -EEXIST,
 			    "'%s' exists and is not an unfinished transfer; "
 			    "remove it or use --force",
@@ -234,7 +237,7 @@ static int open_target(struct receiver *r)
 		r->fd = tbsi_img_open_device(r->path, sb.st_rdev, r->info.size,
 					     r->err);
 	else
-		ret = resume ? reopen_file(r) : create_file(r, &sb, exists);
+		ret = resume ? reopen_file(r) : create_file(r, exists);
 	if (ret || r->fd < 0)
 		return ret ? ret : r->fd;
 	if (!resume) {
