@@ -829,6 +829,142 @@ static void test_src_hostile(void)
 	close(sv[1]);
 }
 
+/*
+ * A sender that begins a message and stops inside it, yet keeps its
+ * session alive: the element must still stop.  The sender pushes more
+ * than both windows hold, so the receiver is known to be reading inside
+ * that message (or past its EOS) when it is told to stop.
+ */
+#define HALF_WINDOW (512 * 1024) /* the smallest session window */
+#define HALF_PUSHED (3 * 1024 * 1024)
+
+enum half_kind { HALF_FRAME, HALF_UNKNOWN, HALF_EOS, HALF_N };
+
+/* Sends @n bytes of a message's body as bare records (no boundary). */
+static int send_body(struct peer *p, uint16_t type, size_t n)
+{
+	static uint8_t zero[64 * 1024];
+	ssize_t r;
+
+	for (; n; n -= (size_t)r) {
+		r = tbs_session_send(p->s, type, zero,
+				     n < sizeof(zero) ? n : sizeof(zero), T_MS);
+		if (r < 0)
+			return (int)r;
+	}
+	return 0;
+}
+
+static int send_half(struct peer *p, enum half_kind k)
+{
+	struct tbs_media_frame f = frame(1, 0, 16u << 20);
+	uint8_t b[TBS_MEDIA_FRAME_HDR];
+	size_t i;
+	int r;
+
+	switch (k) {
+	case HALF_FRAME:
+		f.hash = 1;
+		tbs_media_frame_encode(b, &f);
+		r = (int)tbs_session_send(p->s, TBS_MEDIA_FRAME, b, sizeof(b),
+					  T_MS);
+		return r < 0 ? r : send_body(p, TBS_MEDIA_FRAME, HALF_PUSHED);
+	case HALF_UNKNOWN:
+		memcpy(b, "\0\0\0\1", 4); /* 16 MiB */
+		r = (int)tbs_session_send(p->s, 0x4dff, b, 4, T_MS);
+		return r < 0 ? r : send_body(p, 0x4dff, HALF_PUSHED);
+	default: /* the end, then messages after it that are skipped */
+		r = send_eos(p);
+		for (i = 0; !r && i < HALF_PUSHED / 4096; i++) {
+			static uint8_t m[4096] = { 0, 0x10 }; /* 4096 */
+
+			r = send_msg(p, 0x4dff, m, sizeof(m));
+		}
+		return r;
+	}
+}
+
+struct stopper {
+	GstElement *e;
+	GMutex lock;
+	GCond cond;
+	gboolean done;
+};
+
+static gpointer stop_main(gpointer arg)
+{
+	struct stopper *x = arg;
+
+	gst_element_set_state(x->e, GST_STATE_NULL);
+	g_mutex_lock(&x->lock);
+	x->done = TRUE;
+	g_cond_signal(&x->cond);
+	g_mutex_unlock(&x->lock);
+	return NULL;
+}
+
+/* Sets @e to NULL in a thread: whether it got there within T_MS. */
+static gboolean stop_bounded(GstElement *e)
+{
+	struct stopper x = { .e = e };
+	gint64 end = g_get_monotonic_time() + T_MS * G_TIME_SPAN_MILLISECOND;
+	gboolean done;
+	GThread *t;
+
+	g_mutex_init(&x.lock);
+	g_cond_init(&x.cond);
+	t = g_thread_new("stop", stop_main, &x);
+	g_mutex_lock(&x.lock);
+	while (!x.done && g_cond_wait_until(&x.cond, &x.lock, end))
+		;
+	done = x.done;
+	g_mutex_unlock(&x.lock);
+	if (!done)
+		return FALSE; /* the element hangs: t and x stay, the test ends */
+	g_thread_join(t);
+	g_mutex_clear(&x.lock);
+	g_cond_clear(&x.cond);
+	return TRUE;
+}
+
+static void test_src_stop_inside(void)
+{
+	static const char *what[HALF_N] = {
+		"half a frame", "half a message of an unknown type",
+		"an end, then nothing",
+	};
+	struct peer p = { .window = HALF_WINDOW };
+	GstHarness *h;
+	GstBuffer *buf;
+	int sv[2], k, r;
+
+	for (k = 0; k < HALF_N; k++) {
+		socket_pair(sv);
+		peer_begin(&p, sv[1], TBS_ROLE_SENDER);
+		h = gst_harness_new_with_element(
+			element("tbstreamsrc", sv[0], "window=524288"), NULL,
+			"src");
+		gst_harness_use_systemclock(h);
+		gst_harness_play(h);
+		peer_wait(&p);
+		send_caps(&p, RAW_CAPS);
+		send_seq(&p, 0, 0);
+		buf = pull(h);
+		r = send_half(&p, (enum half_kind)k);
+		ok(buffer_is(buf, 0, 100) && !r,
+		   "src: the sender sent a frame, then %s (%d)", what[k], r);
+		gst_clear_buffer(&buf);
+		if (!ok(stop_bounded(h->element),
+			"src: stops while the sender, alive, sent %s",
+			what[k]))
+			return;
+		peer_end(&p);
+		gst_harness_teardown(h);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	gst_init(&argc, &argv);
@@ -844,5 +980,6 @@ int main(int argc, char **argv)
 	test_src_stream();
 	test_src_keyunit_and_gaps();
 	test_src_hostile();
+	test_src_stop_inside();
 	return tap_done();
 }
