@@ -98,12 +98,12 @@ static void end_session(GstTbStreamSrc *self, const gchar *why)
 	}
 }
 
-/* The session failed (@r): ends it and says why. */
+/* The session failed (@r): ends it and says why (the peer's words). */
 static enum step session_failed(GstTbStreamSrc *self, int r)
 {
-	gchar *why = g_strdup(self->s && tbs_session_error(self->s)[0] ?
-				      tbs_session_error(self->s) :
-				      g_strerror(-r));
+	gchar *why = tbs_gst_clean(self->s && tbs_session_error(self->s)[0] ?
+					   tbs_session_error(self->s) :
+					   g_strerror(-r));
 
 	end_session(self, why);
 	g_free(why);

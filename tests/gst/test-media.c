@@ -965,6 +965,97 @@ static void test_src_stop_inside(void)
 	}
 }
 
+/* Whether @text is safe to print: no control, format or non-UTF-8 byte. */
+static gboolean clean_text(const gchar *text)
+{
+	const gchar *p;
+
+	if (!g_utf8_validate(text, -1, NULL))
+		return FALSE;
+	for (p = text; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+
+		if (c < 0x20 || (c >= 0x7f && c < 0xa0) ||
+		    g_unichar_type(c) == G_UNICODE_FORMAT)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* What the element posts after @bus's next element message or error. */
+static gchar *next_text(GstBus *bus, gboolean *error)
+{
+	GstMessage *m = gst_bus_timed_pop_filtered(
+		bus, T_MS * GST_MSECOND,
+		GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR);
+	const GstStructure *st;
+	GError *err = NULL;
+	gchar *text = NULL;
+
+	if (!m)
+		return NULL;
+	*error = GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR;
+	if (*error) {
+		gst_message_parse_error(m, &err, NULL);
+		text = g_strdup(err->message);
+		g_error_free(err);
+	} else {
+		st = gst_message_get_structure(m);
+		text = g_strdup(gst_structure_get_string(st, "reason") ?:
+				gst_structure_get_string(st, "message") ?:
+						"");
+	}
+	gst_message_unref(m);
+	return text;
+}
+
+/*
+ * A peer that aborts with words that drive a terminal: what the element
+ * posts (the disconnection's reason) keeps the words and loses the
+ * control bytes.
+ */
+static void test_src_peer_words(void)
+{
+	static const char evil[] = "evil\x1b[2J\r\nfake line\xe2\x80\xae\xc2\x9b"
+				   "31m\x7f \xc3\xa9t\xc3\xa9";
+	struct peer p = { 0 };
+	gboolean error = FALSE, said = FALSE, clean = TRUE;
+	GstBus *bus = gst_bus_new();
+	GstHarness *h;
+	GstBuffer *buf;
+	gchar *text;
+	int sv[2];
+
+	socket_pair(sv);
+	peer_begin(&p, sv[1], TBS_ROLE_SENDER);
+	h = gst_harness_new_with_element(element("tbstreamsrc", sv[0], ""),
+					 NULL, "src");
+	gst_element_set_bus(h->element, bus);
+	gst_harness_use_systemclock(h);
+	gst_harness_play(h);
+	peer_wait(&p);
+	send_caps(&p, RAW_CAPS);
+	send_seq(&p, 0, 0);
+	buf = pull(h);
+	gst_clear_buffer(&buf);
+	tbs_session_abort(p.s, -EIO, evil);
+	while (!said && !error && (text = next_text(bus, &error))) {
+		said = strstr(text, "peer aborted: evil") &&
+		       strstr(text, "fake line") &&
+		       strstr(text, "\xc3\xa9t\xc3\xa9");
+		clean &= clean_text(text);
+		g_free(text);
+	}
+	ok(said, "src: the peer's abort is told, its words kept");
+	ok(clean, "src: no control, format or stray byte of the peer's words is posted");
+	peer_end(&p);
+	gst_element_set_state(h->element, GST_STATE_NULL);
+	gst_harness_teardown(h);
+	gst_object_unref(bus);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(int argc, char **argv)
 {
 	gst_init(&argc, &argv);
@@ -981,5 +1072,6 @@ int main(int argc, char **argv)
 	test_src_keyunit_and_gaps();
 	test_src_hostile();
 	test_src_stop_inside();
+	test_src_peer_words();
 	return tap_done();
 }
