@@ -182,4 +182,35 @@ else
 	skip "no IPv6 on the loopback"
 	skip "no IPv6 on the loopback"
 fi
+
+# --- no descriptor left: the listener pauses instead of spinning --------------
+# Once the link is up, the listening side's descriptor limit is put below
+# those it holds: it cannot accept the client that waits; it says so (-v)
+# once per pause, not in a busy loop, and serves the client once it can.
+ep=$(free_port)
+fwd "$H2" "$TMP/nofd.c" nofd --connect "127.0.0.1:$hp"
+c=$FWD_PID
+fwd "$H1" "$TMP/nofd.l" nofd --listen "$ep"
+l=$FWD_PID
+check "the link comes up" link_up "$TMP/nofd.l"
+p=$(pgrep -P "$l")
+soft=$(prlimit --pid "$p" --nofile --noheadings --output SOFT)
+prlimit --pid "$p" --nofile=3:
+t0=$(date +%s%N)
+curl -s --max-time 60 -o "$TMP/got/nofd" "http://127.0.0.1:$ep/f5" &
+cu=$!
+sleep 1 # what it does meanwhile is counted against the time it took
+prlimit --pid "$p" --nofile="$soft":
+ms=$((($(date +%s%N) - t0) / 1000000))
+n=$(grep -c "could not accept a connection: Too many open files" \
+	"$TMP/nofd.l")
+check "no descriptor: it says it cannot accept ($n times)" test "$n" -ge 1
+# one try per 100 ms pause; a loop would make it thousands
+check "and does not try again in a loop ($n times in $ms ms)" \
+	test "$n" -le $((ms / 50 + 10))
+wait "$cu"
+same "$TMP/www/f5" "$TMP/got/nofd" \
+	"with descriptors again, the client that waited is served"
+stop_bg "$l"
+stop_bg "$c"
 done_testing
