@@ -286,6 +286,8 @@ static void on_open(struct fwd_mux *m, const struct fwd_msg *msg)
 static const char *listener_rule(const struct conn *c,
 				 const struct fwd_msg *msg)
 {
+	if (!c->peer_slot) /* its CLOSE, REFUSE or RESET came */
+		return "after the peer ended it";
 	switch (msg->type) {
 	case FWD_ACCEPT:
 		return c->accepted ? "after ACCEPT" : NULL;
@@ -350,8 +352,9 @@ static void on_end(struct fwd_mux *m, struct conn *c, const struct fwd_msg *msg)
 		return;
 	}
 	/* The peer forgot the id: nothing more is sent for it. */
+	if (c->peer_slot)
+		m->peer_slots--;
 	c->peer_slot = false;
-	m->peer_slots--;
 	c->ctl = 0;
 	free(c->pend);
 	c->pend = NULL;
