@@ -183,6 +183,46 @@ else
 	skip "no IPv6 on the loopback"
 fi
 
+# --- idle connections hold no buffer ------------------------------------------
+# With the largest window, 8 connections that exchanged a line and now
+# wait: the bytes were written out at once, so neither side keeps a
+# window's buffer for them (8 x 64 MiB of address space if it did).
+W=$((64 << 20))
+ip=$(free_port)
+fwd "$H2" "$TMP/idle.c" idle --exec cat --window $W
+c=$FWD_PID
+fwd "$H1" "$TMP/idle.l" idle --listen "$ip" --window $W
+l=$FWD_PID
+check "the link comes up" link_up "$TMP/idle.l"
+vm() { sed -n 's/^VmSize:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+pl=$(pgrep -P "$l")
+pc=$(pgrep -P "$c")
+l0=$(vm "$pl")
+c0=$(vm "$pc")
+rm -f "$TMP/idle.done"
+timeout 60 python3 -c 'import os, socket, sys, time
+cs = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+      for i in range(8)]
+for s in cs:
+    s.sendall(b"ping\n")
+for s in cs:
+    assert s.recv(16) == b"ping\n"
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)' "$ip" "$TMP/idle.ready" "$TMP/idle.done" &
+cp=$!
+check "8 connections exchanged a line" wait_for 30 test -e "$TMP/idle.ready"
+dl=$(($(vm "$pl") - l0))
+dc=$(($(vm "$pc") - c0))
+touch "$TMP/idle.done"
+wait $cp
+# a window's buffer per connection would be 8 x 65536 kB
+check "the listening side holds no window per idle connection (+$dl kB)" \
+	test "$dl" -lt $((4 * 65536))
+check "the connecting side neither (+$dc kB)" test "$dc" -lt $((4 * 65536))
+stop_bg "$l"
+stop_bg "$c"
+
 # --- no descriptor left: the listener pauses instead of spinning --------------
 # Once the link is up, the listening side's descriptor limit is put below
 # those it holds: it cannot accept the client that waits; it says so (-v)
