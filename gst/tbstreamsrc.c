@@ -285,8 +285,9 @@ static void map_time(GstTbStreamSrc *self, GstBuffer *b)
 	now = gst_element_get_current_running_time(GST_ELEMENT(self));
 	rt = gst_segment_to_running_time(&self->seg, GST_FORMAT_TIME,
 					 GST_BUFFER_PTS(b));
-	if (!GST_CLOCK_TIME_IS_VALID(now) || !GST_CLOCK_TIME_IS_VALID(rt))
-		return;
+	if (!GST_CLOCK_TIME_IS_VALID(now) || !GST_CLOCK_TIME_IS_VALID(rt) ||
+	    now > G_MAXINT64 || rt > G_MAXINT64)
+		return; /* no time to compute with (the peer's is absurd) */
 	changed = tbs_sync_add(&self->sync, (gint64)now, (gint64)rt);
 	if (changed & 1)
 		self->seg_dirty = TRUE;

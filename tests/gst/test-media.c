@@ -76,6 +76,22 @@ static void test_codec(void)
 	tbs_media_segment_encode(b, &s);
 	ok(tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
 	   "a segment that stops before it starts is refused");
+	s.stop = TBS_MEDIA_NONE;
+	s.base = (uint64_t)INT64_MAX + 1;
+	tbs_media_segment_encode(b, &s);
+	ok(tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
+	   "a segment whose base is 2^63 or more is refused");
+	s.base = 10;
+	s.position = TBS_MEDIA_NONE - 1;
+	tbs_media_segment_encode(b, &s);
+	ok(tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
+	   "a segment with a position of 2^64 - 2 is refused");
+	s.position = TBS_MEDIA_NONE;
+	s.time = INT64_MAX;
+	tbs_media_segment_encode(b, &s);
+	ok(!tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
+	   "a segment whose times are below 2^63 decodes");
+	s.time = 0;
 	n = tbs_media_caps_encode(b, "video/x-raw\n", 12);
 	ok(tbs_media_caps_decode(b, n, &text, &n),
 	   "caps with a control character are refused");
@@ -117,6 +133,19 @@ static void test_sync(void)
 	}
 	ok(y.offset < 5000 * ms - 40 * ms,
 	   "the offset follows a drifting clock");
+
+	/* times from a hostile peer: no overflow, nothing absurd kept */
+	tbs_sync_reset(&y, 10 * ms);
+	for (i = 0; i < 10; i++)
+		tbs_sync_add(&y, 5000 * ms + i * 33 * ms, i * 33 * ms);
+	t = y.offset;
+	tbs_sync_add(&y, 5330 * ms, INT64_MIN);
+	tbs_sync_add(&y, 5363 * ms, INT64_MIN + 1);
+	ok(y.offset == t && y.latency <= 250 * ms,
+	   "running times near -2^63 leave the offset and bound the latency");
+	tbs_sync_add(&y, 5396 * ms, INT64_MAX);
+	ok(y.offset <= t && y.latency <= 250 * ms,
+	   "a running time near 2^63 moves the offset, with no overflow");
 }
 
 /* ---- a peer played by the test ---- */
