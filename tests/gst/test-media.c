@@ -859,6 +859,34 @@ static void test_src_hostile(void)
 }
 
 /*
+ * tbstreamsrc with @props (posting on @bus, if any) in a session with the
+ * sender @p over a new socket pair @sv, after the sender's caps and its
+ * frame 0: whether that frame came out whole.
+ */
+static GstHarness *src_running(struct peer *p, int sv[2], const char *props,
+			       GstBus *bus, gboolean *first)
+{
+	GstHarness *h;
+	GstBuffer *buf;
+
+	socket_pair(sv);
+	peer_begin(p, sv[1], TBS_ROLE_SENDER);
+	h = gst_harness_new_with_element(element("tbstreamsrc", sv[0], props),
+					 NULL, "src");
+	if (bus)
+		gst_element_set_bus(h->element, bus);
+	gst_harness_use_systemclock(h);
+	gst_harness_play(h);
+	peer_wait(p);
+	send_caps(p, RAW_CAPS);
+	send_seq(p, 0, 0);
+	buf = pull(h);
+	*first = buffer_is(buf, 0, 100);
+	gst_clear_buffer(&buf);
+	return h;
+}
+
+/*
  * A sender that begins a message and stops inside it, yet keeps its
  * session alive: the element must still stop.  The sender pushes more
  * than both windows hold, so the receiver is known to be reading inside
@@ -963,26 +991,15 @@ static void test_src_stop_inside(void)
 		"an end, then nothing",
 	};
 	struct peer p = { .window = HALF_WINDOW };
+	gboolean first;
 	GstHarness *h;
-	GstBuffer *buf;
 	int sv[2], k, r;
 
 	for (k = 0; k < HALF_N; k++) {
-		socket_pair(sv);
-		peer_begin(&p, sv[1], TBS_ROLE_SENDER);
-		h = gst_harness_new_with_element(
-			element("tbstreamsrc", sv[0], "window=524288"), NULL,
-			"src");
-		gst_harness_use_systemclock(h);
-		gst_harness_play(h);
-		peer_wait(&p);
-		send_caps(&p, RAW_CAPS);
-		send_seq(&p, 0, 0);
-		buf = pull(h);
+		h = src_running(&p, sv, "window=524288", NULL, &first);
 		r = send_half(&p, (enum half_kind)k);
-		ok(buffer_is(buf, 0, 100) && !r,
-		   "src: the sender sent a frame, then %s (%d)", what[k], r);
-		gst_clear_buffer(&buf);
+		ok(first && !r, "src: the sender sent a frame, then %s (%d)",
+		   what[k], r);
 		if (!ok(stop_bounded(h->element),
 			"src: stops while the sender, alive, sent %s",
 			what[k]))
@@ -1048,25 +1065,13 @@ static void test_src_peer_words(void)
 	static const char evil[] = "evil\x1b[2J\r\nfake line\xe2\x80\xae\xc2\x9b"
 				   "31m\x7f \xc3\xa9t\xc3\xa9";
 	struct peer p = { 0 };
-	gboolean error = FALSE, said = FALSE, clean = TRUE;
+	gboolean error = FALSE, said = FALSE, clean = TRUE, first;
 	GstBus *bus = gst_bus_new();
 	GstHarness *h;
-	GstBuffer *buf;
 	gchar *text;
 	int sv[2];
 
-	socket_pair(sv);
-	peer_begin(&p, sv[1], TBS_ROLE_SENDER);
-	h = gst_harness_new_with_element(element("tbstreamsrc", sv[0], ""),
-					 NULL, "src");
-	gst_element_set_bus(h->element, bus);
-	gst_harness_use_systemclock(h);
-	gst_harness_play(h);
-	peer_wait(&p);
-	send_caps(&p, RAW_CAPS);
-	send_seq(&p, 0, 0);
-	buf = pull(h);
-	gst_clear_buffer(&buf);
+	h = src_running(&p, sv, "", bus, &first);
 	tbs_session_abort(p.s, -EIO, evil);
 	while (!said && !error && (text = next_text(bus, &error))) {
 		said = strstr(text, "peer aborted: evil") &&
@@ -1075,7 +1080,7 @@ static void test_src_peer_words(void)
 		clean &= clean_text(text);
 		g_free(text);
 	}
-	ok(said, "src: the peer's abort is told, its words kept");
+	ok(first && said, "src: the peer's abort is told, its words kept");
 	ok(clean, "src: no control, format or stray byte of the peer's words is posted");
 	peer_end(&p);
 	gst_element_set_state(h->element, GST_STATE_NULL);
