@@ -387,6 +387,8 @@ static enum step on_message(GstTbStreamSrc *self, GstBuffer **out,
 	enum step step;
 	int r;
 
+	if (tbs_link_interrupted(&self->link))
+		return WAIT; /* before a message: the session may go on */
 	tbs_link_inside(&self->link, true);
 	r = tbs_media_begin(self->s, &type, &len, 0);
 	if (r == -EAGAIN) {
