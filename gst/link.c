@@ -6,7 +6,9 @@
  * that an element that stops is never held by a peer that does not come:
  * the bring-up and the open are retried in slices of SLICE_MS (each call
  * does the whole job; a retry only continues it), and a session that is
- * starting is aborted from the interrupting thread.  Failures that waiting
+ * starting, or whose message the owner is reading, is aborted from the
+ * interrupting thread (a peer that sent half a message and then only its
+ * keep-alives would hold the owner for ever).  Failures that waiting
  * cures (no peer yet, the stream in use by a process that is ending, the
  * peer's end not open) are retried until the time-out; the others (a bad
  * name, several peers, a peer of another protocol) end the link at once.
@@ -100,6 +102,8 @@ static struct tbs_session *unpublish(struct tbs_link *l)
 	s = l->s;
 	l->s = NULL;
 	l->established = false;
+	l->inside = false;
+	l->closing = false;
 	pthread_mutex_unlock(&l->lock);
 	return s;
 }
@@ -110,10 +114,23 @@ void tbs_link_close(struct tbs_link *l)
 	tbs_endpoint_close(&l->ep);
 }
 
+/*
+ * The close of the session stops its threads, as an abort does: the two
+ * must not run at once, so the interrupting thread leaves a session that
+ * is closing alone.
+ */
 int tbs_link_finish(struct tbs_link *l)
 {
-	int r = l->s ? tbs_session_close(l->s) : 0;
+	bool close;
+	int r = 0;
 
+	pthread_mutex_lock(&l->lock);
+	if (l->s && l->interrupted)
+		r = -ECANCELED;
+	close = l->closing = l->s && !r;
+	pthread_mutex_unlock(&l->lock);
+	if (close)
+		r = tbs_session_close(l->s);
 	tbs_link_close(l);
 	return r;
 }
@@ -131,10 +148,19 @@ static void interrupt(struct tbs_link *l, bool all)
 	pthread_mutex_lock(&l->lock);
 	l->interrupted = true;
 	l->aborted |= all;
-	if (l->s && (all || !l->established))
+	if (l->s && !l->closing && (all || !l->established || l->inside))
 		tbs_session_abort(l->s, -ECANCELED, "the element stopped");
 	pthread_mutex_unlock(&l->lock);
 	wake_set(l);
+}
+
+void tbs_link_inside(struct tbs_link *l, bool inside)
+{
+	pthread_mutex_lock(&l->lock);
+	l->inside = inside && l->s;
+	if (l->inside && l->interrupted && !l->closing)
+		tbs_session_abort(l->s, -ECANCELED, "the element stopped");
+	pthread_mutex_unlock(&l->lock);
 }
 
 void tbs_link_interrupt(struct tbs_link *l)

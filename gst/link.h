@@ -56,6 +56,8 @@ struct tbs_link {
 	bool aborted; /* also end an established session */
 	struct tbs_session *s; /* the session starting or running */
 	bool established; /* s completed its handshake */
+	bool inside; /* the owner is inside one of s's messages */
+	bool closing; /* the owner runs tbs_session_close() on s */
 	int wake; /* eventfd: readable while interrupted */
 
 	/* Owned by the connecting thread. */
@@ -88,19 +90,30 @@ void tbs_link_close(struct tbs_link *l);
 
 /*
  * Ends the session in order (tbs_session_close(): everything sent was
- * confirmed), then as tbs_link_close().  Return: 0 or the session's error.
+ * confirmed), then as tbs_link_close().  An interruption does not abort
+ * that close (which ends within the session's confirm time-out); after
+ * one the session is only freed.  Return: 0, -ECANCELED when interrupted
+ * before, or the session's error.
  */
 int tbs_link_finish(struct tbs_link *l);
 
 /*
  * Wakes the owner: tbs_link_connect() returns -ECANCELED, a session that
  * is starting is aborted, and tbs_link_wake_fd() becomes readable.  An
- * established session goes on.  tbs_link_resume() undoes it.
+ * established session goes on, unless the owner is inside one of its
+ * messages (tbs_link_inside()).  tbs_link_resume() undoes it.
  */
 void tbs_link_interrupt(struct tbs_link *l);
 /* As tbs_link_interrupt(), and aborts an established session too. */
 void tbs_link_abort(struct tbs_link *l);
 void tbs_link_resume(struct tbs_link *l);
+/*
+ * The owner says it began (@inside) or left one of the session's messages.
+ * Inside a message the owner waits for the rest of it as long as the peer
+ * is alive, and a message half read cannot be resumed: so an interruption
+ * that comes then, or came before, aborts the session.
+ */
+void tbs_link_inside(struct tbs_link *l, bool inside);
 /* Ends the running session because the peer broke the media format. */
 void tbs_link_refuse(struct tbs_link *l, const char *msg);
 bool tbs_link_interrupted(struct tbs_link *l);

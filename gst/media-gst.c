@@ -298,6 +298,45 @@ void tbs_gst_segment_from_wire(const struct tbs_media_segment *w,
 	seg->duration = w->duration;
 }
 
+static gboolean safe_char(gunichar c)
+{
+	switch (g_unichar_type(c)) {
+	case G_UNICODE_CONTROL:
+	case G_UNICODE_FORMAT:
+	case G_UNICODE_LINE_SEPARATOR:
+	case G_UNICODE_PARAGRAPH_SEPARATOR:
+	case G_UNICODE_UNASSIGNED:
+	case G_UNICODE_PRIVATE_USE:
+	case G_UNICODE_SURROGATE:
+		return FALSE;
+	default:
+		return TRUE;
+	}
+}
+
+gchar *tbs_gst_clean(const gchar *text)
+{
+	gsize n = strlen(text);
+	const gchar *p = text, *end = text + n;
+	GString *out = g_string_sized_new(n);
+	gunichar c;
+
+	while (p < end) {
+		c = g_utf8_get_char_validated(p, end - p);
+		if (c == (gunichar)-1 || c == (gunichar)-2) {
+			g_string_append_c(out, '?'); /* not UTF-8 */
+			p++;
+			continue;
+		}
+		if (safe_char(c))
+			g_string_append_len(out, p, g_utf8_next_char(p) - p);
+		else
+			g_string_append_c(out, '?');
+		p = g_utf8_next_char(p);
+	}
+	return g_string_free(out, FALSE);
+}
+
 void tbs_gst_post(GstElement *e, const gchar *name, const gchar *field, ...)
 {
 	GstStructure *st;
@@ -335,24 +374,28 @@ static gint resource_code(int code)
 
 void tbs_gst_post_link_error(GstElement *e, int code, const gchar *msg)
 {
+	gchar *text = tbs_gst_clean(msg);
 	GError *err = g_error_new_literal(GST_RESOURCE_ERROR,
-					  resource_code(code), msg);
+					  resource_code(code), text);
 	GstStructure *details = gst_structure_new("details", "errno", G_TYPE_INT,
 						  -code, NULL);
 	GstMessage *m = gst_message_new_error_with_details(GST_OBJECT(e), err,
 							   NULL, details);
 
 	g_error_free(err);
+	g_free(text);
 	gst_element_post_message(e, m);
 }
 
 void tbs_gst_link_notify(void *arg, const char *msg)
 {
 	GstElement *e = arg;
+	gchar *text = tbs_gst_clean(msg);
 
-	GST_INFO_OBJECT(e, "%s", msg);
-	tbs_gst_post(e, "tbstream-waiting", "message", G_TYPE_STRING, msg,
+	GST_INFO_OBJECT(e, "%s", text);
+	tbs_gst_post(e, "tbstream-waiting", "message", G_TYPE_STRING, text,
 		     NULL);
+	g_free(text);
 }
 
 gboolean tbs_gst_valid_name(GstElement *e, const gchar *name)

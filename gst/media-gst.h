@@ -85,6 +85,17 @@ gboolean tbs_gst_segment_to_wire(const GstSegment *seg,
 void tbs_gst_segment_from_wire(const struct tbs_media_segment *w,
 			       GstSegment *seg);
 
+/*
+ * @text (which may hold a peer's bytes: an ABORT's message inside a
+ * session's error) made safe for a terminal and a log: printable
+ * characters of well-formed UTF-8 stay; control characters, format
+ * characters (bidirectional overrides, zero-width ones), line and
+ * paragraph separators and bytes that are not UTF-8 become '?'.  Every
+ * text from the link or a session goes through it before it is posted or
+ * logged.  Return: a new string, for g_free().
+ */
+gchar *tbs_gst_clean(const gchar *text);
+
 /* Posts an element message named @name with the fields given (@field may be
  * NULL for none), a list ended by NULL as for gst_structure_new(). */
 void tbs_gst_post(GstElement *e, const gchar *name, const gchar *field, ...);

@@ -603,10 +603,9 @@ static void on_connected(GstTbStreamSink *self)
 static void on_disconnected(GstTbStreamSink *self, struct tbs_session *s,
 			    int r)
 {
-	const gchar *why = tbs_session_error(s)[0] ? tbs_session_error(s) :
-						      g_strerror(-r);
 	struct item *it;
 	gboolean post = FALSE;
+	gchar *why;
 
 	g_mutex_lock(&self->lock);
 	self->connected = FALSE;
@@ -622,9 +621,13 @@ static void on_disconnected(GstTbStreamSink *self, struct tbs_session *s,
 	tbs_gst_where_connected(GST_ELEMENT(self), &self->where, FALSE);
 	if (r == -ECANCELED)
 		return;
+	/* the session's error may hold the peer's words */
+	why = tbs_gst_clean(tbs_session_error(s)[0] ? tbs_session_error(s) :
+						      g_strerror(-r));
 	GST_INFO_OBJECT(self, "the receiver went away: %s", why);
 	tbs_gst_post(GST_ELEMENT(self), "tbstream-disconnected", "reason",
 		     G_TYPE_STRING, why, NULL);
+	g_free(why);
 	if (post)
 		post_drops(self);
 }

@@ -98,12 +98,12 @@ static void end_session(GstTbStreamSrc *self, const gchar *why)
 	}
 }
 
-/* The session failed (@r): ends it and says why. */
+/* The session failed (@r): ends it and says why (the peer's words). */
 static enum step session_failed(GstTbStreamSrc *self, int r)
 {
-	gchar *why = g_strdup(self->s && tbs_session_error(self->s)[0] ?
-				      tbs_session_error(self->s) :
-				      g_strerror(-r));
+	gchar *why = tbs_gst_clean(self->s && tbs_session_error(self->s)[0] ?
+					   tbs_session_error(self->s) :
+					   g_strerror(-r));
 
 	end_session(self, why);
 	g_free(why);
@@ -349,24 +349,12 @@ static enum step on_frame(GstTbStreamSrc *self, uint32_t len, GstBuffer **out)
 	return PUSH;
 }
 
-/* Reads and handles the next message. */
-static enum step on_message(GstTbStreamSrc *self, GstBuffer **out,
-			    gboolean *eos)
+/* Handles the message that began (type @type, length @len). */
+static enum step dispatch(GstTbStreamSrc *self, uint16_t type, uint32_t len,
+			  GstBuffer **out, gboolean *eos)
 {
-	uint16_t type;
-	uint32_t len;
-	int r = tbs_media_begin(self->s, &type, &len, 0);
+	int r;
 
-	if (r == -EAGAIN)
-		return WAIT;
-	if (r == -EBADMSG)
-		return refuse(self, "sent a message of an impossible length");
-	if (r < 0)
-		return session_failed(self, r);
-	if (r == 0) { /* the sender ended its stream without an end */
-		finish(self);
-		return RECONNECT;
-	}
 	switch (type) {
 	case TBS_MEDIA_FRAME:
 		return on_frame(self, len, out);
@@ -383,6 +371,37 @@ static enum step on_message(GstTbStreamSrc *self, GstBuffer **out,
 		r = tbs_media_skip(self->s, len - TBS_MEDIA_WORD);
 		return r ? session_failed(self, r) : NEXT;
 	}
+}
+
+/*
+ * Reads and handles the next message.  Once it began (even its length
+ * word only), the reads wait for the rest of it: an interruption then ends
+ * the session (tbs_link_inside()).
+ */
+static enum step on_message(GstTbStreamSrc *self, GstBuffer **out,
+			    gboolean *eos)
+{
+	uint16_t type;
+	uint32_t len;
+	enum step step;
+	int r;
+
+	tbs_link_inside(&self->link, true);
+	r = tbs_media_begin(self->s, &type, &len, 0);
+	if (r == -EAGAIN) {
+		step = WAIT;
+	} else if (r == -EBADMSG) {
+		step = refuse(self, "sent a message of an impossible length");
+	} else if (r < 0) {
+		step = session_failed(self, r);
+	} else if (r == 0) { /* the sender ended its stream without an end */
+		finish(self);
+		step = RECONNECT;
+	} else {
+		step = dispatch(self, type, len, out, eos);
+	}
+	tbs_link_inside(&self->link, false);
+	return step;
 }
 
 /* Waits for the session or an interruption: FALSE when interrupted. */

@@ -193,21 +193,44 @@ int tbsi_img_sidecar_write(int dfd, const char *base,
 	return 0;
 }
 
+/* The byte a JSON escape after its backslash stands for; 0 when none. */
+static size_t json_unescape(const char *v, char *c)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const char *k = *v ? strchr(from, *v) : NULL;
+	unsigned int u;
+	int used = 0;
+
+	if (k) {
+		*c = to[k - from];
+		return 1;
+	}
+	/* The writer spells only control characters as \u00XX. */
+	if (sscanf(v, "u%4x%n", &u, &used) == 1 && used == 5 && u && u < 0x80) {
+		*c = (char)u;
+		return 5;
+	}
+	return 0;
+}
+
 /* Reads the string value of "key" in @line into @out (escapes undone). */
 static bool json_get_str(const char *line, const char *key, char *out,
 			 size_t len)
 {
 	char pat[40];
 	const char *v;
-	size_t n = 0;
+	size_t n = 0, k;
 
 	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
 	v = strstr(line, pat);
 	if (!v)
 		return false;
 	for (v += strlen(pat); *v && *v != '"' && n + 1 < len; v++) {
-		if (*v == '\\' && v[1])
-			v++;
+		if (*v == '\\' && (k = json_unescape(v + 1, &out[n]))) {
+			v += k;
+			n++;
+			continue;
+		}
 		out[n++] = *v;
 	}
 	out[n] = '\0';

@@ -778,42 +778,81 @@ static int reopen_partial(struct rx *rx, struct rx_entry *re, int pfd,
 	return fd;
 }
 
-/* Opens the temporary file for data from @from; -errno (refused). */
+/*
+ * A new file for @re in @pfd: the one made ahead, else unnamed where it
+ * can be, else under its temporary name.  Sets @unnamed, and @mode to
+ * the permissions it was created with.  Return: the descriptor, -errno.
+ */
+static int new_file(struct rx *rx, struct rx_entry *re, int pfd,
+		    const char *name, bool *unnamed, mode_t *mode)
+{
+	char tmp[64];
+	int fd = -1;
+
+	*unnamed = false;
+	*mode = 0600;
+	if (re->size >= RX_RESUME_MIN)
+		drop_state(pfd, name);
+	else
+		fd = rx_ahead_take(rx, re->n.index, unnamed, mode);
+	if (fd < 0 && rx_unnamed_for(rx, re)) {
+		*mode = rx_create_mode(rx, re);
+		fd = rx_unnamed_open(rx, pfd, *mode);
+		*unnamed = fd >= 0;
+	}
+	if (fd >= 0)
+		return fd;
+	*mode = 0600;
+	rx_tmp_name(name, "part", tmp, sizeof(tmp));
+	return tbsi_create_excl(pfd, tmp, O_WRONLY, 0600);
+}
+
+/* Opens the file for data from @from; -errno (refused). */
 int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
 	int pfd = parent_or_refuse(rx, &re->n, name), fd;
+	bool unnamed = false;
+	mode_t mode = 0600;
 	struct stat sb;
 
 	if (pfd < 0)
 		return pfd;
-	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	if (from) {
+		rx_tmp_name(name, "part", tmp, sizeof(tmp));
 		fd = reopen_partial(rx, re, pfd, tmp, from);
 		if (fd < 0)
 			return fd == -EPERM ? fd
 					    : rx_refuse(rx, &re->n, "%s",
 							strerror(-fd));
 	} else {
-		if (re->size >= RX_RESUME_MIN)
-			drop_state(pfd, name);
-		fd = re->size < RX_RESUME_MIN ? rx_ahead_take(rx, re->n.index)
-					   : -1;
-		if (fd < 0)
-			fd = create_excl(pfd, tmp);
+		fd = new_file(rx, re, pfd, name, &unnamed, &mode);
 		if (fd < 0)
 			return rx_refuse(rx, &re->n,
 					 "cannot create a file beside it: %s",
-					 strerror(errno));
+					 strerror(-fd));
 	}
+	rx->cur.unnamed = unnamed;
 	if (re->size >= RX_RESUME_MIN && fstat(fd, &sb)) {
-		close(fd);
+		rx_close_cur(rx, fd);
 		return rx_refuse(rx, &re->n, "%s", strerror(errno));
 	}
 	rx->cur.ino = re->size >= RX_RESUME_MIN ? sb.st_ino : 0;
 	if (!from)
 		rx_attr_inherited(rx, fd, &re->n);
+	/* what it inherited from a default ACL went: its mode did not */
+	rx->cur.chmod = from || !rx_mode_final(rx, re, mode) ||
+			!rx->pdacl_known || rx->pdacl;
 	return fd;
+}
+
+/* Closes descriptor @fd of the file being written. */
+void rx_close_cur(struct rx *rx, int fd)
+{
+	if (rx->cur.unnamed)
+		rx_unnamed_close(rx, fd);
+	else
+		close(fd);
 }
 
 /*
@@ -859,11 +898,12 @@ struct rx_meta {
 };
 
 /*
- * Owner (as root, when it differs), then what an owner change would
- * clear (a file capability, from file @n's XATTR), then mode and times.
+ * Owner (as root, when it differs from @sb's), then what an owner change
+ * would clear (a file capability, from file @n's XATTR), then the mode
+ * (unless @chmod is false: it has it) and times.
  */
 static int set_meta(struct rx *rx, int fd, const struct rx_meta *m,
-		    const struct rx_node *n, const struct stat *sb)
+		    const struct rx_node *n, const struct stat *sb, bool chmod)
 {
 	int r;
 
@@ -878,12 +918,26 @@ static int set_meta(struct rx *rx, int fd, const struct rx_meta *m,
 	r = n->kind == TK_FILE ? rx_attr_cap(rx, fd, n) : 0;
 	if (r)
 		return r;
-	if (fchmod(fd, m->mode & 07777) || futimens(fd, m->ts))
+	if ((chmod && fchmod(fd, m->mode & 07777)) || futimens(fd, m->ts))
 		return -errno;
 	return 0;
 }
 
-/* The file is complete and its hash matched: metadata, then pending. */
+/*
+ * Whether the file's status is needed at its end: as root (its owner is
+ * compared), for a file with further names (its inode identifies it to
+ * its links), for a large file (its journal goes).
+ */
+static bool needs_stat(const struct rx *rx, const struct rx_entry *re)
+{
+	return rx->is_root || (re->eflags & TEF_LINKED) ||
+	       re->size >= RX_RESUME_MIN;
+}
+
+/*
+ * The file is complete and its hash matched: metadata, then pending.  An
+ * unnamed file stays open (rx_pend() takes it), any other is closed.
+ */
 int rx_finish_file(struct rx *rx, struct rx_entry *re)
 {
 	struct rx_meta m = { .mode = re->mode,
@@ -892,16 +946,17 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 			     .ts = { { re->atime_s, re->atime_ns },
 				     { re->mtime_s, re->mtime_ns } } };
 	struct rx_file *f = &rx->cur;
-	struct stat sb;
+	bool st = needs_stat(rx, re);
+	struct stat sb = { 0 };
 	int r = 0;
 
 	if (f->pos < re->size && ftruncate(f->fd, (off_t)re->size))
 		r = -errno; /* a hole at its end */
-	if (!r && fstat(f->fd, &sb))
+	if (!r && st && fstat(f->fd, &sb))
 		r = -errno;
 	if (!r)
-		r = set_meta(rx, f->fd, &m, &re->n, &sb);
-	if (!r) {
+		r = set_meta(rx, f->fd, &m, &re->n, &sb, f->chmod || f->acl);
+	if (!r && st) {
 		re->dev = sb.st_dev;
 		re->ino = sb.st_ino;
 	}
@@ -911,10 +966,13 @@ int rx_finish_file(struct rx *rx, struct rx_entry *re)
 		sync_file_range(f->fd, (off_t)f->wb_pos,
 				(off_t)(f->pos - f->wb_pos),
 				SYNC_FILE_RANGE_WRITE);
-	close(f->fd);
-	f->fd = -1;
+	if (r || !f->unnamed) {
+		rx_close_cur(rx, f->fd);
+		f->fd = -1;
+	}
 	if (r) {
-		rx_drop_tmp(rx, re);
+		if (!f->unnamed)
+			rx_drop_tmp(rx, re);
 		return rx_refuse(rx, &re->n, "%s", strerror(-r));
 	}
 	return 0;
@@ -935,18 +993,20 @@ void rx_drop_tmp(struct rx *rx, struct rx_entry *re)
 /* ---- commits: durable, then in place, then confirmed ---- */
 
 /**
- * rx_place_file() - rename a written file into place (the committer)
- * @b: its batch, whose directories are held
- * @f: the file
+ * rx_place_file() - put a written file in place (the committer)
+ * @rx: receiver (only what stays the same during the transfer is read)
+ * @b:  its batch, whose directories are held
+ * @f:  the file
  *
  * Only system calls on the batch's own descriptors: the committer calls
- * it while the receiving thread goes on.  The temporary file goes when it
- * cannot take its name.
+ * it while the receiving thread goes on.  An unnamed file is linked to
+ * its name, which never replaces anything, and closed; any other is
+ * renamed, and goes when it cannot take its name.
  *
  * Return: 0; -EEXIST (there, and not to be replaced), -ESTALE (--update:
  * what is there became newer), or another -errno.
  */
-int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f)
+int rx_place_file(struct rx *rx, const struct rx_batch *b, struct rx_cfile *f)
 {
 	char name[TREE_NAME_MAX + 1], tmp[64];
 	int pfd = b->dfd[f->dir], r;
@@ -954,6 +1014,12 @@ int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f)
 
 	memcpy(name, b->names + f->name, f->name_len);
 	name[f->name_len] = 0;
+	if (f->fd >= 0) {
+		r = rx_unnamed_link(rx, f->fd, pfd, name);
+		rx_unnamed_close(rx, f->fd);
+		f->fd = -1;
+		return r;
+	}
 	rx_tmp_name(name, "part", tmp, sizeof(tmp));
 	if ((f->flags & CF_UPDATE) &&
 	    !fstatat(pfd, name, &sb, AT_SYMLINK_NOFOLLOW) &&
@@ -1157,7 +1223,7 @@ static void dir_meta(struct rx *rx, struct rx_dir *d)
 	if (!r && (d->n.xflags & RXF_MADE))
 		unlinkat(fd, DIR_MARK, 0);
 	if (!r)
-		r = set_meta(rx, fd, &m, &d->n, &sb);
+		r = set_meta(rx, fd, &m, &d->n, &sb, true);
 	if (r)
 		rx_refuse(rx, &d->n, "cannot set its mode or times: %s",
 			  r == -ESTALE ? "it was replaced during the transfer"

@@ -735,11 +735,12 @@ static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 /* Stops writing the current file: what was written of it goes. */
 static void drop_current(struct rx *rx, struct rx_entry *re)
 {
-	if (rx->cur.fd >= 0) {
-		close(rx->cur.fd);
-		rx->cur.fd = -1;
+	if (rx->cur.fd < 0)
+		return;
+	rx_close_cur(rx, rx->cur.fd);
+	rx->cur.fd = -1;
+	if (!rx->cur.unnamed) /* an unnamed one went as it was closed */
 		rx_drop_tmp(rx, re);
-	}
 }
 
 static int on_data(struct rx *rx, const struct tree_msg *m)
@@ -867,6 +868,7 @@ static int on_start(struct rx *rx, const struct tree_msg *m)
 	rx->dry |= !!(m->flags & TSF_DRY_RUN);
 	if (rx->dry && rx->made_root && !rmdir(rx->made_root))
 		rx->root_dry = true; /* made for nothing: a dry run after all */
+	rx_unnamed_setup(rx);
 	if ((m->flags & TSF_MIRROR) && !rx->mirror.on)
 		return refuse_all(
 			rx, "the sender asks to remove what it does not have "
@@ -1088,6 +1090,7 @@ int rx_open(struct rx *rx, const char *dir, const struct tbs_tree_opts *opts,
 	rx->err = err;
 	rx->root = rx->pfd = -1;
 	rx->cur.fd = -1;
+	rx->umask = -1;
 	rx->attr_idx = TREE_NONE;
 	r = TBSI_OPTS_LOAD(&rx->o, opts, arg, change);
 	if (r)
@@ -1112,7 +1115,7 @@ void rx_close(struct rx *rx)
 	uint64_t i;
 
 	if (rx->cur.fd >= 0)
-		close(rx->cur.fd);
+		rx_close_cur(rx, rx->cur.fd);
 	rx_ahead_stop(rx);
 	for (i = rx->base; rx->win && i < rx->n; i++)
 		tree_hash_free(rx->win[i & (rx->win_cap - 1)].resume);

@@ -94,6 +94,8 @@ struct rx_file {
 	int64_t ckpt_ms;
 	struct tree_hash *hash;
 	bool acl; /* an access ACL came for it */
+	bool unnamed; /* @fd has no name yet (tree-unnamed.c) */
+	bool chmod; /* its mode is not yet the sender's */
 	uint8_t cap[64]; /* its file capability, set after its owner */
 	size_t cap_len;
 };
@@ -119,6 +121,7 @@ struct rx_cfile {
 	uint32_t name; /* offset in rx_batch.names */
 	uint32_t mtime_ns;
 	int64_t mtime_s;
+	int fd; /* an unnamed file, linked to its name; -1: renamed */
 	int err; /* set by the committer: 0 or -errno */
 };
 
@@ -143,6 +146,7 @@ enum rx_bstate {
 struct rx_batch {
 	struct rx_cfile *f;
 	size_t n, cap;
+	size_t nfd; /* its unnamed files (each holds a descriptor) */
 	int *dfd; /* the directories its files go to, held */
 	size_t ndfd, dfd_cap;
 	uint32_t last_dir; /* the receiver's id of dfd[ndfd - 1] */
@@ -154,8 +158,18 @@ struct rx_batch {
 	int err; /* a sync failed: -errno */
 };
 
-#define RX_BATCHES 4
-#define RX_RESUME_MIN (8u << 20) /* files from this size keep a journal */ /* in flight, and the one being filled */
+#define RX_BATCHES 4 /* in flight, and the one being filled */
+#define RX_COMMIT_FILES 1024 /* files of a batch at most */
+#define RX_COMMIT_DIRS 64 /* directories of a batch at most */
+#define RX_AHEAD_MAX 64 /* files created ahead at most */
+#define RX_RESUME_MIN (8u << 20) /* files from this size keep a journal */
+
+/* How unnamed files get their name (tree-unnamed.c). */
+enum rx_unnamed_how {
+	RX_UNNAMED_OFF = 0, /* not at all: temporary names */
+	RX_UNNAMED_EMPTY, /* linkat(fd, "", AT_EMPTY_PATH) */
+	RX_UNNAMED_PROC, /* linkat("/proc/self/fd/N", AT_SYMLINK_FOLLOW) */
+};
 
 /* A directory on the current path of the sender's walk. */
 struct rx_frame {
@@ -208,6 +222,14 @@ struct rx {
 	uint64_t bhead, btail; /* the oldest in flight; the one filled */
 	struct rx_ahead *ahead; /* files created ahead (tree-ahead.c) */
 	bool ahead_off;
+	int unnamed_how; /* enum rx_unnamed_how, set once at the start */
+	bool unnamed_off; /* the file system has none (atomic: any thread) */
+	unsigned int unnamed_open; /* unnamed files open (atomic) */
+	unsigned int unnamed_max; /* at most (RLIMIT_NOFILE) */
+	size_t batch_fds; /* unnamed files of one batch at most */
+	size_t batch_dirs; /* directories of one batch at most */
+	size_t ahead_max; /* files created ahead at most */
+	int umask; /* the process's, -1: unknown */
 
 	/* directories, for the whole transfer */
 	struct rx_dir *dirs;
@@ -284,12 +306,14 @@ int rx_symlink(struct rx *rx, struct rx_entry *re, const uint8_t *target,
 	       size_t len);
 int rx_special(struct rx *rx, struct rx_entry *re);
 int rx_open_tmp(struct rx *rx, struct rx_entry *re, uint64_t from);
+void rx_close_cur(struct rx *rx, int fd);
 void rx_checkpoint(struct rx *rx, struct rx_entry *re, bool force);
 void rx_writeback(struct rx *rx);
 int rx_finish_file(struct rx *rx, struct rx_entry *re);
 void rx_drop_tmp(struct rx *rx, struct rx_entry *re);
 int rx_rename(int pfd, const char *tmp, const char *name, bool replace);
-int rx_place_file(const struct rx_batch *b, const struct rx_cfile *f);
+int rx_place_file(struct rx *rx, const struct rx_batch *b,
+		  struct rx_cfile *f);
 void rx_placed(struct rx *rx, const struct rx_cfile *f);
 void rx_links(struct rx *rx);
 int rx_dir_open(struct rx *rx, const struct rx_dir *d);
@@ -298,8 +322,18 @@ int rx_finish_dirs(struct rx *rx);
 
 /* tree-ahead.c */
 void rx_ahead_fill(struct rx *rx);
-int rx_ahead_take(struct rx *rx, uint32_t index);
+int rx_ahead_take(struct rx *rx, uint32_t index, bool *unnamed, mode_t *mode);
 void rx_ahead_stop(struct rx *rx);
+
+/* tree-unnamed.c */
+void rx_unnamed_setup(struct rx *rx);
+bool rx_unnamed_for(const struct rx *rx, const struct rx_entry *re);
+int rx_unnamed_open(struct rx *rx, int dfd, mode_t mode);
+void rx_unnamed_close(struct rx *rx, int fd);
+int rx_unnamed_link(const struct rx *rx, int fd, int dfd, const char *name);
+mode_t rx_create_mode(const struct rx *rx, const struct rx_entry *re);
+bool rx_mode_final(const struct rx *rx, const struct rx_entry *re,
+		   mode_t mode);
 
 /* tree-sync.c */
 int rx_fs_open(struct rx *rx, const char *dir);

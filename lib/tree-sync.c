@@ -30,9 +30,8 @@
 
 #include "tree-recv.h"
 
-#define COMMIT_FILES 1024
+#define COMMIT_FILES RX_COMMIT_FILES
 #define COMMIT_BYTES (32ull << 20)
-#define COMMIT_DIRS 64
 #define COMMIT_MS 1000
 
 static struct rx_batch *batch_at(struct rx *rx, uint64_t i)
@@ -57,12 +56,12 @@ static int sync_all(struct rx *rx)
 	return r;
 }
 
-static void place_all(struct rx_batch *b)
+static void place_all(struct rx *rx, struct rx_batch *b)
 {
 	size_t i;
 
 	for (i = 0; i < b->n; i++)
-		b->f[i].err = rx_place_file(b, &b->f[i]);
+		b->f[i].err = rx_place_file(rx, b, &b->f[i]);
 }
 
 /* Whether a batch waits for the committer; lock held. */
@@ -115,7 +114,7 @@ static void commit_round(struct rx *rx)
 		if (b->state != RB_SYNCING)
 			continue;
 		pthread_mutex_unlock(&rx->fs_lock);
-		place_all(b);
+		place_all(rx, b);
 		pthread_mutex_lock(&rx->fs_lock);
 		b->state = RB_PLACED;
 	}
@@ -246,6 +245,24 @@ static int confirm(struct rx *rx, uint32_t idx)
 	return rx_put(rx, TM_CONFIRM, b, 4);
 }
 
+/*
+ * Empties batch @b: the directories it held are closed, and so are the
+ * unnamed files it did not place (a sync failed, or the transfer ends):
+ * they go with their descriptor.
+ */
+static void batch_clear(struct rx *rx, struct rx_batch *b)
+{
+	size_t i;
+
+	for (i = 0; b->nfd && i < b->n; i++)
+		if (b->f[i].fd >= 0)
+			rx_unnamed_close(rx, b->f[i].fd);
+	for (i = 0; i < b->ndfd; i++)
+		close(b->dfd[i]);
+	b->n = b->ndfd = b->names_len = b->nfd = 0;
+	b->bytes = 0;
+}
+
 /* A batch back from the committer: its files confirmed or refused. */
 static int finish_batch(struct rx *rx, struct rx_batch *b)
 {
@@ -264,10 +281,7 @@ static int finish_batch(struct rx *rx, struct rx_batch *b)
 		rx->st.bytes_done += re->size;
 		r = confirm(rx, f->index);
 	}
-	for (i = 0; i < b->ndfd; i++)
-		close(b->dfd[i]);
-	b->n = b->ndfd = b->names_len = 0;
-	b->bytes = 0;
+	batch_clear(rx, b);
 	b->state = RB_OPEN;
 	b->err = 0;
 	if (e)
@@ -285,7 +299,7 @@ static void commit_here(struct rx *rx, struct rx_batch *b)
 {
 	b->err = sync_all(rx);
 	if (!b->err) {
-		place_all(b);
+		place_all(rx, b);
 		b->err = sync_all(rx);
 	}
 	b->state = RB_DONE;
@@ -311,12 +325,48 @@ static int finish_oldest(struct rx *rx, bool wait)
 	return finish_batch(rx, b);
 }
 
+/*
+ * Hands the batch being filled to the committer, first waiting for the
+ * oldest in flight when there is no room for another.
+ */
+static int hand_on(struct rx *rx)
+{
+	int r;
+
+	if (rx->btail - rx->bhead == RX_BATCHES - 1) {
+		r = finish_oldest(rx, true); /* the disk is behind */
+		if (r)
+			return r;
+	}
+	queue_batch(rx);
+	if (!rx->committer_on) {
+		r = finish_oldest(rx, true);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return 0;
+}
+
+/* Whether file @re with unnamed file @fd fits in batch @b, within what
+ * it may hold of descriptors. */
+static bool batch_fits(const struct rx *rx, const struct rx_batch *b,
+		       const struct rx_entry *re, int fd)
+{
+	bool new_dir = !b->ndfd || b->last_dir != re->n.parent;
+
+	return !b->n || ((fd < 0 || b->nfd < rx->batch_fds) &&
+			 (!new_dir || b->ndfd < rx->batch_dirs));
+}
+
 /**
  * rx_pend() - a file written and verified waits for its commit
  * @rx: receiver
- * @re: the file, its temporary file closed
+ * @re: the file: its temporary file closed, or its unnamed file still
+ *      open in @rx->cur (the batch takes it)
  *
- * It goes into the batch being filled (rx_commit_poll() hands it on).
+ * It goes into the batch being filled (rx_commit_poll() hands it on, or
+ * this function first when the batch holds as many descriptors, of
+ * unnamed files or of directories, as it may).
  *
  * Return: 0 or -errno.
  */
@@ -324,17 +374,25 @@ int rx_pend(struct rx *rx, struct rx_entry *re)
 {
 	char name[TREE_NAME_MAX + 1];
 	struct rx_batch *b = batch_at(rx, rx->btail);
+	int fd = rx->cur.unnamed ? rx->cur.fd : -1;
+	int pfd, r;
 	struct rx_cfile *f;
-	int pfd = rx_parent(rx, &re->n, name), r;
 
-	if (pfd < 0)
-		return rx_refuse(rx, &re->n, "its directory is gone: %s",
-				 strerror(-pfd));
-	r = batch_dir(rx, b, re, pfd);
+	rx->cur.fd = -1;
+	r = batch_fits(rx, b, re, fd) ? 0 : hand_on(rx);
+	b = batch_at(rx, rx->btail);
+	pfd = rx_parent(rx, &re->n, name); /* after: links may be made */
+	if (!r && pfd >= 0)
+		r = batch_dir(rx, b, re, pfd);
 	if (!r && (rx_grow((void **)&b->f, &b->cap, b->n + 1, sizeof(*f)) ||
 		   rx_grow((void **)&b->names, &b->names_cap,
 			   b->names_len + re->n.name_len, 1)))
 		r = -ENOMEM;
+	if (r && fd >= 0)
+		rx_unnamed_close(rx, fd); /* it goes */
+	if (pfd < 0)
+		return rx_refuse(rx, &re->n, "its directory is gone: %s",
+				 strerror(-pfd));
 	if (r)
 		return r;
 	if (!b->n)
@@ -347,7 +405,9 @@ int rx_pend(struct rx *rx, struct rx_entry *re)
 		.name = (uint32_t)b->names_len,
 		.mtime_s = re->mtime_s,
 		.mtime_ns = re->mtime_ns,
+		.fd = fd,
 	};
+	b->nfd += fd >= 0;
 	if (re->wflags & TWF_REPLACE)
 		f->flags |= CF_REPLACE;
 	if ((re->wflags & TWF_REPLACE) && !(rx->o.flags & TBS_TREE_OVERWRITE))
@@ -381,20 +441,16 @@ int rx_commit_poll(struct rx *rx, bool idle)
 	if (!b->n)
 		return 0;
 	if (!idle && b->n < COMMIT_FILES && b->bytes < COMMIT_BYTES &&
-	    b->ndfd < COMMIT_DIRS && tbsi_now_ms() - b->since_ms < COMMIT_MS)
+	    b->ndfd < rx->batch_dirs && (!b->nfd || b->nfd < rx->batch_fds) &&
+	    tbsi_now_ms() - b->since_ms < COMMIT_MS)
 		return 0;
-	if (rx->btail - rx->bhead == RX_BATCHES - 1) {
-		r = finish_oldest(rx, true); /* the disk is behind */
-		if (r)
-			return r;
-	}
-	queue_batch(rx);
-	if (!rx->committer_on || idle) {
-		r = finish_oldest(rx, !rx->committer_on);
+	r = hand_on(rx);
+	if (!r && idle && rx->committer_on) {
+		r = finish_oldest(rx, false);
 		if (r != -EAGAIN)
 			return r;
 	}
-	return 0;
+	return r == -EAGAIN ? 0 : r;
 }
 
 /**
@@ -416,7 +472,7 @@ int rx_commit_all(struct rx *rx)
 
 void rx_fs_free(struct rx *rx)
 {
-	size_t i, k;
+	size_t i;
 
 	if (!rx->fs)
 		return; /* never opened (a dry run into nothing) */
@@ -431,8 +487,7 @@ void rx_fs_free(struct rx *rx)
 	for (i = 0; i < RX_BATCHES; i++) {
 		struct rx_batch *b = &rx->batch[i];
 
-		for (k = 0; k < b->ndfd; k++)
-			close(b->dfd[k]);
+		batch_clear(rx, b);
 		free(b->f);
 		free(b->dfd);
 		free(b->names);

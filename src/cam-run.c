@@ -8,17 +8,19 @@
  *	      ... ! video/x-raw ! tbstreamsink			(--raw)
  *	recv: tbstreamsrc ! decodebin ! videoconvert ! autovideosink
  *	      tbstreamsrc ! decodebin ! videoconvert ! YUY2 ! v4l2sink
- *	      tbstreamsrc ! matroskamux ! filesink		(--file)
+ *	      tbstreamsrc ! matroskamux ! fdsink		(--file)
  *
  * Elements are made one by one and configured through their properties,
  * so that no user string is ever parsed as a pipeline description (but
  * TBSTREAM_CAM_VIDEOSINK, which is one).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <glib-unix.h>
 #include <gst/gst.h>
@@ -29,6 +31,7 @@
 struct run {
 	const struct cam_args *a;
 	GstElement *pipe, *tbs; /* the pipeline, its tbstream element */
+	int file; /* --file: the file recorded into, or -1 */
 	GMainLoop *loop;
 	int status;
 	bool stopping; /* a signal came: the end is clean */
@@ -232,14 +235,54 @@ static bool build_decode(struct run *r, GstElement *src, GstElement *out,
 	return link_all(e, n);
 }
 
-static int file_check(const struct cam_args *a)
+/* Whether @base can name a file in a directory. */
+static bool file_name(const char *path, const char *base)
 {
-	struct stat st;
+	size_t n = strlen(path);
 
-	if (a->overwrite || lstat(a->target, &st))
-		return 0;
-	cli_msg("'%s' exists: use --overwrite to replace it", a->target);
-	return EXIT_FAIL;
+	return n && path[n - 1] != '/' && strcmp(base, ".") &&
+	       strcmp(base, "..");
+}
+
+/*
+ * Creates the file to record into, itself rather than through filesink:
+ * relative to its directory, with O_EXCL and O_NOFOLLOW, so that neither a
+ * link planted at its name nor a file that appears there meanwhile is ever
+ * written through.  --overwrite removes the name first (a link itself,
+ * never what it points to).  0 (*@fd set) or an exit status, said.
+ */
+static int file_create(const char *path, bool overwrite, int *fd)
+{
+	char *dir = g_path_get_dirname(path), *base = g_path_get_basename(path);
+	int dfd = -1, st = EXIT_FAIL;
+
+	if (!file_name(path, base)) {
+		cli_msg("'%s' names a directory: name the file to record into", path);
+		goto out;
+	}
+	dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		cli_msg("could not open the directory '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	if (overwrite && unlinkat(dfd, base, 0) && errno != ENOENT) {
+		cli_msg("could not replace '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	*fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			       O_CLOEXEC, 0666);
+	if (*fd >= 0)
+		st = 0;
+	else if (errno == EEXIST)
+		cli_msg("'%s' exists: use --overwrite to replace it", path);
+	else
+		cli_msg("could not create '%s': %s", path, strerror(errno));
+out:
+	if (dfd >= 0)
+		close(dfd);
+	g_free(dir);
+	g_free(base);
+	return st;
 }
 
 static int build_recv(struct run *r)
@@ -249,14 +292,14 @@ static int build_recv(struct run *r)
 	int st;
 
 	if (a->out == CAM_FILE) {
-		st = file_check(a);
+		st = file_create(a->target, a->overwrite, &r->file);
 		if (st)
 			return st;
 		e[0] = src;
 		e[1] = make(r, "matroskamux");
-		e[2] = make(r, "filesink");
+		e[2] = make(r, "fdsink");
 		if (e[2])
-			g_object_set(e[2], "location", a->target, NULL);
+			g_object_set(e[2], "fd", r->file, NULL);
 		return link_all(e, 3) ? 0 : EXIT_FAIL;
 	}
 	if (a->out == CAM_V4L2) {
@@ -442,7 +485,7 @@ static int run_loop(struct run *r)
 
 int cam_run(const struct cam_args *a)
 {
-	struct run r = { .a = a, .status = EXIT_OK };
+	struct run r = { .a = a, .file = -1, .status = EXIT_OK };
 	int st;
 
 	r.pipe = gst_pipeline_new("cam");
@@ -453,5 +496,9 @@ int cam_run(const struct cam_args *a)
 	gst_element_set_state(r.pipe, GST_STATE_NULL);
 	gst_object_unref(r.pipe);
 	g_main_loop_unref(r.loop);
+	if (r.file >= 0 && close(r.file) && !st) {
+		cli_msg("could not write '%s': %s", a->target, strerror(errno));
+		st = EXIT_FAIL;
+	}
 	return st;
 }

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "forward.h"
 
 #define DISK_STREAM "disk"
@@ -119,13 +120,15 @@ static int disk_parse(int argc, char **argv, struct disk_args *d)
 	return ret ? ret : job_check_name(&d->run.j, "disk");
 }
 
-/* Runs @argv and waits for it; its exit status, or -1. */
-static int run_wait(char *const *argv, bool quiet)
+/* Starts @argv (child.h), its output to /dev/null if @quiet: 0 or errno. */
+static int run(char *const *argv, bool quiet, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
-	int st = -1, r;
-	pid_t pid;
+	posix_spawnattr_t at;
+	int r;
 
+	if (child_attr_init(&at, false))
+		return ENOMEM;
 	posix_spawn_file_actions_init(&fa);
 	if (quiet) {
 		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY,
@@ -133,9 +136,19 @@ static int run_wait(char *const *argv, bool quiet)
 		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY,
 						 0);
 	}
-	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	r = posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
-	if (r || waitpid(pid, &st, 0) != pid)
+	posix_spawnattr_destroy(&at);
+	return r;
+}
+
+/* Runs @argv and waits for it; its exit status, or -1. */
+static int run_wait(char *const *argv, bool quiet)
+{
+	int st = -1;
+	pid_t pid;
+
+	if (run(argv, quiet, &pid) || waitpid(pid, &st, 0) != pid)
 		return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -310,7 +323,7 @@ static void attach_up(void *arg)
 		 strrchr(d->nbd, '/') ? strrchr(d->nbd, '/') + 1 : d->nbd);
 	if (!access(pid, F_OK))
 		return; /* still connected */
-	if (posix_spawnp(&d->nbd_client, argv[0], NULL, NULL, argv, environ))
+	if (run(argv, false, &d->nbd_client))
 		fwd_log(&d->run.conf.log, "error",
 			"could not run nbd-client for %s", d->nbd);
 	else

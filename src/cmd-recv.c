@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "send.h"
 
@@ -18,12 +19,12 @@ static void recv_usage(FILE *out)
 		"(default:\n"
 		"the current directory; created if missing).  Every file is "
 		"written\n"
-		"beside its target, checked by hash, made durable and then "
-		"renamed\n"
-		"into place.  Nothing is written outside DIR.  Existing files "
-		"are\n"
-		"kept unless --overwrite or --update is given; files already "
-		"there\n"
+		"unnamed or beside its target, checked by hash, made durable "
+		"and only\n"
+		"then given its name.  Nothing is written outside DIR.  "
+		"Existing files\n"
+		"are kept unless --overwrite or --update is given; files "
+		"already there\n"
 		"and identical are not sent again.\n"
 		"\n" XFER_COMMON_HELP
 		"      --overwrite           replace existing files and links\n"
@@ -83,6 +84,27 @@ static int recv_parse(struct xfer *x, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * New small files wait, each with a descriptor, until their batch is
+ * durable: the soft limit of open files goes up to the hard one (at most
+ * 65536) so that the batches are full.  Where it cannot, the library
+ * makes do with what there is.
+ */
+static void more_files(void)
+{
+	struct rlimit rl;
+	rlim_t want = 65536;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		want = rl.rlim_max;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int cmd_recv(const struct cli *cli, int argc, char **argv)
 {
 	struct xfer x;
@@ -95,5 +117,6 @@ int cmd_recv(const struct cli *cli, int argc, char **argv)
 	r = job_check_name(&x.job, "recv");
 	if (r)
 		return r;
+	more_files();
 	return xfer_run(&x, TBS_ROLE_RECEIVER, recv_engine);
 }

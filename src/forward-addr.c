@@ -15,7 +15,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "forward.h"
 
 extern char **environ;
@@ -254,29 +254,6 @@ int fwd_connect_start(const struct fwd_addr *a, int i, bool *done)
 	return -e;
 }
 
-/* Sets a child up: default signals, none blocked, its own group. */
-static int spawn_attr(posix_spawnattr_t *at)
-{
-	sigset_t none, def;
-
-	sigemptyset(&none);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigaddset(&def, SIGINT);
-	sigaddset(&def, SIGTERM);
-	sigaddset(&def, SIGHUP);
-	sigaddset(&def, SIGCHLD);
-	if (posix_spawnattr_init(at))
-		return -ENOMEM;
-	posix_spawnattr_setsigmask(at, &none);
-	posix_spawnattr_setsigdefault(at, &def);
-	posix_spawnattr_setpgroup(at, 0);
-	posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK |
-					     POSIX_SPAWN_SETSIGDEF |
-					     POSIX_SPAWN_SETPGROUP);
-	return 0;
-}
-
 int fwd_spawn(char *const *argv, const char *cmd, pid_t *pid)
 {
 	char *sh[] = { "sh", "-c", (char *)cmd, NULL };
@@ -286,7 +263,7 @@ int fwd_spawn(char *const *argv, const char *cmd, pid_t *pid)
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -errno;
-	r = spawn_attr(&at);
+	r = child_attr_init(&at, true);
 	if (r)
 		goto err_close;
 	posix_spawn_file_actions_init(&fa);

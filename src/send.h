@@ -51,9 +51,7 @@ struct xfer {
 	"  -s, --stream NAME         the stream (default 'files'); the same "  \
 	"on\n"                                                                 \
 	"                            both hosts\n"                             \
-	"  -p, --peer ID|NAME|ROUTE  the peer, when several are connected\n"   \
-	"  -t, --timeout S           how long to wait for the peer (default "  \
-	"30)\n"                                                                \
+	JOB_PEER_HELP                                                          \
 	JOB_UP_HELP                                                            \
 	JOB_TRANSPORT_HELP                                                     \
 	"  -k, --keep                leave the stream up afterwards\n"         \

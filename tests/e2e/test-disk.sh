@@ -205,4 +205,37 @@ elif [ "$(id -u)" -eq 0 ] && command -v nbd-client >/dev/null; then
 else
 	skip "--nbd needs root and nbd-client"
 fi
+
+# --- nbd-client starts with no signal blocked or ignored ------------------------
+# A stand-in nbd-client on the PATH notes its signal state ($1: -unix to
+# connect, -d to disconnect); a block device nobody connected stands for
+# the nbd one.
+if [ "$(id -u)" -eq 0 ] && [ -b /dev/loop0 ] && [ ! -e /sys/block/loop0/pid ]
+then
+	mkdir "$TMP/fake"
+	cat >"$TMP/fake/nbd-client" <<-EOF
+		#!/bin/sh
+		grep '^Sig' /proc/\$\$/status >"$TMP/nbdc\$1"
+	EOF
+	chmod +x "$TMP/fake/nbd-client"
+	start_share "$TMP/disk.img"
+	bg env PATH="$TMP/fake:$PATH" "$TBSTREAM" --sysroot "$H1" disk attach \
+		--socket "$TMP/fake.sock" --nbd /dev/loop0 >"$TMP/f.log" 2>&1
+	A=$!
+	check "nbd-client is started once the link is up" \
+		wait_for 30 test -s "$TMP/nbdc-unix"
+	stop_bg "$A"
+	stop_bg "$S"
+	for f in -unix -d; do
+		blk=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$TMP/nbdc$f")
+		ign=$(sed -n 's/^SigIgn:[[:space:]]*//p' "$TMP/nbdc$f")
+		check "nbd-client $f: no signal blocked ($blk)" \
+			test "$((0x${blk:-ffff}))" -eq 0
+		# SIGHUP 1, SIGINT 2, SIGPIPE 13, SIGTERM 15, SIGCHLD 17
+		check "nbd-client $f: HUP, INT, PIPE, TERM, CHLD not ignored ($ign)" \
+			test $((0x${ign:-ffff} & 0x15003)) -eq 0
+	done
+else
+	skip "a stand-in nbd-client needs root and a free /dev/loop0"
+fi
 done_testing

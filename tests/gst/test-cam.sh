@@ -39,6 +39,20 @@ touch "$TMP/exists.mkv"
 status 1 "recv into an existing file without --overwrite" \
 	cam "$H2" recv --file "$TMP/exists.mkv" --timeout 2
 has_msg "says how to replace it" "use --overwrite"
+# A link at the name is replaced, never written through.
+echo keep >"$TMP/victim"
+ln -s "$TMP/victim" "$TMP/link.mkv"
+status 4 "recv --overwrite onto a link (no sender: time-out)" \
+	cam "$H2" recv --file "$TMP/link.mkv" --overwrite --timeout 2
+check "the link's target is untouched" grep -qx keep "$TMP/victim"
+check "the name is a new file, no longer a link" \
+	test -f "$TMP/link.mkv" -a ! -L "$TMP/link.mkv"
+ln -s "$TMP/nowhere.mkv" "$TMP/dangling.mkv"
+status 1 "recv onto a dangling link without --overwrite" \
+	cam "$H2" recv --file "$TMP/dangling.mkv" --timeout 2
+check "creates nothing through it" test ! -e "$TMP/nowhere.mkv"
+status 1 "recv --file naming a directory" \
+	cam "$H2" recv --file "$TMP/" --timeout 2
 
 # ---- v4l2loopback ----
 if [ -e /sys/module/v4l2loopback ]; then

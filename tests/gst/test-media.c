@@ -829,6 +829,233 @@ static void test_src_hostile(void)
 	close(sv[1]);
 }
 
+/*
+ * A sender that begins a message and stops inside it, yet keeps its
+ * session alive: the element must still stop.  The sender pushes more
+ * than both windows hold, so the receiver is known to be reading inside
+ * that message (or past its EOS) when it is told to stop.
+ */
+#define HALF_WINDOW (512 * 1024) /* the smallest session window */
+#define HALF_PUSHED (3 * 1024 * 1024)
+
+enum half_kind { HALF_FRAME, HALF_UNKNOWN, HALF_EOS, HALF_N };
+
+/* Sends @n bytes of a message's body as bare records (no boundary). */
+static int send_body(struct peer *p, uint16_t type, size_t n)
+{
+	static uint8_t zero[64 * 1024];
+	ssize_t r;
+
+	for (; n; n -= (size_t)r) {
+		r = tbs_session_send(p->s, type, zero,
+				     n < sizeof(zero) ? n : sizeof(zero), T_MS);
+		if (r < 0)
+			return (int)r;
+	}
+	return 0;
+}
+
+static int send_half(struct peer *p, enum half_kind k)
+{
+	struct tbs_media_frame f = frame(1, 0, 16u << 20);
+	uint8_t b[TBS_MEDIA_FRAME_HDR];
+	size_t i;
+	int r;
+
+	switch (k) {
+	case HALF_FRAME:
+		f.hash = 1;
+		tbs_media_frame_encode(b, &f);
+		r = (int)tbs_session_send(p->s, TBS_MEDIA_FRAME, b, sizeof(b),
+					  T_MS);
+		return r < 0 ? r : send_body(p, TBS_MEDIA_FRAME, HALF_PUSHED);
+	case HALF_UNKNOWN:
+		memcpy(b, "\0\0\0\1", 4); /* 16 MiB */
+		r = (int)tbs_session_send(p->s, 0x4dff, b, 4, T_MS);
+		return r < 0 ? r : send_body(p, 0x4dff, HALF_PUSHED);
+	default: /* the end, then messages after it that are skipped */
+		r = send_eos(p);
+		for (i = 0; !r && i < HALF_PUSHED / 4096; i++) {
+			static uint8_t m[4096] = { 0, 0x10 }; /* 4096 */
+
+			r = send_msg(p, 0x4dff, m, sizeof(m));
+		}
+		return r;
+	}
+}
+
+struct stopper {
+	GstElement *e;
+	GMutex lock;
+	GCond cond;
+	gboolean done;
+};
+
+static gpointer stop_main(gpointer arg)
+{
+	struct stopper *x = arg;
+
+	gst_element_set_state(x->e, GST_STATE_NULL);
+	g_mutex_lock(&x->lock);
+	x->done = TRUE;
+	g_cond_signal(&x->cond);
+	g_mutex_unlock(&x->lock);
+	return NULL;
+}
+
+/* Sets @e to NULL in a thread: whether it got there within T_MS. */
+static gboolean stop_bounded(GstElement *e)
+{
+	struct stopper x = { .e = e };
+	gint64 end = g_get_monotonic_time() + T_MS * G_TIME_SPAN_MILLISECOND;
+	gboolean done;
+	GThread *t;
+
+	g_mutex_init(&x.lock);
+	g_cond_init(&x.cond);
+	t = g_thread_new("stop", stop_main, &x);
+	g_mutex_lock(&x.lock);
+	while (!x.done && g_cond_wait_until(&x.cond, &x.lock, end))
+		;
+	done = x.done;
+	g_mutex_unlock(&x.lock);
+	if (!done)
+		return FALSE; /* the element hangs: t and x stay, the test ends */
+	g_thread_join(t);
+	g_mutex_clear(&x.lock);
+	g_cond_clear(&x.cond);
+	return TRUE;
+}
+
+static void test_src_stop_inside(void)
+{
+	static const char *what[HALF_N] = {
+		"half a frame", "half a message of an unknown type",
+		"an end, then nothing",
+	};
+	struct peer p = { .window = HALF_WINDOW };
+	GstHarness *h;
+	GstBuffer *buf;
+	int sv[2], k, r;
+
+	for (k = 0; k < HALF_N; k++) {
+		socket_pair(sv);
+		peer_begin(&p, sv[1], TBS_ROLE_SENDER);
+		h = gst_harness_new_with_element(
+			element("tbstreamsrc", sv[0], "window=524288"), NULL,
+			"src");
+		gst_harness_use_systemclock(h);
+		gst_harness_play(h);
+		peer_wait(&p);
+		send_caps(&p, RAW_CAPS);
+		send_seq(&p, 0, 0);
+		buf = pull(h);
+		r = send_half(&p, (enum half_kind)k);
+		ok(buffer_is(buf, 0, 100) && !r,
+		   "src: the sender sent a frame, then %s (%d)", what[k], r);
+		gst_clear_buffer(&buf);
+		if (!ok(stop_bounded(h->element),
+			"src: stops while the sender, alive, sent %s",
+			what[k]))
+			return;
+		peer_end(&p);
+		gst_harness_teardown(h);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
+/* Whether @text is safe to print: no control, format or non-UTF-8 byte. */
+static gboolean clean_text(const gchar *text)
+{
+	const gchar *p;
+
+	if (!g_utf8_validate(text, -1, NULL))
+		return FALSE;
+	for (p = text; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+
+		if (c < 0x20 || (c >= 0x7f && c < 0xa0) ||
+		    g_unichar_type(c) == G_UNICODE_FORMAT)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* What the element posts after @bus's next element message or error. */
+static gchar *next_text(GstBus *bus, gboolean *error)
+{
+	GstMessage *m = gst_bus_timed_pop_filtered(
+		bus, T_MS * GST_MSECOND,
+		GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR);
+	const GstStructure *st;
+	GError *err = NULL;
+	gchar *text = NULL;
+
+	if (!m)
+		return NULL;
+	*error = GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR;
+	if (*error) {
+		gst_message_parse_error(m, &err, NULL);
+		text = g_strdup(err->message);
+		g_error_free(err);
+	} else {
+		st = gst_message_get_structure(m);
+		text = g_strdup(gst_structure_get_string(st, "reason") ?:
+				gst_structure_get_string(st, "message") ?:
+						"");
+	}
+	gst_message_unref(m);
+	return text;
+}
+
+/*
+ * A peer that aborts with words that drive a terminal: what the element
+ * posts (the disconnection's reason) keeps the words and loses the
+ * control bytes.
+ */
+static void test_src_peer_words(void)
+{
+	static const char evil[] = "evil\x1b[2J\r\nfake line\xe2\x80\xae\xc2\x9b"
+				   "31m\x7f \xc3\xa9t\xc3\xa9";
+	struct peer p = { 0 };
+	gboolean error = FALSE, said = FALSE, clean = TRUE;
+	GstBus *bus = gst_bus_new();
+	GstHarness *h;
+	GstBuffer *buf;
+	gchar *text;
+	int sv[2];
+
+	socket_pair(sv);
+	peer_begin(&p, sv[1], TBS_ROLE_SENDER);
+	h = gst_harness_new_with_element(element("tbstreamsrc", sv[0], ""),
+					 NULL, "src");
+	gst_element_set_bus(h->element, bus);
+	gst_harness_use_systemclock(h);
+	gst_harness_play(h);
+	peer_wait(&p);
+	send_caps(&p, RAW_CAPS);
+	send_seq(&p, 0, 0);
+	buf = pull(h);
+	gst_clear_buffer(&buf);
+	tbs_session_abort(p.s, -EIO, evil);
+	while (!said && !error && (text = next_text(bus, &error))) {
+		said = strstr(text, "peer aborted: evil") &&
+		       strstr(text, "fake line") &&
+		       strstr(text, "\xc3\xa9t\xc3\xa9");
+		clean &= clean_text(text);
+		g_free(text);
+	}
+	ok(said, "src: the peer's abort is told, its words kept");
+	ok(clean, "src: no control, format or stray byte of the peer's words is posted");
+	peer_end(&p);
+	gst_element_set_state(h->element, GST_STATE_NULL);
+	gst_harness_teardown(h);
+	gst_object_unref(bus);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(int argc, char **argv)
 {
 	gst_init(&argc, &argv);
@@ -844,5 +1071,7 @@ int main(int argc, char **argv)
 	test_src_stream();
 	test_src_keyunit_and_gaps();
 	test_src_hostile();
+	test_src_stop_inside();
+	test_src_peer_words();
 	return tap_done();
 }

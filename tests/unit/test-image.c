@@ -150,12 +150,14 @@ static void test_files(const char *dir)
 	h = content_hash(z, sizeof(z));
 	tbsi_img_hash_hex(&h, i.hash);
 	strcpy(i.source, "/dev/\"odd\"\\name");
+	strcpy(i.model, "tab\there\001bell\177");
 	strcpy(i.date, "2026-01-01T00:00:00Z");
 	ok(!tbsi_img_sidecar_write(dfd, "x.img", &i, &e),
 	   "a sidecar is written");
 	ok(!tbs_image_sidecar_read(img, &g, &e) && g.size == 8192 &&
-		   !strcmp(g.hash, i.hash) && !strcmp(g.source, i.source),
-	   "and read back, quotes and backslashes too");
+		   !strcmp(g.hash, i.hash) && !strcmp(g.source, i.source) &&
+		   !strcmp(g.model, i.model),
+	   "and read back, quotes, backslashes and controls too");
 	is_int(tbs_image_verify(img, &g, NULL, NULL, &e), 0,
 	       "verify accepts the image");
 	g.hash[0] = g.hash[0] == '0' ? '1' : '0';
