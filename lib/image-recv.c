@@ -178,11 +178,14 @@ static bool resumable(struct receiver *r, const struct stat *sb, bool exists)
 	       (r->is_dev || (sb->st_nlink == 1 && sb->st_uid == geteuid()));
 }
 
-/* A new image file; an existing one is replaced (its name, not its
- * bytes) only when empty or with --force. */
-static int create_file(struct receiver *r, const struct stat *sb, bool exists)
+/*
+ * A new image file; an existing one, even empty (its mode may be what the
+ * user chose for the image), is replaced only with --force, and then only
+ * its name: its bytes are never written.
+ */
+static int create_file(struct receiver *r, bool exists)
 {
-	if (exists && sb->st_size && !r->o->force)
+	if (exists && !r->o->force)
 		return fail(r, -EEXIST,
 			    "'%s' exists and is not an unfinished transfer; "
 			    "remove it or use --force",
@@ -234,7 +237,7 @@ static int open_target(struct receiver *r)
 		r->fd = tbsi_img_open_device(r->path, sb.st_rdev, r->info.size,
 					     r->err);
 	else
-		ret = resume ? reopen_file(r) : create_file(r, &sb, exists);
+		ret = resume ? reopen_file(r) : create_file(r, exists);
 	if (ret || r->fd < 0)
 		return ret ? ret : r->fd;
 	if (!resume) {
@@ -357,7 +360,7 @@ static int on_extent(struct receiver *r, const uint8_t *p, size_t n)
 {
 	struct img_extent x;
 	const uint8_t *data;
-	ssize_t w;
+	int ret;
 
 	if (tbsi_img_get_extent(p, n, r->info.size, &x) ||
 	    x.offset != r->cursor)
@@ -371,12 +374,11 @@ static int on_extent(struct receiver *r, const uint8_t *p, size_t n)
 			    "nothing of it was written",
 			    (unsigned long long)x.offset);
 	tree_hash_update(r->hash, data, x.raw_len);
-	w = pwrite(r->fd, data, x.raw_len, (off_t)x.offset);
-	if (w != (ssize_t)x.raw_len)
-		return fail(r, w < 0 ? -errno : -ENOSPC,
-			    "could not write '%s' at offset %llu: %s", r->path,
-			    (unsigned long long)x.offset,
-			    strerror(w < 0 ? errno : ENOSPC));
+	ret = tbsi_write_all(r->fd, data, x.raw_len, (off_t)x.offset);
+	if (ret)
+		return fail(r, ret, "could not write '%s' at offset %llu: %s",
+			    r->path, (unsigned long long)x.offset,
+			    strerror(-ret));
 	/* Start writing back now, so that a checkpoint finds little to do. */
 	sync_file_range(r->fd, (off_t)x.offset, x.raw_len,
 			SYNC_FILE_RANGE_WRITE);

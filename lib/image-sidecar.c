@@ -20,23 +20,6 @@
 #include "image-int.h"
 #include "internal.h"
 
-int tbsi_write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	ssize_t n;
-
-	while (len) {
-		n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The identity a journal must match to be resumed. */
 uint64_t tbsi_img_key(const struct tbs_image_info *info)
 {
@@ -103,7 +86,7 @@ static int replace_file(int dfd, const char *name, const char *text,
 	fd = tbsi_create_excl(dfd, tmp, O_WRONLY, mode);
 	if (fd < 0)
 		return fd;
-	ret = tbsi_write_all(fd, text, strlen(text));
+	ret = tbsi_write_all(fd, text, strlen(text), -1);
 	if (!ret && fsync(fd))
 		ret = -errno;
 	close(fd);

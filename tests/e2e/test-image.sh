@@ -100,6 +100,18 @@ check "and the sender says what the receiver said" \
 	grep -q 'receiver: .*exists' "$TMP/2.err"
 down_all
 
+# Nor an empty one: its mode may be what the user chose for the image.
+install -m 600 /dev/null "$TMP/e.img"
+ino=$(stat -c %i "$TMP/e.img")
+pair recv "$TMP/e.img" -- send "$TMP/src.img"
+check "an existing empty file is refused" test $R1 -ne 0 -a $R2 -ne 0
+is "and left as it was" "$(stat -c '%i %a %s' "$TMP/e.img")" "$ino 600 0"
+down_all
+pair recv --force "$TMP/e.img" -- send "$TMP/src.img"
+check "--force replaces it: both exit 0" test $R1 -eq 0 -a $R2 -eq 0
+same "$TMP/src.img" "$TMP/e.img" "--force: the image is the source"
+down_all
+
 # Damage is found by verify.
 cp --sparse=always "$TMP/a.img" "$TMP/bad.img"
 cp "$TMP/a.img.tbsimage" "$TMP/bad.img.tbsimage"
