@@ -8,10 +8,13 @@
  *    openat(O_PATH | O_DIRECTORY | O_NOFOLLOW), so a symbolic link (one
  *    that came over the cable or one that was there) is never followed
  *    and ".." never occurs (the decoder refused it).
- * 2. Everything is created under a temporary name in its own directory
- *    (".tbs-" + hash of the name + ".part"), exclusively (O_EXCL), and
- *    renamed into place once written, verified and durable.  No entry may
- *    take a ".tbs-" name, so a sender cannot plant one.
+ * 2. Everything is created unnamed in its own directory (a new file that
+ *    replaces nothing: O_TMPFILE, tree-unnamed.c) or under a temporary
+ *    name there (".tbs-" + hash of the name + ".part"), exclusively
+ *    (O_EXCL), and linked or renamed into place once written, verified
+ *    and durable; the link fails, rather than replace, when the name was
+ *    taken meanwhile.  No entry may take a ".tbs-" name, so a sender
+ *    cannot plant one.
  * 3. A file that is opened again (a partial copy, its journal) must be a
  *    regular file with one link, owned by this process, on the device of
  *    its directory, and, for a partial copy, the inode its journal names:

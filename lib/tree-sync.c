@@ -4,12 +4,14 @@
  * files it writes.
  *
  * A file is confirmed to the sender only once it is durable under its
- * name: its data synced, then renamed into place, then the rename synced
- * (every file system written to: the receiving directory's, and any
- * mounted inside it that an entry went to).  The receiving thread adds
- * each written file to a batch; a full batch (1024 files, 32 MiB, 64
- * directories or one second) goes to a second thread, the committer,
- * which syncs it, renames its files, syncs again, and hands it back.  The
+ * name: its data synced, then linked (an unnamed file) or renamed into
+ * place, then that synced (every file system written to: the receiving
+ * directory's, and any mounted inside it that an entry went to).  The
+ * receiving thread adds each written file to a batch; a full batch (1024
+ * files, 32 MiB, as many directories or unnamed files as its share of
+ * descriptors allows, or one second) goes to a second thread, the
+ * committer, which syncs it, links or renames its files (closing the
+ * unnamed ones), syncs again, and hands it back.  The
  * receiving thread confirms (or refuses) its files when it next looks,
  * and never waits for the disk but when RX_BATCHES - 1 batches are in
  * flight, and at the end.  One sync serves every batch that waits for

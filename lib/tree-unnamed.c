@@ -231,11 +231,12 @@ int rx_unnamed_link(const struct rx *rx, int fd, int dfd, const char *name)
  * @rx: receiver
  * @re: the file
  *
- * Its own when the umask leaves them whole and they have no set-id or
- * sticky bit, so that the file needs no fchmod() once complete (unless
- * its directory's default ACL, or one of its own, changes them); else
- * 0600.  (A file under a temporary name always gets 0600: its name is
- * seen while it is incomplete.)
+ * Its own when the umask leaves them whole, they have no set-id or
+ * sticky bit, and they let the owner write (its attributes are set while
+ * it is written, which takes that unless as root): then the file needs
+ * no fchmod() once complete (unless its directory's default ACL, or one
+ * of its own, changes them).  Else 0600.  (A file under a temporary
+ * name always gets 0600: its name is seen while it is incomplete.)
  *
  * Return: the permissions; 0600 means "not its own" unless @re's are.
  */
@@ -243,7 +244,8 @@ mode_t rx_create_mode(const struct rx *rx, const struct rx_entry *re)
 {
 	mode_t m = re->mode & 07777;
 
-	if (rx->umask < 0 || (m & 07000) || (m & (mode_t)rx->umask))
+	if (rx->umask < 0 || (m & 07000) || (m & (mode_t)rx->umask) ||
+	    (!(m & S_IWUSR) && !rx->is_root))
 		return 0600;
 	return m;
 }
