@@ -131,14 +131,16 @@ libdir=$(cd "$(dirname "$TBSTREAM")/../lib" && pwd)
 if cc -O2 -pthread -I"$top/include" -o "$TMP/bench-latency" \
 	"$top/bench/bench-latency.c" -L"$libdir" -Wl,-rpath,"$libdir" \
 	-ltbstream 2>/dev/null; then
-	ts "$H1" up blat --profile latency >/dev/null &
-	up1=$!
-	ts "$H2" up blat --profile latency >/dev/null
-	wait $up1
-	d1=$H1/dev/tbstream$(cat "$C1"/*/blat/index)
-	d2=$H2/dev/tbstream$(cat "$C2"/*/blat/index)
-	t "$TMP/bench-latency" "$d1" "$d2" 2000 | grep "   64 B" |
-		sed 's/^/reference: /'
+	for name in blat blses; do
+		ts "$H1" up $name --profile latency >/dev/null &
+		up1=$!
+		ts "$H2" up $name --profile latency >/dev/null
+		wait $up1
+	done
+	d() { echo "$1/dev/tbstream$(cat "$2"/*/"$3"/index)"; }
+	t "$TMP/bench-latency" "$(d "$H1" "$C1" blat)" "$(d "$H2" "$C2" blat)" \
+		"$(d "$H1" "$C1" blses)" "$(d "$H2" "$C2" blses)" 2000 |
+		grep "   64 B" | sed 's/^/reference: /'
 fi
 echo
 

@@ -11,6 +11,28 @@
 #define STEP_NS MS /* the latency is a whole number of ms */
 #define MAX_NS (250 * MS) /* later buffers are late, not waited for */
 
+/*
+ * @a - @b and @a + @b, saturated: the times come from the peer, and a
+ * difference of two of them may not fit.
+ */
+static int64_t sub_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_sub_overflow(a, b, &r))
+		return b < 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
 void tbs_sync_reset(struct tbs_sync *y, uint64_t latency)
 {
 	memset(y, 0, sizeof(*y));
@@ -51,7 +73,7 @@ static uint64_t round_up(int64_t ns)
 
 unsigned int tbs_sync_add(struct tbs_sync *y, int64_t now, int64_t rt)
 {
-	int64_t d = now - rt, lo, hi, need;
+	int64_t d = sub_sat(now, rt), lo, hi, need;
 	unsigned int changed = 0;
 	int i;
 
@@ -69,11 +91,12 @@ unsigned int tbs_sync_add(struct tbs_sync *y, int64_t now, int64_t rt)
 	if (d > y->hi[y->cur])
 		y->hi[y->cur] = d;
 	window(y, &lo, &hi);
-	if (lo < y->offset - EARLIER_NS || lo > y->offset + LATER_NS) {
+	if (lo < sub_sat(y->offset, EARLIER_NS) ||
+	    lo > add_sat(y->offset, LATER_NS)) {
 		y->offset = lo;
 		changed |= 1;
 	}
-	need = hi - y->offset + MARGIN_NS;
+	need = add_sat(sub_sat(hi, y->offset), MARGIN_NS);
 	if (need < 0)
 		need = 0;
 	if (need > MAX_NS)

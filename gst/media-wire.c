@@ -143,6 +143,15 @@ static bool valid_rate(double r)
 	return isfinite(r) && r != 0.0;
 }
 
+/*
+ * A time the receiver can compute with: below 2^63 ns (292 years), so
+ * that running times stay signed 64-bit numbers; or none, if @none.
+ */
+static bool valid_time(uint64_t t, bool none)
+{
+	return t <= INT64_MAX || (none && t == TBS_MEDIA_NONE);
+}
+
 int tbs_media_segment_decode(const uint8_t *p, size_t len,
 			     struct tbs_media_segment *seg)
 {
@@ -161,8 +170,10 @@ int tbs_media_segment_decode(const uint8_t *p, size_t len,
 	seg->position = tbsi_le_get64(p + 72);
 	seg->duration = tbsi_le_get64(p + 80);
 	if (!valid_rate(seg->rate) || !valid_rate(seg->applied_rate) ||
-	    seg->base == TBS_MEDIA_NONE || seg->offset == TBS_MEDIA_NONE ||
-	    seg->start == TBS_MEDIA_NONE || seg->time == TBS_MEDIA_NONE ||
+	    !valid_time(seg->base, false) || !valid_time(seg->offset, false) ||
+	    !valid_time(seg->start, false) || !valid_time(seg->time, false) ||
+	    !valid_time(seg->stop, true) || !valid_time(seg->position, true) ||
+	    !valid_time(seg->duration, true) ||
 	    (seg->stop != TBS_MEDIA_NONE && seg->stop < seg->start))
 		return -EBADMSG;
 	return 0;

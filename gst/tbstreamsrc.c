@@ -285,8 +285,9 @@ static void map_time(GstTbStreamSrc *self, GstBuffer *b)
 	now = gst_element_get_current_running_time(GST_ELEMENT(self));
 	rt = gst_segment_to_running_time(&self->seg, GST_FORMAT_TIME,
 					 GST_BUFFER_PTS(b));
-	if (!GST_CLOCK_TIME_IS_VALID(now) || !GST_CLOCK_TIME_IS_VALID(rt))
-		return;
+	if (!GST_CLOCK_TIME_IS_VALID(now) || !GST_CLOCK_TIME_IS_VALID(rt) ||
+	    now > G_MAXINT64 || rt > G_MAXINT64)
+		return; /* no time to compute with (the peer's is absurd) */
 	changed = tbs_sync_add(&self->sync, (gint64)now, (gint64)rt);
 	if (changed & 1)
 		self->seg_dirty = TRUE;
@@ -386,6 +387,8 @@ static enum step on_message(GstTbStreamSrc *self, GstBuffer **out,
 	enum step step;
 	int r;
 
+	if (tbs_link_interrupted(&self->link))
+		return WAIT; /* before a message: the session may go on */
 	tbs_link_inside(&self->link, true);
 	r = tbs_media_begin(self->s, &type, &len, 0);
 	if (r == -EAGAIN) {

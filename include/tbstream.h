@@ -723,6 +723,34 @@ enum tbs_session_role {
  * @window: bytes of unacknowledged data kept for retransmission, and bytes
  *	    of received data buffered for tbs_session_recv (4 MiB, at least
  *	    512 KiB)
+ * @flags: TBS_SESSION_CALLER_READS, or 0
+ * @read_signal: with TBS_SESSION_CALLER_READS, the signal that interrupts
+ *		 a receiving thread's read(2) (reserved by the application,
+ *		 such as SIGRTMIN + 1)
+ *
+ * TBS_SESSION_CALLER_READS (for request and reply, where one message in
+ * each direction is all there is): a thread blocked in tbs_session_recv()
+ * or tbs_session_recv_msg() with nothing to take reads the descriptor
+ * itself, instead of waiting for the session's reader thread to read and
+ * wake it, which saves one thread wake-up per received message (on a
+ * loaded machine, a round trip waits for a processor at each wake-up).
+ * One thread at a time reads: the receiving thread takes the reads over
+ * once the reader thread's read returned, and handles every record it
+ * reads as the reader thread would (acknowledgements, keep-alives, the
+ * end, an abort); the reader thread reads again when no receiver read for
+ * 50 ms, or at once when a thread waits for the peer in another call
+ * (room in the window, the end, tbs_session_ready()) or the session
+ * failed.  A time-out, a failure (the peer vanished or aborted, the cable
+ * went away), tbs_session_abort() or tbs_session_close() from another
+ * thread interrupt the receiving thread's read with @read_signal
+ * (pthread_kill(3)); tbs_session_new() installs an empty handler for it
+ * without SA_RESTART, unless the application has a handler of its own
+ * without SA_RESTART (-EINVAL with SA_RESTART).  The application must not
+ * use @read_signal for anything else; a receiving thread that blocks it
+ * waits for the reader thread, as without the flag.  The flag has no
+ * effect when reads of @rfd cannot block on their own (see
+ * tbs_session_new()).  A time-out of a receiving thread that reads itself
+ * expires up to 10 ms late.
  */
 struct tbs_session_opts {
 	size_t size;
@@ -736,7 +764,12 @@ struct tbs_session_opts {
 	int confirm_ms;
 	int max_retries;
 	size_t window;
+	uint32_t flags;
+	int read_signal;
 };
+
+/* tbs_session_opts.flags */
+#define TBS_SESSION_CALLER_READS 0x1 /* receiving threads read themselves */
 
 /**
  * struct tbs_session_stats - counters of one session
@@ -768,8 +801,9 @@ struct tbs_session;
  * flags: then both are non-blocking.  They stay owned by the caller, get
  * their flags back in tbs_session_free(), and must outlive the session.
  *
- * Return: 0, -EINVAL for bad options, -E2BIG for options newer than this
- * library, -ENOMEM.
+ * Return: 0, -EINVAL for bad options (a @read_signal that cannot be
+ * caught, or whose handler restarts system calls), -E2BIG for options
+ * newer than this library, -ENOMEM.
  */
 int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 		    const struct tbs_session_opts *opts);

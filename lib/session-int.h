@@ -24,7 +24,20 @@
  *    message).  One that finds nothing sleeps on rx_gen (a futex);
  *    whoever changes what receivers wait for bumps it
  *    (tbs_session_rx_changed()): the reader thread after it let go of
- *    the lock, so that the receiver it wakes takes the lock uncontended.
+ *    the lock, so that the receiver it wakes takes the lock uncontended;
+ *  - with TBS_SESSION_CALLER_READS, one thread at a time holds the reads
+ *    (rd_owner, under the lock): the reader thread, or a receiver that
+ *    found nothing to take (tbs_session_caller_read(), session-read.c).
+ *    The holder owns the read buffer as the reader thread does without
+ *    the flag.  A receiver that waits for the reads to be free counts
+ *    itself in rd_want; the reader thread hands the reads over after its
+ *    read returned when rd_want is not 0 (rd_yielded), and takes them
+ *    back when nobody read for RD_GRACE_MS, when the session leaves
+ *    ST_OPEN, or when another thread needs the peer's records
+ *    (tbs_session_need_reader()).  A receiver blocked in read(2) is
+ *    interrupted with the application's signal (tbs_session_rd_kick()),
+ *    again at every tick of the timer thread while it must leave, which
+ *    does not exit before the receiver gave the reads back.
  */
 #ifndef TBS_SESSION_INT_H
 #define TBS_SESSION_INT_H
@@ -55,6 +68,9 @@
 #define EIO_MAX_RUN 64 /* reads failing with EIO in a row: not a bad frame */
 #define MIN_WINDOW (2 * TBS_WIRE_MAX_PAYLOAD)
 #define RX_BLOCK (4 * (TBS_WIRE_HDR_LEN + TBS_WIRE_MAX_PAYLOAD))
+#define RD_GRACE_MS 50 /* reads free for so long: the reader thread reads */
+
+enum read_owner { RD_NONE, RD_THREAD, RD_CALLER };
 
 enum session_state {
 	ST_NEW,
@@ -122,9 +138,11 @@ struct tbs_session {
 	bool rd_block; /* reads block: the reader is stopped by cancellation */
 	bool wr_sock; /* the write descriptor is a socket: no SIGPIPE */
 	bool wr_fifo; /* it is a pipe: SIGPIPE is kept from the writer */
+	bool caller_reads; /* TBS_SESSION_CALLER_READS, and reads block */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cv; /* handshake, window, end: any change */
+	pthread_cond_t rd_cv; /* the reader thread waits for the reads */
 	/* protected by lock */
 	enum session_state state;
 	bool stop;
@@ -205,6 +223,14 @@ struct tbs_session {
 	int64_t last_rx, last_tx;
 	bool endack_due, bye_sent, bye_rcvd, peer_gone;
 	int64_t drain_until; /* after a failure: read until then or EOF */
+	enum read_owner rd_owner; /* who reads (caller_reads) */
+	bool rd_in_read; /* it is in read(2) or about to be */
+	bool rd_yielded; /* the reader thread handed the reads over */
+	unsigned int rd_want; /* receivers waiting to read themselves */
+	pthread_t rd_caller; /* the receiver that reads, if RD_CALLER */
+	int64_t rd_deadline; /* its time-out (ms, < 0: none) */
+	int64_t rd_free_ms; /* when the reads were last given up */
+	uint64_t rd_receiver_reads; /* reads made by receivers (tests) */
 	/* end of protected by lock */
 
 	struct rxblk *blk; /* being read into; protected by lock: refs */
@@ -258,6 +284,12 @@ void tbs_session_pool_free(struct tbs_session *s);
 struct rxblk *tbs_session_blk_new(struct tbs_session *s);
 void tbs_session_blk_put(struct tbs_session *s, struct rxblk *b);
 void tbs_session_blk_pool_free(struct tbs_session *s);
+int tbs_session_caller_read(struct tbs_session *s, int64_t deadline,
+			    bool *want);
+void tbs_session_need_reader(struct tbs_session *s);
+void tbs_session_rd_kick(struct tbs_session *s);
+void tbs_session_rd_timers(struct tbs_session *s, int64_t now);
+int tbs_session_rd_signal_init(int sig);
 
 #pragma GCC visibility pop
 

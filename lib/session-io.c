@@ -113,6 +113,8 @@ static void set_done_if_over(struct tbs_session *s)
 	    s->state == ST_OPEN) {
 		s->state = ST_DONE;
 		pthread_cond_broadcast(&s->cv);
+		pthread_cond_broadcast(&s->rd_cv);
+		tbs_session_rd_kick(s);
 		tbs_session_rx_changed(s);
 	}
 }
@@ -563,6 +565,8 @@ void tbs_session_on_eof(struct tbs_session *s, int err)
 			s->state = ST_DONE;
 			tbs_session_notify(s);
 			pthread_cond_broadcast(&s->cv);
+			pthread_cond_broadcast(&s->rd_cv);
+			tbs_session_rd_kick(s);
 			tbs_session_rx_changed(s);
 		}
 		return;
@@ -786,6 +790,11 @@ static bool failed_exit(struct tbs_session *s, int64_t *fail_ms, int64_t now)
 
 static bool should_exit(struct tbs_session *s, int64_t *fail_ms, int64_t now)
 {
+	if (s->rd_owner == RD_CALLER &&
+	    (s->state != ST_OPEN || s->stop)) {
+		tbs_session_rd_kick(s); /* again: the last one may be lost */
+		return false;
+	}
 	if (s->state == ST_FAILED)
 		return failed_exit(s, fail_ms, now);
 	if (s->stop)
@@ -822,6 +831,7 @@ void *tbs_session_io_main(void *arg)
 			break;
 		}
 		tbs_session_timers(s, now);
+		tbs_session_rd_timers(s, now);
 		tbs_session_write(s, true);
 		want_w = s->wr_full && !s->writing;
 		pthread_mutex_unlock(&s->lock);

@@ -46,6 +46,8 @@ void tbs_session_fail(struct tbs_session *s, int err, const char *fmt, ...)
 	s->error = s->msg;
 	tbs_session_notify(s);
 	pthread_cond_broadcast(&s->cv);
+	pthread_cond_broadcast(&s->rd_cv); /* the reader thread drains */
+	tbs_session_rd_kick(s);
 	tbs_session_rx_changed(s);
 }
 
@@ -175,8 +177,10 @@ static int set_defaults(struct tbs_session_opts *o)
 		o->max_retries = 8;
 	if (!o->window)
 		o->window = 4u << 20;
-	if (o->window < MIN_WINDOW)
+	if (o->window < MIN_WINDOW || o->flags & ~TBS_SESSION_CALLER_READS)
 		return -EINVAL;
+	if (o->flags & TBS_SESSION_CALLER_READS)
+		return tbs_session_rd_signal_init(o->read_signal);
 	return 0;
 }
 
@@ -246,6 +250,11 @@ static int init_sync(struct tbs_session *s)
 		return -r;
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	r = pthread_cond_init(&s->cv, &ca);
+	if (!r) {
+		r = pthread_cond_init(&s->rd_cv, &ca);
+		if (r)
+			pthread_cond_destroy(&s->cv);
+	}
 	pthread_condattr_destroy(&ca);
 	if (r)
 		return -r;
@@ -257,6 +266,7 @@ static int init_sync(struct tbs_session *s)
 	}
 	if (r) {
 		pthread_cond_destroy(&s->cv);
+		pthread_cond_destroy(&s->rd_cv);
 		return -r;
 	}
 	return 0;
@@ -267,6 +277,7 @@ static void destroy_sync(struct tbs_session *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->rd_cv);
 }
 
 static int alloc_buffers(struct tbs_session *s)
@@ -317,7 +328,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	r = TBSI_OPTS_LOAD(&s->o, opts, window, window);
+	r = TBSI_OPTS_LOAD(&s->o, opts, window, read_signal);
 	if (!r)
 		r = set_defaults(&s->o);
 	if (r)
@@ -339,6 +350,7 @@ int tbs_session_new(struct tbs_session **sp, int rfd, int wfd,
 	r = init_fds(s, rfd, wfd);
 	if (r)
 		goto err_sync;
+	s->caller_reads = s->o.flags & TBS_SESSION_CALLER_READS && s->rd_block;
 	*sp = s;
 	return 0;
 
@@ -363,6 +375,8 @@ static void stop_thread(struct tbs_session *s)
 	pthread_mutex_lock(&s->lock);
 	s->stop = true;
 	pthread_cond_broadcast(&s->cv);
+	pthread_cond_broadcast(&s->rd_cv);
+	tbs_session_rd_kick(s);
 	pthread_mutex_unlock(&s->lock);
 	if (s->thread_started) {
 		tbs_session_wake(s);
@@ -490,6 +504,7 @@ static int reserve_window(struct tbs_session *s, size_t len,
 			return -EMSGSIZE;
 		if (window_has(s, len))
 			break;
+		tbs_session_need_reader(s); /* the peer's ACKs free it */
 		if (wait_until(s, deadline) == -ETIMEDOUT)
 			return -EAGAIN;
 	}
@@ -784,6 +799,7 @@ static int rx_sleep(struct tbs_session *s, unsigned int gen, int64_t deadline)
  */
 static int wait_rx(struct tbs_session *s, bool own, int64_t deadline)
 {
+	bool want = false;
 	int r;
 
 	for (;;) {
@@ -797,9 +813,18 @@ static int wait_rx(struct tbs_session *s, bool own, int64_t deadline)
 				return rx_at_end(s);
 			if (s->state == ST_DONE)
 				return 0;
+			/* TBS_SESSION_CALLER_READS: read, if nobody does */
+			r = tbs_session_caller_read(s, deadline, &want);
+			if (r > 0)
+				continue;
+			if (r < 0)
+				return r;
 		}
-		if (rx_sleep(s, __atomic_load_n(&s->rx_gen, __ATOMIC_SEQ_CST),
-			     deadline) == -ETIMEDOUT)
+		r = rx_sleep(s, __atomic_load_n(&s->rx_gen, __ATOMIC_SEQ_CST),
+			     deadline);
+		if (want)
+			s->rd_want--;
+		if (r == -ETIMEDOUT)
 			return -EAGAIN;
 	}
 }
@@ -935,6 +960,7 @@ int tbs_session_fd(struct tbs_session *s)
 		tbs_session_notify(s); /* the caller looks first */
 	}
 	r = s->nfd < 0 ? -errno : s->nfd;
+	tbs_session_need_reader(s); /* the caller waits for readiness */
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -958,6 +984,7 @@ unsigned int tbs_session_ready(struct tbs_session *s)
 		if (!s->tx_end_req && s->tx_buffered < s->o.window)
 			ev |= TBS_SESSION_SEND;
 	}
+	tbs_session_need_reader(s); /* the caller waits for readiness */
 	pthread_mutex_unlock(&s->lock);
 	return ev;
 }
@@ -975,6 +1002,7 @@ static int wait_end_acked(struct tbs_session *s)
 	while (!s->tx_end_acked) {
 		if (s->state == ST_FAILED)
 			return s->err;
+		tbs_session_need_reader(s);
 		if (s->tx_acked != acked || s->tx_limit != limit) {
 			acked = s->tx_acked;
 			limit = s->tx_limit;
@@ -1070,6 +1098,7 @@ static int wait_peer_done(struct tbs_session *s)
 		}
 		if (s->bye_sent && bye_deadline < 0)
 			bye_deadline = deadline_in(2 * s->o.rto_ms);
+		tbs_session_need_reader(s);
 		until = bye_deadline >= 0 ? bye_deadline : deadline;
 		if (wait_until(s, until) != -ETIMEDOUT)
 			continue;

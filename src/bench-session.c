@@ -263,13 +263,16 @@ static int run(struct phase *ph, bool results_only)
 /*
  * One session phase on the job's descriptors: a block of the session's
  * measurements (the first one after the plan), or (@results_only) the
- * results.
+ * results.  The receiving thread reads the device itself, as a program
+ * of requests and replies would have it (TBS_SESSION_CALLER_READS).
  */
 int bench_session_phase(struct bench *b, bool results_only)
 {
 	struct tbs_session_opts o = TBS_OPTS_INIT(
 		tbs_session_opts, .role = TBS_ROLE_DUPLEX, .id = "bench",
-		.id_len = 5, .handshake_ms = b->timeout_ms);
+		.id_len = 5, .handshake_ms = b->timeout_ms,
+		.flags = TBS_SESSION_CALLER_READS,
+		.read_signal = BENCH_READ_SIGNAL);
 	uint8_t small[BENCH_PLAN_LEN + BENCH_RES_LEN];
 	struct phase ph = { .b = b, .rbuf = small, .cap = sizeof(small) };
 	int r;

@@ -24,6 +24,7 @@
 #ifndef TBS_BENCH_H
 #define TBS_BENCH_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,6 +38,8 @@
 #define BENCH_WARMUP 10 /* round trips before those counted, per block */
 #define BENCH_BLOCKS 10 /* blocks of round trips of each kind */
 #define BENCH_RESULTS (-1) /* the session phase that carries the results */
+/* interrupts a receiving thread's read of the device (session phases) */
+#define BENCH_READ_SIGNAL (SIGRTMIN + 1)
 
 enum bench_kind { BENCH_RAW, BENCH_SESSION, BENCH_KINDS };
 

@@ -10,6 +10,7 @@
 #include <gst/gst.h>
 
 #include "cam.h"
+#include "escape.h"
 
 /* The monitor's cameras, to free with g_list_free_full(.., unref). */
 static GList *cameras(void)
@@ -115,8 +116,11 @@ static void print_camera(GstDevice *d, bool json, bool first)
 		printf(", \"name\": ");
 		json_str(stdout, name);
 		printf(", \"formats\": [");
-	} else {
-		printf("%s  %s\n", node[0] ? node : "(no device node)", name);
+	} else { /* a driver's or a USB descriptor's words: escaped */
+		esc_write(stdout, node[0] ? node : "(no device node)", ESC_TERM);
+		fputs("  ", stdout);
+		esc_write(stdout, name ? name : "", ESC_TERM);
+		putchar('\n');
 	}
 	for (i = 0; i < n; i++) {
 		format_of(gst_caps_get_structure(caps, i), f, sizeof(f));
@@ -124,7 +128,9 @@ static void print_camera(GstDevice *d, bool json, bool first)
 			printf("%s", i ? ", " : "");
 			json_str(stdout, f);
 		} else {
-			printf("    %s\n", f);
+			fputs("    ", stdout);
+			esc_write(stdout, f, ESC_TERM);
+			putchar('\n');
 		}
 	}
 	if (json)

@@ -217,6 +217,8 @@ static int ring_put(struct fwd_mux *m, struct ring *r, const uint8_t *d,
 {
 	uint32_t tail, first;
 
+	if (!n)
+		return 0; /* all written: an idle connection holds no buffer */
 	if (!r->buf) {
 		r->buf = malloc(m->conf->window);
 		if (!r->buf)

@@ -31,7 +31,7 @@ void fwd_text(const uint8_t *s, size_t n, char *out, size_t cap)
 static bool per_connection(const char *event)
 {
 	return !strcmp(event, "open") || !strcmp(event, "close") ||
-	       !strcmp(event, "refuse");
+	       !strcmp(event, "refuse") || !strcmp(event, "accept");
 }
 
 void fwd_log(const struct fwd_log *l, const char *event, const char *fmt, ...)

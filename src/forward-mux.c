@@ -42,6 +42,13 @@
 
 #include "forward-mux.h"
 
+/*
+ * A listener that cannot accept (no descriptor or memory left) stays
+ * readable: it leaves the epoll set for this long, or until a connection
+ * ends, instead of waking the loop again at once.
+ */
+#define ACCEPT_PAUSE_MS 100
+
 /* Markers of the descriptors that are not connections. */
 static char mark_stop, mark_chld, mark_link, mark_sess, mark_listen;
 
@@ -279,6 +286,8 @@ static void on_open(struct fwd_mux *m, const struct fwd_msg *msg)
 static const char *listener_rule(const struct conn *c,
 				 const struct fwd_msg *msg)
 {
+	if (!c->peer_slot) /* its CLOSE, REFUSE or RESET came */
+		return "after the peer ended it";
 	switch (msg->type) {
 	case FWD_ACCEPT:
 		return c->accepted ? "after ACCEPT" : NULL;
@@ -343,8 +352,9 @@ static void on_end(struct fwd_mux *m, struct conn *c, const struct fwd_msg *msg)
 		return;
 	}
 	/* The peer forgot the id: nothing more is sent for it. */
+	if (c->peer_slot)
+		m->peer_slots--;
 	c->peer_slot = false;
-	m->peer_slots--;
 	c->ctl = 0;
 	free(c->pend);
 	c->pend = NULL;
@@ -486,9 +496,12 @@ static void listen_update(struct fwd_mux *m)
 
 	if (m->listen_fd < 0)
 		return;
+	if (m->accept_again && cli_now_ms() >= m->accept_again)
+		m->accept_again = 0;
 	/* No link: accept and reset at once, so that clients do not hang. */
 	want = !m->s || (m->hello_rcvd && m->live < m->conf->max_conns &&
 			 m->peer_slots < m->peer.max_conns);
+	want &= !m->accept_again;
 	if (want == m->listening)
 		return;
 	epoll_ctl(m->ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, m->listen_fd,
@@ -517,6 +530,13 @@ static void on_accept(struct fwd_mux *m)
 
 	fd = accept4(m->listen_fd, (void *)&sa, &len,
 		     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE ||
+		       errno == ENOBUFS || errno == ENOMEM)) {
+		m->accept_again = cli_now_ms() + ACCEPT_PAUSE_MS;
+		fwd_log(&m->conf->log, "accept",
+			"could not accept a connection: %s; again in %d ms, or once a connection ends",
+			strerror(errno), ACCEPT_PAUSE_MS);
+	}
 	if (fd < 0)
 		return;
 	fwd_addr_format((void *)&sa, len, from, sizeof(from));
@@ -597,6 +617,7 @@ static void reap(struct fwd_mux *m)
 		}
 		m->conns[i] = m->conns[--m->nconns];
 		free(c);
+		m->accept_again = 0; /* its descriptor is free */
 	}
 }
 
@@ -620,7 +641,9 @@ static int next_timeout(struct fwd_mux *m)
 		if (first < 0 || c->deadline < first)
 			first = c->deadline;
 	}
-	return first < 0 ? -1 : (int)(first - now);
+	if (m->accept_again && (first < 0 || m->accept_again < first))
+		first = m->accept_again;
+	return first < 0 ? -1 : first <= now ? 0 : (int)(first - now);
 }
 
 static void reap_children(struct fwd_mux *m)

@@ -81,6 +81,7 @@ struct fwd_mux {
 	int ep; /* epoll */
 	int listen_fd;
 	bool listening; /* listen_fd is in the epoll set */
+	int64_t accept_again; /* accepting paused until then (ms); 0: not */
 
 	struct tbs_session *s;
 	int sfd; /* the session's readiness descriptor */

@@ -22,6 +22,10 @@
  * Against a listening side (this program connects):
  *	refuse-escape	answers every OPEN with REFUSE and terminal escapes
  *	early-data	answers OPEN with DATA before ACCEPT
+ *	close-twice	ACCEPT, a window of DATA (more than a client that
+ *			does not read takes), SHUT; after the peer's SHUT,
+ *			CLOSE twice
+ *	reset-after-close  the same, then RESET after the CLOSE
  *
  * Prints every message received and the session's end; exits 0 when the
  * peer aborted the session (or, for "data", closed the connection).
@@ -144,6 +148,31 @@ static int against_connect(const char *sc, const char *arg)
 	return until_abort();
 }
 
+/*
+ * Ends connection @id in order while the peer's client still has bytes
+ * to take (the peer's default window of 1 MiB, sent whole), then sends
+ * @then for it.
+ */
+static int after_close(uint32_t id, uint16_t then)
+{
+	struct fwd_msg m;
+	int i, t;
+
+	if (ctl(FWD_ACCEPT, id, 0, NULL))
+		return 1;
+	for (i = 0; i < 4; i++)
+		if (data(id, FWD_MAX_DATA))
+			return 1;
+	if (ctl(FWD_SHUT, id, 0, NULL))
+		return 1;
+	while ((t = next(&m)) > 0 && !(t == FWD_SHUT && m.id == id))
+		;
+	if (t != FWD_SHUT || ctl(FWD_CLOSE, id, 0, NULL) ||
+	    ctl(then, id, ECONNRESET, NULL))
+		return 1;
+	return until_abort();
+}
+
 static int against_listen(const char *sc)
 {
 	struct fwd_msg m;
@@ -164,6 +193,11 @@ static int against_listen(const char *sc)
 	}
 	if (!strcmp(sc, "early-data"))
 		data(m.id, 10);
+	else if (!strcmp(sc, "close-twice") ||
+		 !strcmp(sc, "reset-after-close"))
+		return after_close(m.id, !strcmp(sc, "close-twice") ?
+						 FWD_CLOSE :
+						 FWD_RESET);
 	else
 		return 2;
 	return until_abort();
@@ -191,7 +225,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!strcmp(argv[3], "refuse-escape") ||
-	    !strcmp(argv[3], "early-data"))
+	    !strcmp(argv[3], "early-data") ||
+	    !strcmp(argv[3], "close-twice") ||
+	    !strcmp(argv[3], "reset-after-close"))
 		r = against_listen(argv[3]);
 	else
 		r = against_connect(argv[3], argc > 4 ? argv[4] : NULL);

@@ -83,6 +83,39 @@ check "DATA before ACCEPT is refused" \
 	grep -q "DATA on connection 1 before ACCEPT" "$TMP/h.out"
 check "the listening forward still runs" kill -0 "$l"
 
+# After the connecting side closed a connection, nothing more may come for
+# it, even while the listening side still writes to its client (one that
+# does not read, on a UNIX socket that takes less than the window).  Each
+# case on a stream of its own, so that the next does not meet the end of
+# the last session.
+stop_bg "$l"
+n=0
+for sc in close-twice reset-after-close; do
+	n=$((n + 1))
+	fwd "$H2" "$TMP/u$n.log" "hosu$n" --listen "unix:$TMP/hosu$n.sock"
+	u=$FWD_PID
+	timeout 60 "$HOSTILE_FWD" "$H1" "hosu$n" "$sc" >"$TMP/h.out" 2>&1 &
+	hp=$!
+	link_up "$TMP/u$n.log"
+	# a client that sends nothing and reads nothing until told to end
+	timeout 60 python3 -c 'import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.shutdown(socket.SHUT_WR)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)' "$TMP/hosu$n.sock" "$TMP/done$n" &
+	cp=$!
+	wait $hp
+	st=$?
+	touch "$TMP/done$n"
+	wait $cp
+	check "$sc: refused (exit $st)" sh -c "[ $st -eq 0 ] && grep -q \
+		'on connection 1 after the peer ended it' '$TMP/h.out'"
+	[ $st -eq 0 ] || sed 's/^/#   /' "$TMP/h.out"
+	check "$sc: the listening forward still runs" kill -0 "$u"
+	stop_bg "$u"
+done
+
 # After all that, a correct peer is served again.
 lp2=$(free_port)
 fwd "$H1" "$TMP/ok.log" hos --listen "$lp2"

@@ -182,4 +182,75 @@ else
 	skip "no IPv6 on the loopback"
 	skip "no IPv6 on the loopback"
 fi
+
+# --- idle connections hold no buffer ------------------------------------------
+# With the largest window, 8 connections that exchanged a line and now
+# wait: the bytes were written out at once, so neither side keeps a
+# window's buffer for them (8 x 64 MiB of address space if it did).
+W=$((64 << 20))
+ip=$(free_port)
+fwd "$H2" "$TMP/idle.c" idle --exec cat --window $W
+c=$FWD_PID
+fwd "$H1" "$TMP/idle.l" idle --listen "$ip" --window $W
+l=$FWD_PID
+check "the link comes up" link_up "$TMP/idle.l"
+vm() { sed -n 's/^VmSize:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+pl=$(pgrep -P "$l")
+pc=$(pgrep -P "$c")
+l0=$(vm "$pl")
+c0=$(vm "$pc")
+rm -f "$TMP/idle.done"
+timeout 60 python3 -c 'import os, socket, sys, time
+cs = [socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+      for i in range(8)]
+for s in cs:
+    s.sendall(b"ping\n")
+for s in cs:
+    assert s.recv(16) == b"ping\n"
+open(sys.argv[2], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)' "$ip" "$TMP/idle.ready" "$TMP/idle.done" &
+cp=$!
+check "8 connections exchanged a line" wait_for 30 test -e "$TMP/idle.ready"
+dl=$(($(vm "$pl") - l0))
+dc=$(($(vm "$pc") - c0))
+touch "$TMP/idle.done"
+wait $cp
+# a window's buffer per connection would be 8 x 65536 kB
+check "the listening side holds no window per idle connection (+$dl kB)" \
+	test "$dl" -lt $((4 * 65536))
+check "the connecting side neither (+$dc kB)" test "$dc" -lt $((4 * 65536))
+stop_bg "$l"
+stop_bg "$c"
+
+# --- no descriptor left: the listener pauses instead of spinning --------------
+# Once the link is up, the listening side's descriptor limit is put below
+# those it holds: it cannot accept the client that waits; it says so (-v)
+# once per pause, not in a busy loop, and serves the client once it can.
+ep=$(free_port)
+fwd "$H2" "$TMP/nofd.c" nofd --connect "127.0.0.1:$hp"
+c=$FWD_PID
+fwd "$H1" "$TMP/nofd.l" nofd --listen "$ep"
+l=$FWD_PID
+check "the link comes up" link_up "$TMP/nofd.l"
+p=$(pgrep -P "$l")
+soft=$(prlimit --pid "$p" --nofile --noheadings --output SOFT)
+prlimit --pid "$p" --nofile=3:
+t0=$(date +%s%N)
+curl -s --max-time 60 -o "$TMP/got/nofd" "http://127.0.0.1:$ep/f5" &
+cu=$!
+sleep 1 # what it does meanwhile is counted against the time it took
+prlimit --pid "$p" --nofile="$soft":
+ms=$((($(date +%s%N) - t0) / 1000000))
+n=$(grep -c "could not accept a connection: Too many open files" \
+	"$TMP/nofd.l")
+check "no descriptor: it says it cannot accept ($n times)" test "$n" -ge 1
+# one try per 100 ms pause; a loop would make it thousands
+check "and does not try again in a loop ($n times in $ms ms)" \
+	test "$n" -le $((ms / 50 + 10))
+wait "$cu"
+same "$TMP/www/f5" "$TMP/got/nofd" \
+	"with descriptors again, the client that waited is served"
+stop_bg "$l"
+stop_bg "$c"
 done_testing

@@ -32,6 +32,19 @@ status 2 "a stream name too long" cam "$H1" recv --stream waytoolongname
 status 0 "--list" cam "$H1" --list
 check "--list --json is JSON with a list of cameras" sh -c \
 	"$(printf '%q' "$TBSTREAM") cam --list --json | python3 -c 'import json, sys; assert isinstance(json.load(sys.stdin)[\"cameras\"], list)'"
+# A camera whose name, node and format hold terminal escapes (a plugin of
+# the tests): listed, escaped.
+mkdir "$TMP/fakecam"
+cp "$FAKE_CAMERA" "$TMP/fakecam/"
+GST_PLUGIN_PATH_1_0="$TMP/fakecam" GST_REGISTRY_1_0="$TMP/fakecam.reg" \
+	cam "$H1" --list >"$TMP/list.out" 2>&1
+check "--list: the camera with escapes in its name is listed" \
+	grep -q "fake camera" "$TMP/list.out"
+is "--list: none of its control characters reaches the terminal" \
+	"$(tr -d '\n' <"$TMP/list.out" | tr -dc '\000-\037\177' | wc -c)" 0
+check "--list: nor its bidirectional override" \
+	sh -c "! grep -q \"\$(printf '\342\200\256')\" '$TMP/list.out'"
+sed 's/^/# /' "$TMP/list.out"
 status 3 "send from a camera that is not there" \
 	cam "$H1" send /nonexistent/video0 --timeout 2
 has_msg "and says so" "no camera at '/nonexistent/video0'"

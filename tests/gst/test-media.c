@@ -76,6 +76,22 @@ static void test_codec(void)
 	tbs_media_segment_encode(b, &s);
 	ok(tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
 	   "a segment that stops before it starts is refused");
+	s.stop = TBS_MEDIA_NONE;
+	s.base = (uint64_t)INT64_MAX + 1;
+	tbs_media_segment_encode(b, &s);
+	ok(tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
+	   "a segment whose base is 2^63 or more is refused");
+	s.base = 10;
+	s.position = TBS_MEDIA_NONE - 1;
+	tbs_media_segment_encode(b, &s);
+	ok(tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
+	   "a segment with a position of 2^64 - 2 is refused");
+	s.position = TBS_MEDIA_NONE;
+	s.time = INT64_MAX;
+	tbs_media_segment_encode(b, &s);
+	ok(!tbs_media_segment_decode(b, TBS_MEDIA_SEGMENT_LEN, &t),
+	   "a segment whose times are below 2^63 decodes");
+	s.time = 0;
 	n = tbs_media_caps_encode(b, "video/x-raw\n", 12);
 	ok(tbs_media_caps_decode(b, n, &text, &n),
 	   "caps with a control character are refused");
@@ -117,6 +133,19 @@ static void test_sync(void)
 	}
 	ok(y.offset < 5000 * ms - 40 * ms,
 	   "the offset follows a drifting clock");
+
+	/* times from a hostile peer: no overflow, nothing absurd kept */
+	tbs_sync_reset(&y, 10 * ms);
+	for (i = 0; i < 10; i++)
+		tbs_sync_add(&y, 5000 * ms + i * 33 * ms, i * 33 * ms);
+	t = y.offset;
+	tbs_sync_add(&y, 5330 * ms, INT64_MIN);
+	tbs_sync_add(&y, 5363 * ms, INT64_MIN + 1);
+	ok(y.offset == t && y.latency <= 250 * ms,
+	   "running times near -2^63 leave the offset and bound the latency");
+	tbs_sync_add(&y, 5396 * ms, INT64_MAX);
+	ok(y.offset <= t && y.latency <= 250 * ms,
+	   "a running time near 2^63 moves the offset, with no overflow");
 }
 
 /* ---- a peer played by the test ---- */
@@ -830,6 +859,34 @@ static void test_src_hostile(void)
 }
 
 /*
+ * tbstreamsrc with @props (posting on @bus, if any) in a session with the
+ * sender @p over a new socket pair @sv, after the sender's caps and its
+ * frame 0: whether that frame came out whole.
+ */
+static GstHarness *src_running(struct peer *p, int sv[2], const char *props,
+			       GstBus *bus, gboolean *first)
+{
+	GstHarness *h;
+	GstBuffer *buf;
+
+	socket_pair(sv);
+	peer_begin(p, sv[1], TBS_ROLE_SENDER);
+	h = gst_harness_new_with_element(element("tbstreamsrc", sv[0], props),
+					 NULL, "src");
+	if (bus)
+		gst_element_set_bus(h->element, bus);
+	gst_harness_use_systemclock(h);
+	gst_harness_play(h);
+	peer_wait(p);
+	send_caps(p, RAW_CAPS);
+	send_seq(p, 0, 0);
+	buf = pull(h);
+	*first = buffer_is(buf, 0, 100);
+	gst_clear_buffer(&buf);
+	return h;
+}
+
+/*
  * A sender that begins a message and stops inside it, yet keeps its
  * session alive: the element must still stop.  The sender pushes more
  * than both windows hold, so the receiver is known to be reading inside
@@ -934,26 +991,15 @@ static void test_src_stop_inside(void)
 		"an end, then nothing",
 	};
 	struct peer p = { .window = HALF_WINDOW };
+	gboolean first;
 	GstHarness *h;
-	GstBuffer *buf;
 	int sv[2], k, r;
 
 	for (k = 0; k < HALF_N; k++) {
-		socket_pair(sv);
-		peer_begin(&p, sv[1], TBS_ROLE_SENDER);
-		h = gst_harness_new_with_element(
-			element("tbstreamsrc", sv[0], "window=524288"), NULL,
-			"src");
-		gst_harness_use_systemclock(h);
-		gst_harness_play(h);
-		peer_wait(&p);
-		send_caps(&p, RAW_CAPS);
-		send_seq(&p, 0, 0);
-		buf = pull(h);
+		h = src_running(&p, sv, "window=524288", NULL, &first);
 		r = send_half(&p, (enum half_kind)k);
-		ok(buffer_is(buf, 0, 100) && !r,
-		   "src: the sender sent a frame, then %s (%d)", what[k], r);
-		gst_clear_buffer(&buf);
+		ok(first && !r, "src: the sender sent a frame, then %s (%d)",
+		   what[k], r);
 		if (!ok(stop_bounded(h->element),
 			"src: stops while the sender, alive, sent %s",
 			what[k]))
@@ -1019,25 +1065,13 @@ static void test_src_peer_words(void)
 	static const char evil[] = "evil\x1b[2J\r\nfake line\xe2\x80\xae\xc2\x9b"
 				   "31m\x7f \xc3\xa9t\xc3\xa9";
 	struct peer p = { 0 };
-	gboolean error = FALSE, said = FALSE, clean = TRUE;
+	gboolean error = FALSE, said = FALSE, clean = TRUE, first;
 	GstBus *bus = gst_bus_new();
 	GstHarness *h;
-	GstBuffer *buf;
 	gchar *text;
 	int sv[2];
 
-	socket_pair(sv);
-	peer_begin(&p, sv[1], TBS_ROLE_SENDER);
-	h = gst_harness_new_with_element(element("tbstreamsrc", sv[0], ""),
-					 NULL, "src");
-	gst_element_set_bus(h->element, bus);
-	gst_harness_use_systemclock(h);
-	gst_harness_play(h);
-	peer_wait(&p);
-	send_caps(&p, RAW_CAPS);
-	send_seq(&p, 0, 0);
-	buf = pull(h);
-	gst_clear_buffer(&buf);
+	h = src_running(&p, sv, "", bus, &first);
 	tbs_session_abort(p.s, -EIO, evil);
 	while (!said && !error && (text = next_text(bus, &error))) {
 		said = strstr(text, "peer aborted: evil") &&
@@ -1046,7 +1080,7 @@ static void test_src_peer_words(void)
 		clean &= clean_text(text);
 		g_free(text);
 	}
-	ok(said, "src: the peer's abort is told, its words kept");
+	ok(first && said, "src: the peer's abort is told, its words kept");
 	ok(clean, "src: no control, format or stray byte of the peer's words is posted");
 	peer_end(&p);
 	gst_element_set_state(h->element, GST_STATE_NULL);

@@ -3,19 +3,23 @@
  * Sessions over the simulated device: two hosts of a tbsim fabric, one
  * stream between them, one session on each /dev/tbstreamX, with the
  * simulator's own faults (credit wedge towards a closed peer, corrupted
- * and dropped frames, unplug, a peer that closes).  Each case mounts its
- * own simulator; tbsim --watch-pid unmounts it even if this test is killed.
+ * and dropped frames, unplug, a peer that closes), and receivers that read
+ * the device themselves (TBS_SESSION_CALLER_READS) when the cable goes or
+ * the peer is killed.  Each case mounts its own simulator; tbsim
+ * --watch-pid unmounts it even if this test is killed.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
-#include "session-pair.h"
+#include "session-caller.h"
 #include "../tap.h"
 
 #define MiB (1024 * 1024)
 
 struct sim {
 	char dir[64], mnt[96], ctl[128], c1[160], c2[160];
+	char dev1[320], dev2[320];
 	int fd1, fd2;
 };
 
@@ -59,16 +63,19 @@ static int get(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-/* Opens /dev/tbstreamX of a stream directory, waiting for the node. */
-static int open_dev(const char *host, const char *stream)
+/*
+ * Opens /dev/tbstreamX of a stream directory, waiting for the node; its
+ * path goes to @path.
+ */
+static int open_dev(const char *host, const char *stream, char *path)
 {
-	char path[320], idx[16];
+	char idx[16];
 	int i, fd = -1;
 
-	snprintf(path, sizeof(path), "%s/index", stream);
+	snprintf(path, 320, "%s/index", stream);
 	if (get(path, idx, sizeof(idx)))
 		return -1;
-	snprintf(path, sizeof(path), "%s/dev/tbstream%d", host, atoi(idx));
+	snprintf(path, 320, "%s/dev/tbstream%d", host, atoi(idx));
 	for (i = 0; i < 100 && fd < 0; i++) {
 		fd = open(path, O_RDWR | O_NONBLOCK);
 		if (fd < 0)
@@ -107,9 +114,9 @@ static int sim_pair(struct sim *m)
 		usleep(50000);
 	}
 	snprintf(p, sizeof(p), "%s/host1", m->mnt);
-	m->fd1 = open_dev(p, s1);
+	m->fd1 = open_dev(p, s1, m->dev1);
 	snprintf(p, sizeof(p), "%s/host2", m->mnt);
-	m->fd2 = open_dev(p, s2);
+	m->fd2 = open_dev(p, s2, m->dev2);
 	return m->fd1 >= 0 && m->fd2 >= 0 ? 0 : -1;
 }
 
@@ -261,6 +268,89 @@ static void test_peer_closes(void)
 	sim_stop(&m);
 }
 
+/*
+ * The far end of caller_case(), in a process of its own: a session on
+ * host2's device that echoes every message until it fails.
+ */
+static void echo_process(struct sim *m, const struct tbs_session_opts *o)
+{
+	struct echo e = { 0 };
+	int rb = open(m->dev2, O_RDWR);
+
+	alarm(120);
+	if (rb < 0 || tbs_session_new(&e.s, rb, m->fd2, o) ||
+	    tbs_session_start(e.s))
+		_exit(1);
+	echo_main(&e);
+	_exit(0);
+}
+
+/*
+ * Request and reply over the device, receivers reading it themselves (a
+ * blocking descriptor to read, the non-blocking one to write), the echo
+ * in another process, until a receiver waits in read(2) with no
+ * time-out; then @cmd (to the control file), or the echo process is
+ * killed if NULL.
+ */
+static void caller_case(const char *what, const char *cmd, const char *expect)
+{
+	struct tbs_session_opts o = TBS_OPTS_INIT(tbs_session_opts,
+						  .idle_ms = 3000);
+	struct tbs_session *sa = NULL;
+	struct blocked b = { 0 };
+	struct sim m;
+	pid_t pid;
+	int ra;
+
+	if (!start(&m, "--rate 40000000"))
+		return;
+	caller_opts(&o);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		echo_process(&m, &o);
+	close(m.fd2);
+	m.fd2 = -1;
+	ra = open(m.dev1, O_RDWR);
+	if (pid < 0 || ra < 0 || tbs_session_new(&sa, ra, m.fd1, &o)) {
+		ok(0, "%s: sessions made", what);
+		goto out;
+	}
+	ok(!tbs_session_start(sa) && round_trips(sa, 30),
+	   "%s: round trips over the device", what);
+	b.s = sa;
+	pthread_create(&b.thread, NULL, recv_blocked, &b);
+	ok(receiver_in_read(sa), "%s: a receiver is blocked in read(2)",
+	   what);
+	if (!cmd)
+		kill(pid, SIGKILL);
+	else if (put(m.ctl, cmd))
+		printf("# could not write '%s' to the control file\n", cmd);
+	pthread_join(b.thread, NULL);
+	ok(b.r < 0, "%s: the receiver fails (%d)", what, (int)b.r);
+	ok(strstr(tbs_session_error(sa), expect) != NULL,
+	   "%s: and says why: %s", what, tbs_session_error(sa));
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	tbs_session_free(sa);
+	if (ra >= 0)
+		close(ra);
+	sim_stop(&m);
+}
+
+static void test_caller_unplug(void)
+{
+	caller_case("receiver reading, unplug", "unplug\n", "went away");
+}
+
+static void test_caller_peer_killed(void)
+{
+	caller_case("receiver reading, peer killed", NULL, "peer closed");
+}
+
 int main(void)
 {
 	if (access("/dev/fuse", R_OK | W_OK)) {
@@ -272,5 +362,7 @@ int main(void)
 	test_corrupt_drop();
 	test_unplug();
 	test_peer_closes();
+	test_caller_unplug();
+	test_caller_peer_killed();
 	return tap_done();
 }
