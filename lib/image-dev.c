@@ -361,34 +361,6 @@ bool tbsi_img_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
-/**
- * tbsi_write_all() - write all of @buf, retrying short writes
- * @fd:  the file
- * @buf: the bytes
- * @len: how many
- * @off: where, or -1 for the file's position
- *
- * Return: 0 or a negative errno (-EIO when the file takes nothing).
- */
-int tbsi_write_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const uint8_t *p = buf;
-	ssize_t n;
-
-	while (len) {
-		n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		if (off >= 0)
-			off += n;
-	}
-	return 0;
-}
-
 int tbsi_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;

@@ -108,7 +108,6 @@ int tbsi_img_journal_write(int dfd, const char *name,
 int tbsi_img_sidecar_write(int dfd, const char *base,
 			   const struct tbs_image_info *i,
 			   struct tbs_error *err);
-int tbsi_write_all(int fd, const void *buf, size_t len, off_t off);
 int tbsi_pread_all(int fd, void *buf, size_t len, uint64_t off);
 
 /* image-send.c / image-recv.c: the ERROR record */

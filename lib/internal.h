@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "tbstream.h"
 
@@ -30,6 +31,9 @@ int tbsi_write_attr(const char *path, const char *val, struct tbs_error *err);
 
 __attribute__((format(printf, 3, 4))) int
 tbsi_err(struct tbs_error *err, int code, const char *fmt, ...);
+
+/* Writes all of @buf at @off (-1: at the file's position); 0 or -errno. */
+int tbsi_write_all(int fd, const void *buf, size_t len, off_t off);
 
 /* The end of member @m of struct type @t. */
 #define tbsi_offsetofend(t, m) (offsetof(t, m) + sizeof(((t *)0)->m))

@@ -715,23 +715,6 @@ static int on_file(struct rx *rx, const struct tree_msg *m)
 	return f->fd == -EPERM ? 0 : f->fd < 0 ? f->fd : 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	ssize_t w;
-
-	while (n) {
-		w = pwrite(fd, p, n, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* Stops writing the current file: what was written of it goes. */
 static void drop_current(struct rx *rx, struct rx_entry *re)
 {
@@ -760,7 +743,7 @@ static int on_data(struct rx *rx, const struct tree_msg *m)
 	rx->st.bytes_data += m->len;
 	if (f->fd < 0)
 		return 0;
-	r = write_all(f->fd, m->data, m->len, m->a);
+	r = tbsi_write_all(f->fd, m->data, m->len, (off_t)m->a);
 	if (r) {
 		drop_current(rx, re);
 		r = rx_refuse(rx, &re->n, "writing: %s", strerror(-r));
