@@ -209,13 +209,14 @@ fi
 # --- nbd-client starts with no signal blocked or ignored ------------------------
 # A stand-in nbd-client on the PATH notes its signal state ($1: -unix to
 # connect, -d to disconnect); a block device nobody connected stands for
-# the nbd one.
+# the nbd one.  It reads its own state after exec: a shell that forks a
+# reader blocks every signal around the fork, which the reader could see.
 if [ "$(id -u)" -eq 0 ] && [ -b /dev/loop0 ] && [ ! -e /sys/block/loop0/pid ]
 then
 	mkdir "$TMP/fake"
 	cat >"$TMP/fake/nbd-client" <<-EOF
 		#!/bin/sh
-		grep '^Sig' /proc/\$\$/status >"$TMP/nbdc\$1"
+		exec grep '^Sig' /proc/self/status >"$TMP/nbdc\$1"
 	EOF
 	chmod +x "$TMP/fake/nbd-client"
 	start_share "$TMP/disk.img"
