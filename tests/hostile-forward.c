@@ -211,18 +211,30 @@ int main(int argc, char **argv)
 	struct tbs_error e = { 0 };
 	struct tbs_endpoint ep;
 	struct tbs_stream st;
-	int r;
+	int r, tries;
 
 	if (argc < 4)
 		return 2;
-	if (tbs_stream_up(argv[1], NULL, argv[2], NULL, &st, &e) < 0 ||
-	    tbs_endpoint_open(argv[1], &st, 20000, 0, &ep, &e)) {
-		fprintf(stderr, "hostile-forward: %s\n", e.msg);
-		return 1;
-	}
-	if (tbs_session_new(&s, ep.rfd, ep.wfd, &o) || tbs_session_start(s)) {
-		fprintf(stderr, "hostile-forward: %s\n", tbs_session_error(s));
-		return 1;
+	if (tbs_stream_up(argv[1], NULL, argv[2], NULL, &st, &e) < 0)
+		goto err_up;
+	/*
+	 * The forward closes its end after each refused session and opens it
+	 * again: a HELLO sent in between meets the closed end, and this peer
+	 * tries again, a few times.
+	 */
+	for (tries = 0;; tries++) {
+		if (tbs_endpoint_open(argv[1], &st, 20000, 0, &ep, &e))
+			goto err_up;
+		if (tbs_session_new(&s, ep.rfd, ep.wfd, &o))
+			goto err_session;
+		r = tbs_session_start(s);
+		if (!r)
+			break;
+		if (r != -ECONNRESET || tries == 4)
+			goto err_session;
+		tbs_session_free(s);
+		s = NULL;
+		tbs_endpoint_close(&ep);
 	}
 	if (!strcmp(argv[3], "refuse-escape") ||
 	    !strcmp(argv[3], "early-data") ||
@@ -236,4 +248,12 @@ int main(int argc, char **argv)
 	tbs_session_free(s);
 	tbs_endpoint_close(&ep);
 	return r;
+
+err_session:
+	fprintf(stderr, "hostile-forward: %s\n",
+		s ? tbs_session_error(s) : "out of memory");
+	return 1;
+err_up:
+	fprintf(stderr, "hostile-forward: %s\n", e.msg);
+	return 1;
 }
