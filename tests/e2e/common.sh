@@ -23,6 +23,22 @@ up_pair() {
 
 # cmp_tree A B: the two trees hold the same entries, contents, modes and
 # times (tree-compare.py names the differences).
+# send_to PID SEND_ARGS...: once the receiver PID (started in the
+# background, its output in $TMP/r.json and r.err) is waiting, sends from
+# host1 with SEND_ARGS; sets RS and RR to both exit statuses and shows
+# both error outputs.
+send_to() {
+	local r=$1
+	shift
+	sleep 0.3
+	ts "$H1" send --json "$@" >"$TMP/s.json" 2>"$TMP/s.err"
+	RS=$?
+	wait "$r"
+	RR=$?
+	sed 's/^/# send: /' "$TMP/s.err"
+	sed 's/^/# recv: /' "$TMP/r.err"
+}
+
 cmp_tree() { python3 "$TOP_SRCDIR/tests/e2e/tree-compare.py" "$@"; }
 
 # json FILE KEY: one field of a JSON summary.

@@ -25,7 +25,7 @@ sim_start --adv-delay 100
 # xfer SEND_ARGS -- RECV_ARGS: the receiver first (in a mount namespace
 # of its own when $RECV_NS names a script to run there); sets RS, RR.
 xfer() {
-	local sargs=() rargs=() r
+	local sargs=() rargs=()
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do sargs+=("$1"); shift; done
 	shift
 	rargs=("$@")
@@ -36,14 +36,7 @@ xfer() {
 		ts "$H2" recv --json "${rargs[@]}" >"$TMP/r.json" \
 			2>"$TMP/r.err" &
 	fi
-	r=$!
-	sleep 0.3
-	ts "$H1" send --json "${sargs[@]}" >"$TMP/s.json" 2>"$TMP/s.err"
-	RS=$?
-	wait $r
-	RR=$?
-	sed 's/^/# send: /' "$TMP/s.err"
-	sed 's/^/# recv: /' "$TMP/r.err"
+	send_to "$!" "${sargs[@]}"
 }
 
 # ---- 1. Everything a file carries ----

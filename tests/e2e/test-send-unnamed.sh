@@ -24,19 +24,12 @@ sim_start --adv-delay 100
 # prefix, and with $UMASK) first, then the sender; sets RS, RR.
 WRAP= UMASK=022
 xfer() {
-	local src=$1 dst=$2 r
+	local src=$1 dst=$2
 	shift 2
 	(umask "$UMASK" && exec $WRAP timeout -k 3 "$T" "$TBSTREAM" \
 		--sysroot "$H2" recv --json "$@" "$dst") \
 		>"$TMP/r.json" 2>"$TMP/r.err" &
-	r=$!
-	sleep 0.3
-	ts "$H1" send --json "$src" >"$TMP/s.json" 2>"$TMP/s.err"
-	RS=$?
-	wait $r
-	RR=$?
-	sed 's/^/# send: /' "$TMP/s.err"
-	sed 's/^/# recv: /' "$TMP/r.err"
+	send_to "$!" "$src"
 }
 
 # unnamed_in DIR: a process holds an unnamed file made in DIR
