@@ -897,10 +897,16 @@ int tbs_session_confirm(struct tbs_session *s);
  * Finishes the outgoing stream if that was not done, confirms the incoming
  * stream once it ended and was read completely, and exchanges BYE, so that
  * neither side closes while the other has data in flight.  Every step is
- * bounded by the session's time-outs.  Call tbs_session_free() afterwards.
+ * bounded by the session's time-outs (a peer that is alive but does not
+ * read holds it up to the confirm time-out).  To end it sooner, another
+ * thread may call tbs_session_abort() while it runs: it then returns that
+ * abort's error within a fraction of a second, and the session's threads
+ * are stopped once, by whichever of the two calls comes first, before
+ * either returns.  Call tbs_session_free() afterwards, once both returned.
  *
  * Return: 0 when both directions were confirmed; -EBUSY when the peer's data
- * was not read to its end; or the session's error.
+ * was not read to its end; or the session's error (the abort's @err after
+ * a tbs_session_abort() from another thread).
  */
 int tbs_session_close(struct tbs_session *s);
 
@@ -913,8 +919,16 @@ int tbs_session_close(struct tbs_session *s);
  *
  * Sends ABORT with @err and @msg to the peer, whose calls then fail with
  * @err and "peer aborted: @msg", and stops the session's threads (waiting
- * at most a fraction of a second for the ABORT to leave).  Calls on this side fail
- * with @err afterwards.  Call tbs_session_free() next.
+ * at most a fraction of a second for the ABORT to leave, and at most two
+ * seconds for a peer that keeps sending).  Calls on this side fail with
+ * @err afterwards, and those blocked in another thread return it:
+ * tbs_session_start(), tbs_session_send(), tbs_session_recv(),
+ * tbs_session_finish() and tbs_session_close() (which is how an orderly
+ * close that waits for a peer that does not read is cut short).  It may be
+ * called from any thread at any time between tbs_session_new() and
+ * tbs_session_free(), also several times, also while tbs_session_close()
+ * runs; once a close returned, it only records @err.  Call
+ * tbs_session_free() next, once every other call on @s returned.
  *
  * Return: 0, or -EINVAL when @err is not a negative errno.
  */

@@ -134,7 +134,6 @@ struct tbs_session {
 	uint64_t nonce;
 	pthread_t thread; /* the timer thread */
 	pthread_t reader; /* the reader thread */
-	bool thread_started, reader_started;
 	bool rd_block; /* reads block: the reader is stopped by cancellation */
 	bool wr_sock; /* the write descriptor is a socket: no SIGPIPE */
 	bool wr_fifo; /* it is a pipe: SIGPIPE is kept from the writer */
@@ -145,7 +144,9 @@ struct tbs_session {
 	pthread_cond_t rd_cv; /* the reader thread waits for the reads */
 	/* protected by lock */
 	enum session_state state;
+	bool thread_started, reader_started;
 	bool stop;
+	bool stopping; /* a thread joins the threads (stop_thread()) */
 	int err;
 	char msg[256]; /* written once, then published through error */
 	const char *error; /* "" until the session failed, then msg */

@@ -367,27 +367,44 @@ err_free:
  * Stops both threads: the timer thread first (after a failure it lets the
  * reader drain the peer's data for a while), then the reader, which may
  * be waiting in read(2) for data that never comes: it is cancelled.
+ * Any thread may call it, several at once (tbs_session_abort() while
+ * tbs_session_close() ends): the first joins the threads, the others wait
+ * until it is done, so that each thread is joined once and every caller
+ * returns with both threads gone.
  */
 static void stop_thread(struct tbs_session *s)
 {
-	if (!s->thread_started && !s->reader_started)
-		return;
+	bool timer, reader;
+
 	pthread_mutex_lock(&s->lock);
-	s->stop = true;
-	pthread_cond_broadcast(&s->cv);
-	pthread_cond_broadcast(&s->rd_cv);
-	tbs_session_rd_kick(s);
+	while (s->stopping)
+		pthread_cond_wait(&s->cv, &s->lock);
+	timer = s->thread_started;
+	reader = s->reader_started;
+	if (timer || reader) {
+		s->stop = true;
+		s->stopping = true;
+		pthread_cond_broadcast(&s->cv);
+		pthread_cond_broadcast(&s->rd_cv);
+		tbs_session_rd_kick(s);
+	}
 	pthread_mutex_unlock(&s->lock);
-	if (s->thread_started) {
+	if (!timer && !reader)
+		return;
+	if (timer) {
 		tbs_session_wake(s);
 		pthread_join(s->thread, NULL);
-		s->thread_started = false;
 	}
-	if (s->reader_started) {
+	if (reader) {
 		pthread_cancel(s->reader);
 		pthread_join(s->reader, NULL);
-		s->reader_started = false;
 	}
+	pthread_mutex_lock(&s->lock);
+	s->thread_started = false;
+	s->reader_started = false;
+	s->stopping = false;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void tbs_session_free(struct tbs_session *s)

@@ -5,8 +5,9 @@
  * simulator's own faults (credit wedge towards a closed peer, corrupted
  * and dropped frames, unplug, a peer that closes), and receivers that read
  * the device themselves (TBS_SESSION_CALLER_READS) when the cable goes or
- * the peer is killed.  Each case mounts its own simulator; tbsim
- * --watch-pid unmounts it even if this test is killed.
+ * the peer is killed, and a close that waits for a peer that reads
+ * nothing, aborted from another thread.  Each case mounts its own
+ * simulator; tbsim --watch-pid unmounts it even if this test is killed.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -351,6 +352,102 @@ static void test_caller_peer_killed(void)
 	caller_case("receiver reading, peer killed", NULL, "peer closed");
 }
 
+/*
+ * The far end of test_close_aborted(), in a process of its own: a session
+ * on host2's device whose application reads nothing (its session stays
+ * alive, so the other side's close would wait for the confirm time-out).
+ * Exits 0 once it heard of the abort, 2 on another failure.
+ */
+static void idle_process(struct sim *m)
+{
+	struct tbs_session *s;
+	int i;
+
+	alarm(60);
+	if (tbs_session_new(&s, m->fd2, m->fd2, NULL) || tbs_session_start(s))
+		_exit(1);
+	for (i = 0; i < 400; i++) {
+		if (tbs_session_ready(s) & TBS_SESSION_ERROR)
+			_exit(strstr(tbs_session_error(s),
+				     "peer aborted: stopped by the user") ?
+				      0 :
+				      2);
+		usleep(50000);
+	}
+	_exit(3);
+}
+
+struct closing {
+	struct tbs_session *s;
+	int r;
+};
+
+static void *close_main(void *arg)
+{
+	struct closing *c = arg;
+
+	c->r = tbs_session_close(c->s);
+	return NULL;
+}
+
+/*
+ * tbs_session_close() waits for a peer that reads nothing; another thread
+ * aborts: the close returns (within 20 s, where the confirm time-out is
+ * 60 s) with the abort's error, and the peer process hears of it.
+ */
+static void test_close_aborted(void)
+{
+	static uint8_t buf[256 * 1024];
+	struct closing c = { .r = 1 };
+	struct timespec ts;
+	pthread_t t;
+	struct sim m;
+	pid_t pid;
+	int st = -1;
+
+	if (!start(&m, "--rate 40000000"))
+		return;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		idle_process(&m);
+	close(m.fd2);
+	m.fd2 = -1;
+	if (pid < 0 || tbs_session_new(&c.s, m.fd1, m.fd1, NULL) ||
+	    tbs_session_start(c.s)) {
+		ok(0, "close aborted: sessions started");
+		goto out;
+	}
+	ok(tbs_session_send(c.s, 1, buf, sizeof(buf), 20000) ==
+		   (ssize_t)sizeof(buf),
+	   "close aborted: 256 KiB queued for a peer that reads nothing");
+	pthread_create(&t, NULL, close_main, &c);
+	usleep(500000); /* the close waits for a confirmation */
+	tbs_session_abort(c.s, -ECANCELED, "stopped by the user");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 20;
+	if (pthread_timedjoin_np(t, NULL, &ts)) {
+		printf("not ok - the close did not return\nBail out! the close did not return after an abort\n");
+		fflush(stdout);
+		kill(pid, SIGKILL);
+		sim_stop(&m);
+		_exit(1);
+	}
+	ok(1, "close aborted: the close returned");
+	is_int(c.r, -ECANCELED, "close aborted: with the abort's error");
+	waitpid(pid, &st, 0);
+	pid = -1;
+	is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0,
+	       "close aborted: the peer process heard the ABORT");
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	tbs_session_free(c.s);
+	sim_stop(&m);
+}
+
 int main(void)
 {
 	if (access("/dev/fuse", R_OK | W_OK)) {
@@ -364,5 +461,6 @@ int main(void)
 	test_peer_closes();
 	test_caller_unplug();
 	test_caller_peer_killed();
+	test_close_aborted();
 	return tap_done();
 }
