@@ -115,9 +115,9 @@ void tbs_link_close(struct tbs_link *l)
 }
 
 /*
- * The close of the session stops its threads, as an abort does: the two
- * must not run at once, so the interrupting thread leaves a session that
- * is closing alone.
+ * The close may wait for the peer up to the session's confirm time-out;
+ * an interruption cuts it short (tbs_session_abort() from the
+ * interrupting thread, which the close survives).
  */
 int tbs_link_finish(struct tbs_link *l)
 {
@@ -148,7 +148,7 @@ static void interrupt(struct tbs_link *l, bool all)
 	pthread_mutex_lock(&l->lock);
 	l->interrupted = true;
 	l->aborted |= all;
-	if (l->s && !l->closing && (all || !l->established || l->inside))
+	if (l->s && (all || !l->established || l->inside || l->closing))
 		tbs_session_abort(l->s, -ECANCELED, "the element stopped");
 	pthread_mutex_unlock(&l->lock);
 	wake_set(l);
@@ -158,7 +158,7 @@ void tbs_link_inside(struct tbs_link *l, bool inside)
 {
 	pthread_mutex_lock(&l->lock);
 	l->inside = inside && l->s;
-	if (l->inside && l->interrupted && !l->closing)
+	if (l->inside && l->interrupted)
 		tbs_session_abort(l->s, -ECANCELED, "the element stopped");
 	pthread_mutex_unlock(&l->lock);
 }

@@ -90,18 +90,18 @@ void tbs_link_close(struct tbs_link *l);
 
 /*
  * Ends the session in order (tbs_session_close(): everything sent was
- * confirmed), then as tbs_link_close().  An interruption does not abort
- * that close (which ends within the session's confirm time-out); after
- * one the session is only freed.  Return: 0, -ECANCELED when interrupted
- * before, or the session's error.
+ * confirmed), then as tbs_link_close().  An interruption, before or
+ * while the close waits for the peer, aborts the session: the element
+ * stops at once instead of within the confirm time-out.  Return: 0,
+ * -ECANCELED when interrupted, or the session's error.
  */
 int tbs_link_finish(struct tbs_link *l);
 
 /*
  * Wakes the owner: tbs_link_connect() returns -ECANCELED, a session that
- * is starting is aborted, and tbs_link_wake_fd() becomes readable.  An
- * established session goes on, unless the owner is inside one of its
- * messages (tbs_link_inside()).  tbs_link_resume() undoes it.
+ * is starting or closing is aborted, and tbs_link_wake_fd() becomes
+ * readable.  An established session goes on, unless the owner is inside
+ * one of its messages (tbs_link_inside()).  tbs_link_resume() undoes it.
  */
 void tbs_link_interrupt(struct tbs_link *l);
 /* As tbs_link_interrupt(), and aborts an established session too. */

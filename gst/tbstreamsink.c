@@ -70,6 +70,7 @@ struct _GstTbStreamSink {
 	guint seg_seq;
 	gboolean connected, flushing, stopping;
 	gboolean eos_queued, eos_done;
+	gboolean eos_lost; /* the receiver did not confirm the end */
 	gboolean need_key; /* drop delta frames until a key frame */
 	gboolean has_delta; /* the stream has delta frames at all */
 	gboolean key_wanted; /* ask upstream for a key unit */
@@ -306,27 +307,36 @@ static GstFlowReturn gst_tb_stream_sink_render(GstBaseSink *bs, GstBuffer *buf)
 	return ret;
 }
 
-/* Queues the end of the stream and waits until it was delivered. */
+/*
+ * Queues the end of the stream and waits until it was delivered; FALSE
+ * when it was not and the stream is not live (an error said why).
+ */
 static gboolean sink_eos(GstTbStreamSink *self)
 {
-	gboolean waited = FALSE;
+	gboolean waited = FALSE, lost, done;
 
 	g_mutex_lock(&self->lock);
 	if (self->connected || !self->live) {
-		self->eos_done = FALSE;
+		self->eos_done = self->eos_lost = FALSE;
 		self->eos_queued = TRUE;
 		g_queue_push_tail(&self->queue, item_new(self, NULL));
 		signal_work(self);
+		GST_INFO_OBJECT(self, "end of stream queued: waiting for the receiver to confirm everything");
 		while (!self->eos_done && !self->flushing &&
 		       self->flow == GST_FLOW_OK &&
 		       (self->connected || !self->live))
 			g_cond_wait(&self->cond, &self->lock);
 		waited = TRUE;
 	}
+	lost = waited && !self->live &&
+	       (self->eos_lost || self->flow != GST_FLOW_OK);
+	done = self->eos_done && !self->eos_lost;
 	g_mutex_unlock(&self->lock);
 	GST_DEBUG_OBJECT(self, "end of stream %s",
-			 waited ? "delivered" : "with no receiver");
-	return TRUE;
+			 !waited ? "with no receiver" :
+			 done	 ? "delivered" :
+				   "not confirmed");
+	return !lost;
 }
 
 static void clear_queue(GstTbStreamSink *self)
@@ -356,7 +366,11 @@ static gboolean gst_tb_stream_sink_event(GstBaseSink *bs, GstEvent *ev)
 		g_mutex_unlock(&self->lock);
 		break;
 	case GST_EVENT_EOS:
-		sink_eos(self);
+		if (!sink_eos(self)) {
+			/* not an end of stream: the error ends the pipeline */
+			gst_event_unref(ev);
+			return FALSE;
+		}
 		break;
 	case GST_EVENT_FLUSH_STOP:
 		g_mutex_lock(&self->lock);
@@ -551,6 +565,75 @@ static int read_incoming(GstTbStreamSink *self, struct tbs_session *s)
 	return r == -EAGAIN ? 0 : r ? r : -ECONNRESET;
 }
 
+/* Buffers queued and not sent, the end of the stream aside; lock held. */
+static guint queued_buffers(GstTbStreamSink *self)
+{
+	guint n = g_queue_get_length(&self->queue);
+	struct item *last = g_queue_peek_tail(&self->queue);
+
+	return last && !last->buf ? n - 1 : n;
+}
+
+/* What was lost when the end of the stream was not confirmed (@r). */
+static gchar *unconfirmed_msg(GstTbStreamSink *self, struct tbs_session *s,
+			      int r, guint64 *unacked)
+{
+	struct tbs_session_stats st;
+	gchar *why, *msg;
+	guint queued;
+
+	tbs_session_get_stats(s, &st);
+	*unacked = st.bytes_sent - st.bytes_acked;
+	g_mutex_lock(&self->lock);
+	queued = queued_buffers(self);
+	g_mutex_unlock(&self->lock);
+	if (r == -ECANCELED)
+		why = g_strdup("stopped before the receiver confirmed the end of the stream");
+	else
+		why = g_strdup_printf("the receiver did not confirm the end of the stream (%s)",
+				      tbs_session_error(s)[0] ?
+					      tbs_session_error(s) :
+					      g_strerror(-r));
+	msg = g_strdup_printf("%s: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
+			      " bytes sent were acknowledged and %u buffers not sent, the last buffers may not have arrived",
+			      why, st.bytes_acked, st.bytes_sent, queued);
+	g_free(why);
+	why = tbs_gst_clean(msg); /* the session's error may hold the peer's words */
+	g_free(msg);
+	return why;
+}
+
+/*
+ * The receiver did not confirm the end of the stream (@r says why): what
+ * was sent last may not have arrived.  Not live, that is an error (the
+ * pipeline ends with it, not with the end of the stream).  When the
+ * element itself stopped (the application stopped the pipeline while it
+ * waited), a warning says so, live or not, with the bytes not
+ * acknowledged in its details ("unconfirmed-bytes").
+ */
+static void eos_unconfirmed(GstTbStreamSink *self, struct tbs_session *s,
+			    int r)
+{
+	guint64 unacked;
+	gchar *msg = unconfirmed_msg(self, s, r, &unacked);
+	gboolean live;
+
+	g_mutex_lock(&self->lock);
+	live = self->live;
+	if (!live && r != -ECANCELED)
+		self->flow = GST_FLOW_ERROR;
+	self->eos_lost = TRUE;
+	g_mutex_unlock(&self->lock);
+	GST_WARNING_OBJECT(self, "%s", msg);
+	if (r == -ECANCELED)
+		GST_ELEMENT_WARNING_WITH_DETAILS(self, RESOURCE, WRITE,
+			("%s", msg), (NULL),
+			("unconfirmed-bytes", G_TYPE_UINT64, unacked, NULL));
+	else if (!live)
+		tbs_gst_post_link_error(GST_ELEMENT(self), r, msg);
+	g_free(msg);
+}
+
 /*
  * After the end of the stream went out: the receiver confirms everything.
  * Returns 1 once the session is closed and freed, else its error.
@@ -561,9 +644,12 @@ static int finish_eos(GstTbStreamSink *self, struct tbs_session *s)
 	uint32_t len;
 	int r = tbs_session_finish(s);
 
+	if (r)
+		eos_unconfirmed(self, s, r);
 	while (!r && (r = tbs_media_begin(s, &type, &len, -1)) == 1)
 		r = tbs_media_skip(s, len - TBS_MEDIA_WORD);
 	if (!r) {
+		/* everything was confirmed: a stop may cut the close short */
 		r = tbs_link_finish(&self->link);
 		GST_DEBUG_OBJECT(self, "end of stream confirmed (%d)", r);
 		r = 1;
@@ -669,6 +755,17 @@ static int run_session(GstTbStreamSink *self, struct tbs_session *s)
 	}
 }
 
+/* The end of the stream is queued or sent, and not confirmed yet. */
+static gboolean eos_pending(GstTbStreamSink *self)
+{
+	gboolean r;
+
+	g_mutex_lock(&self->lock);
+	r = self->eos_queued && !self->eos_done;
+	g_mutex_unlock(&self->lock);
+	return r;
+}
+
 /* After the end of the stream: wait until flushed or stopped. */
 static void wait_after_eos(GstTbStreamSink *self)
 {
@@ -705,6 +802,8 @@ static gpointer io_main(gpointer data)
 			wait_after_eos(self);
 			continue;
 		}
+		if (r == -ECANCELED && eos_pending(self))
+			eos_unconfirmed(self, s, r); /* stopped meanwhile */
 		on_disconnected(self, s, r);
 		tbs_link_close(&self->link);
 		if (r == -ECANCELED)

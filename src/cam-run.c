@@ -372,6 +372,18 @@ static void on_error(struct run *r, GstMessage *m)
 	g_main_loop_quit(r->loop);
 }
 
+/*
+ * A warning of the sender stopped while its receiver had not confirmed
+ * the end of the stream: frames may be lost, the run failed.
+ */
+static bool unconfirmed(GstMessage *m)
+{
+	const GstStructure *d = NULL;
+
+	gst_message_parse_warning_details(m, &d);
+	return d && gst_structure_has_field(d, "unconfirmed-bytes");
+}
+
 static gboolean on_bus(GstBus *bus, GstMessage *m, gpointer data)
 {
 	struct run *r = data;
@@ -384,9 +396,11 @@ static gboolean on_bus(GstBus *bus, GstMessage *m, gpointer data)
 		break;
 	case GST_MESSAGE_WARNING:
 		gst_message_parse_warning(m, &err, NULL);
-		if (!r->a->quiet)
+		if (!r->a->quiet || unconfirmed(m))
 			cli_msg("%s: %s", GST_OBJECT_NAME(GST_MESSAGE_SRC(m)),
 				err->message);
+		if (unconfirmed(m) && r->status == EXIT_OK)
+			r->status = EXIT_FAIL;
 		g_clear_error(&err);
 		break;
 	case GST_MESSAGE_EOS:
@@ -468,8 +482,14 @@ static int run_loop(struct run *r)
 	else
 		g_main_loop_run(r->loop);
 	gst_element_set_state(r->pipe, GST_STATE_NULL);
+	/*
+	 * Once it ran, what came after the loop is not news, but for frames
+	 * that may be lost; if it never started, the bus says why.
+	 */
 	while ((m = gst_bus_pop(bus))) {
-		on_bus(bus, m, r);
+		if (failed || (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING &&
+			       unconfirmed(m)))
+			on_bus(bus, m, r);
 		gst_message_unref(m);
 	}
 	if (failed && r->status == EXIT_OK)
@@ -489,6 +509,8 @@ int cam_run(const struct cam_args *a)
 	int st;
 
 	r.pipe = gst_pipeline_new("cam");
+	/* what the elements say while they stop is read after the stop */
+	gst_pipeline_set_auto_flush_bus(GST_PIPELINE(r.pipe), FALSE);
 	r.loop = g_main_loop_new(NULL, FALSE);
 	st = a->send ? build_send(&r) : build_recv(&r);
 	if (!st)
