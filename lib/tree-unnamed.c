@@ -82,27 +82,6 @@ static size_t clamp(long v, long lo, long hi)
 }
 
 /*
- * Grows the process's table of descriptors to @n slots at once.  The
- * kernel grows it by doubling as descriptors are opened, and in a process
- * of several threads each growth waits for an RCU grace period (tens of
- * milliseconds on a busy machine), with the thread that opens stopped:
- * the receiving thread or the one creating files ahead, five or six times
- * on the way to a few thousand descriptors.  Once here, it is once, while
- * the sender is still listing.  A duplicate at slot @n - 1, closed at
- * once, does it; failure only leaves the growth to happen later.
- */
-static void reserve_fds(int any, long n)
-{
-	int fd;
-
-	if (any < 0 || n <= 64)
-		return;
-	fd = fcntl(any, F_DUPFD_CLOEXEC, (int)(n - 1));
-	if (fd >= 0)
-		close(fd);
-}
-
-/*
  * Shares out the descriptors RLIMIT_NOFILE leaves: an eighth to the
  * directories the batches hold, a quarter to the files created ahead
  * and their directories, the rest to unnamed files (none if too few).
@@ -110,13 +89,13 @@ static void reserve_fds(int any, long n)
 static void share_fds(struct rx *rx)
 {
 	long want = RX_BATCHES * RX_COMMIT_FILES + RX_AHEAD_MAX;
-	long room = 1L << 20, open_now = fds_open(), rest;
+	long room = 1L << 20, rest;
 	struct rlimit rl;
 
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)room)
 		room = (long)rl.rlim_cur;
-	room -= open_now + FD_RESERVE;
+	room -= fds_open() + FD_RESERVE;
 	rx->batch_dirs = clamp(room / 8 / RX_BATCHES, 1, RX_COMMIT_DIRS);
 	rx->ahead_max = clamp(room / 8, 0, RX_AHEAD_MAX);
 	rest = room - (long)(RX_BATCHES * rx->batch_dirs + 2 * rx->ahead_max);
@@ -125,9 +104,6 @@ static void share_fds(struct rx *rx)
 	rx->unnamed_max = (unsigned int)clamp(rest, 0, want);
 	rx->batch_fds = rest ? (rx->unnamed_max - rx->ahead_max) / RX_BATCHES
 			     : 0;
-	if (rest && !rx->dry)
-		reserve_fds(rx->root, open_now + FD_RESERVE + room - rest +
-					      (long)rx->unnamed_max);
 }
 
 static int link_empty(int fd, int dfd, const char *name)
