@@ -526,15 +526,57 @@ static int wait_want(struct tx *tx, struct tx_entry *te)
 }
 
 /*
+ * The directory of the file at @path, for opening it by its last
+ * component (@name): files are sent in the walk's order, those of a
+ * directory one after the other, so the directory of the last one sent
+ * is held, and each file costs the lookup of one name, not of its whole
+ * path.  AT_FDCWD when the directory cannot be held (@name is @path).
+ */
+static int src_dir(struct tx *tx, const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+	char *copy;
+	int fd;
+
+	*name = path;
+	if (!slash || !len)
+		return AT_FDCWD;
+	if (tx->dir_fd >= 0 && tx->dir_len == len &&
+	    !memcmp(tx->dir_path, path, len)) {
+		*name = slash + 1;
+		return tx->dir_fd;
+	}
+	copy = strndup(path, len);
+	fd = copy ? open(copy, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (fd < 0) {
+		free(copy);
+		return AT_FDCWD;
+	}
+	if (tx->dir_fd >= 0)
+		close(tx->dir_fd);
+	free(tx->dir_path);
+	tx->dir_fd = fd;
+	tx->dir_path = copy;
+	tx->dir_len = len;
+	*name = slash + 1;
+	return fd;
+}
+
+/*
  * Opens the file listed as @te, if it still is that regular file with the
  * size and time the receiver was told.  Never blocks: a file replaced by
  * a FIFO since it was listed would wait for a writer forever.
  * Return: the descriptor, -ESTALE when it changed, or -errno.
  */
-static int open_listed(const struct tx_entry *te, struct stat *at)
+static int open_listed(struct tx *tx, const struct tx_entry *te,
+		       struct stat *at)
 {
-	int fd = open(te->path,
-		      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	const char *name;
+	int dfd = src_dir(tx, te->path, &name);
+	int fd = openat(dfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				O_CLOEXEC);
 
 	if (fd < 0)
 		return -errno;
@@ -577,7 +619,7 @@ static int send_file(struct tx *tx, struct tx_entry *te)
 	       te->path + te->rel);
 	if ((tx->sflags & TSF_DRY_RUN) || (te->wflags & TWF_DRY))
 		return 0;
-	fd = open_listed(te, &at);
+	fd = open_listed(tx, te, &at);
 	if (fd < 0)
 		return not_sent(tx, te,
 				fd == -ESTALE ? TS_CHANGED : TS_UNREADABLE,
@@ -928,6 +970,7 @@ static int tx_init(struct tx *tx, struct tbs_session *s,
 	memset(tx, 0, sizeof(*tx));
 	tx->s = s;
 	tx->err = err;
+	tx->dir_fd = -1;
 	pthread_mutex_init(&tx->lock, NULL);
 	pthread_cond_init(&tx->cv, NULL);
 	r = TBSI_OPTS_LOAD(&tx->o, opts, arg, change);
@@ -950,6 +993,9 @@ static void tx_free(struct tx *tx)
 	for (i = tx->head; tx->ring && i < tx->n; i++)
 		tx_entry_free(slot(tx, i));
 	tx_walk_free(&tx->walk);
+	if (tx->dir_fd >= 0)
+		close(tx->dir_fd);
+	free(tx->dir_path);
 	free(tx->ring);
 	free(tx->fifo);
 	free(tx->inos);

@@ -53,7 +53,10 @@ struct tx_frame {
 	char **names;
 	size_t next;
 	size_t len; /* of its path */
+	int fd; /* the directory, held (-1: deeper than TX_DIR_FDS) */
 };
+
+#define TX_DIR_FDS 32 /* directories of the current path held open */
 
 struct tx_walk {
 	const char *const *paths;
@@ -62,6 +65,8 @@ struct tx_walk {
 	size_t rel;
 	struct tx_frame *stack;
 	size_t depth, cap;
+	int at_fd; /* the entry being listed: its name relative to ... */
+	const char *at_name; /* ... @at_fd (AT_FDCWD: @path itself) */
 	bool count_only; /* the first pass for the totals: no notes */
 };
 
@@ -93,6 +98,10 @@ struct tx {
 	uint64_t failed; /* entries the receiver failed, beyond the ring */
 	uint64_t errors; /* entries this side could not list or send */
 	uint64_t removed;
+
+	int dir_fd; /* the directory of the last file sent, held */
+	char *dir_path; /* its path, @dir_len bytes */
+	size_t dir_len;
 
 	uint8_t *out; /* the record being filled */
 	size_t out_len;

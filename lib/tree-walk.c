@@ -114,10 +114,10 @@ static int kind_of(struct tx *tx, struct tx_walk *w, const struct stat *sb)
 	return S_ISCHR(sb->st_mode) ? TK_CHR : TK_BLK;
 }
 
-static int read_target(struct tx_entry *te, const char *path)
+static int read_target(struct tx_entry *te, const struct tx_walk *w)
 {
 	char buf[TREE_TARGET_MAX + 1];
-	ssize_t n = readlink(path, buf, sizeof(buf));
+	ssize_t n = readlinkat(w->at_fd, w->at_name, buf, sizeof(buf));
 
 	if (n < 0)
 		return -errno;
@@ -147,12 +147,15 @@ static void fill_meta(struct tx_entry *te, const struct stat *sb)
 	te->ino = sb->st_ino;
 }
 
-/* Hashes file @te for its HASH message; -errno when it cannot. */
-static int hash_listed(struct tx *tx, struct tx_entry *te)
+/* Hashes file @te, being listed, for its HASH message; -errno when it
+ * cannot. */
+static int hash_listed(struct tx *tx, const struct tx_walk *w,
+		       struct tx_entry *te)
 {
 	struct stat sb;
-	int fd = open(te->path,
-		      O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int fd = openat(w->at_fd, w->at_name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+				O_CLOEXEC);
 	int r;
 
 	if (fd < 0)
@@ -192,7 +195,7 @@ static int file_entry(struct tx *tx, struct tx_walk *w, struct tx_entry *te,
 	}
 	if (!linked && !(tx->sflags & TSF_CHECKSUM))
 		return 1;
-	r = hash_listed(tx, te);
+	r = hash_listed(tx, w, te);
 	if (r) {
 		tx_error(tx, "not sent: '%s': %s", w->path,
 			 r == -ESTALE ? "changed while it was being listed"
@@ -227,7 +230,7 @@ static int make_entry(struct tx *tx, struct tx_walk *w, const struct stat *sb,
 	if (kind == TK_FILE)
 		r = file_entry(tx, w, te, sb);
 	else if (kind == TK_SYMLINK)
-		r = read_target(te, w->path) ?: 1;
+		r = read_target(te, w) ?: 1;
 	else
 		r = 1;
 	if (r < 0 && kind == TK_SYMLINK && r != -ENOMEM) {
@@ -261,10 +264,12 @@ static void free_names(char **v)
 	free(v);
 }
 
-/* The names in directory @path, sorted; NULL-terminated. */
-static char **list_dir(const char *path, int *err)
+/* The names in directory @path, open as @fd if not -1, sorted;
+ * NULL-terminated. */
+static char **list_dir(int fd, const char *path, int *err)
 {
-	DIR *d = opendir(path);
+	int dfd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : opendir(path);
 	struct dirent *de;
 	char **v = NULL, **nv;
 	size_t n = 0, cap = 0;
@@ -272,6 +277,8 @@ static char **list_dir(const char *path, int *err)
 	*err = 0;
 	if (!d) {
 		*err = -errno;
+		if (dfd >= 0)
+			close(dfd);
 		return NULL;
 	}
 	while ((de = readdir(d))) {
@@ -302,19 +309,44 @@ static char **list_dir(const char *path, int *err)
 	return v;
 }
 
+/*
+ * Directory w->path, just listed as @w->at_name in @w->at_fd, held while
+ * its entries are listed (each is then looked up by its name alone, not
+ * by its whole path), unless the path holds TX_DIR_FDS already: -1.
+ */
+static int hold_dir(const struct tx_walk *w)
+{
+	if (w->depth >= TX_DIR_FDS)
+		return -1;
+	return openat(w->at_fd, w->at_name,
+		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static void pop_dir(struct tx_walk *w)
+{
+	struct tx_frame *f = &w->stack[--w->depth];
+
+	free_names(f->names);
+	if (f->fd >= 0)
+		close(f->fd);
+}
+
 /* Enters directory w->path (of length @len): its names come next. */
 static int push_dir(struct tx *tx, struct tx_walk *w, size_t len)
 {
 	struct tx_frame *f;
 	char **names;
-	int r;
+	int r, fd;
 
 	if (w->depth >= TREE_DEPTH_MAX) {
 		walk_error(w, tx, "not sent: what is in '%s' is nested too deep",
 			   w->path);
 		return 0;
 	}
-	names = list_dir(w->path, &r);
+	fd = hold_dir(w);
+	names = list_dir(fd, w->path, &r);
+	if (!names && fd >= 0)
+		close(fd);
 	if (r == -ENOMEM)
 		return r;
 	if (!names) {
@@ -328,12 +360,15 @@ static int push_dir(struct tx *tx, struct tx_walk *w, size_t len)
 		f = realloc(w->stack, cap * sizeof(*f));
 		if (!f) {
 			free_names(names);
+			if (fd >= 0)
+				close(fd);
 			return -ENOMEM;
 		}
 		w->stack = f;
 		w->cap = cap;
 	}
-	w->stack[w->depth++] = (struct tx_frame){ .names = names, .len = len };
+	w->stack[w->depth++] =
+		(struct tx_frame){ .names = names, .len = len, .fd = fd };
 	return 0;
 }
 
@@ -347,8 +382,7 @@ static int next_child(struct tx *tx, struct tx_walk *w, struct tx_entry *te)
 	int r;
 
 	if (!name) {
-		free_names(f->names);
-		w->depth--;
+		pop_dir(w);
 		w->path[len] = 0;
 		return 0;
 	}
@@ -361,7 +395,9 @@ static int next_child(struct tx *tx, struct tx_walk *w, struct tx_entry *te)
 	}
 	w->path[len] = '/';
 	memcpy(w->path + len + 1, name, nl + 1);
-	if (lstat(w->path, &sb)) {
+	w->at_fd = f->fd >= 0 ? f->fd : AT_FDCWD;
+	w->at_name = f->fd >= 0 ? w->path + len + 1 : w->path;
+	if (fstatat(w->at_fd, w->at_name, &sb, AT_SYMLINK_NOFOLLOW)) {
 		walk_error(w, tx, "not sent: '%s': %s", w->path,
 			   strerror(errno));
 		return 0;
@@ -417,6 +453,8 @@ static int next_root(struct tx *tx, struct tx_walk *w, struct tx_entry *te)
 	struct stat sb;
 	int r = root_of(arg, w->path, &w->rel);
 
+	w->at_fd = AT_FDCWD;
+	w->at_name = w->path;
 	if (!r && lstat(w->path, &sb))
 		r = -errno;
 	if (r) {
@@ -465,7 +503,7 @@ int tx_walk_next(struct tx *tx, struct tx_walk *w, struct tx_entry *te)
 void tx_walk_free(struct tx_walk *w)
 {
 	while (w->depth)
-		free_names(w->stack[--w->depth].names);
+		pop_dir(w);
 	free(w->stack);
 	w->stack = NULL;
 	w->cap = 0;

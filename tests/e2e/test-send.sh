@@ -192,6 +192,40 @@ is "and the receiver got what one of them sent" "$rr" 0
 ts "$H1" down two
 ts "$H2" down two
 
+# A tree deeper than the directories the sender holds open while it lists
+# (the deepest are then reached by their whole path), with a link, further
+# names (hashed while listed) and an attribute at every level; sent once
+# by a path relative to the working directory, then again compared by
+# hash: nothing differs.
+deep=$TMP/deep/top
+p=$deep
+for i in $(seq 1 40); do
+	mkdir -p "$p"
+	echo "level $i" >"$p/f"
+	ln -s f "$p/s"
+	ln "$p/f" "$p/h"
+	setfattr -n user.level -v "$i" "$p/f" 2>/dev/null
+	p=$p/l$i
+done
+mkdir -p "$TMP/dst-deep"
+here=$PWD
+cd "$TMP/deep"
+ts "$H2" recv --json "$TMP/dst-deep" >"$TMP/r.json" 2>"$TMP/r.err" &
+send_to "$!" top
+cd "$here"
+is "a tree 40 deep, sent by a relative path: send exits 0" "$RS" 0
+is "recv exits 0" "$RR" 0
+check "it arrives the same" cmp_tree "$deep" "$TMP/dst-deep/top"
+is "with the attribute of its deepest file" \
+	"$(getfattr --only-values -n user.level \
+		"$TMP/dst-deep/top$(printf '/l%d' $(seq 1 39))/f" 2>/dev/null)" \
+	"$(getfattr --only-values -n user.level \
+		"$deep$(printf '/l%d' $(seq 1 39))/f" 2>/dev/null)"
+ts "$H2" recv --json "$TMP/dst-deep" >"$TMP/r.json" 2>"$TMP/r.err" &
+send_to "$!" --checksum "$deep"
+is "sent again, compared by hash: send exits 0" "$RS" 0
+is "nothing is sent again" "$(json "$TMP/s.json" files_present)" 40
+
 # Usage errors and a missing path fail before anything is set up.
 status 2 "send without a path: exit 2" ts "$H1" send
 status 2 "a bad stream name: exit 2" ts "$H1" send -s toolongname "$TMP/single"
