@@ -4,11 +4,13 @@
  * plays with the library's own sessions over a socket pair (the elements'
  * "fd" property): what tbstreamsink sends, message by message; what
  * tbstreamsrc makes of a sender's messages, well formed and hostile; key
- * unit requests both ways; restarts of the peer; the live sink's drops.
+ * unit requests both ways; restarts of the peer; the live sink's drops;
+ * elements stopped while they wait for a peer that does not answer.
  * Also the media codec and the clock mapping alone.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +24,7 @@
 #include "../../gst/media-sync.h"
 #include "../../gst/media-wire.h"
 #include "../tap.h"
+#include "../unit/session-relay.h"
 
 #define diag(...) (printf("# " __VA_ARGS__), printf("\n"))
 
@@ -155,6 +158,7 @@ struct peer {
 	int role;
 	struct tbs_session *s;
 	size_t window;
+	int idle_ms; /* 0: the default */
 	int r;
 	pthread_t t;
 };
@@ -165,7 +169,7 @@ static void *peer_start_main(void *arg)
 	struct tbs_session_opts o = TBS_OPTS_INIT(
 		tbs_session_opts, .role = p->role, .id = TBS_MEDIA_ID,
 		.id_len = strlen(TBS_MEDIA_ID), .handshake_ms = T_MS,
-		.window = p->window);
+		.window = p->window, .idle_ms = p->idle_ms);
 
 	p->r = tbs_session_new(&p->s, p->fd, p->fd, &o);
 	if (!p->r)
@@ -960,11 +964,11 @@ static gpointer stop_main(gpointer arg)
 	return NULL;
 }
 
-/* Sets @e to NULL in a thread: whether it got there within T_MS. */
-static gboolean stop_bounded(GstElement *e)
+/* Sets @e to NULL in a thread: whether it got there within @ms. */
+static gboolean stop_within(GstElement *e, int ms)
 {
 	struct stopper x = { .e = e };
-	gint64 end = g_get_monotonic_time() + T_MS * G_TIME_SPAN_MILLISECOND;
+	gint64 end = g_get_monotonic_time() + ms * G_TIME_SPAN_MILLISECOND;
 	gboolean done;
 	GThread *t;
 
@@ -982,6 +986,11 @@ static gboolean stop_bounded(GstElement *e)
 	g_mutex_clear(&x.lock);
 	g_cond_clear(&x.cond);
 	return TRUE;
+}
+
+static gboolean stop_bounded(GstElement *e)
+{
+	return stop_within(e, T_MS);
 }
 
 static void test_src_stop_inside(void)
@@ -1009,6 +1018,65 @@ static void test_src_stop_inside(void)
 		close(sv[0]);
 		close(sv[1]);
 	}
+}
+
+static gpointer finish_main(gpointer arg)
+{
+	return GINT_TO_POINTER(tbs_session_finish(arg));
+}
+
+/*
+ * The sender ended its stream and the source closes in order, but the
+ * sender goes deaf (the relay stops carrying the source's records: it
+ * never hears the source's END, so never confirms it), yet stays alive
+ * (its keep-alives still come): the source's close would go on until its
+ * retransmissions of the END run out (about 9 s), or up to the confirm
+ * time-out (a minute).  Stopping the element aborts it at once: it stops
+ * within STOP_CLOSING_MS (the abort waits at most 2 s for the peer).
+ */
+#define STOP_CLOSING_MS 6000
+static void test_src_stop_closing(void)
+{
+	struct peer p = { .idle_ms = 120000 };
+	gboolean first, stopped;
+	GThread *fin;
+	struct relay r;
+	GstHarness *h;
+	GstBuffer *buf;
+	gint64 t0;
+
+	relay_init(&r);
+	relay_start(&r);
+	peer_begin(&p, r.b, TBS_ROLE_SENDER);
+	h = gst_harness_new_with_element(element("tbstreamsrc", r.a, ""),
+					 NULL, "src");
+	gst_harness_use_systemclock(h);
+	gst_harness_play(h);
+	peer_wait(&p);
+	send_caps(&p, RAW_CAPS);
+	send_seq(&p, 0, 0);
+	buf = pull(h);
+	first = buffer_is(buf, 0, 100);
+	gst_clear_buffer(&buf);
+	r.ab.freeze = true; /* the source's END and confirmation never arrive */
+	ok(first && !send_eos(&p),
+	   "src stopped while closing: a frame, then the end of the stream");
+	fin = g_thread_new("finish", finish_main, p.s);
+	g_usleep(500000); /* the source reads the end, confirms and closes */
+	t0 = g_get_monotonic_time();
+	stopped = stop_within(h->element, STOP_CLOSING_MS);
+	diag("stopped in %" G_GINT64_FORMAT " ms",
+	     (g_get_monotonic_time() - t0) / 1000);
+	if (!ok(stopped,
+		"src stopped while closing: the element stops (within %d s, not at the end of the close)",
+		STOP_CLOSING_MS / 1000))
+		return;
+	tbs_session_abort(p.s, -ECONNRESET, "test peer ends");
+	ok(g_thread_join(fin) != GINT_TO_POINTER(0),
+	   "src stopped while closing: the sender's end was not confirmed");
+	peer_end(&p);
+	gst_harness_teardown(h);
+	relay_stop(&r);
 }
 
 /* Whether @text is safe to print: no control, format or non-UTF-8 byte. */
@@ -1093,6 +1161,7 @@ static void test_src_peer_words(void)
 int main(int argc, char **argv)
 {
 	gst_init(&argc, &argv);
+	signal(SIGPIPE, SIG_IGN); /* the relay writes to ends that closed */
 	if (!tbs_gst_register(NULL))
 		return 1;
 	test_codec();
@@ -1106,6 +1175,7 @@ int main(int argc, char **argv)
 	test_src_keyunit_and_gaps();
 	test_src_hostile();
 	test_src_stop_inside();
+	test_src_stop_closing();
 	test_src_peer_words();
 	return tap_done();
 }
